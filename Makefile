@@ -1,0 +1,12 @@
+# make test : install what is missing, then run the test suite (what CI runs)
+# make app  : install what is missing, then open the app on http://localhost:8501
+.PHONY: install test app
+
+install:
+	bash scripts/install.sh
+
+test: install
+	python3 -m pytest -q
+
+app: install
+	python3 -m streamlit run app/Home.py --server.address localhost --server.headless true

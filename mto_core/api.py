@@ -1,0 +1,115 @@
+"""The public Python API used by the app, the analysis and users' notebooks.
+
+Images are float (B, C, H, W) in [0, 1] (or uint8), masks (B, N) bool with True = masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoint import Checkpoint
+from .data import prepare_images
+from .mto import mto_losses
+from .objective import MIMModel
+from .vit import TokenTrace, patchify
+
+
+@dataclass
+class Reconstruction:
+    """images, masked (masked patches greyed) and reconstruction: (B, C, H, W) in [0, 1];
+    reconstruction keeps the visible pixels and fills masked patches with the prediction;
+    prediction is the raw model output everywhere; patch_error (B, N) mean squared pixel error
+    of the prediction per patch; masked_error (B,) its mean over masked patches."""
+
+    images: torch.Tensor
+    mask: torch.Tensor
+    masked: torch.Tensor
+    prediction: torch.Tensor
+    reconstruction: torch.Tensor
+    patch_error: torch.Tensor
+    masked_error: torch.Tensor
+
+
+def _model(model: MIMModel | Checkpoint) -> MIMModel:
+    return model.model if isinstance(model, Checkpoint) else model
+
+
+def _inputs(model: MIMModel, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg = model.config
+    device = next(model.parameters()).device
+    images = prepare_images(images, cfg.img_size, cfg.in_chans).to(device)
+    if mask.ndim == 1:
+        mask = mask.unsqueeze(0).expand(images.shape[0], -1)
+    if mask.shape != (images.shape[0], cfg.num_patches):
+        raise ValueError(f"mask must be (B, {cfg.num_patches}) for {images.shape[0]} images, got "
+                         f"{tuple(mask.shape)}")
+    return images, mask.to(device=device, dtype=torch.bool)
+
+
+def patch_mask_to_pixels(mask: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, N) patch mask -> (B, 1, H, W) pixel mask."""
+    b, n = mask.shape
+    g = int(round(n**0.5))
+    pix = mask.view(b, 1, g, 1, g, 1).expand(-1, -1, -1, patch_size, -1, patch_size)
+    return pix.reshape(b, 1, g * patch_size, g * patch_size)
+
+
+@torch.no_grad()
+def reconstruct(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> Reconstruction:
+    """Reconstruct the masked patches of ``images`` (any size or channels, converted)."""
+    model = _model(model)
+    images, mask = _inputs(model, images, mask)
+    out = model(images, mask)
+    prediction = model.to_pixels(out.pred.float(), images)
+    pix = patch_mask_to_pixels(mask, model.config.patch_size)
+    recon = torch.where(pix, prediction, images)
+    masked = torch.where(pix, torch.full_like(images, 0.5), images)
+    err = (patchify(prediction, model.config.patch_size) - patchify(images, model.config.patch_size))
+    patch_error = err.pow(2).mean(-1)
+    masked_error = (patch_error * mask).sum(1) / mask.sum(1).clamp_min(1)
+    return Reconstruction(images, mask, masked, prediction, recon, patch_error, masked_error)
+
+
+@torch.no_grad()
+def token_trace(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor,
+                hidden_layers: Collection[int] | None = None,
+                attention_layers: Collection[int] | None = None) -> TokenTrace:
+    """Per-layer token features h^l (B, T, D) and attention maps A^l (B, H, T, T).
+
+    The layers are those that see mask tokens: SimMIM's encoder, MAE's decoder. Layer 0 is the
+    input with position; by default every layer is returned (and always those the model's own MTO
+    losses need). Token 0 is [CLS]; token 1 + i is
+    patch i; ``trace.token_mask`` (B, T) marks the mask tokens.
+    """
+    model = _model(model)
+    images, mask = _inputs(model, images, mask)
+    layers = model.config.mask_layers
+    hidden = range(layers + 1) if hidden_layers is None else hidden_layers
+    attention = range(1, layers + 1) if attention_layers is None else attention_layers
+    return model(images, mask, probs_layers=attention, hidden_layers=hidden).trace
+
+
+def compute_mto_losses(model: MIMModel | Checkpoint, images: torch.Tensor,
+                       mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L_MIM and the MTO terms (L_rec, L_sing, L_ent) of a batch, whether or not the model's
+    config weights them in (the MTO config's tau and K are used)."""
+    model = _model(model)
+    images, mask = _inputs(model, images, mask)
+    k = model.plan.depth
+    with torch.no_grad():
+        out = model(images, mask, probs_layers=range(1, k + 1), hidden_layers=range(k + 1))
+    on = type(model.mto_config)(**{**vars(model.mto_config), "recalibration_weight": 1.0,
+                                   "singularity_weight": 1.0, "entropy_weight": 1.0})
+    return {"mim": out.mim_loss, **mto_losses(out.trace, on, k)}
+
+
+@torch.no_grad()
+def features(model: MIMModel | Checkpoint, images: torch.Tensor) -> torch.Tensor:
+    """Average-pooled encoder features of whole images, (B, D)."""
+    model = _model(model)
+    cfg = model.config
+    device = next(model.parameters()).device
+    return model.features(prepare_images(images, cfg.img_size, cfg.in_chans).to(device))

@@ -1,0 +1,178 @@
+"""Checkpoints: weights in safetensors, the run config in JSON, resumable training state.
+
+A run folder holds ``config.json``, ``metrics.jsonl`` and one folder per saved step::
+
+    runs/x/step-00000470/  model.safetensors  config.json  train_state.pt  metrics.jsonl
+
+Each step folder is written under a temporary name, flushed to disk and renamed in one atomic
+step, so a run killed at any moment leaves only complete checkpoints behind. Weights are never
+unpickled; ``train_state.pt`` (optimizer moments, step counters) is read with
+``torch.load(weights_only=True)`` and only from the project's own runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, RunConfig
+from .objective import MIMModel, build_model
+
+WEIGHTS, CONFIG, STATE, METRICS = "model.safetensors", "config.json", "train_state.pt", "metrics.jsonl"
+_PREFIX = "step-"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode), its config and the folder it came from."""
+
+    model: MIMModel
+    config: RunConfig
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.parent.name if self.path.name.startswith(_PREFIX) else self.path.name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: Path, step: int, model: MIMModel, config: RunConfig,
+                    state: dict[str, Any], keep: int) -> Path:
+    """Write ``run_dir/step-NNNNNNNN`` atomically; keep the newest ``keep`` step folders."""
+    final = run_dir / f"{_PREFIX}{step:08d}"
+    tmp = run_dir / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(tmp / WEIGHTS), metadata={"format": "mto", "method": config.model.method})
+    (tmp / CONFIG).write_text(config.to_json())
+    torch.save(state, tmp / STATE)
+    metrics = run_dir / METRICS
+    if metrics.exists():
+        shutil.copyfile(metrics, tmp / METRICS)
+    for file in tmp.iterdir():
+        with open(file, "rb+") as handle:
+            os.fsync(handle.fileno())
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(run_dir)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete step folders of a run, oldest first."""
+    if not run_dir.is_dir():
+        return []
+    found = [p for p in run_dir.iterdir()
+             if p.is_dir() and p.name.startswith(_PREFIX) and p.name[len(_PREFIX):].isdigit()
+             and all((p / f).is_file() for f in (WEIGHTS, CONFIG, STATE))]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint folder: ``path`` itself if it holds weights, else its newest step folder."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; give a run folder (runs/x) or a "
+                              "checkpoint folder holding model.safetensors and config.json")
+    if (path / WEIGHTS).is_file():
+        return path
+    steps = list_checkpoints(path)
+    if not steps:
+        raise CheckpointError(f"{path} holds no checkpoint (no {WEIGHTS}, no complete "
+                              f"{_PREFIX}* folder). Train one with: mto train --out {path}")
+    return steps[-1]
+
+
+def read_config(folder: Path) -> RunConfig:
+    try:
+        return RunConfig.load(folder / CONFIG)
+    except ConfigError as error:
+        raise CheckpointError(f"{folder}: {error}") from None
+
+
+def load_weights(model: torch.nn.Module, file: Path) -> None:
+    """Load safetensors weights into ``model``, explaining any mismatch of names or shapes."""
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{file} is not a readable safetensors file ({error}); it may be "
+                              "truncated or corrupt. Use another checkpoint or retrain.") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)}"
+                 f" vs {tuple(own[wrong[0]].shape)})" if wrong else ""]
+        raise CheckpointError(f"{file} does not fit the model of its config.json: "
+                              f"{'; '.join(p for p in parts if p)}. It was saved by another "
+                              "architecture or size.")
+    model.load_state_dict(state)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a run folder (its newest checkpoint) or a checkpoint folder, ready for inference."""
+    folder = resolve(path)
+    config = read_config(folder)
+    model = build_model(config.model, config.mto)
+    load_weights(model, folder / WEIGHTS)
+    return Checkpoint(model.to(device).eval(), config, folder)
+
+
+def load_train_state(folder: Path) -> dict[str, Any]:
+    try:
+        return torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged file
+        raise CheckpointError(f"{folder / STATE} cannot be read ({error}); delete that step "
+                              "folder to resume from the one before") from None
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl (a run folder, checkpoint folder or the file); torn lines skipped."""
+    path = Path(path)
+    file = path if path.is_file() else path / METRICS
+    if not file.exists():
+        return []
+    rows = []
+    for line in file.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

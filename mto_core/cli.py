@@ -1,0 +1,128 @@
+"""The ``mto`` command: train and evaluate SimMIM / MAE with or without MTO."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXAMPLES = {
+    "main": """examples:
+  mto train --preset simmim-mto --epochs 1 --out runs/x
+  mto eval runs/x --probe knn
+  mto train --preset simmim-mto --out runs/no-ent --set mto.entropy_weight=0""",
+    "train": """examples:
+  mto train --preset simmim-mto --epochs 1 --out runs/x
+  mto train --preset mae --max-steps 50 --batch-size 64 --out runs/mae-short
+  mto train --preset simmim-mto --out runs/ablate --set mto.singularity_weight=0 --set mto.tau=0.2
+  mto train --preset simmim-mto --epochs 4 --out runs/x --resume      # continue runs/x
+  torchrun --nproc_per_node 2 -m mto_core.cli train --preset mae-mto --out runs/ddp
+
+config keys for --set (section.field=value, value read as JSON):
+  {keys}""",
+    "eval": """examples:
+  mto eval runs/x --probe knn
+  mto eval runs/x --probe linear --json""",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .config import PRESETS, SIZES, known_keys
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="mto", formatter_class=fmt, epilog=EXAMPLES["main"],
+                                     description="Masked Token Optimization for masked image modeling.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", formatter_class=fmt, help="pre-train a model",
+                       epilog=EXAMPLES["train"].format(keys="\n  ".join(known_keys())),
+                       description="Pre-train SimMIM or MAE, with or without MTO, into a run folder.")
+    p.add_argument("--preset", choices=PRESETS, default="simmim-mto", help="method (default simmim-mto)")
+    p.add_argument("--size", choices=SIZES, default=None, help="model size (default tiny: CPU-sized)")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and metrics.jsonl")
+    p.add_argument("--epochs", type=int, help="epochs to train (default 10)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--batch-size", type=int, help="images per process and step (default 128)")
+    p.add_argument("--seed", type=int, help="seed of weights, data order, masks (default 0)")
+    p.add_argument("--device", help="cpu, cuda or auto (default auto)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--config", help="JSON config file (as saved in a run's config.json)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. mto.entropy_weight=0 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("eval", formatter_class=fmt, help="probe a checkpoint's features",
+                       epilog=EXAMPLES["eval"],
+                       description="Accuracy of a probe on frozen features, on the Fashion-MNIST test split.")
+    p.add_argument("dir", help="run folder or checkpoint folder")
+    p.add_argument("--probe", choices=("knn", "linear"), default="knn")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--bank-size", type=int, default=10000, help="training images the probe uses (0 = all)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _train_config(args: argparse.Namespace):
+    from .config import RunConfig, apply_overrides, preset, set_size
+
+    config = RunConfig.load(args.config) if args.config else preset(args.preset)
+    if args.size:
+        set_size(config, args.size)
+    for flag, key in (("epochs", "epochs"), ("max_steps", "max_steps"), ("batch_size", "batch_size"),
+                      ("seed", "seed"), ("device", "device")):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(config.train, key, value)
+    if args.max_steps is not None and args.epochs is None:
+        config.train.epochs = 0
+    return apply_overrides(config, args.set)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .engine import train
+
+    config = _train_config(args)
+    result = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    print(f"trained {result.steps} steps ({result.epochs_done:.2f} epochs), final loss "
+          f"{result.final_loss:.4f}; checkpoint: {result.last_checkpoint}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .engine import resolve_device
+    from .evaluate import evaluate_checkpoint
+
+    device = resolve_device(args.device)
+    checkpoint = load_checkpoint(args.dir, device)
+    result = evaluate_checkpoint(checkpoint, args.probe, args.split, args.bank_size, device,
+                                 progress=not args.json)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "checkpoint": str(checkpoint.path)}))
+    else:
+        print(f"{result.probe} probe accuracy on {result.split} ({result.test_images} images, "
+              f"{result.train_images} training images): {result.accuracy:.4f}  [{checkpoint.path}]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .engine import TrainingError
+
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": _cmd_train, "eval": _cmd_eval}[args.command](args)
+    except (ConfigError, CheckpointError, DataError, TrainingError) as error:
+        print(f"mto {args.command}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError) else 1
+    except KeyboardInterrupt:
+        print(f"mto {args.command}: interrupted; the last checkpoint is kept (use --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Typed run configuration: presets, ``--set key=value`` overrides, JSON round trip.
+
+A run is described by one :class:`RunConfig` made of five sections (``model``, ``mask``,
+``mto``, ``data``, ``train``). It is saved as ``config.json`` next to the weights, so a
+checkpoint always says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+METHODS = ("simmim", "mae")
+PRESETS = ("simmim", "simmim-mto", "mae", "mae-mto")
+SIZES = ("tiny", "vit-s", "vit-b")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key that cannot be used; the message says what to do."""
+
+
+@dataclass
+class ModelConfig:
+    """Network shape. ``size`` names the preset the other fields came from."""
+
+    method: Literal["simmim", "mae"] = "simmim"
+    size: str = "tiny"
+    img_size: int = 28
+    patch_size: int = 4
+    in_chans: int = 1
+    embed_dim: int = 128
+    depth: int = 6
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    decoder_dim: int = 128
+    decoder_depth: int = 2
+    decoder_heads: int = 4
+    norm_pix_loss: bool = False
+    pixel_mean: float = 0.286
+    pixel_std: float = 0.353
+
+    @property
+    def grid(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid**2
+
+    @property
+    def mask_layers(self) -> int:
+        """How many transformer layers see mask tokens (SimMIM: encoder, MAE: decoder)."""
+        return self.depth if self.method == "simmim" else self.decoder_depth
+
+
+@dataclass
+class MaskConfig:
+    """How patches are hidden. ``mask_patch_size`` is in model patches (SimMIM's unit)."""
+
+    kind: Literal["random", "block"] = "random"
+    ratio: float = 0.6
+    mask_patch_size: int = 1
+    min_block: int = 4
+
+
+@dataclass
+class MTOConfig:
+    """Masked Token Optimization parts; each one switches on or off by itself.
+
+    ``depth`` is K of MTO-SPEC.md (null: half the mask-token layers, rounded up).
+    ``recalibrated_layers`` counts the first layers with hard recalibration (null: all).
+    """
+
+    hard_recalibration: bool = False
+    recalibrated_layers: int | None = None
+    recalibration_weight: float = 0.0
+    singularity_weight: float = 0.0
+    entropy_weight: float = 0.0
+    tau: float = 0.1
+    depth: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.hard_recalibration or any(
+            w > 0 for w in (self.recalibration_weight, self.singularity_weight, self.entropy_weight)
+        )
+
+
+@dataclass
+class DataConfig:
+    """Where images come from.
+
+    ``root``: empty for Fashion-MNIST from the system folder, falling back to the subset
+    shipped in the repo; ``shipped`` forces the subset; any other value is a folder.
+    """
+
+    dataset: Literal["fashion-mnist", "folder"] = "fashion-mnist"
+    root: str = ""
+    train_limit: int = 0
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    augment: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. ``lr`` = ``base_lr`` x effective batch / 256 (MAE's rule)."""
+
+    epochs: int = 10
+    max_steps: int = 0
+    batch_size: int = 128
+    accum_steps: int = 1
+    base_lr: float = 1.5e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    min_lr_fraction: float = 0.01
+    clip_grad: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    keep_checkpoints: int = 2
+    knn_every: int = 0
+
+
+@dataclass
+class RunConfig:
+    preset: str = "simmim"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    mto: MTOConfig = field(default_factory=MTOConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
+        config = cls()
+        for key, value in data.items():
+            if key == "preset":
+                config.preset = _coerce("preset", value, str)
+            elif key in _SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"config section '{key}' must be an object")
+                for sub, subvalue in value.items():
+                    set_value(config, f"{key}.{sub}", subvalue, size_preset=False)
+            else:
+                raise ConfigError(f"unknown config section '{key}'; known: preset, {', '.join(_SECTIONS)}")
+        validate(config)
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+        return cls.from_dict(data)
+
+
+_SECTIONS = ("model", "mask", "mto", "data", "train")
+
+SIZE_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(img_size=28, patch_size=4, in_chans=1, embed_dim=128, depth=6, num_heads=4,
+                 decoder_dim=128, decoder_depth=2, decoder_heads=4, pixel_mean=0.286, pixel_std=0.353),
+    "vit-s": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12, num_heads=6,
+                  decoder_dim=256, decoder_depth=4, decoder_heads=8, pixel_mean=0.45, pixel_std=0.25),
+    "vit-b": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
+                  decoder_dim=512, decoder_depth=8, decoder_heads=16, pixel_mean=0.45, pixel_std=0.25),
+}
+
+# Starting defaults of MTO-SPEC.md section 5.
+MTO_DEFAULTS = dict(hard_recalibration=True, singularity_weight=0.1, entropy_weight=0.01,
+                    recalibration_weight=0.0)
+
+
+def preset(name: str, size: str = "tiny") -> RunConfig:
+    """The configuration of a named preset (``simmim``, ``simmim-mto``, ``mae``, ``mae-mto``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    method = name.split("-")[0]
+    config = RunConfig(preset=name)
+    set_size(config, size)
+    config.model.method = method  # type: ignore[assignment]
+    config.mask.ratio = 0.6 if method == "simmim" else 0.75
+    if name.endswith("-mto"):
+        for key, value in MTO_DEFAULTS.items():
+            setattr(config.mto, key, value)
+    return config
+
+
+def set_size(config: RunConfig, size: str) -> None:
+    if size not in SIZE_PRESETS:
+        raise ConfigError(f"unknown model size '{size}'; choose one of {', '.join(SIZE_PRESETS)}")
+    config.model.size = size
+    for key, value in SIZE_PRESETS[size].items():
+        setattr(config.model, key, value)
+
+
+def _field_types(section: object) -> dict[str, Any]:
+    return typing.get_type_hints(type(section))
+
+
+def known_keys() -> list[str]:
+    config = RunConfig()
+    return [f"{s}.{f}" for s in _SECTIONS for f in _field_types(getattr(config, s))]
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the annotation ``hint``; convert int -> float where exact."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"'{key}' must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{key}' must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{key}' must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"'{key}' has an unsupported type {hint}")
+
+
+def set_value(config: RunConfig, key: str, value: Any, size_preset: bool = True) -> None:
+    """Set ``section.field`` to ``value`` after checking the key and the value's type.
+
+    ``model.size`` also sets the shape fields of that size, unless ``size_preset`` is False
+    (reading a saved config, whose fields are already explicit).
+    """
+    section_name, _, name = key.partition(".")
+    if section_name not in _SECTIONS or not name:
+        raise ConfigError(f"unknown config key '{key}'; keys look like 'mto.entropy_weight'. "
+                          f"Known keys: {', '.join(known_keys())}")
+    section = getattr(config, section_name)
+    hints = _field_types(section)
+    if name not in hints:
+        raise ConfigError(f"unknown config key '{key}'; keys of '{section_name}': "
+                          f"{', '.join(hints)}")
+    if section_name == "model" and name == "size" and size_preset:
+        set_size(config, _coerce(key, value, str))
+        return
+    setattr(section, name, _coerce(key, value, hints[name]))
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is read as JSON (numbers, true/false, null) or a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value (for example mto.entropy_weight=0), got '{text}'")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
+    for text in assignments:
+        key, value = parse_assignment(text)
+        set_value(config, key, value)
+    validate(config)
+    return config
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: RunConfig) -> None:
+    """Raise :class:`ConfigError` naming the first value that cannot work."""
+    m, k, o, d, t = config.model, config.mask, config.mto, config.data, config.train
+    _check(m.method in METHODS, f"model.method must be one of {METHODS}")
+    for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+                 "decoder_dim", "decoder_depth", "decoder_heads"):
+        _check(getattr(m, name) > 0, f"model.{name} must be positive, got {getattr(m, name)}")
+    _check(m.img_size % m.patch_size == 0,
+           f"model.patch_size ({m.patch_size}) must divide model.img_size ({m.img_size})")
+    _check(m.embed_dim % m.num_heads == 0,
+           f"model.num_heads ({m.num_heads}) must divide model.embed_dim ({m.embed_dim})")
+    _check(m.decoder_dim % m.decoder_heads == 0,
+           f"model.decoder_heads ({m.decoder_heads}) must divide model.decoder_dim ({m.decoder_dim})")
+    _check(math.isfinite(m.mlp_ratio) and m.mlp_ratio > 0, "model.mlp_ratio must be positive")
+    _check(math.isfinite(m.pixel_std) and m.pixel_std > 0, "model.pixel_std must be positive")
+    _check(m.embed_dim % 4 == 0 and m.decoder_dim % 4 == 0,
+           "model.embed_dim and model.decoder_dim must be divisible by 4 (2-D sin-cos positions)")
+    check_ratio(k.ratio)
+    _check(k.mask_patch_size > 0 and m.grid % k.mask_patch_size == 0,
+           f"mask.mask_patch_size ({k.mask_patch_size}) must divide the patch grid ({m.grid})")
+    _check(k.min_block > 0, "mask.min_block must be positive")
+    for name in ("recalibration_weight", "singularity_weight", "entropy_weight"):
+        value = getattr(o, name)
+        _check(math.isfinite(value) and value >= 0, f"mto.{name} must be >= 0, got {value}")
+    _check(math.isfinite(o.tau) and o.tau > 0, f"mto.tau must be > 0, got {o.tau}")
+    for name in ("depth", "recalibrated_layers"):
+        value = getattr(o, name)
+        _check(value is None or 0 <= value <= m.mask_layers,
+               f"mto.{name} must be between 0 and {m.mask_layers} (the layers that see mask "
+               f"tokens) or null, got {value}")
+    _check(d.train_limit >= 0, "data.train_limit must be >= 0 (0 = all)")
+    _check(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    _check(t.epochs > 0 or t.max_steps > 0, "train.epochs or train.max_steps must be positive")
+    _check(t.epochs >= 0 and t.max_steps >= 0, "train.epochs and train.max_steps must be >= 0")
+    for name in ("batch_size", "accum_steps", "log_every"):
+        _check(getattr(t, name) > 0, f"train.{name} must be positive, got {getattr(t, name)}")
+    _check(math.isfinite(t.base_lr) and t.base_lr > 0, f"train.base_lr must be > 0, got {t.base_lr}")
+    _check(0 <= t.warmup_fraction < 1, "train.warmup_fraction must be in [0, 1)")
+    _check(0 <= t.min_lr_fraction <= 1, "train.min_lr_fraction must be in [0, 1]")
+    _check(t.weight_decay >= 0 and t.clip_grad >= 0, "train.weight_decay and train.clip_grad must be >= 0")
+    _check(t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
+    _check(t.knn_every >= 0, "train.knn_every must be >= 0 (0 = never)")
+    _check(t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
+           f"train.device must be auto, cpu or cuda, got '{t.device}'")
+
+
+def check_ratio(ratio: float) -> None:
+    """A mask ratio must hide some patches and keep some: 0 < ratio < 1."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) \
+            or not 0 < ratio < 1:
+        raise ConfigError(f"mask ratio must be a number strictly between 0 and 1 (some patches "
+                          f"hidden, some visible), got {ratio!r}")

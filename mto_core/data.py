@@ -1,0 +1,203 @@
+"""Images as uint8 tensors: Fashion-MNIST (IDX .gz), a shipped subset, or a folder of images.
+
+Data stays in memory as one uint8 tensor (N, C, H, W) so the training loop only indexes and
+converts batches: no per-sample PIL work while training. Labels are int64 (N,), -1 = none.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .config import DataConfig, ModelConfig
+
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+SHIPPED_FASHION_MNIST = Path(__file__).resolve().parent / "assets" / "fashion-mnist-subset"
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+MAX_IMAGE_PIXELS = 50_000_000
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+class DataError(ValueError):
+    """Data that cannot be read; the message names the file and what was expected."""
+
+
+@dataclass
+class ImageSet:
+    """images (N, C, H, W) uint8, labels (N,) int64 (-1 where unknown), class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, index: torch.Tensor | slice) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzip-compressed) into a numpy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            header = handle.read(4)
+            if len(header) != 4 or header[0] or header[1] or header[2] not in _IDX_TYPES:
+                raise DataError(f"{path} is not an IDX file (bad magic number {header.hex()})")
+            ndim = header[3]
+            shape = struct.unpack(f">{ndim}I", handle.read(4 * ndim))
+            dtype = np.dtype(_IDX_TYPES[header[2]])
+            raw = handle.read()
+    except (OSError, EOFError, struct.error) as error:
+        raise DataError(f"cannot read IDX file {path}: {error}") from None
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{path} is truncated or padded: expected {expected} bytes of data for "
+                        f"shape {shape}, found {len(raw)}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def fashion_mnist_root(root: str = "") -> Path:
+    """The folder to read: ``root`` if given, else the system copy, else the shipped subset."""
+    if root == "shipped":
+        return SHIPPED_FASHION_MNIST
+    if root:
+        return Path(root)
+    return SYSTEM_FASHION_MNIST if (SYSTEM_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").exists() \
+        else SHIPPED_FASHION_MNIST
+
+
+def load_fashion_mnist(split: str, root: str = "") -> ImageSet:
+    """Fashion-MNIST ``train`` or ``test`` split as (N, 1, 28, 28) uint8 with labels."""
+    prefix = {"train": "train", "test": "t10k"}.get(split)
+    if prefix is None:
+        raise DataError(f"split must be 'train' or 'test', got '{split}'")
+    folder = fashion_mnist_root(root)
+    files = [folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise DataError(f"Fashion-MNIST files not found: {', '.join(missing)}. Install the "
+                        "Debian package dataset-fashion-mnist, or set data.root to a folder "
+                        "holding the four IDX .gz files (or to 'shipped').")
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise DataError(f"{folder}: images {images.shape} and labels {labels.shape} do not match")
+    return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1),
+                    torch.from_numpy(labels.astype(np.int64)), FASHION_MNIST_CLASSES)
+
+
+def read_image(source: str | Path | bytes, size: int, channels: int) -> torch.Tensor:
+    """Any PIL-readable image (path or bytes) -> (C, size, size) uint8, resized and converted."""
+    import io
+
+    name = "upload" if isinstance(source, bytes) else str(source)
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(handle) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{name} is {image.width}x{image.height} pixels; the limit is "
+                                f"{MAX_IMAGE_PIXELS:,} pixels")
+            image = image.convert("L" if channels == 1 else "RGB")
+            image = image.resize((size, size), Image.Resampling.BICUBIC)
+            array = np.asarray(image, dtype=np.uint8)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{name} is not a readable image ({error}); use PNG, JPEG or another "
+                        "format PIL can open") from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+
+
+def load_image_folder(root: str | Path, size: int, channels: int) -> ImageSet:
+    """Every image under ``root`` (sub-folders become classes); non-image files are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    classes = tuple(sorted({p.parent.relative_to(root).as_posix() for p in files}))
+    images, labels = [], []
+    for path in files:
+        images.append(read_image(path, size, channels))
+        labels.append(classes.index(path.parent.relative_to(root).as_posix()))
+    return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic (train, val) index split of range(n)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(math.floor(n * val_fraction))
+    return order[n_val:].sort().values, order[:n_val].sort().values
+
+
+def load_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet:
+    """``train`` / ``val`` (a deterministic split of the training images) or ``test``."""
+    if split not in ("train", "val", "test"):
+        raise DataError(f"split must be train, val or test, got '{split}'")
+    if config.dataset == "folder":
+        if not config.root:
+            raise DataError("data.dataset=folder needs data.root=<folder of images>")
+        full = load_image_folder(config.root, model.img_size, model.in_chans)
+        train_idx, held_idx = split_indices(len(full), config.val_fraction or 0.1, config.split_seed)
+        data = full.subset(train_idx if split == "train" else held_idx)
+    else:
+        data = load_fashion_mnist("test" if split == "test" else "train", config.root)
+        if split != "test":
+            train_idx, val_idx = split_indices(len(data), config.val_fraction, config.split_seed)
+            data = data.subset(train_idx if split == "train" else val_idx)
+    if split == "train" and config.train_limit:
+        data = data.subset(slice(0, config.train_limit))
+    if len(data) == 0:
+        raise DataError(f"the {split} split is empty; use more images or change data.val_fraction")
+    return data
+
+
+def prepare_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
+    """uint8 or float images (B, C, H, W) -> float (B, channels, size, size) in [0, 1]."""
+    if images.ndim != 4:
+        raise DataError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    if x.shape[1] != channels:
+        if x.shape[1] == 1:
+            x = x.expand(-1, channels, -1, -1)
+        elif channels == 1 and x.shape[1] == 3:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.contiguous()
+
+
+def augment(images: torch.Tensor, draws: torch.Tensor, scale: tuple[float, float] = (0.67, 1.0)) -> torch.Tensor:
+    """Light MIM augmentation of a batch (B, C, H, W): random resized crop + horizontal flip.
+
+    ``draws`` (B, 4) uniform numbers in [0, 1) decide the crop area, its position and the
+    flip, so the caller controls the randomness. One batched affine resample, aspect kept.
+    """
+    b = images.shape[0]
+    draws = draws.to(images.device, torch.float32)
+    s = (scale[0] + draws[:, 0] * (scale[1] - scale[0])).sqrt()  # side of the crop, as a fraction
+    tx, ty = (2 * draws[:, 1] - 1) * (1 - s), (2 * draws[:, 2] - 1) * (1 - s)
+    sign = torch.where(draws[:, 3] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=images.device)
+    theta[:, 0, 0], theta[:, 0, 2] = s * sign, tx
+    theta[:, 1, 1], theta[:, 1, 2] = s, ty
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,0 +1,354 @@
+"""The pre-training loop: AdamW, warmup + cosine, accumulation, autocast, checkpoints, resume.
+
+Randomness is derived from (seed, purpose, counter) for every epoch and step, so a run resumed
+from any checkpoint draws the same data order, augmentations and masks as an uninterrupted one.
+Under ``torchrun`` each of the W processes takes its slice of one global batch (DDP); rank 0
+alone writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, load_weights,
+                         save_checkpoint, write_text_atomic)
+from .config import ConfigError, RunConfig, validate
+from .data import ImageSet, augment, load_dataset, prepare_images
+from .masking import make_mask
+from .objective import MIMModel, build_model
+
+
+class TrainingError(RuntimeError):
+    """Training had to stop; the message says why and what was kept."""
+
+
+def derive_seed(seed: int, purpose: str, counter: int) -> int:
+    digest = hashlib.sha256(f"{seed}/{purpose}/{counter}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def generator(seed: int, purpose: str, counter: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, purpose, counter))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int, min_fraction: float) -> float:
+    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine down to ``min_fraction`` x peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the torchrun process group if WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    info = Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return info
+
+
+@dataclass
+class Plan:
+    """Step arithmetic of a run."""
+
+    micro_batch: int
+    global_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    peak_lr: float
+
+
+def make_plan(config: RunConfig, n_images: int, world_size: int) -> Plan:
+    t = config.train
+    global_batch = t.batch_size * t.accum_steps * world_size
+    steps_per_epoch = n_images // global_batch
+    if steps_per_epoch == 0:
+        raise ConfigError(f"the training split has {n_images} images, fewer than one global batch "
+                          f"({t.batch_size} x {t.accum_steps} accumulation x {world_size} processes); "
+                          "lower train.batch_size")
+    total = t.epochs * steps_per_epoch if t.epochs else t.max_steps
+    if t.max_steps:
+        total = min(total, t.max_steps)
+    return Plan(t.batch_size, global_batch, steps_per_epoch, total,
+                round(t.warmup_fraction * total), t.base_lr * global_batch / 256)
+
+
+def batches(data: ImageSet, config: RunConfig, plan: Plan, epoch: int, start: int,
+            info: Distributed) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """This rank's micro-batches (uint8 images, mask, augmentation draws) for each step of
+    ``epoch`` from step ``start`` on.
+
+    The global batch, its augmentation draws and its masks are the same whatever the number
+    of processes; each rank keeps its own slice.
+    """
+    t, m, k = config.train, config.model, config.mask
+    order = torch.randperm(len(data), generator=generator(t.seed, "order", epoch))
+    for i in range(start, plan.steps_per_epoch):
+        g = generator(t.seed, "step", epoch * plan.steps_per_epoch + i)
+        idx = order[i * plan.global_batch:(i + 1) * plan.global_batch]
+        masks = make_mask(plan.global_batch, m.grid, k.ratio, g, k.kind, k.mask_patch_size, k.min_block)
+        draws = torch.rand(plan.global_batch, 4, generator=g)
+        micro = []
+        for a in range(t.accum_steps):
+            lo = (a * info.world_size + info.rank) * plan.micro_batch
+            part = slice(lo, lo + plan.micro_batch)
+            micro.append((data.images[idx[part]], masks[part], draws[part]))
+        yield micro
+
+
+def to_batch(item: tuple[torch.Tensor, torch.Tensor, torch.Tensor], config: RunConfig,
+             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images, mask, draws) -> float images in [0, 1] on ``device`` (augmented if
+    ``data.augment``) and the mask."""
+    images, mask, draws = item
+    images = prepare_images(images.to(device, non_blocking=True), config.model.img_size,
+                            config.model.in_chans)
+    if config.data.augment:
+        images = augment(images, draws.to(device))
+    return images, mask.to(device, non_blocking=True)
+
+
+def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.AdamW:
+    """AdamW (0.9, 0.95); no weight decay on biases, norms, tokens (1-D or token tensors)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name.endswith("_token") else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.train.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.train.base_lr, betas=(0.9, 0.95))
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(run_dir / METRICS, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    epochs_done: float
+    last_checkpoint: Path | None
+    final_loss: float
+
+
+def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | None:
+    """Create or check the run folder; return the checkpoint to resume from, if any."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise TrainingError(f"cannot write to the output folder {run_dir}: {error.strerror or error}. "
+                            "Choose a writable --out with free space.") from None
+    for leftover in run_dir.glob(".step-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    saved = run_dir / "config.json"
+    checkpoints = list_checkpoints(run_dir)
+    if not resume:
+        if checkpoints or saved.exists():
+            raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                                "or choose another --out")
+        write_text_atomic(saved, config.to_json())
+        return None
+    if saved.exists():
+        before = RunConfig.load(saved).to_dict()
+        now = config.to_dict()
+        for section in (before, now):
+            for key in ("epochs", "max_steps", "device", "log_every", "keep_checkpoints"):
+                section["train"].pop(key)
+        if before != now:
+            diff = [f"{s}.{k}" for s in now if isinstance(now[s], dict)
+                    for k in now[s] if before[s].get(k) != now[s][k]]
+            raise TrainingError(f"--resume with a config that differs from the run's own "
+                                f"({', '.join(diff) or 'preset'}); only epochs, max_steps and "
+                                "device may change when resuming")
+    write_text_atomic(saved, config.to_json())
+    return checkpoints[-1] if checkpoints else None
+
+
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+          on_log: Callable[[dict[str, Any]], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Pre-train ``config`` into ``run_dir``; resume from its newest checkpoint if asked.
+
+    ``on_log`` receives each metrics row as it is written; ``should_stop`` is polled every step
+    and ends the run early with a checkpoint (the app's stop button).
+    """
+    validate(config)
+    run_dir = Path(run_dir)
+    device = resolve_device(config.train.device)
+    info = init_distributed(device)
+    if info.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    resume_from = _prepare_run_dir(run_dir, config, resume) if info.main else None
+    if info.world_size > 1:
+        box = [str(resume_from) if resume_from else ""]
+        dist.broadcast_object_list(box, src=0)
+        resume_from = Path(box[0]) if box[0] else None
+
+    data = load_dataset(config.data, config.model, "train")
+    plan = make_plan(config, len(data), info.world_size)
+    torch.manual_seed(config.train.seed)
+    model: MIMModel = build_model(config.model, config.mto).to(device)
+    optimizer = build_optimizer(model, config)
+    step = 0
+    if resume_from is not None:
+        load_weights(model, resume_from / WEIGHTS)
+        state = load_train_state(resume_from)
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        if info.main:
+            (run_dir / METRICS).write_text((resume_from / METRICS).read_text()
+                                           if (resume_from / METRICS).exists() else "")
+    net: torch.nn.Module = model
+    if info.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    t = config.train
+    last_checkpoint = resume_from
+    bad = torch.zeros((), dtype=torch.bool, device=device)
+    running: dict[str, torch.Tensor] = {}
+    epoch_sum, epoch_count = torch.zeros((), device=device), 0
+    tick, tick_step = time.perf_counter(), step
+    final_loss = float("nan")
+    stopped = False
+    bar = tqdm(total=plan.total_steps, initial=step, desc=f"{config.preset}", unit="step",
+               disable=not (progress and info.main), dynamic_ncols=True)
+
+    def checkpoint(epochs_done: float) -> Path | None:
+        if not info.main:
+            return None
+        state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epochs_done}
+        try:
+            return save_checkpoint(run_dir, step, model, config, state, t.keep_checkpoints)
+        except OSError as error:
+            raise TrainingError(f"could not write a checkpoint to {run_dir}: "
+                                f"{error.strerror or error}. The previous checkpoint "
+                                f"({last_checkpoint}) is intact; free space and --resume.") from None
+
+    def stop_if_bad() -> None:
+        if bool(bad):
+            raise TrainingError(f"the loss became non-finite (NaN or inf) by step {step}. Training "
+                                f"stopped; the last good checkpoint is {last_checkpoint or 'none'}. "
+                                "Lower train.base_lr or raise train.warmup_fraction, then --resume.")
+
+    model.train()
+    while step < plan.total_steps and not stopped:
+        epoch, start = divmod(step, plan.steps_per_epoch)
+        for micro in batches(data, config, plan, epoch, start, info):
+            lr = lr_at(step, plan.total_steps, plan.peak_lr, plan.warmup_steps, t.min_lr_fraction)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            parts: dict[str, torch.Tensor] = {}
+            for a, item in enumerate(micro):
+                images, mask = to_batch(item, config, device)
+                sync = a == len(micro) - 1 or info.world_size == 1
+                ctx = contextlib.nullcontext() if sync else net.no_sync()  # type: ignore[operator]
+                with ctx, autocast:
+                    out = net(images, mask)
+                (out.loss / t.accum_steps).backward()
+                for name, value in {"loss": out.loss, "mim": out.mim_loss, **out.mto}.items():
+                    parts[name] = parts.get(name, 0) + value.detach().float() / t.accum_steps
+            if t.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            bad |= ~torch.isfinite(parts["loss"])
+            for name, value in parts.items():
+                running[name] = running.get(name, 0) + value
+            epoch_sum += parts["loss"]
+            epoch_count += 1
+            step += 1
+            bar.update(1)
+            end_of_epoch = step % plan.steps_per_epoch == 0
+            if step % t.log_every == 0 or end_of_epoch or step == plan.total_steps:
+                stop_if_bad()
+                n = step - tick_step
+                now = time.perf_counter()
+                row = {"kind": "train", "step": step, "epoch": round(step / plan.steps_per_epoch, 4),
+                       "lr": lr, **{k: float(v) / n for k, v in running.items()},
+                       "images_per_s": n * plan.global_batch / max(now - tick, 1e-9)}
+                final_loss = row["loss"]
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if info.main:
+                    append_metrics(run_dir, row)
+                if on_log:
+                    on_log(row)
+                running, tick, tick_step = {}, now, step
+            stopped = should_stop is not None and should_stop()
+            if end_of_epoch or step == plan.total_steps or stopped:
+                stop_if_bad()
+                epochs_done = step / plan.steps_per_epoch
+                if end_of_epoch and info.main:
+                    row = {"kind": "epoch", "step": step, "epoch": step // plan.steps_per_epoch,
+                           "loss": float(epoch_sum) / max(epoch_count, 1)}
+                    row.update(_epoch_probe(model, config, row["epoch"], device))
+                    append_metrics(run_dir, row)
+                    if on_log:
+                        on_log(row)
+                    epoch_sum, epoch_count = torch.zeros((), device=device), 0
+                last_checkpoint = checkpoint(epochs_done) or last_checkpoint
+            if stopped or step == plan.total_steps:
+                break
+    bar.close()
+    if info.world_size > 1:
+        dist.barrier()
+    return TrainResult(run_dir, step, step / plan.steps_per_epoch, last_checkpoint, final_loss)
+
+
+def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, device: torch.device) -> dict[str, float]:
+    """k-NN accuracy on the validation split every ``train.knn_every`` epochs (0 = never)."""
+    every = config.train.knn_every
+    if not every or epoch % every or not config.data.val_fraction:
+        return {}
+    from .evaluate import probe
+
+    train = load_dataset(config.data, config.model, "train")
+    if len(train) > 5000:
+        train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:5000])
+    val = load_dataset(config.data, config.model, "val")
+    return {"knn_val": probe(model, train, val, "knn", device).accuracy}

@@ -1,0 +1,108 @@
+"""Frozen-feature probes: k-NN (k = 20, cosine) and a linear probe (logistic regression).
+
+Features are the encoder's average-pooled patch tokens of whole (unmasked) images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .checkpoint import Checkpoint
+from .data import ImageSet, load_dataset, prepare_images
+from .objective import MIMModel
+
+PROBES = ("knn", "linear")
+
+
+@torch.no_grad()
+def extract_features(model: MIMModel, images: torch.Tensor, batch_size: int = 512,
+                     device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
+    """(N, C, H, W) uint8 images -> (N, D) float features on the CPU."""
+    was_training = model.training
+    model.eval()
+    cfg = model.config
+    out = []
+    for start in tqdm(range(0, images.shape[0], batch_size), desc="features", disable=not progress,
+                      leave=False):
+        batch = prepare_images(images[start:start + batch_size].to(device), cfg.img_size, cfg.in_chans)
+        out.append(model.features(batch).float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def knn_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+                 test_y: torch.Tensor, k: int = 20, temperature: float = 0.07) -> float:
+    """Weighted k-NN on cosine similarity: each of the k neighbours votes exp(sim / T)."""
+    train_x, test_x = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, train_x.shape[0])
+    correct = 0
+    for start in range(0, test_x.shape[0], 1024):
+        sim = test_x[start:start + 1024] @ train_x.T
+        top, idx = sim.topk(k, dim=1)
+        votes = torch.zeros(sim.shape[0], classes).scatter_add_(1, train_y[idx], (top / temperature).exp())
+        correct += int((votes.argmax(1) == test_y[start:start + 1024]).sum())
+    return correct / test_x.shape[0]
+
+
+def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+                          test_y: torch.Tensor, seed: int = 0) -> float:
+    """Multinomial logistic regression on standardized features (L-BFGS, C = 1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_x.numpy())
+    clf = LogisticRegression(max_iter=1000, random_state=seed)
+    clf.fit(scaler.transform(train_x.numpy()), train_y.numpy())
+    pred = clf.predict(scaler.transform(test_x.numpy()))
+    return float(np.mean(pred == test_y.numpy()))
+
+
+@dataclass
+class ProbeResult:
+    probe: str
+    accuracy: float
+    train_images: int
+    test_images: int
+    split: str
+
+    def to_dict(self) -> dict:
+        return dict(probe=self.probe, accuracy=self.accuracy, train_images=self.train_images,
+                    test_images=self.test_images, split=self.split)
+
+
+def probe(model: MIMModel, train: ImageSet, test: ImageSet, kind: str = "knn",
+          device: str | torch.device = "cpu", progress: bool = False, split: str = "test") -> ProbeResult:
+    """Accuracy of a ``knn`` or ``linear`` probe trained on ``train`` and scored on ``test``."""
+    if kind not in PROBES:
+        raise ValueError(f"unknown probe '{kind}'; choose one of {', '.join(PROBES)}")
+    if (train.labels < 0).any() or (test.labels < 0).any():
+        raise ValueError("probing needs labelled images")
+    train_x = extract_features(model, train.images, device=device, progress=progress)
+    test_x = extract_features(model, test.images, device=device, progress=progress)
+    score = knn_accuracy if kind == "knn" else linear_probe_accuracy
+    accuracy = score(train_x, train.labels, test_x, test.labels)
+    return ProbeResult(kind, accuracy, len(train), len(test), split)
+
+
+def probe_sets(checkpoint: Checkpoint, split: str = "test", bank_size: int = 10000) -> tuple[ImageSet, ImageSet]:
+    """The labelled sets a checkpoint is probed on: (up to ``bank_size`` training images, split)."""
+    data, model = checkpoint.config.data, checkpoint.config.model
+    train = load_dataset(data, model, "train")
+    if bank_size and len(train) > bank_size:
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:bank_size]
+        train = train.subset(pick.sort().values)
+    return train, load_dataset(data, model, split)
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint, kind: str = "knn", split: str = "test",
+                        bank_size: int = 10000, device: str | torch.device = "cpu",
+                        progress: bool = False) -> ProbeResult:
+    """Probe a checkpoint on its own dataset's ``test`` (or ``val``) split."""
+    train, test = probe_sets(checkpoint, split, bank_size)
+    return probe(checkpoint.model.to(device), train, test, kind, device, progress, split)

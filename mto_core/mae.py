@@ -1,0 +1,70 @@
+"""MAE: the encoder sees visible patches only; a light decoder holds the mask tokens; MSE."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig, MTOConfig
+from .objective import MIMModel, MIMOutput
+from .vit import Block, MaskedViT, init_weights, run_blocks, sincos_pos_embed
+
+
+class MAE(MIMModel):
+    def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
+        super().__init__(model, mto)
+        self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans,
+                                 model.embed_dim, model.depth, model.num_heads, model.mlp_ratio)
+        d = model.decoder_dim
+        self.decoder_embed = nn.Linear(model.embed_dim, d)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(d, model.grid), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList(Block(d, model.decoder_heads, model.mlp_ratio)
+                                            for _ in range(model.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(d, eps=1e-6)
+        self.decoder_pred = nn.Linear(d, model.patch_size**2 * model.in_chans)
+        for module in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
+            module.apply(init_weights)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def target(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalized pixels, or per-patch standardized pixels with ``norm_pix_loss``."""
+        target = super().target(images)
+        if self.config.norm_pix_loss:
+            mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        return target
+
+    def to_pixels(self, pred: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """With ``norm_pix_loss`` each patch is put back with the true patch's mean and std
+        (as MAE's own visualisation does): the shape is the model's, the level is not."""
+        if self.config.norm_pix_loss:
+            target = super().target(images)
+            mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+            pred = pred * (var + 1e-6).sqrt() + mean
+        return super().to_pixels(pred, images)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, *,
+                probs_layers: Collection[int] = (),
+                hidden_layers: Collection[int] = ()) -> MIMOutput:
+        """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
+
+        L_MIM = mean over masked patches of the mean squared error. The trace covers the
+        decoder (T = 1 + N tokens), whose layers see the mask token.
+        """
+        self.check_images(images)
+        latent, _ = self.encoder(self.normalize(images), mask, drop_masked=True)
+        y = self.decoder_embed(latent)
+        b, n = mask.shape
+        tokens = self.mask_token.to(y.dtype).expand(b, n, -1)
+        tokens = tokens.masked_scatter(~mask.unsqueeze(-1), y[:, 1:])
+        x = torch.cat([y[:, :1], tokens], dim=1) + self.decoder_pos_embed.to(y.dtype)
+        token_mask = F.pad(mask, (1, 0), value=False)
+        x, trace = run_blocks(self.decoder_blocks, x, token_mask,
+                              **self.layers_for(probs_layers, hidden_layers))
+        pred = self.decoder_pred(self.decoder_norm(x))[:, 1:]
+        mim = (pred - self.target(images)).pow(2).mean(-1)[mask].mean()
+        return self.finish(mim, pred, trace)

@@ -1,0 +1,37 @@
+"""SimMIM: mask tokens in the encoder, a one-layer linear head, L1 on masked pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import torch
+from torch import nn
+
+from .config import ModelConfig, MTOConfig
+from .objective import MIMModel, MIMOutput
+from .vit import MaskedViT, init_weights
+
+
+class SimMIM(MIMModel):
+    def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
+        super().__init__(model, mto)
+        self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans,
+                                 model.embed_dim, model.depth, model.num_heads, model.mlp_ratio,
+                                 mask_token=True)
+        self.head = nn.Linear(model.embed_dim, model.patch_size**2 * model.in_chans)
+        init_weights(self.head)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, *,
+                probs_layers: Collection[int] = (),
+                hidden_layers: Collection[int] = ()) -> MIMOutput:
+        """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
+
+        L_MIM = mean over masked patches of the mean absolute pixel error (normalized pixels).
+        The trace covers the encoder, whose layers see the mask token.
+        """
+        self.check_images(images)
+        tokens, trace = self.encoder(self.normalize(images), mask,
+                                     **self.layers_for(probs_layers, hidden_layers))
+        pred = self.head(tokens[:, 1:])
+        mim = (pred - self.target(images)).abs().mean(-1)[mask].mean()
+        return self.finish(mim, pred, trace)

@@ -1,0 +1,236 @@
+"""A masked ViT on timm's building blocks, shared by SimMIM and MAE.
+
+Parameter names match ``timm.models.vision_transformer.VisionTransformer`` (``cls_token``,
+``pos_embed``, ``patch_embed.proj``, ``blocks.i.*``, ``norm``), so encoder weights load into
+timm's model of the same shape (:func:`to_timm`).
+
+Attention runs through the fused ``scaled_dot_product_attention`` kernel, except in layers
+whose post-softmax probabilities are asked for; those compute them explicitly.
+Tokens are (B, T, D) with T = 1 + number of patch tokens (a [CLS] token first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._torchvision_compat import ensure_torchvision
+
+ensure_torchvision()
+from timm.layers import Attention, PatchEmbed  # noqa: E402
+from timm.models.vision_transformer import Block as TimmBlock  # noqa: E402
+from timm.models.vision_transformer import VisionTransformer  # noqa: E402
+
+
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, p * p * C), patches in row-major order, pixels (p, p, C)."""
+    b, c, h, w = images.shape
+    p = patch_size
+    x = images.reshape(b, c, h // p, p, w // p, p)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
+    """(B, N, p * p * C) -> (B, C, H, W); the inverse of :func:`patchify` for square grids."""
+    b, n, _ = patches.shape
+    g = int(round(n**0.5))
+    p = patch_size
+    x = patches.reshape(b, g, g, p, p, channels)
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(b, channels, g * p, g * p)
+
+
+def sincos_pos_embed(dim: int, grid: int, cls_token: bool = True) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embedding (MAE), (1, [1 +] grid * grid, dim)."""
+    if dim % 4:
+        raise ValueError(f"sin-cos position embedding needs a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64),
+                            torch.arange(grid, dtype=torch.float64), indexing="ij")
+    parts = []
+    for coord in (xs.flatten(), ys.flatten()):
+        angles = coord[:, None] * omega[None]
+        parts += [angles.sin(), angles.cos()]
+    emb = torch.cat(parts, dim=1).float()
+    if cls_token:
+        emb = torch.cat([torch.zeros(1, dim), emb])
+    return emb.unsqueeze(0)
+
+
+class MaskedAttention(Attention):
+    """timm's Attention that can also return its post-softmax probabilities."""
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
+                need_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, D); attn_mask (B, 1, T, T) bool, True = may attend. Returns (out, probs)."""
+        b, t, _ = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        probs = None
+        if need_probs:
+            logits = (q * self.scale) @ k.transpose(-2, -1)
+            if attn_mask is not None:
+                logits = logits.masked_fill(~attn_mask, float("-inf"))
+            probs = logits.softmax(dim=-1)
+            out = probs @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = out.transpose(1, 2).reshape(b, t, self.attn_dim)
+        return self.proj(self.norm(out)), probs
+
+
+class Block(TimmBlock):
+    """timm's pre-norm transformer block with :class:`MaskedAttention`."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+        super().__init__(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
+                         attn_layer=MaskedAttention)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
+                need_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, probs = self.attn(self.norm1(x), attn_mask, need_probs)
+        x = x + self.ls1(out)
+        x = x + self.ls2(self.mlp(self.norm2(x)))
+        return x, probs
+
+
+@dataclass
+class TokenTrace:
+    """What a pass through a stack of blocks left behind.
+
+    hidden: {l: h^l (B, T, D)} for the layers asked for, l = 0 is the input with position.
+    attn: {l: A^l (B, H, T, T)} post-softmax, l = 1..L, for the layers asked for.
+    token_mask: (B, T) bool, True = a mask token (the [CLS] token counts as visible).
+    """
+
+    hidden: dict[int, torch.Tensor] = field(default_factory=dict)
+    attn: dict[int, torch.Tensor] = field(default_factory=dict)
+    token_mask: torch.Tensor | None = None
+
+
+def visible_cannot_see_masked(token_mask: torch.Tensor) -> torch.Tensor:
+    """Hard recalibration mask (B, 1, T, T), True = may attend: visible queries skip masked keys."""
+    allowed = ~(~token_mask[:, :, None] & token_mask[:, None, :])
+    return allowed.unsqueeze(1)
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor | None, *,
+               recalibrated: int = 0, probs_layers: Collection[int] = (),
+               hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
+    """Run ``blocks`` on x (B, T, D); the first ``recalibrated`` layers are hard-recalibrated.
+
+    Layers are numbered from 1. Only layers in ``probs_layers`` leave the fused kernel.
+    """
+    trace = TokenTrace(token_mask=token_mask)
+    attn_mask = None
+    if recalibrated and token_mask is not None:
+        attn_mask = visible_cannot_see_masked(token_mask)
+    if 0 in hidden_layers:
+        trace.hidden[0] = x
+    for layer, block in enumerate(blocks, start=1):
+        x, probs = block(x, attn_mask if layer <= recalibrated else None, layer in probs_layers)
+        if probs is not None:
+            trace.attn[layer] = probs
+        if layer in hidden_layers:
+            trace.hidden[layer] = x
+    return x, trace
+
+
+class MaskedViT(nn.Module):
+    """ViT encoder: patch embedding, [CLS], fixed sin-cos positions, blocks, final norm.
+
+    With ``mask_token=True`` it holds the one learnable mask token w that replaces every
+    masked patch (SimMIM); MAE instead drops masked patches (``drop_masked=True``).
+    """
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int,
+                 num_heads: int, mlp_ratio: float = 4.0, mask_token: bool = False) -> None:
+        super().__init__()
+        self.patch_size, self.in_chans, self.embed_dim = patch_size, in_chans, embed_dim
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.grid = img_size // patch_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(sincos_pos_embed(embed_dim, self.grid), requires_grad=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if mask_token else None
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.apply(init_weights)
+        nn.init.normal_(self.cls_token, std=0.02)
+        if self.mask_token is not None:
+            nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None, *,
+                drop_masked: bool = False, recalibrated: int = 0,
+                probs_layers: Collection[int] = (),
+                hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
+        """images (B, C, H, W), mask (B, N) bool -> (normed tokens (B, T, D), trace).
+
+        SimMIM: masked patches are replaced by w, T = 1 + N. MAE (``drop_masked``): only the
+        visible patches go in, T = 1 + |V| (every sample must hide the same number).
+        """
+        x = self.patch_embed(images)
+        b, n, d = x.shape
+        pos = self.pos_embed.to(x.dtype)
+        token_mask = None
+        if mask is not None:
+            if mask.shape != (b, n):
+                raise ValueError(f"mask must have shape {(b, n)} (batch, patches), got {tuple(mask.shape)}")
+            if drop_masked:
+                x = keep_visible(x + pos[:, 1:], mask)
+            else:
+                if self.mask_token is None:
+                    raise ValueError("this encoder has no mask token; use drop_masked=True (MAE)")
+                x = torch.where(mask.unsqueeze(-1), self.mask_token.to(x.dtype), x) + pos[:, 1:]
+                token_mask = F.pad(mask, (1, 0), value=False)
+        else:
+            x = x + pos[:, 1:]
+        cls = (self.cls_token + pos[:, :1]).expand(b, -1, -1)
+        x = torch.cat([cls, x], dim=1)
+        x, trace = run_blocks(self.blocks, x, token_mask, recalibrated=recalibrated,
+                              probs_layers=probs_layers, hidden_layers=hidden_layers)
+        return self.norm(x), trace
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Average-pooled patch features of unmasked images, (B, D): the probe's input."""
+        tokens, _ = self(images)
+        return tokens[:, 1:].mean(dim=1)
+
+
+def keep_visible(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Gather the visible tokens of x (B, N, D) in patch order -> (B, |V|, D)."""
+    counts = (~mask).sum(dim=1)
+    if bool((counts != counts[0]).any()):
+        raise ValueError("MAE needs the same number of visible patches in every sample of a "
+                         f"batch; got {sorted(set(counts.tolist()))}")
+    return x[~mask].reshape(x.shape[0], int(counts[0]), x.shape[2])
+
+
+def init_weights(module: nn.Module) -> None:
+    """MAE's initialisation: xavier-uniform linears (and patch projection), unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, PatchEmbed):
+        nn.init.xavier_uniform_(module.proj.weight.view(module.proj.weight.shape[0], -1))
+
+
+def to_timm(encoder: MaskedViT) -> VisionTransformer:
+    """A timm ``VisionTransformer`` (no head, average pooling) holding the encoder's weights."""
+    depth = len(encoder.blocks)
+    heads = encoder.blocks[0].attn.num_heads
+    mlp_ratio = encoder.blocks[0].mlp.fc1.out_features / encoder.embed_dim
+    model = VisionTransformer(img_size=encoder.grid * encoder.patch_size,
+                              patch_size=encoder.patch_size, in_chans=encoder.in_chans,
+                              embed_dim=encoder.embed_dim, depth=depth, num_heads=heads,
+                              mlp_ratio=mlp_ratio, num_classes=0, global_pool="avg", fc_norm=False)
+    state = {k: v for k, v in encoder.state_dict().items() if k != "mask_token"}
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import mto_core.engine as engine
+from mto_core.checkpoint import list_checkpoints, load_checkpoint
+from mto_core.engine import TrainingError, lr_at, train
+
+from .conftest import small_config
+
+FAST = ["data.train_limit=256", "train.batch_size=32", "train.epochs=2", "train.log_every=2"]
+
+
+def test_lr_schedule():
+    values = [lr_at(s, 100, 1.0, 10, 0.01) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+    assert values[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["simmim-mto", "mae-mto"])
+def test_resume_equals_uninterrupted_run(tmp_path, name):
+    config = small_config(name, *FAST)
+    full = train(config, tmp_path / "full", progress=False)
+    assert full.steps == 16
+    stop_after = iter(range(1000))
+    stopped = train(config, tmp_path / "cut", progress=False, should_stop=lambda: next(stop_after) >= 4)
+    assert stopped.steps == 5 and [p.name for p in list_checkpoints(tmp_path / "cut")] == ["step-00000005"]
+    resumed = train(config, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.steps == 16
+    a = load_file(str(tmp_path / "full" / "step-00000016" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "step-00000016" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+
+
+def test_existing_run_needs_resume_and_same_config(tmp_path):
+    config = small_config("simmim", "data.train_limit=64", "train.batch_size=32", "train.epochs=1")
+    train(config, tmp_path, progress=False)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(config, tmp_path, progress=False)
+    other = small_config("simmim", "data.train_limit=64", "train.batch_size=32", "mto.entropy_weight=1")
+    with pytest.raises(TrainingError, match="mto.entropy_weight"):
+        train(other, tmp_path, resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    config = small_config("simmim-mto", "data.train_limit=64", "train.batch_size=32", "train.epochs=3",
+                          "train.log_every=1")
+    real_build = engine.build_model
+
+    def poisoned(model_config, mto_config):
+        model = real_build(model_config, mto_config)
+        forward, calls = model.forward, [0]
+
+        def forward_with_nan(*args, **kwargs):
+            calls[0] += 1
+            out = forward(*args, **kwargs)
+            if calls[0] == 3:  # the first step of the second epoch
+                out.loss = out.loss * float("nan")
+            return out
+
+        model.forward = forward_with_nan
+        return model
+
+    monkeypatch.setattr(engine, "build_model", poisoned)
+    with pytest.raises(TrainingError, match="non-finite.*step-00000002"):
+        train(config, tmp_path, progress=False)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002"]
+    model = load_checkpoint(tmp_path).model
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_unwritable_output_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(TrainingError, match="cannot write to the output folder"):
+        train(small_config("simmim"), blocker / "run", progress=False)
+
+
+def test_batch_larger_than_data(tmp_path):
+    from mto_core.config import ConfigError
+
+    config = small_config("simmim", "data.train_limit=16", "train.batch_size=32")
+    with pytest.raises(ConfigError, match="fewer than one global batch"):
+        train(config, tmp_path, progress=False)

@@ -1,0 +1,167 @@
+"""The four required MTO properties, plus hand computations of every formula."""
+
+import math
+
+import pytest
+import torch
+
+from mto_core.config import MTOConfig
+from mto_core.masking import make_mask
+from mto_core.mto import (depth_weights, entropy_loss, mto_losses, plan, recalibration_loss,
+                          singularity_loss)
+from mto_core.objective import build_model
+from mto_core.vit import TokenTrace
+
+from .conftest import small_config
+
+
+def _masks(b=3, t=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(b, t, dtype=torch.bool)
+    for i in range(b):
+        mask[i, 1 + torch.randperm(t - 1, generator=g)[:3]] = True  # token 0 ([CLS]) visible
+    return mask
+
+
+def _attn(b=3, h=2, t=6, seed=0):
+    return torch.randn(b, h, t, t, generator=torch.Generator().manual_seed(seed)).softmax(-1)
+
+
+# (a) every layer recalibrated: visible outputs do not depend on the mask token
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+def test_visible_tokens_invariant_to_mask_token(method):
+    torch.manual_seed(0)
+    model = build_model(*_cfg(method, "mto.recalibrated_layers=null")).eval()
+    assert model.plan.recalibrated == model.config.mask_layers
+    images, mask = torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 1)
+    layers = range(model.config.mask_layers + 1)
+    before = model(images, mask, hidden_layers=layers).trace
+    token = model.encoder.mask_token if method.startswith("simmim") else model.mask_token
+    with torch.no_grad():
+        token.add_(torch.randn_like(token) * 5)
+    after = model(images, mask, hidden_layers=layers).trace
+    visible = ~before.token_mask
+    last = model.config.mask_layers
+    assert torch.allclose(before.hidden[last][visible], after.hidden[last][visible], atol=1e-5)
+    assert not torch.allclose(before.hidden[last][~visible], after.hidden[last][~visible], atol=1e-3)
+
+
+def test_without_recalibration_visible_tokens_do_change():
+    torch.manual_seed(0)
+    model = build_model(*_cfg("simmim-mto", "mto.hard_recalibration=false")).eval()
+    images, mask = torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 1)
+    before = model(images, mask, hidden_layers=[2]).trace
+    with torch.no_grad():
+        model.encoder.mask_token.add_(torch.randn_like(model.encoder.mask_token) * 5)
+    after = model(images, mask, hidden_layers=[2]).trace
+    visible = ~before.token_mask
+    assert not torch.allclose(before.hidden[2][visible], after.hidden[2][visible], atol=1e-3)
+
+
+# (b) each loss equals a direct hand computation
+def test_recalibration_loss_by_hand():
+    attn, mask = _attn(), _masks()
+    values = []
+    for b in range(3):
+        for h in range(2):
+            for i in range(6):
+                if not mask[b, i]:
+                    values.append(sum(float(attn[b, h, i, j]) for j in range(6) if mask[b, j]))
+    assert recalibration_loss(attn, mask).item() == pytest.approx(sum(values) / len(values), rel=1e-5)
+
+
+def test_entropy_loss_by_hand():
+    attn, mask = _attn(), _masks()
+    values = []
+    for b in range(3):
+        for h in range(2):
+            for i in range(6):
+                if mask[b, i]:
+                    row = [float(a) for a in attn[b, h, i]]
+                    values.append(-sum(a * math.log(a) for a in row) / math.log(6))
+    assert entropy_loss(attn, mask).item() == pytest.approx(sum(values) / len(values), rel=1e-5)
+
+
+def test_singularity_loss_by_hand():
+    hidden = torch.randn(3, 6, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mask, tau = _masks(), 0.1
+    values = []
+    for b in range(3):
+        for i in range(6):
+            if not mask[b, i]:
+                continue
+            cos = {j: float(torch.dot(hidden[b, i], hidden[b, j]) / hidden[b, i].norm() / hidden[b, j].norm())
+                   for j in range(6) if j != i}
+            z = sum(math.exp(c / tau) for c in cos.values())
+            values.append(sum(math.exp(c / tau) / z for j, c in cos.items() if not mask[b, j]))
+    assert singularity_loss(hidden, mask, tau).item() == pytest.approx(sum(values) / len(values), rel=1e-5)
+
+
+def test_depth_weights():
+    assert depth_weights(3) == pytest.approx([4 / 10, 3 / 10, 2 / 10, 1 / 10])
+    assert depth_weights(0) == [1.0]
+
+
+def test_combined_losses_by_hand():
+    mask = _masks()
+    hidden = {l: torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(l)) for l in range(3)}
+    attn = {l: _attn(seed=l) for l in (1, 2)}
+    config = MTOConfig(recalibration_weight=1, singularity_weight=1, entropy_weight=1, tau=0.2)
+    losses = mto_losses(TokenTrace(hidden, attn, mask), config, depth=2)
+    w = depth_weights(2)
+    assert losses["sing"].item() == pytest.approx(
+        sum(w[l] * singularity_loss(hidden[l], mask, 0.2).item() for l in range(3)), rel=1e-5)
+    assert losses["ent"].item() == pytest.approx(
+        (entropy_loss(attn[1], mask) + entropy_loss(attn[2], mask)).item() / 2, rel=1e-5)
+    assert losses["rec"].item() == pytest.approx(
+        (recalibration_loss(attn[1], mask) + recalibration_loss(attn[2], mask)).item() / 2, rel=1e-5)
+
+
+def test_hard_recalibration_makes_soft_loss_zero():
+    torch.manual_seed(0)
+    model = build_model(*_cfg("simmim-mto", "mto.recalibration_weight=1")).eval()
+    out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0))
+    assert out.mto["rec"].item() == 0.0
+
+
+# (c) L_sing sends gradient to the mask token
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+def test_singularity_loss_reaches_mask_token(method):
+    torch.manual_seed(0)
+    model = build_model(*_cfg(method))
+    out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0))
+    out.mto["sing"].backward()
+    token = model.encoder.mask_token if method.startswith("simmim") else model.mask_token
+    assert token.grad is not None and token.grad.abs().sum() > 0
+
+
+# (d) every MTO part off: the loss is the plain objective's loss
+@pytest.mark.parametrize("method", ["simmim", "mae"])
+def test_all_parts_off_equals_plain_objective(method):
+    off = ["mto.hard_recalibration=false", "mto.singularity_weight=0", "mto.entropy_weight=0",
+           "mto.recalibration_weight=0"]
+    torch.manual_seed(0)
+    with_mto = build_model(*_cfg(f"{method}-mto", *off))
+    plain = build_model(*_cfg(method))
+    plain.load_state_dict(with_mto.state_dict())
+    images, mask = torch.rand(3, 1, 28, 28), make_mask(3, 7, 0.6, 2)
+    a, b = with_mto(images, mask), plain(images, mask)
+    assert a.mto == {} and torch.equal(a.loss, b.loss) and torch.equal(a.loss, a.mim_loss)
+    on = build_model(*_cfg(f"{method}-mto"))
+    on.load_state_dict(with_mto.state_dict())
+    assert not torch.equal(on(images, mask).loss, b.loss)
+
+
+def test_plan_asks_for_probabilities_only_where_needed():
+    p = plan(MTOConfig(hard_recalibration=True, singularity_weight=0.1, entropy_weight=0.01), 6)
+    assert p.depth == 3 and p.recalibrated == 6
+    assert p.probs_layers == {1, 2, 3} and p.hidden_layers == {0, 1, 2, 3}
+    p = plan(MTOConfig(singularity_weight=0.1), 6)
+    assert p.probs_layers == set() and p.recalibrated == 0
+    assert plan(MTOConfig(entropy_weight=1, depth=1, hard_recalibration=True, recalibrated_layers=2), 6) \
+        .probs_layers == {1}
+
+
+def _cfg(name, *extra):
+    config = small_config(name, *extra)
+    return config.model, config.mto
