@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 EXAMPLES = {
@@ -84,8 +85,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     result = train(config, args.out, resume=args.resume, progress=not args.quiet)
-    print(f"trained {result.steps} steps ({result.epochs_done:.2f} epochs), final loss "
-          f"{result.final_loss:.4f}; checkpoint: {result.last_checkpoint}")
+    if os.environ.get("RANK", "0") == "0":
+            print(f"trained {result.steps} steps ({result.epochs_done:.2f} epochs), final loss "
+              f"{result.final_loss:.4f}; checkpoint: {result.last_checkpoint}")
     return 0
 
 

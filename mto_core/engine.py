@@ -306,6 +306,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
             bar.update(1)
             end_of_epoch = step % plan.steps_per_epoch == 0
             if step % t.log_every == 0 or end_of_epoch or step == plan.total_steps:
+                if info.world_size > 1:
+                    running, bad = _all_reduce_mean(running), _all_reduce_mean({"bad": bad.float()})["bad"] > 0
                 stop_if_bad()
                 n = step - tick_step
                 now = time.perf_counter()
@@ -338,6 +340,14 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     if info.world_size > 1:
         dist.barrier()
     return TrainResult(run_dir, step, step / plan.steps_per_epoch, last_checkpoint, final_loss)
+
+
+def _all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Average metric tensors over all processes (one collective for all of them)."""
+    names = sorted(values)
+    stacked = torch.stack([torch.as_tensor(values[n], dtype=torch.float32) for n in names])
+    dist.all_reduce(stacked)
+    return dict(zip(names, stacked / dist.get_world_size()))
 
 
 def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, device: torch.device) -> dict[str, float]:

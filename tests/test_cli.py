@@ -1,10 +1,13 @@
 """End to end through the installed ``mto`` command."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from .conftest import SMALL
 
@@ -60,3 +63,22 @@ def test_errors_are_one_clear_line(tmp_path, args, words):
     args = [str(tmp_path / a) if a in ("X", "does-not-exist") else a for a in args]
     result = mto(*args, check=False)
     assert result.returncode in (1, 2) and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path):
+    """torchrun with 2 CPU processes (gloo) x 16 images == 1 process x 32 images."""
+    sets = _sets("data.train_limit=256", "train.log_every=2")
+    common = ["train", "--preset", "simmim-mto", "--epochs", "1", "--quiet", *sets]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(29500 + os.getpid() % 1000), "-m", "mto_core.cli"]
+    subprocess.run([*torchrun, *common, "--batch-size", "16", "--out", str(tmp_path / "ddp")],
+                   check=True, capture_output=True, timeout=600)
+    mto(*common, "--batch-size", "32", "--out", str(tmp_path / "single"))
+    a = load_file(str(tmp_path / "ddp" / "step-00000008" / "model.safetensors"))
+    b = load_file(str(tmp_path / "single" / "step-00000008" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+    rows_ddp = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    rows_one = [json.loads(x) for x in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows_ddp] == [r["step"] for r in rows_one]
+    assert rows_ddp[0]["loss"] == pytest.approx(rows_one[0]["loss"], rel=1e-4)

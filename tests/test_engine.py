@@ -87,3 +87,13 @@ def test_batch_larger_than_data(tmp_path):
     config = small_config("simmim", "data.train_limit=16", "train.batch_size=32")
     with pytest.raises(ConfigError, match="fewer than one global batch"):
         train(config, tmp_path, progress=False)
+
+
+def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
+    common = ["data.train_limit=128", "train.epochs=1", "data.augment=false", "train.clip_grad=0"]
+    train(small_config("simmim", *common, "train.batch_size=32"), tmp_path / "big", progress=False)
+    train(small_config("simmim", *common, "train.batch_size=16", "train.accum_steps=2"), tmp_path / "acc",
+          progress=False)
+    a = load_file(str(tmp_path / "big" / "step-00000004" / "model.safetensors"))
+    b = load_file(str(tmp_path / "acc" / "step-00000004" / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
