@@ -154,7 +154,7 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ad
         (no_decay if param.ndim <= 1 or name.endswith("_token") else decay).append(param)
     groups = [{"params": decay, "weight_decay": config.train.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.train.base_lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW(groups, lr=config.train.base_lr, betas=(0.9, 0.95), fused=True)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:

@@ -39,30 +39,38 @@ def depth_weights(k: int) -> list[float]:
     return [r / sum(raw) for r in raw]
 
 
+def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (..., B, T) over the (B, T) positions where ``weights`` is 1."""
+    return (values * weights).sum((-2, -1)) / weights.sum()
+
+
 def recalibration_loss(attn: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-    """Per-layer L_rec: attn (B, H, T, T), token_mask (B, T) -> mean visible->masked mass."""
-    mass = (attn * token_mask[:, None, None, :].to(attn.dtype)).sum(-1)  # (B, H, T)
-    visible = (~token_mask)[:, None, :].expand_as(mass)
-    return mass[visible].mean()
+    """L_rec^l: attn ([L,] B, H, T, T), token_mask (B, T) -> mean visible->masked mass ([L])."""
+    masked = token_mask.to(attn.dtype)
+    mass = (attn * masked[:, None, None, :]).sum(-1).mean(-2)  # ([L,] B, T), mean over heads
+    return _masked_mean(mass, 1 - masked)
 
 
 def singularity_loss(hidden: torch.Tensor, token_mask: torch.Tensor, tau: float) -> torch.Tensor:
-    """Per-layer L_sing^l: hidden (B, T, D), token_mask (B, T) -> affinity mass masked->visible."""
-    h = F.normalize(hidden.float(), dim=-1)
-    sim = h @ h.transpose(1, 2) / tau  # (B, T, T)
-    eye = torch.eye(sim.shape[1], dtype=torch.bool, device=sim.device)
-    p = sim.masked_fill(eye, float("-inf")).softmax(dim=-1)
-    mass = (p * (~token_mask)[:, None, :].to(p.dtype)).sum(-1)  # (B, T)
-    return mass[token_mask].mean()
+    """L_sing^l: hidden ([L,] B, T, D), token_mask (B, T) -> affinity mass masked->visible ([L])."""
+    h = hidden.float()
+    gram = h @ h.transpose(-1, -2)  # ([L,] B, T, T)
+    # cosines from the Gram matrix: scaling T x T entries is cheaper than normalizing T x D
+    inv_norm = gram.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12).rsqrt()
+    logits = gram * (inv_norm.unsqueeze(-1) * (inv_norm / tau).unsqueeze(-2))
+    eye = torch.eye(gram.shape[-1], dtype=torch.bool, device=gram.device)
+    p = logits.masked_fill(eye, float("-inf")).softmax(dim=-1)
+    masked = token_mask.to(p.dtype)
+    mass = p @ (1 - masked).unsqueeze(-1)  # ([L,] B, T, 1)
+    return _masked_mean(mass.squeeze(-1), masked)
 
 
 def entropy_loss(attn: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-    """Per-layer L_ent: attn (B, H, T, T) -> mean normalized row entropy of masked queries."""
+    """L_ent^l: attn ([L,] B, H, T, T) -> mean normalized row entropy of masked queries ([L])."""
     a = attn.float()
     # clamp, not xlogy: xlogy's gradient at the exact zeros of recalibrated rows is NaN
-    entropy = -(a * a.clamp_min(1e-12).log()).sum(-1) / math.log(attn.shape[-1])
-    masked = token_mask[:, None, :].expand_as(entropy)
-    return entropy[masked].mean()
+    entropy = -(a * a.clamp_min(1e-12).log()).sum(-1).mean(-2) / math.log(attn.shape[-1])
+    return _masked_mean(entropy, token_mask.to(entropy.dtype))
 
 
 @dataclass(frozen=True)
@@ -97,14 +105,17 @@ def mto_losses(trace: TokenTrace, config: MTOConfig, depth: int) -> dict[str, to
         raise ValueError("MTO losses need a trace of a masked pass (token_mask is missing)")
     losses: dict[str, torch.Tensor] = {}
     layers = range(1, depth + 1)
-    if config.recalibration_weight > 0 and depth > 0:
-        losses["rec"] = torch.stack([recalibration_loss(trace.attn[l], mask) for l in layers]).mean()
-    if config.entropy_weight > 0 and depth > 0:
-        losses["ent"] = torch.stack([entropy_loss(trace.attn[l], mask) for l in layers]).mean()
+    needs_attn = depth > 0 and (config.recalibration_weight > 0 or config.entropy_weight > 0)
+    # one stacked computation over the layers: far fewer small kernels than a loop
+    attn = torch.stack([trace.attn[l] for l in layers]) if needs_attn else None
+    if config.recalibration_weight > 0 and attn is not None:
+        losses["rec"] = recalibration_loss(attn, mask).mean()
+    if config.entropy_weight > 0 and attn is not None:
+        losses["ent"] = entropy_loss(attn, mask).mean()
     if config.singularity_weight > 0:
-        terms = [w * singularity_loss(trace.hidden[l], mask, config.tau)
-                 for l, w in enumerate(depth_weights(depth))]
-        losses["sing"] = torch.stack(terms).sum()
+        hidden = torch.stack([trace.hidden[l] for l in range(depth + 1)])
+        weights = torch.tensor(depth_weights(depth), device=hidden.device)
+        losses["sing"] = (weights * singularity_loss(hidden, mask, config.tau)).sum()
     return losses
 
 

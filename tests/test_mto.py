@@ -165,3 +165,13 @@ def test_plan_asks_for_probabilities_only_where_needed():
 def _cfg(name, *extra):
     config = small_config(name, *extra)
     return config.model, config.mto
+
+
+def test_singularity_loss_with_unequal_mask_counts():
+    hidden = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(2))
+    mask = _masks(b=3)
+    mask[0, 1:] = torch.tensor([True, False, False, False, False])  # one masked token in sample 0
+    per_sample = [singularity_loss(hidden[:, b:b + 1], mask[b:b + 1], 0.1) for b in range(3)]
+    counts = mask.sum(1).float()
+    expected = sum(ps * c for ps, c in zip(per_sample, counts)) / counts.sum()
+    assert torch.allclose(singularity_loss(hidden, mask, 0.1), expected, atol=1e-6)
