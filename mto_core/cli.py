@@ -21,6 +21,10 @@ EXAMPLES = {
 
 config keys for --set (section.field=value, value read as JSON):
   {keys}""",
+    "bench": """examples:
+  mto bench                       # CPU: tiny preset; GPU: tiny, vit-s, vit-b
+  mto bench --json > bench.json
+  mto bench --set train.fused_optimizer=false     # the same, without one optimization""",
     "eval": """examples:
   mto eval runs/x --probe knn
   mto eval runs/x --probe linear --json""",
@@ -61,7 +65,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bank-size", type=int, default=10000, help="training images the probe uses (0 = all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("bench", formatter_class=fmt, help="measure training speed, MTO overhead, memory",
+                       epilog=EXAMPLES["bench"], description="Throughput, share of matmul peak, MTO "
+                       "overhead, peak memory and app latency on this machine.")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--rounds", type=int, default=10, help="timed steps per variant (default 10)")
+    p.add_argument("--batch-size", type=int, default=128, help="batch of the tiny preset (default 128)")
+    p.add_argument("--size", action="append", choices=SIZES, help="sizes to time (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--no-memory", action="store_true", help="skip the training-run memory measurement")
+    p.add_argument("--profile", action="store_true",
+                   help="only profile a tiny SimMIM step on the CPU: top operators by time")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_report, run_bench
+    from .config import apply_overrides, preset
+
+    apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
+    if args.profile:
+        from .bench import format_profile, profile_step
+
+        rows = profile_step(batch=args.batch_size)
+        print(json.dumps(rows, indent=2) if args.json else format_profile(rows))
+        return 0
+    result = run_bench(args.device, args.rounds, args.batch_size, args.size, args.set, not args.no_memory)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
 
 
 def _train_config(args: argparse.Namespace):
@@ -116,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return {"train": _cmd_train, "eval": _cmd_eval}[args.command](args)
+        return {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench}[args.command](args)
     except (ConfigError, CheckpointError, DataError, TrainingError) as error:
         print(f"mto {args.command}: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1

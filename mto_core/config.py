@@ -110,7 +110,12 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation. ``lr`` = ``base_lr`` x effective batch / 256 (MAE's rule)."""
+    """Optimisation. ``lr`` = ``base_lr`` x effective batch / 256 (MAE's rule).
+
+    ``fused_optimizer``: one fused AdamW kernel instead of per-tensor updates.
+    ``compile``: ``torch.compile`` the model (measured slower on the tiny CPU preset; see
+    docs/performance.md).
+    """
 
     epochs: int = 10
     max_steps: int = 0
@@ -126,6 +131,8 @@ class TrainConfig:
     log_every: int = 10
     keep_checkpoints: int = 2
     knn_every: int = 0
+    fused_optimizer: bool = True
+    compile: bool = False
 
 
 @dataclass

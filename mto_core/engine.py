@@ -154,7 +154,8 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ad
         (no_decay if param.ndim <= 1 or name.endswith("_token") else decay).append(param)
     groups = [{"params": decay, "weight_decay": config.train.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.train.base_lr, betas=(0.9, 0.95), fused=True)
+    return torch.optim.AdamW(groups, lr=config.train.base_lr, betas=(0.9, 0.95),
+                             fused=config.train.fused_optimizer or None)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -195,7 +196,7 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
         before = RunConfig.load(saved).to_dict()
         now = config.to_dict()
         for section in (before, now):
-            for key in ("epochs", "max_steps", "device", "log_every", "keep_checkpoints"):
+            for key in ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "compile"):
                 section["train"].pop(key)
         if before != now:
             diff = [f"{s}.{k}" for s in now if isinstance(now[s], dict)
@@ -246,6 +247,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     if info.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.train.compile:
+        net = torch.compile(net)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
     t = config.train
