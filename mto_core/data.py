@@ -105,7 +105,6 @@ def read_image(source: str | Path | bytes, size: int, channels: int) -> torch.Te
 
     name = "upload" if isinstance(source, bytes) else str(source)
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with Image.open(handle) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:

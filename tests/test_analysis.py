@@ -1,0 +1,82 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mto_core.analysis import (embed_2d, layer_measures, mask_token_similarity, separability_auc,
+                               singularity_score)
+from mto_core.efficiency import curve, efficiency, epochs_to_target, rauc
+from mto_core.masking import make_mask
+from mto_core.objective import build_model
+
+from .conftest import small_config
+
+
+def test_singularity_score_by_hand():
+    hidden = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]])
+    mask = torch.tensor([[False, True, False, True]])  # masked: tokens 1 and 3
+    # token 1 (0,1): best visible cosine is with (1,1): 1/sqrt2; token 3 (1,-1): with (1,0): 1/sqrt2
+    assert singularity_score(hidden, mask) == pytest.approx(1 - 1 / math.sqrt(2), rel=1e-5)
+
+
+def test_separability_auc_sees_an_obvious_signal():
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(20, 17, generator=g) < 0.5
+    mask[:, 0] = False
+    hidden = torch.randn(20, 17, 8, generator=g)
+    assert 0.3 < separability_auc(hidden, mask) < 0.7
+    hidden[..., 0] += 5 * mask.float()
+    assert separability_auc(hidden, mask) > 0.95
+
+
+@pytest.mark.parametrize("name", ["simmim-mto", "mae"])
+def test_layer_measures_cover_every_layer(name):
+    torch.manual_seed(0)
+    config = small_config(name)
+    model = build_model(config.model, config.mto).eval()
+    rows = layer_measures(model, torch.rand(8, 1, 28, 28), make_mask(8, 7, 0.6, 0), 0.6)
+    assert [r.layer for r in rows] == [0, 1, 2]
+    assert rows[0].attn_visible_to_masked is None
+    for r in rows[1:]:
+        assert 0 <= r.entropy_masked <= 1 and 0 <= r.entropy_visible <= 1
+        assert r.heterogeneity == pytest.approx(1 - r.attn_visible_to_masked / 0.6)
+    if name == "simmim-mto":  # hard recalibration: visible queries put no mass on masked keys
+        assert all(r.attn_visible_to_masked == 0 and r.heterogeneity == 1 for r in rows[1:])
+    assert rows[0].separability_auc > 0.95  # layer 0: mask tokens are one vector, trivially separable
+
+
+def test_mask_token_similarity():
+    torch.manual_seed(0)
+    config = small_config("simmim")
+    model = build_model(config.model, config.mto)
+    sim = mask_token_similarity(model, torch.rand(2, 1, 28, 28))
+    assert sim["cosine"].shape == (98,) and np.all(np.abs(sim["cosine"]) <= 1 + 1e-6)
+    with torch.no_grad():
+        model.encoder.mask_token.copy_(model.encoder.patch_embed(model.normalize(torch.rand(1, 1, 28, 28)))[0, :1])
+    assert mask_token_similarity(model, torch.rand(2, 1, 28, 28))["cosine"].max() > 0.5
+
+
+@pytest.mark.parametrize("method", ["pca", "umap"])
+def test_embed_2d(method):
+    x = np.random.default_rng(0).normal(size=(60, 8))
+    x[:30, 0] += 10
+    xy = embed_2d(x, method)
+    assert xy.shape == (60, 2)
+    assert np.linalg.norm(xy[:30].mean(0) - xy[30:].mean(0)) > np.linalg.norm(xy[:30].std(0))
+    with pytest.raises(ValueError, match="unknown embedding"):
+        embed_2d(x, "tsne")
+
+
+def test_rauc_and_epochs_to_target():
+    base = (np.array([1.0, 2, 3, 4]), np.array([0.5, 0.6, 0.7, 0.8]))
+    fast = (np.array([1.0, 2, 3, 4]), np.array([0.6, 0.8, 0.85, 0.9]))
+    assert rauc(base, base) == 1
+    assert rauc(fast, base) == pytest.approx(((0.6 + 0.8) / 2 + (0.8 + 0.85) / 2 + (0.85 + 0.9) / 2)
+                                             / ((0.5 + 0.6) / 2 + (0.6 + 0.7) / 2 + (0.7 + 0.8) / 2))
+    assert epochs_to_target(fast, 0.8) == 2 and epochs_to_target(base, 0.95) is None
+    result = efficiency(fast, base)
+    assert result["epochs_to_target"] == 2 and result["efficiency"] == 0.5
+    rows = [{"kind": "epoch", "epoch": 2, "knn_val": 0.6}, {"kind": "train", "epoch": 1.5},
+            {"kind": "epoch", "epoch": 1, "knn_val": 0.5}]
+    assert curve(rows)[0].tolist() == [1, 2] and curve(rows)[1].tolist() == [0.5, 0.6]

@@ -1,0 +1,47 @@
+import time
+
+from mto_core.jobs import JobSlot, TrainingJob
+
+from .conftest import small_config
+
+
+def _job(tmp_path, steps="4"):
+    sets = ["data.train_limit=128", "train.batch_size=32", "train.log_every=1", f"train.max_steps={steps}",
+            "train.epochs=0"]
+    return TrainingJob({"baseline": (small_config("simmim", *sets), tmp_path / "a"),
+                        "mto": (small_config("simmim-mto", *sets), tmp_path / "b")})
+
+
+def test_job_trains_side_by_side_and_collects_rows(tmp_path):
+    job = _job(tmp_path)
+    slot = JobSlot()
+    assert slot.try_start(job)
+    job.wait(300)
+    assert not job.running and job.progress == 1
+    for state in job.runs.values():
+        assert state.error is None and state.done and [r["step"] for r in state.rows] == [1, 2, 3, 4]
+    assert (tmp_path / "a" / "step-00000004" / "model.safetensors").exists()
+
+
+def test_one_job_at_a_time_and_stop(tmp_path):
+    slot = JobSlot()
+    first = _job(tmp_path / "1", steps="100000")
+    assert slot.try_start(first)
+    assert slot.busy and not slot.try_start(_job(tmp_path / "2"))
+    time.sleep(0.5)
+    first.stop()
+    first.wait(300)
+    assert not slot.busy
+    for state in first.runs.values():
+        assert state.error is None and 0 < state.step < 100000
+    assert slot.try_start(_job(tmp_path / "3"))
+    slot.job.wait(300)
+
+
+def test_errors_are_kept_not_raised(tmp_path):
+    job = _job(tmp_path)
+    (tmp_path / "a").mkdir(parents=True)
+    (tmp_path / "a" / "config.json").write_text("{}")  # a run already there: train() refuses
+    job.start()
+    job.wait(300)
+    assert "already holds a run" in job.runs["baseline"].error and job.runs["mto"].error is None
