@@ -19,7 +19,9 @@ def test_job_trains_side_by_side_and_collects_rows(tmp_path):
     job.wait(300)
     assert not job.running and job.progress == 1
     for state in job.runs.values():
-        assert state.error is None and state.done and [r["step"] for r in state.rows] == [1, 2, 3, 4]
+        assert state.error is None and state.done
+        assert [r["step"] for r in state.rows if r["kind"] == "train"] == [1, 2, 3, 4]
+        assert [r["kind"] for r in state.rows][-1] == "epoch"
     assert (tmp_path / "a" / "step-00000004" / "model.safetensors").exists()
 
 
