@@ -5,7 +5,8 @@
 install:
 	bash scripts/install.sh
 
-test: install
+test:
+	bash scripts/install.sh --test
 	python3 -m pytest -q
 
 app: install

@@ -32,6 +32,10 @@ def main() -> None:
     kernels = json.loads(subprocess.run([sys.executable, "benchmarks/loss_kernels.py", "--json"],
                                         check=True, capture_output=True, text=True).stdout)
     profile = profile_step()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import app_budgets
+
+    budgets = app_budgets.report(app_budgets.measure())
 
     base = _row(now, "simmim", "baseline")
     overheads = {m: _row(now, m, "MTO (all defaults)")["time_vs_baseline"] for m in ("simmim", "mae")}
@@ -63,6 +67,13 @@ def main() -> None:
            "not measured: this machine has no GPU | open |"),
         f"| Peak memory of a tiny-preset CPU training run <= 2 GB | {memory:.0f} MiB | "
         f"{verdict(memory <= 2048)} |",
+        "",
+        "## The app's budgets",
+        "",
+        "Measured by `python benchmarks/app_budgets.py` (first render: a fresh server, headless "
+        "Chromium opening the pages in turn; reconstruction and UMAP on the shipped checkpoints):",
+        "",
+        budgets,
         "",
         "## Where the time goes",
         "",

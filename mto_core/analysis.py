@@ -154,3 +154,19 @@ def layer_tokens(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch
     return {"features": hidden.reshape(b * n, d).float().cpu().numpy(),
             "masked": token_mask.reshape(-1).cpu().numpy(),
             "image": np.repeat(np.arange(b), n), "patch": np.tile(np.arange(n), b)}
+
+
+def plot_measures(rows: list[dict], path: str, title: str = "") -> None:
+    """The per-layer measures as an HTML figure, one panel per measure."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = ["attn_visible_to_masked", "heterogeneity", "entropy_masked", "entropy_visible",
+             "singularity", "separability_auc"]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=names)
+    for i, name in enumerate(names):
+        points = [(r["layer"], r[name]) for r in rows if r[name] is not None]
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                 name=name), row=i // 3 + 1, col=i % 3 + 1)
+    fig.update_layout(height=600, title=title, showlegend=False)
+    fig.write_html(path, include_plotlyjs="cdn")

@@ -25,6 +25,16 @@ config keys for --set (section.field=value, value read as JSON):
   mto bench                       # CPU: tiny preset; GPU: tiny, vit-s, vit-b
   mto bench --json > bench.json
   mto bench --set train.fused_optimizer=false     # the same, without one optimization""",
+    "compare": """examples:
+  mto compare runs/experiments/efficiency-cpu/*
+  mto compare runs/a-s0 runs/a-s1 runs/b-s0 runs/b-s1 --baseline a --json --plot curves.html""",
+    "analyze": """examples:
+  mto analyze checkpoints/simmim-mto
+  mto analyze runs/x --images 128 --json --plot layers.html""",
+    "experiment": """examples:
+  mto experiment efficiency --preset cpu     # about 90 min on 2 cores; resumes when started again
+  mto experiment ablation --preset cpu
+  mto experiment efficiency --preset gpu     # full Fashion-MNIST, 5 seeds, on a CUDA GPU""",
     "eval": """examples:
   mto eval runs/x --probe knn
   mto eval runs/x --probe linear --json""",
@@ -77,7 +87,101 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="only profile a tiny SimMIM step on the CPU: top operators by time")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("compare", formatter_class=fmt, help="compare runs grouped by method",
+                       epilog=EXAMPLES["compare"], description="Final accuracy (mean ± std over seeds), "
+                       "RAUC against the baseline group, epochs-to-target and efficiency. Runs are grouped "
+                       "by folder name without a trailing -s<seed>.")
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--baseline", help="baseline group (default: the first without 'mto' in its name)")
+    p.add_argument("--metric", choices=("linear_val", "knn_val"), help="default: linear_val if every run has it")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", help="write an HTML plot of accuracy vs epoch with seed bands")
+
+    p = sub.add_parser("analyze", formatter_class=fmt, help="masked vs visible tokens, per layer",
+                       epilog=EXAMPLES["analyze"], description="Per-layer measures of MTO-SPEC.md on "
+                       "held-out test images: visible-to-masked attention mass, heterogeneity index, "
+                       "row entropy of masked and visible queries, singularity score, separability AUC.")
+    p.add_argument("dir", help="run folder or checkpoint folder")
+    p.add_argument("--images", type=int, default=256, help="held-out test images (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="mask seed")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", help="write an HTML plot of the measures per layer")
+
+    p = sub.add_parser("experiment", formatter_class=fmt, help="efficiency and ablation experiments",
+                       epilog=EXAMPLES["experiment"], description="Train every variant for every seed "
+                       "on one budget (finished runs are kept and skipped, interrupted ones resumed), "
+                       "then write a report generated entirely from the runs.")
+    p.add_argument("kind", choices=("efficiency", "ablation"))
+    p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--out", help="runs folder (default runs/experiments/<kind>-<preset>)")
+    p.add_argument("--report", help="report file (default docs/results/<kind>-<preset>.md)")
+    p.add_argument("--seeds", type=int, help="use only the first N seeds of the preset")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .experiment import compare, format_compare, plot_compare
+
+    result = compare([Path(r) for r in args.runs], args.baseline, args.metric)
+    if args.plot:
+        plot_compare(result, args.plot)
+    print(json.dumps(result, indent=2) if args.json else format_compare(result))
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze_checkpoint, plot_measures
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+
+    checkpoint = load_checkpoint(args.dir)
+    test = load_dataset(checkpoint.config.data, checkpoint.config.model, "test")
+    rows = [r.to_dict() for r in analyze_checkpoint(checkpoint, test.images[:args.images], args.seed)]
+    if args.plot:
+        plot_measures(rows, args.plot, title=str(checkpoint.path))
+    if args.json:
+        print(json.dumps({"checkpoint": str(checkpoint.path), "layers": rows}, indent=2))
+        return 0
+    print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: "
+          f"{'encoder' if checkpoint.config.model.method == 'simmim' else 'decoder'}), "
+          f"{min(args.images, len(test))} test images")
+    print("| layer | a_VM | HI | H masked | H visible | singularity | separability AUC |")
+    print("|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in rows:
+        print(f"| {r['layer']} | {fmt(r['attn_visible_to_masked'])} | {fmt(r['heterogeneity'])} | "
+              f"{fmt(r['entropy_masked'])} | {fmt(r['entropy_visible'])} | {fmt(r['singularity'])} | "
+              f"{fmt(r['separability_auc'])} |")
+    return 0
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    from .config import apply_overrides, preset
+    from .experiment import EXPERIMENTS, run_experiment, write_report
+
+    apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
+    experiment = EXPERIMENTS[(args.kind, args.preset)]
+    if args.seeds:
+        experiment = dataclasses.replace(experiment, seeds=experiment.seeds[:args.seeds])
+    if args.epochs:
+        experiment = dataclasses.replace(experiment, epochs=args.epochs)
+    out = Path(args.out or f"runs/experiments/{args.kind}-{args.preset}")
+    report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
+    start = time.perf_counter()
+    runs = run_experiment(experiment, out, args.set, progress=not args.quiet)
+    command = "mto " + " ".join(sys.argv[1:])
+    path = write_report(experiment, runs, command, report, time.perf_counter() - start)
+    print(path.read_text())
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -148,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench}[args.command](args)
-    except (ConfigError, CheckpointError, DataError, TrainingError) as error:
+        commands = {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench, "compare": _cmd_compare,
+                    "analyze": _cmd_analyze, "experiment": _cmd_experiment}
+        return commands[args.command](args)
+    except (ConfigError, CheckpointError, DataError, TrainingError, ValueError) as error:
         print(f"mto {args.command}: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     except KeyboardInterrupt:

@@ -113,6 +113,9 @@ class TrainConfig:
     """Optimisation. ``lr`` = ``base_lr`` x effective batch / 256 (MAE's rule).
 
     ``fused_optimizer``: one fused AdamW kernel instead of per-tensor updates.
+    ``knn_every`` / ``linear_every``: probe on the validation split every N epochs (the linear
+    probe also after the last epoch), with ``probe_bank`` training images and ``probe_val``
+    validation images (0 = all); logged as knn_val / linear_val in the epoch rows.
     ``compile``: ``torch.compile`` the model (measured slower on the tiny CPU preset; see
     docs/performance.md).
     """
@@ -131,6 +134,9 @@ class TrainConfig:
     log_every: int = 10
     keep_checkpoints: int = 2
     knn_every: int = 0
+    linear_every: int = 0
+    probe_bank: int = 5000
+    probe_val: int = 0
     fused_optimizer: bool = True
     compile: bool = False
 
@@ -355,7 +361,9 @@ def validate(config: RunConfig) -> None:
     _check(0 <= t.min_lr_fraction <= 1, "train.min_lr_fraction must be in [0, 1]")
     _check(t.weight_decay >= 0 and t.clip_grad >= 0, "train.weight_decay and train.clip_grad must be >= 0")
     _check(t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
-    _check(t.knn_every >= 0, "train.knn_every must be >= 0 (0 = never)")
+    _check(t.knn_every >= 0 and t.linear_every >= 0,
+           "train.knn_every and train.linear_every must be >= 0 (0 = never)")
+    _check(t.probe_bank > 0 and t.probe_val >= 0, "train.probe_bank must be > 0, train.probe_val >= 0 (0 = all)")
     _check(t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
            f"train.device must be auto, cpu or cuda, got '{t.device}'")
 

@@ -331,7 +331,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
                 if end_of_epoch and info.main:
                     row = {"kind": "epoch", "step": step, "epoch": step // plan.steps_per_epoch,
                            "loss": float(epoch_sum) / max(epoch_count, 1)}
-                    row.update(_epoch_probe(model, config, row["epoch"], device))
+                    row.update(_epoch_probe(model, config, row["epoch"], step == plan.total_steps, device))
                     append_metrics(run_dir, row)
                     if on_log:
                         on_log(row)
@@ -353,15 +353,21 @@ def _all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return dict(zip(names, stacked / dist.get_world_size()))
 
 
-def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, device: torch.device) -> dict[str, float]:
-    """k-NN accuracy on the validation split every ``train.knn_every`` epochs (0 = never)."""
-    every = config.train.knn_every
-    if not every or epoch % every or not config.data.val_fraction:
+def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, final: bool,
+                 device: torch.device) -> dict[str, float]:
+    """Validation-split probes due at this epoch: k-NN every ``train.knn_every`` epochs, linear
+    every ``train.linear_every`` epochs and after the last one (0 = never)."""
+    t = config.train
+    due = [kind for kind, every in (("knn", t.knn_every), ("linear", t.linear_every))
+           if every and (epoch % every == 0 or (final and kind == "linear"))]
+    if not due or not config.data.val_fraction:
         return {}
     from .evaluate import probe
 
     train = load_dataset(config.data, config.model, "train")
-    if len(train) > 5000:
-        train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:5000])
+    if len(train) > t.probe_bank:
+        train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:t.probe_bank])
     val = load_dataset(config.data, config.model, "val")
-    return {"knn_val": probe(model, train, val, "knn", device).accuracy}
+    if t.probe_val and len(val) > t.probe_val:
+        val = val.subset(slice(0, t.probe_val))
+    return {f"{kind}_val": probe(model, train, val, kind, device).accuracy for kind in due}

@@ -68,3 +68,10 @@ def test_foreign_folder(tmp_path):
         load_checkpoint(tmp_path / "nope")
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
         load_checkpoint(tmp_path.parent)
+
+
+def test_torn_metrics_line_is_skipped(tmp_path):
+    from mto_core.checkpoint import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"ste')
+    assert read_metrics(tmp_path) == [{"step": 1}, {"step": 2}]

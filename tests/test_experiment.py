@@ -1,0 +1,59 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from mto_core.experiment import compare, format_compare, group_name
+
+from .conftest import SMALL
+from .test_cli import mto
+
+TINY = [*SMALL, "data.train_limit=128", "train.batch_size=32", "train.probe_bank=200", "train.probe_val=100"]
+
+
+def _fake_run(folder: Path, values, key="linear_val"):
+    folder.mkdir(parents=True)
+    rows = [{"kind": "epoch", "epoch": e + 1, key: v} for e, v in enumerate(values)]
+    (folder / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder
+
+
+def test_compare_groups_seeds_and_measures_efficiency(tmp_path):
+    runs = [_fake_run(tmp_path / "base-s0", [0.5, 0.6, 0.7, 0.8]), _fake_run(tmp_path / "base-s1", [0.5, 0.6, 0.7, 0.8]),
+            _fake_run(tmp_path / "fast-mto-s0", [0.7, 0.8, 0.82, 0.85]),
+            _fake_run(tmp_path / "fast-mto-s1", [0.7, 0.8, 0.84, 0.87])]
+    result = compare(runs)
+    assert result["baseline"] == "base" and result["metric"] == "linear_val"
+    fast = result["groups"]["fast-mto"]
+    assert fast["seeds"] == 2 and fast["final_mean"] == pytest.approx(0.86) and fast["final_std"] == pytest.approx(0.01)
+    assert fast["epochs_to_target"] == 2 and fast["efficiency"] == 0.5 and fast["rauc"] > 1
+    assert result["groups"]["base"]["rauc"] == 1
+    assert "| fast-mto | 2 | 0.8600 ± 0.0100 |" in format_compare(result)
+    assert group_name(Path("x/simmim-mto-s12")) == "simmim-mto"
+    with pytest.raises(ValueError, match="no per-epoch 'knn_val'"):
+        compare(runs, metric="knn_val")
+
+
+def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs(tmp_path):
+    out, report = tmp_path / "runs", tmp_path / "results" / "efficiency.md"
+    args = ["experiment", "efficiency", "--preset", "cpu", "--seeds", "2", "--epochs", "2", "--quiet",
+            "--out", str(out), "--report", str(report), *[a for s in TINY for a in ("--set", s)]]
+    mto(*args)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{m}-s{s}" for m in ("simmim", "simmim-mto", "mae", "mae-mto")
+                                                           for s in (0, 1))
+    text = report.read_text()
+    assert "mto experiment efficiency --preset cpu" in text and "| simmim-mto | 2 |" in text and "| mae-mto | 2 |" in text
+    assert "What the data says" in text and (report.parent / "efficiency-simmim.html").exists()
+    again = mto(*args)
+    assert again.stdout.count("complete, kept") == 8
+
+
+def test_analyze_command(tmp_path):
+    run = tmp_path / "run"
+    mto("train", "--preset", "simmim-mto", "--max-steps", "2", "--batch-size", "32", "--out", str(run), "--quiet",
+        *[a for s in SMALL for a in ("--set", s)])
+    out = json.loads(mto("analyze", str(run), "--images", "16", "--json", "--plot", str(tmp_path / "a.html")).stdout)
+    assert [r["layer"] for r in out["layers"]] == [0, 1, 2]
+    assert out["layers"][1]["attn_visible_to_masked"] == 0  # hard recalibration
+    assert (tmp_path / "a.html").exists()
+    assert "| layer | a_VM |" in mto("analyze", str(run), "--images", "16").stdout
