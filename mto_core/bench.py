@@ -47,40 +47,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, seconds: float = 2.0) -> float:
-    """Best matrix-multiply GFLOP/s: fp32 n=2048 on CPU, bf16 n=8192 on GPU."""
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+def _best_gflops(fn: Callable[[], object], flops: float, device: torch.device, seconds: float) -> float:
+    """Best GFLOP/s of ``fn`` (``flops`` each call) over bursts of 5 calls for ``seconds``."""
     for _ in range(3):
-        a @ b
+        fn()
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
         _sync(device)
         start = time.perf_counter()
         for _ in range(5):
-            a @ b
+            fn()
         _sync(device)
-        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - start) / 1e9)
+        best = max(best, 5 * flops / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def matmul_peak(device: torch.device, seconds: float = 2.0) -> float:
+    """Best matrix-multiply GFLOP/s: fp32 n=2048 on CPU, bf16 n=8192 on GPU."""
+    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return _best_gflops(lambda: a @ b, 2 * n**3, device, seconds)
 
 
 def model_shape_matmul(model: ModelConfig, batch: int, device: torch.device, seconds: float = 2.0) -> float:
     """GFLOP/s of the model's own largest matmul (tokens x width @ width x 4 width, fp32):
     the ceiling a step of this size can reach, however little else it does."""
     tokens = batch * (1 + model.num_patches)
+    hidden = int(model.embed_dim * model.mlp_ratio)
     a = torch.randn(tokens, model.embed_dim, device=device)
-    w = torch.randn(model.embed_dim, int(model.embed_dim * model.mlp_ratio), device=device)
-    for _ in range(3):
-        a @ w
-    best, end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(10):
-            a @ w
-        _sync(device)
-        best = max(best, 10 * 2 * a.shape[0] * a.shape[1] * w.shape[1] / (time.perf_counter() - start) / 1e9)
-    return best
+    w = torch.randn(model.embed_dim, hidden, device=device)
+    return _best_gflops(lambda: a @ w, 2 * tokens * model.embed_dim * hidden, device, seconds)
 
 
 def _stack_flops(tokens: int, dim: int, depth: int, mlp_ratio: float) -> float:
