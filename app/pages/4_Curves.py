@@ -24,8 +24,10 @@ if not chosen:
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
 
 st.subheader("Probe accuracy vs epoch")
-metric = st.radio("Accuracy", ["knn_val"], horizontal=True, key="curves-metric",
-                  help="k-NN (k = 20, cosine) on the validation split after each epoch (train.knn_every).")
+present = [k for k in ("linear_val", "knn_val") if any(k in x for r in rows.values() for x in r)] or ["knn_val"]
+metric = st.radio("Accuracy", present, horizontal=True, key="curves-metric",
+                  help="Validation split: linear probe (train.linear_every) or k-NN, k = 20, cosine "
+                       "(train.knn_every), after each epoch.")
 curves = {label: curve(r, metric) for label, r in rows.items()}
 with_curve = [label for label, c in curves.items() if len(c[0])]
 fig = go.Figure()
