@@ -10,4 +10,4 @@ test:
 	python3 -m pytest -q
 
 app: install
-	python3 -m streamlit run app/Home.py --server.address localhost --server.headless true
+	python3 app/serve.py --server.address localhost --server.headless true

@@ -79,8 +79,8 @@ def _measures(path: str, ratio: float):
     from mto_core.masking import make_mask
 
     ckpt = load(path)
-    images = test_set()[0][100:164]  # held out from the examples the pages show
-    mask = make_mask(64, ckpt.config.model.grid, ratio, 1)
+    images = test_set()[0][100:132]  # held out from the examples the pages show
+    mask = make_mask(32, ckpt.config.model.grid, ratio, 1)
     return pd.DataFrame([m.to_dict() for m in layer_measures(ckpt, images, mask, ratio)])
 
 

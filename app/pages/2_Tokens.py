@@ -66,7 +66,7 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
 st.subheader("Per layer: singularity score and masked-vs-visible separability")
 st.caption("Singularity S = 1 − mean over masked tokens of the best cosine to a visible token of the same "
            "image (higher: more distinct). Separability: held-out ROC-AUC of a linear probe telling masked "
-           "from visible tokens. 64 held-out test images.")
+           "from visible tokens. 32 held-out test images.")
 both = layer_table(pair, ratio)
 c1, c2 = st.columns(2)
 c1.plotly_chart(px.line(both, x="layer", y="singularity", color="checkpoint", markers=True, height=300),

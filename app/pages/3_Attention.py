@@ -66,7 +66,7 @@ for side, (label, ckpt) in enumerate(pair):
 st.subheader("Heterogeneity between masked and visible tokens, per layer")
 st.caption("Visible-to-masked attention mass a_VM (about the mask ratio r for uninformed attention; 0 with "
            "hard recalibration), heterogeneity HI = 1 − a_VM / r, and row entropy of masked and visible "
-           "queries (divided by log of the number of keys). 64 held-out test images.")
+           "queries (divided by log of the number of keys). 32 held-out test images.")
 table = layer_table(pair, ratio).dropna(subset=["attn_visible_to_masked"])
 c1, c2 = st.columns(2)
 c1.plotly_chart(px.line(table, x="layer", y="attn_visible_to_masked", color="checkpoint", markers=True,
