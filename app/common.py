@@ -96,6 +96,15 @@ def layer_table(pair, ratio: float):
     return pd.concat(frames)
 
 
+def train_frame(rows_by_run: dict):
+    """One frame of the 'train' metrics rows of several runs, with a 'run' column; None if empty."""
+    import pandas as pd
+
+    frames = [pd.DataFrame(train).assign(run=name) for name, rows in rows_by_run.items()
+              if (train := [r for r in list(rows) if r.get("kind") == "train"])]
+    return pd.concat(frames) if frames else None
+
+
 def to_image(x: torch.Tensor) -> np.ndarray:
     """(C, H, W) in [0, 1] -> (H, W[, 3]) uint8 for st.image."""
     arr = (x.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
@@ -112,4 +121,4 @@ def heat(z: np.ndarray, title: str = "", zmax: float | None = None, colorscale: 
 
 
 __all__ = ["CHECKPOINTS", "RUNS", "MAX_UPLOAD_BYTES", "CheckpointError", "DataError", "available",
-           "choose_pair", "heat", "layer_table", "load", "page", "test_set", "to_image"]
+           "choose_pair", "heat", "layer_table", "load", "page", "test_set", "to_image", "train_frame"]

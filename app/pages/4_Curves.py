@@ -5,7 +5,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import CHECKPOINTS, RUNS, available, page
+from common import CHECKPOINTS, RUNS, available, page, train_frame
 
 from mto_core import read_metrics
 from mto_core.app_support import safe_path
@@ -64,15 +64,8 @@ else:
     st.info("None of these runs logged per-epoch accuracy (train with --set train.knn_every=1).")
 
 st.subheader("Training loss")
-frames = []
-for label, r in rows.items():
-    train_rows = [x for x in r if x.get("kind") == "train"]
-    if train_rows:
-        frame = pd.DataFrame(train_rows)
-        frame["run"] = label
-        frames.append(frame)
-if frames:
-    data = pd.concat(frames)
+data = train_frame(rows)
+if data is not None:
     part = st.radio("Term", [c for c in ("loss", "mim", "sing", "ent", "rec") if c in data], horizontal=True,
                     key="curves-term")
     st.plotly_chart(px.line(data.dropna(subset=[part]), x="epoch", y=part, color="run", height=360),

@@ -2,11 +2,10 @@
 
 import time
 
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from common import RUNS, page
+from common import RUNS, page, train_frame
 
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
@@ -64,17 +63,11 @@ def live() -> None:
     st.progress(job.progress, text=f"{'training' if running else 'finished'}: {100 * job.progress:.0f}%")
     if running and st.button("Stop", key="train-stop", help="Stops both runs; each keeps a checkpoint."):
         job.stop()
-    frames = []
     for name, state in job.runs.items():
         if state.error:
             st.error(f"{name}: {state.error}")
-        rows = [r for r in list(state.rows) if r.get("kind") == "train"]
-        if rows:
-            frame = pd.DataFrame(rows)
-            frame["run"] = name
-            frames.append(frame)
-    if frames:
-        data = pd.concat(frames)
+    data = train_frame({name: state.rows for name, state in job.runs.items()})
+    if data is not None:
         c1, c2 = st.columns(2)
         c1.plotly_chart(px.line(data, x="step", y="loss", color="run", height=320, title="total loss"),
                         key="train-loss")
