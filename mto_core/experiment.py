@@ -108,7 +108,7 @@ class Experiment:
     baseline: str = "simmim"
 
 
-_CPU_COMMON = ["data.train_limit=15000", "train.knn_every=1", "train.linear_every=1", "train.probe_bank=3000",
+_CPU_COMMON = ["data.train_limit=13000", "train.knn_every=1", "train.linear_every=1", "train.probe_bank=3000",
                "train.probe_val=2000", "train.batch_size=128"]
 _GPU_COMMON = ["train.knn_every=1", "train.linear_every=2", "train.probe_bank=10000", "train.device=cuda"]
 _ABLATION = {"simmim": ("simmim", []),
