@@ -162,7 +162,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
     import dataclasses
-    import time
     from pathlib import Path
 
     from .config import apply_overrides, preset
@@ -176,10 +175,9 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         experiment = dataclasses.replace(experiment, epochs=args.epochs)
     out = Path(args.out or f"runs/experiments/{args.kind}-{args.preset}")
     report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
-    start = time.perf_counter()
     runs = run_experiment(experiment, out, args.set, progress=not args.quiet)
     command = "mto " + " ".join(sys.argv[1:])
-    path = write_report(experiment, runs, command, report, time.perf_counter() - start)
+    path = write_report(experiment, runs, command, report)
     print(path.read_text())
     return 0
 

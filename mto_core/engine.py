@@ -257,6 +257,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     running: dict[str, torch.Tensor] = {}
     epoch_sum, epoch_count = torch.zeros((), device=device), 0
     tick, tick_step = time.perf_counter(), step
+    epoch_tick = tick
     final_loss = float("nan")
     stopped = False
     bar = tqdm(total=plan.total_steps, initial=step, desc=f"{config.preset}", unit="step",
@@ -331,12 +332,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
                 if end_of_epoch and info.main:
                     row = {"kind": "epoch", "step": step, "epoch": step // plan.steps_per_epoch,
                            "loss": float(epoch_sum) / max(epoch_count, 1)}
+                    probe_start = time.perf_counter()
                     row.update(_epoch_probe(model, config, row["epoch"], step == plan.total_steps, device))
+                    row["train_s"] = round(probe_start - epoch_tick, 3)
+                    row["probe_s"] = round(time.perf_counter() - probe_start, 3)
                     append_metrics(run_dir, row)
                     if on_log:
                         on_log(row)
                     epoch_sum, epoch_count = torch.zeros((), device=device), 0
                 last_checkpoint = checkpoint(epochs_done) or last_checkpoint
+                epoch_tick = time.perf_counter()
             if stopped or step == plan.total_steps:
                 break
     bar.close()
@@ -362,7 +367,7 @@ def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, final: bool,
            if every and (epoch % every == 0 or (final and kind == "linear"))]
     if not due or not config.data.val_fraction:
         return {}
-    from .evaluate import probe
+    from .evaluate import probes
 
     train = load_dataset(config.data, config.model, "train")
     if len(train) > t.probe_bank:
@@ -370,4 +375,4 @@ def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, final: bool,
     val = load_dataset(config.data, config.model, "val")
     if t.probe_val and len(val) > t.probe_val:
         val = val.subset(slice(0, t.probe_val))
-    return {f"{kind}_val": probe(model, train, val, kind, device).accuracy for kind in due}
+    return {f"{kind}_val": result.accuracy for kind, result in probes(model, train, val, tuple(due), device).items()}

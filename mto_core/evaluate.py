@@ -79,15 +79,23 @@ class ProbeResult:
 def probe(model: MIMModel, train: ImageSet, test: ImageSet, kind: str = "knn",
           device: str | torch.device = "cpu", progress: bool = False, split: str = "test") -> ProbeResult:
     """Accuracy of a ``knn`` or ``linear`` probe trained on ``train`` and scored on ``test``."""
-    if kind not in PROBES:
-        raise ValueError(f"unknown probe '{kind}'; choose one of {', '.join(PROBES)}")
+    return probes(model, train, test, (kind,), device, progress, split)[kind]
+
+
+def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, ...] = PROBES,
+           device: str | torch.device = "cpu", progress: bool = False,
+           split: str = "test") -> dict[str, ProbeResult]:
+    """Several probes on one feature extraction: ``{kind: ProbeResult}``."""
+    unknown = [k for k in kinds if k not in PROBES]
+    if unknown:
+        raise ValueError(f"unknown probe '{unknown[0]}'; choose one of {', '.join(PROBES)}")
     if (train.labels < 0).any() or (test.labels < 0).any():
         raise ValueError("probing needs labelled images")
     train_x = extract_features(model, train.images, device=device, progress=progress)
     test_x = extract_features(model, test.images, device=device, progress=progress)
-    score = knn_accuracy if kind == "knn" else linear_probe_accuracy
-    accuracy = score(train_x, train.labels, test_x, test.labels)
-    return ProbeResult(kind, accuracy, len(train), len(test), split)
+    scores = {"knn": knn_accuracy, "linear": linear_probe_accuracy}
+    return {kind: ProbeResult(kind, scores[kind](train_x, train.labels, test_x, test.labels),
+                              len(train), len(test), split) for kind in kinds}
 
 
 def probe_sets(checkpoint: Checkpoint, split: str = "test", bank_size: int = 10000) -> tuple[ImageSet, ImageSet]:

@@ -77,6 +77,10 @@ def test_rauc_and_epochs_to_target():
     assert epochs_to_target(fast, 0.8) == 2 and epochs_to_target(base, 0.95) is None
     result = efficiency(fast, base)
     assert result["epochs_to_target"] == 2 and result["efficiency"] == 0.5
+    peaked = (np.array([1.0, 2, 3, 4]), np.array([0.5, 0.75, 0.7, 0.6]))  # peaks, then drifts down
+    own = efficiency(peaked, peaked)
+    assert own["epochs_to_target"] == 2 and own["epochs_to_best"] == 2 and own["best_target"] == 0.75
+    assert efficiency(base, peaked)["epochs_to_target"] == 2 and efficiency(base, peaked)["epochs_to_best"] == 4
     rows = [{"kind": "epoch", "epoch": 2, "knn_val": 0.6}, {"kind": "train", "epoch": 1.5},
             {"kind": "epoch", "epoch": 1, "knn_val": 0.5}]
     assert curve(rows)[0].tolist() == [1, 2] and curve(rows)[1].tolist() == [0.5, 0.6]

@@ -35,6 +35,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, name):
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    assert all(r["train_s"] > 0 and r["probe_s"] >= 0 for r in rows if r["kind"] == "epoch")
 
 
 def test_existing_run_needs_resume_and_same_config(tmp_path):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mto_core.experiment import compare, format_compare, group_name
+from mto_core.experiment import Experiment, compare, format_compare, group_name, paired_differences, write_report
 
 from .conftest import SMALL
 from .test_cli import mto
@@ -11,9 +11,11 @@ from .test_cli import mto
 TINY = [*SMALL, "data.train_limit=128", "train.batch_size=32", "train.probe_bank=200", "train.probe_val=100"]
 
 
-def _fake_run(folder: Path, values, key="linear_val"):
+def _fake_run(folder: Path, values, key="linear_val", seconds=None):
     folder.mkdir(parents=True)
     rows = [{"kind": "epoch", "epoch": e + 1, key: v} for e, v in enumerate(values)]
+    if seconds is not None:
+        rows = [{**r, "train_s": seconds, "probe_s": seconds / 2} for r in rows]
     (folder / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return folder
 
@@ -32,6 +34,24 @@ def test_compare_groups_seeds_and_measures_efficiency(tmp_path):
     assert group_name(Path("x/simmim-mto-s12")) == "simmim-mto"
     with pytest.raises(ValueError, match="no per-epoch 'knn_val'"):
         compare(runs, metric="knn_val")
+
+
+def test_report_pairs_seeds_times_runs_and_flags_a_saturated_measure(tmp_path):
+    # the baseline peaks at epoch 2 and drifts down: every method "reaches its final" early
+    runs = [_fake_run(tmp_path / "simmim-s0", [0.70, 0.80, 0.76, 0.75], seconds=60),
+            _fake_run(tmp_path / "simmim-s1", [0.70, 0.78, 0.76, 0.77], seconds=60),
+            _fake_run(tmp_path / "simmim-mto-s0", [0.72, 0.79, 0.80, 0.78], seconds=90),
+            _fake_run(tmp_path / "simmim-mto-s1", [0.71, 0.77, 0.77, 0.76])]
+    result = compare(runs)
+    assert paired_differences(result, "simmim-mto") == [("0", pytest.approx(0.03)), ("1", pytest.approx(-0.01))]
+    assert result["groups"]["simmim"]["epochs_to_target"] == 2 and result["groups"]["simmim"]["epochs_to_best"] == 2
+    assert result["groups"]["simmim-mto"]["minutes"] == [pytest.approx(9.0), None]
+    experiment = Experiment("efficiency-test", {"simmim": ("simmim", []), "simmim-mto": ("simmim-mto", [])}, [0, 1], 4)
+    text = write_report(experiment, runs, "mto experiment efficiency", tmp_path / "r.md").read_text()
+    assert "+0.0300 (seed 0), -0.0100 (seed 1)" in text
+    assert "measure is saturated here: the simmim baseline itself reaches its final accuracy at epoch 2 of 4" in text
+    assert "| simmim | 2 | 0.7600 ± 0.0100 | 1.0000 | 2 of 4 | 0.50 | 2 of 4 | 6.0 |" in text
+    assert "| 9.0 (1 of 2 timed) |" in text and "1 runs were made before per-epoch timing" in text
 
 
 def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs(tmp_path):
