@@ -8,6 +8,7 @@ see :mod:`mto_core.efficiency` for RAUC and epochs-to-target.
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -112,6 +113,15 @@ def format_compare(result: dict[str, Any]) -> str:
 
 def plot_compare(result: dict[str, Any], path: str | Path) -> Path:
     """Accuracy vs epoch, mean over seeds with a ±1 std band per method, as an HTML file."""
+    fig = compare_figure(result)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs="cdn")
+    return path
+
+
+def compare_figure(result: dict[str, Any]):  # -> plotly.graph_objects.Figure
+    """The figure of :func:`plot_compare`: mean accuracy per epoch and a ±1 std band per method."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -124,10 +134,33 @@ def plot_compare(result: dict[str, Any], path: str | Path) -> Path:
                                  legendgroup=name))
     fig.update_layout(xaxis_title="epoch", yaxis_title=result["metric"], height=480,
                       title="Probe accuracy vs pre-training epoch (mean ± std over seeds)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs="cdn")
-    return path
+    return fig
+
+
+def families(experiment: str, groups: list[str], baseline: str = "simmim") -> dict[str, list[str]]:
+    """``{baseline group: [groups compared with it, baseline first]}``: the SimMIM and the MAE
+    family of an efficiency experiment (baselines ``simmim`` and ``mae``), or one family with
+    ``baseline`` (an ablation)."""
+    if experiment.startswith("efficiency"):
+        parts = {m: [g for g in groups if g.split("-")[0] == m] for m in ("simmim", "mae")}
+    else:
+        parts = {baseline: list(groups)}
+    out = {}
+    for wanted, family in parts.items():
+        if family:
+            base = wanted if wanted in family else sorted(family)[0]
+            out[base] = sorted(family, key=lambda g: (g != base, g))
+    return out
+
+
+def committed_experiments(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
+    """``{experiment: {group: [runs]}}`` of the run copies next to the reports in ``folder``."""
+    found: dict[str, dict[str, list[Path]]] = {}
+    for copies in sorted(Path(folder).glob("*-runs")):
+        runs = sorted(p for p in copies.iterdir() if (p / "metrics.jsonl").is_file())
+        for run in runs:
+            found.setdefault(copies.name[:-len("-runs")], {}).setdefault(group_name(run), []).append(run)
+    return found
 
 
 @dataclass
@@ -198,19 +231,24 @@ def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | Non
 
 
 def write_report(experiment: Experiment, runs: list[Path], command: str, path: Path) -> Path:
-    """A markdown report of every run the experiment made, plus an HTML plot next to it."""
-    groups = {}
+    """A markdown report of every run the experiment made, plus an HTML plot next to it.
+
+    Each run's metrics.jsonl and config.json are copied to ``<report stem>-runs/<run>/`` (tens of
+    kB per run), so that the tables can be recomputed with ``mto compare`` without the weights.
+    """
+    copies = path.with_name(f"{path.stem}-runs")
+    for run in runs:
+        (copies / run.name).mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.jsonl", "config.json"):
+            if (run / name).exists():
+                shutil.copyfile(run / name, copies / run.name / name)
+    groups: dict[str, list[Path]] = {}
     for run in runs:
         groups.setdefault(group_name(run), []).append(run)
     sections = []
     comparisons = []
-    families = [{g for g in groups if g.startswith(m)} for m in ("simmim", "mae")] \
-        if experiment.name.startswith("efficiency") else [set(groups)]
-    for family in families:
-        if not family:
-            continue
-        base = experiment.baseline if experiment.baseline in family else sorted(family)[0]
-        chosen = [r for g in sorted(family, key=lambda g: (g != base, g)) for r in groups[g]]
+    for base, family in families(experiment.name, list(groups), experiment.baseline).items():
+        chosen = [r for g in family for r in groups[g]]
         result = compare(chosen, baseline=base)
         comparisons.append(result)
         plot = plot_compare(result, path.with_name(f"{path.stem}-{base}.html"))
@@ -226,6 +264,9 @@ def write_report(experiment: Experiment, runs: list[Path], command: str, path: P
              f"({len(experiment.variants)} variants x seeds {experiment.seeds}), {experiment.epochs} epochs "
              f"each, identical data, hyper-parameters and budget. Common settings: "
              f"`{' '.join(experiment.common)}`.",
+             f"Every run's learning curve and config: [{copies.name}/]({copies.name}/); a table "
+             f"is recomputed from them with `mto compare {path.parent}/{copies.name}/{experiment.baseline}-s* "
+             f"{path.parent}/{copies.name}/<variant>-s*`.",
              "Variants: " + "; ".join(f"`{name}` = preset {base}" + (f" with `{' '.join(sets)}`" if sets else "")
                                      for name, (base, sets) in experiment.variants.items()) + ".",
              f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; {info['date']}. "
@@ -251,12 +292,28 @@ def _timing(comparisons: list[dict[str, Any]], seeds: int) -> str:
         return "No run has per-epoch timing in its metrics.jsonl."
     text = (f"Training and probing time recorded in the runs' metrics.jsonl (train_s + probe_s): "
             f"{sum(timed):.0f} min for the {len(timed)} timed runs")
+    overall = sum(timed) / len(timed)
+    estimate = 0.0
+    for result in comparisons:
+        for g in result["groups"].values():
+            own = [m for m in g["minutes"] if m is not None]
+            estimate += (statistics.fmean(own) if own else overall) * len(g["minutes"])
     if len(timed) < len(minutes):
-        per_run = sum(timed) / len(timed)
-        text += (f" ({len(minutes) - len(timed)} runs were made before per-epoch timing was recorded; at "
-                 f"the timed runs' mean of {per_run:.1f} min the whole experiment takes about "
-                 f"{per_run * len(minutes):.0f} min)")
-    return text + f", i.e. about {sum(timed) / len(timed) * len(minutes) / max(seeds, 1):.0f} min per seed."
+        text += (f"; {len(minutes) - len(timed)} runs were made before per-epoch timing was recorded, so "
+                 f"the whole experiment is estimated from each method's timed runs: about {estimate:.0f} min")
+    return text + f", i.e. about {estimate / max(seeds, 1):.0f} min per seed."
+
+
+def paired_reading(result: dict[str, Any], name: str) -> tuple[float, float, str]:
+    """Mean and spread (std over seeds) of the paired final-accuracy differences, and a reading:
+    *helps* when the mean exceeds the spread, *hurts* when below minus the spread, else
+    *no clear effect*."""
+    diffs = [d for _, d in paired_differences(result, name)]
+    mean = statistics.fmean(diffs)
+    spread = statistics.pstdev(diffs) if len(diffs) > 1 else 0.0
+    reading = ("helps" if mean > spread and mean > 0 else "hurts" if mean < -spread and mean < 0
+               else "no clear effect")
+    return mean, spread, reading
 
 
 def _verdicts(comparisons: list[dict[str, Any]]) -> list[str]:
@@ -272,6 +329,7 @@ def _verdicts(comparisons: list[dict[str, Any]]) -> list[str]:
             half = g["efficiency"] is not None and g["efficiency"] <= 0.5
             better = g["final_mean"] >= base["final_mean"]
             diffs = ", ".join(f"{d:+.4f} (seed {seed})" for seed, d in paired_differences(result, name))
+            paired = paired_reading(result, name)
             of = f" of {g['baseline_epochs']:g}"
             reach = ("not within the budget" if g["epochs_to_target"] is None
                      else f"epoch {g['epochs_to_target']:g}{of}")
@@ -280,11 +338,14 @@ def _verdicts(comparisons: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"- **{name} vs {base_name}**: final {g['final_mean']:.4f} ± {g['final_std']:.4f} vs "
                 f"{base['final_mean']:.4f} ± {base['final_std']:.4f} ({'not lower' if better else 'lower'}); "
-                f"per seed, {name} minus {base_name}: {diffs}. RAUC {g['rauc']:.3f}. First epoch at the "
+                f"per seed, {name} minus {base_name}: {diffs}; mean {paired[0]:+.4f}, spread {paired[1]:.4f} "
+                f"over seeds: {paired[2] if paired[2] != 'helps' else 'higher'}"
+                f"{' (within seed noise)' if paired[2] == 'no clear effect' else ''}. RAUC {g['rauc']:.3f}. First epoch at the "
                 f"baseline's final accuracy ({base['target']:.4f}): {reach}; at the baseline's best "
                 f"({base['best_target']:.4f}, the baseline's own epoch {base['epochs_to_best']:g}): {best}. "
-                f"The target (at most half the epochs, final accuracy not lower): "
-                f"**{'met' if half and better else 'not met'}**.")
+                "The target (at most half the epochs, final accuracy not lower): "
+                + ("**met only in the letter**: the baseline meets it too (next point)."
+                   if half and better and saturated else f"**{'met' if half and better else 'not met'}**."))
         if saturated:
             lines.append(
                 f"- The epochs-to-target measure is saturated here: the {base_name} baseline itself reaches "
@@ -316,10 +377,7 @@ def _ablation_choice(comparisons: list[dict[str, Any]]) -> list[str]:
         if name == result["baseline"]:
             continue
         diffs = [d for _, d in paired_differences(result, name)]
-        mean = statistics.fmean(diffs)
-        spread = statistics.pstdev(diffs) if len(diffs) > 1 else 0.0
-        reading = "helps" if mean > spread and mean > 0 else "hurts" if mean < -spread and mean < 0 \
-            else "no clear effect"
+        mean, spread, reading = paired_reading(result, name)
         per_seed = ", ".join(f"{d:+.4f}" for d in diffs)
         lines.append(f"| {name} | {mean:+.4f} | {spread:.4f} | {per_seed} | {reading} |")
     defaults = ", ".join(f"{k}={v}" for k, v in MTO_DEFAULTS.items())

@@ -77,6 +77,14 @@ def test_curves_page_shows_rauc_of_the_shipped_runs():
     assert not at.exception and len(at.dataframe) == 0
 
 
+def test_curves_page_shows_the_committed_efficiency_experiment():
+    at = run("pages/4_Curves.py")
+    at.selectbox(key="curves-experiment").set_value("efficiency-cpu").run()
+    assert "| simmim-mto | 3 |" in texts(at) and "| mae-mto |" not in texts(at)
+    at.radio(key="curves-experiment-base").set_value("mae").run()
+    assert not at.exception and "| mae-mto | 3 |" in texts(at) and "| simmim-mto |" not in texts(at)
+
+
 def test_train_page_runs_baseline_and_mto():
     at = run("pages/5_Train.py")
     assert "No training yet" in at.info[0].value

@@ -48,9 +48,12 @@ def test_report_pairs_seeds_times_runs_and_flags_a_saturated_measure(tmp_path):
     assert result["groups"]["simmim-mto"]["minutes"] == [pytest.approx(9.0), None]
     experiment = Experiment("efficiency-test", {"simmim": ("simmim", []), "simmim-mto": ("simmim-mto", [])}, [0, 1], 4)
     text = write_report(experiment, runs, "mto experiment efficiency", tmp_path / "r.md").read_text()
-    assert "+0.0300 (seed 0), -0.0100 (seed 1)" in text
+    assert "+0.0300 (seed 0), -0.0100 (seed 1); mean +0.0100, spread 0.0200 over seeds: no clear effect" in text
+    assert "**met only in the letter**" in text
     assert "measure is saturated here: the simmim baseline itself reaches its final accuracy at epoch 2 of 4" in text
     assert "| simmim | 2 | 0.7600 ± 0.0100 | 1.0000 | 2 of 4 | 0.50 | 2 of 4 | 6.0 |" in text
+    assert sorted(p.name for p in (tmp_path / "r-runs").iterdir()) == sorted(r.name for r in runs)
+    assert compare(sorted((tmp_path / "r-runs").iterdir()))["groups"]["simmim"]["finals"] == [0.75, 0.77]
     assert "| 9.0 (1 of 2 timed) |" in text and "1 runs were made before per-epoch timing" in text
 
 
