@@ -14,6 +14,7 @@ the input with position. r is the mask ratio (masked fraction of the patch token
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -169,4 +170,5 @@ def plot_measures(rows: list[dict], path: str, title: str = "") -> None:
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
                                  name=name), row=i // 3 + 1, col=i % 3 + 1)
     fig.update_layout(height=600, title=title, showlegend=False)
-    fig.write_html(path, include_plotlyjs="cdn")
+    # A div id from the file name, not a random one: the same runs give the same file.
+    fig.write_html(path, include_plotlyjs="cdn", div_id=f"mto-{Path(path).stem}")

@@ -116,7 +116,8 @@ def plot_compare(result: dict[str, Any], path: str | Path) -> Path:
     fig = compare_figure(result)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs="cdn")
+    # A div id from the file name, not a random one: the same runs give the same file.
+    fig.write_html(path, include_plotlyjs="cdn", div_id=f"mto-{Path(path).stem}")
     return path
 
 
@@ -139,12 +140,14 @@ def compare_figure(result: dict[str, Any]):  # -> plotly.graph_objects.Figure
 
 def families(experiment: str, groups: list[str], baseline: str = "simmim") -> dict[str, list[str]]:
     """``{baseline group: [groups compared with it, baseline first]}``: the SimMIM and the MAE
-    family of an efficiency experiment (baselines ``simmim`` and ``mae``), or one family with
-    ``baseline`` (an ablation)."""
+    family (baselines ``simmim`` and ``mae``). In an efficiency experiment a group belongs to the
+    family its name starts with; in an ablation the groups named ``mae...`` form the MAE family and
+    all others the family of ``baseline`` (the SimMIM parts are named by the part alone)."""
     if experiment.startswith("efficiency"):
         parts = {m: [g for g in groups if g.split("-")[0] == m] for m in ("simmim", "mae")}
     else:
-        parts = {baseline: list(groups)}
+        mae = [g for g in groups if g.split("-")[0] == "mae"]
+        parts = {baseline: [g for g in groups if g not in mae], "mae": mae}
     out = {}
     for wanted, family in parts.items():
         if family:
@@ -177,17 +180,21 @@ class Experiment:
 
 _CPU_COMMON = ["data.train_limit=13000", "train.knn_every=1", "train.linear_every=1", "train.probe_bank=3000",
                "train.probe_val=2000", "train.batch_size=128"]
-# 12 runs: a smaller subset, and the linear probe every other epoch (plus the last), so that the
-# ablation takes about as long as the efficiency experiment's seed-major half.
+# 24 runs (12 SimMIM, 12 MAE): a smaller subset, and the linear probe every other epoch (plus
+# the last), so that the ablation takes about as long as the efficiency experiment.
 _CPU_ABLATION_COMMON = ["data.train_limit=8000", "train.knn_every=1", "train.linear_every=2",
                         "train.probe_bank=3000", "train.probe_val=2000", "train.batch_size=128"]
 _GPU_COMMON = ["train.knn_every=1", "train.linear_every=2", "train.probe_bank=10000", "train.device=cuda"]
-_ABLATION = {"simmim": ("simmim", []),
-             "hard-recalibration": ("simmim", ["mto.hard_recalibration=true"]),
-             "soft-recalibration": ("simmim", ["mto.recalibration_weight=0.1"]),
-             "singularity": ("simmim", ["mto.singularity_weight=0.1"]),
-             "entropy": ("simmim", ["mto.entropy_weight=0.01"]),
-             "simmim-mto": ("simmim-mto", [])}
+_PARTS = {"hard-recalibration": ["mto.hard_recalibration=true"],
+          "soft-recalibration": ["mto.recalibration_weight=0.1"],
+          "singularity": ["mto.singularity_weight=0.1"],
+          "entropy": ["mto.entropy_weight=0.01"]}
+# Each MTO part alone (at the spec's starting weight) and all together, for SimMIM (mask tokens in
+# the encoder) and for MAE (mask tokens in the decoder); the MAE variants carry a "mae-" prefix.
+_ABLATION = {"simmim": ("simmim", []), **{part: ("simmim", sets) for part, sets in _PARTS.items()},
+             "simmim-mto": ("simmim-mto", []),
+             "mae": ("mae", []), **{f"mae-{part}": ("mae", sets) for part, sets in _PARTS.items()},
+             "mae-mto": ("mae-mto", [])}
 EXPERIMENTS = {
     ("efficiency", "cpu"): Experiment("efficiency-cpu", {p: (p, []) for p in ("simmim", "simmim-mto", "mae", "mae-mto")},
                                       [0, 1, 2], 10, _CPU_COMMON),
@@ -265,8 +272,9 @@ def write_report(experiment: Experiment, runs: list[Path], command: str, path: P
              f"each, identical data, hyper-parameters and budget. Common settings: "
              f"`{' '.join(experiment.common)}`.",
              f"Every run's learning curve and config: [{copies.name}/]({copies.name}/); a table "
-             f"is recomputed from them with `mto compare {path.parent}/{copies.name}/{experiment.baseline}-s* "
-             f"{path.parent}/{copies.name}/<variant>-s*`.",
+             f"is recomputed from them with `mto compare {path.parent}/{copies.name}/<baseline>-s* "
+             f"{path.parent}/{copies.name}/<variant>-s*` (baseline: "
+             f"{' or '.join(f'`{b}`' for b in families(experiment.name, list(groups), experiment.baseline))}).",
              "Variants: " + "; ".join(f"`{name}` = preset {base}" + (f" with `{' '.join(sets)}`" if sets else "")
                                      for name, (base, sets) in experiment.variants.items()) + ".",
              f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; {info['date']}. "
@@ -358,29 +366,35 @@ def _verdicts(comparisons: list[dict[str, Any]]) -> list[str]:
 
 
 def _ablation_choice(comparisons: list[dict[str, Any]]) -> list[str]:
-    """Ranking, and each variant's effect against the baseline from per-seed paired differences."""
+    """Per family: a ranking, and each variant's effect against the family's baseline from
+    per-seed paired differences."""
     from .config import MTO_DEFAULTS
 
-    result = comparisons[0]
-    ranked = sorted(result["groups"].items(), key=lambda kv: kv[1]["final_mean"], reverse=True)
-    lines = ["## Ranking by final validation accuracy", ""]
-    lines += [f"{i}. {name}: {g['final_mean']:.4f} ± {g['final_std']:.4f} (RAUC {g['rauc']:.3f})"
-              for i, (name, g) in enumerate(ranked, start=1)]
-    lines += ["", "## Effect of each variant", "",
-              "Paired by seed (same data order and masks): the mean of (variant - baseline) final "
-              "accuracy, and its spread over seeds. A variant *helps* when the mean difference exceeds its "
-              "spread, *hurts* when it is below minus its spread, and otherwise has *no clear effect* "
-              "at this scale.", "",
-              "| variant | mean difference | spread (std over seeds) | per seed | reading |",
-              "|---|---|---|---|---|"]
-    for name, _ in ranked:
-        if name == result["baseline"]:
-            continue
-        diffs = [d for _, d in paired_differences(result, name)]
-        mean, spread, reading = paired_reading(result, name)
-        per_seed = ", ".join(f"{d:+.4f}" for d in diffs)
-        lines.append(f"| {name} | {mean:+.4f} | {spread:.4f} | {per_seed} | {reading} |")
+    lines = []
+    best = []
+    for result in comparisons:
+        base = result["baseline"]
+        ranked = sorted(result["groups"].items(), key=lambda kv: kv[1]["final_mean"], reverse=True)
+        best.append(f"{ranked[0][0]} ({base} family)")
+        lines += [f"## {base} family: ranking by final validation accuracy", ""]
+        lines += [f"{i}. {name}: {g['final_mean']:.4f} ± {g['final_std']:.4f} (RAUC {g['rauc']:.3f})"
+                  for i, (name, g) in enumerate(ranked, start=1)]
+        lines += ["", f"## {base} family: effect of each variant", "",
+                  f"Paired by seed (same data order and masks): the mean of (variant - {base}) final "
+                  "accuracy, and its spread over seeds. A variant *helps* when the mean difference exceeds "
+                  "its spread, *hurts* when it is below minus its spread, and otherwise has *no clear "
+                  "effect* at this scale.", "",
+                  "| variant | mean difference | spread (std over seeds) | per seed | reading |",
+                  "|---|---|---|---|---|"]
+        for name, _ in ranked:
+            if name == base:
+                continue
+            diffs = [d for _, d in paired_differences(result, name)]
+            mean, spread, reading = paired_reading(result, name)
+            per_seed = ", ".join(f"{d:+.4f}" for d in diffs)
+            lines.append(f"| {name} | {mean:+.4f} | {spread:.4f} | {per_seed} | {reading} |")
+        lines.append("")
     defaults = ", ".join(f"{k}={v}" for k, v in MTO_DEFAULTS.items())
-    return lines + ["", f"Best on this validation split: **{ranked[0][0]}**. The `-mto` presets' defaults "
-                        f"are `{defaults}`; see docs/results/README.md for how they follow from this table. "
-                        "Differences smaller than the seed spread are not evidence.", ""]
+    return lines + [f"Best on this validation split: **{'**, **'.join(best)}**. The `-mto` presets' "
+                    f"defaults are `{defaults}`; see docs/results/README.md for how they follow from these "
+                    "tables. Differences smaller than the seed spread are not evidence.", ""]

@@ -83,6 +83,9 @@ def test_curves_page_shows_the_committed_efficiency_experiment():
     assert "| simmim-mto | 3 |" in texts(at) and "| mae-mto |" not in texts(at)
     at.radio(key="curves-experiment-base").set_value("mae").run()
     assert not at.exception and "| mae-mto | 3 |" in texts(at) and "| simmim-mto |" not in texts(at)
+    at.selectbox(key="curves-experiment").set_value("ablation-cpu").run()
+    at.radio(key="curves-experiment-base").set_value("mae").run()
+    assert not at.exception and "| mae-entropy | 2 |" in texts(at) and "| entropy |" not in texts(at)
 
 
 def test_train_page_runs_baseline_and_mto():

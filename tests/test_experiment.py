@@ -57,6 +57,21 @@ def test_report_pairs_seeds_times_runs_and_flags_a_saturated_measure(tmp_path):
     assert "| 9.0 (1 of 2 timed) |" in text and "1 runs were made before per-epoch timing" in text
 
 
+def test_ablation_report_reads_each_family_against_its_own_baseline(tmp_path):
+    curves = {"simmim": ([0.70, 0.75], [0.70, 0.76]), "entropy": ([0.71, 0.78], [0.70, 0.79]),
+              "mae": ([0.72, 0.80], [0.72, 0.81]), "mae-entropy": ([0.70, 0.77], [0.71, 0.78])}
+    runs = [_fake_run(tmp_path / f"{name}-s{seed}", values[seed]) for name, values in curves.items() for seed in (0, 1)]
+    experiment = Experiment("ablation-test", {"simmim": ("simmim", []), "entropy": ("simmim", ["mto.entropy_weight=0.01"]),
+                                              "mae": ("mae", []), "mae-entropy": ("mae", ["mto.entropy_weight=0.01"])},
+                            [0, 1], 2)
+    text = write_report(experiment, runs, "mto experiment ablation", tmp_path / "a.md").read_text()
+    assert "## simmim family: effect of each variant" in text and "## mae family: effect of each variant" in text
+    assert "| entropy | +0.0300 | 0.0000 | +0.0300, +0.0300 | helps |" in text
+    assert "| mae-entropy | -0.0300 | 0.0000 | -0.0300, -0.0300 | hurts |" in text
+    assert "**entropy (simmim family)**, **mae (mae family)**" in text
+    assert (tmp_path / "a-simmim.html").exists() and (tmp_path / "a-mae.html").exists()
+
+
 def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs(tmp_path):
     out, report = tmp_path / "runs", tmp_path / "results" / "efficiency.md"
     args = ["experiment", "efficiency", "--preset", "cpu", "--seeds", "2", "--epochs", "2", "--quiet",
