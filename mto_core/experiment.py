@@ -117,7 +117,7 @@ def plot_compare(result: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A div id from the file name, not a random one: the same runs give the same file.
-    fig.write_html(path, include_plotlyjs="cdn", div_id=f"mto-{Path(path).stem}")
+    fig.write_html(path, include_plotlyjs="cdn", div_id=f"mto-{path.stem}")
     return path
 
 
@@ -138,16 +138,12 @@ def compare_figure(result: dict[str, Any]):  # -> plotly.graph_objects.Figure
     return fig
 
 
-def families(experiment: str, groups: list[str], baseline: str = "simmim") -> dict[str, list[str]]:
-    """``{baseline group: [groups compared with it, baseline first]}``: the SimMIM and the MAE
-    family (baselines ``simmim`` and ``mae``). In an efficiency experiment a group belongs to the
-    family its name starts with; in an ablation the groups named ``mae...`` form the MAE family and
-    all others the family of ``baseline`` (the SimMIM parts are named by the part alone)."""
-    if experiment.startswith("efficiency"):
-        parts = {m: [g for g in groups if g.split("-")[0] == m] for m in ("simmim", "mae")}
-    else:
-        mae = [g for g in groups if g.split("-")[0] == "mae"]
-        parts = {baseline: [g for g in groups if g not in mae], "mae": mae}
+def families(groups: list[str], baseline: str = "simmim") -> dict[str, list[str]]:
+    """``{baseline group: [groups compared with it, baseline first]}``: the groups named ``mae...``
+    form the MAE family (baseline ``mae``), all others the family of ``baseline`` (SimMIM; an
+    ablation names its SimMIM variants by the part alone)."""
+    mae = [g for g in groups if g.split("-")[0] == "mae"]
+    parts = {baseline: [g for g in groups if g not in mae], "mae": mae}
     out = {}
     for wanted, family in parts.items():
         if family:
@@ -254,7 +250,7 @@ def write_report(experiment: Experiment, runs: list[Path], command: str, path: P
         groups.setdefault(group_name(run), []).append(run)
     sections = []
     comparisons = []
-    for base, family in families(experiment.name, list(groups), experiment.baseline).items():
+    for base, family in families(list(groups), experiment.baseline).items():
         chosen = [r for g in family for r in groups[g]]
         result = compare(chosen, baseline=base)
         comparisons.append(result)
@@ -274,7 +270,7 @@ def write_report(experiment: Experiment, runs: list[Path], command: str, path: P
              f"Every run's learning curve and config: [{copies.name}/]({copies.name}/); a table "
              f"is recomputed from them with `mto compare {path.parent}/{copies.name}/<baseline>-s* "
              f"{path.parent}/{copies.name}/<variant>-s*` (baseline: "
-             f"{' or '.join(f'`{b}`' for b in families(experiment.name, list(groups), experiment.baseline))}).",
+             f"{' or '.join(f'`{b}`' for b in families(list(groups), experiment.baseline))}).",
              "Variants: " + "; ".join(f"`{name}` = preset {base}" + (f" with `{' '.join(sets)}`" if sets else "")
                                      for name, (base, sets) in experiment.variants.items()) + ".",
              f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; {info['date']}. "

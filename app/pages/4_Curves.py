@@ -82,7 +82,7 @@ else:
     name = st.selectbox("Experiment", list(experiments), key="curves-experiment",
                         help="Made by `mto experiment`; the report is docs/results/<experiment>.md.")
     groups = experiments[name]
-    options = families(name, list(groups))
+    options = families(list(groups))
     base = st.radio("Baseline", list(options), horizontal=True, key="curves-experiment-base")
     result = compare([r for g in options[base] for r in groups[g]], baseline=base)
     st.plotly_chart(compare_figure(result), key="curves-experiment-plot")
