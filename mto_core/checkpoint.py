@@ -92,6 +92,20 @@ def save_checkpoint(run_dir: Path, step: int, model: MIMModel, config: RunConfig
     return final
 
 
+def save_snapshot(folder: Path, model: MIMModel, config: RunConfig) -> Path:
+    """Weights and config only (a loadable checkpoint folder, no training state), written
+    under a temporary name and renamed, so that a killed run leaves no half snapshot."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(tmp / WEIGHTS), metadata={"format": "mto", "method": config.model.method})
+    (tmp / CONFIG).write_text(config.to_json())
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(tmp, folder)
+    return folder
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete step folders of a run, oldest first."""
     if not run_dir.is_dir():

@@ -33,11 +33,15 @@ config keys for --set (section.field=value, value read as JSON):
   mto analyze runs/x --images 128 --json --plot layers.html""",
     "experiment": """examples:
   mto experiment efficiency --preset cpu     # about 90 min on 2 cores; resumes when started again
+  mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
+  mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
   mto experiment efficiency --preset gpu     # full Fashion-MNIST, 5 seeds, on a CUDA GPU""",
     "eval": """examples:
   mto eval runs/x --probe knn
-  mto eval runs/x --probe linear --json""",
+  mto eval runs/x --probe linear --json
+  mto eval runs/x --probe finetune --bank-size 3000    # end to end on 3,000 labelled images
+  mto eval runs/x --probe finetune --scratch           # the same schedule from random weights""",
 }
 
 
@@ -70,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["eval"],
                        description="Accuracy of a probe on frozen features, on the Fashion-MNIST test split.")
     p.add_argument("dir", help="run folder or checkpoint folder")
-    p.add_argument("--probe", choices=("knn", "linear"), default="knn")
+    p.add_argument("--probe", choices=("knn", "linear", "finetune"), default="knn",
+                   help="knn / linear: frozen features; finetune: end to end, a short fixed schedule")
+    p.add_argument("--scratch", action="store_true",
+                   help="the from-scratch floor: the checkpoint's architecture, randomly initialised")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--bank-size", type=int, default=10000, help="training images the probe uses (0 = all)")
     p.add_argument("--device", default="auto")
@@ -111,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["experiment"], description="Train every variant for every seed "
                        "on one budget (finished runs are kept and skipped, interrupted ones resumed), "
                        "then write a report generated entirely from the runs.")
-    p.add_argument("kind", choices=("efficiency", "ablation"))
+    p.add_argument("kind", choices=("efficiency", "finetune", "ablation"))
     p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--out", help="runs folder (default runs/experiments/<kind>-<preset>)")
     p.add_argument("--report", help="report file (default docs/results/<kind>-<preset>.md)")
@@ -119,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: regenerate the report from its committed run copies (<report>-runs/), "
+                        "or with --out from the finished runs of that folder")
     return parser
 
 
@@ -160,23 +170,38 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_experiment(args: argparse.Namespace) -> int:
+def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     import dataclasses
     from pathlib import Path
 
     from .config import apply_overrides, preset
-    from .experiment import EXPERIMENTS, run_experiment, write_report
+    from .experiment import EXPERIMENTS, report_only, run_experiment, write_report
 
     apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
+    command = "mto " + " ".join(a for a in (argv or sys.argv[1:]))
+    report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
+    if args.kind == "finetune":
+        from .finetune import FINETUNES, run_finetune
+
+        spec = FINETUNES[args.preset]
+        if args.seeds:
+            spec = dataclasses.replace(spec, seeds=spec.seeds[:args.seeds])
+        source = Path(args.out or f"runs/experiments/efficiency-{args.preset}")
+        path = run_finetune(spec, source, command, report, report_only=args.report_only,
+                            progress=not args.quiet)
+        print(path.read_text())
+        return 0
     experiment = EXPERIMENTS[(args.kind, args.preset)]
     if args.seeds:
-        experiment = dataclasses.replace(experiment, seeds=experiment.seeds[:args.seeds])
+        experiment = experiment.limit_seeds(args.seeds)
     if args.epochs:
         experiment = dataclasses.replace(experiment, epochs=args.epochs)
+    if args.report_only:
+        path = report_only(experiment, command, report, Path(args.out) if args.out else None)
+        print(path.read_text())
+        return 0
     out = Path(args.out or f"runs/experiments/{args.kind}-{args.preset}")
-    report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
     runs = run_experiment(experiment, out, args.set, progress=not args.quiet)
-    command = "mto " + " ".join(sys.argv[1:])
     path = write_report(experiment, runs, command, report)
     print(path.read_text())
     return 0
@@ -232,6 +257,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.dir, device)
+    if args.scratch:
+        import dataclasses
+
+        import torch
+
+        from .objective import build_model
+
+        torch.manual_seed(checkpoint.config.train.seed)
+        checkpoint = dataclasses.replace(
+            checkpoint, model=build_model(checkpoint.config.model, checkpoint.config.mto).to(device).eval())
     result = evaluate_checkpoint(checkpoint, args.probe, args.split, args.bank_size, device,
                                  progress=not args.json)
     if args.json:
@@ -252,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench, "compare": _cmd_compare,
                     "analyze": _cmd_analyze, "experiment": _cmd_experiment}
+        if args.command == "experiment":
+            return _cmd_experiment(args, argv)
         return commands[args.command](args)
     except (ConfigError, CheckpointError, DataError, TrainingError, ValueError) as error:
         print(f"mto {args.command}: error: {error}", file=sys.stderr)

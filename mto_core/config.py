@@ -118,6 +118,15 @@ class TrainConfig:
     validation images (0 = all); logged as knn_val / linear_val in the epoch rows.
     ``compile``: ``torch.compile`` the model (measured slower on the tiny CPU preset; see
     docs/performance.md).
+    ``schedule``: ``cosine`` (warmup, then cosine decay to ``min_lr_fraction``) or ``constant``
+    (warmup, then the peak rate): with ``constant`` and a fixed ``warmup_steps``, the model at
+    a given step does not depend on the planned length of the run.
+    ``warmup_steps``: warmup length in steps; 0 = ``warmup_fraction`` of the run.
+    ``probe_points``: epochs (fractions allowed, comma-separated, e.g. ``0,0.5,1,2``) at which
+    the k-NN probe runs on the validation split (``probe`` rows in metrics.jsonl); epoch 0 is
+    the untrained initialization. ``linear_points``: the same for the linear probe.
+    ``snapshot_points``: epochs at which the weights are kept in ``snapshots/epoch-<e>/``
+    (never pruned), e.g. for fine-tuning from several points of one run.
     """
 
     epochs: int = 10
@@ -139,6 +148,11 @@ class TrainConfig:
     probe_val: int = 0
     fused_optimizer: bool = True
     compile: bool = False
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = 0
+    probe_points: str = ""
+    linear_points: str = ""
+    snapshot_points: str = ""
 
 
 @dataclass
@@ -268,6 +282,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"'{key}' must be a number, got {value!r}")
         return float(value)
     if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # --set key=1 reads the value as JSON
         if not isinstance(value, str):
             raise ConfigError(f"'{key}' must be a string, got {value!r}")
         return value
@@ -364,8 +380,22 @@ def validate(config: RunConfig) -> None:
     _check(t.knn_every >= 0 and t.linear_every >= 0,
            "train.knn_every and train.linear_every must be >= 0 (0 = never)")
     _check(t.probe_bank > 0 and t.probe_val >= 0, "train.probe_bank must be > 0, train.probe_val >= 0 (0 = all)")
+    _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
+    for name in ("probe_points", "linear_points", "snapshot_points"):
+        parse_points(getattr(t, name), f"train.{name}")
     _check(t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:"),
            f"train.device must be auto, cpu or cuda, got '{t.device}'")
+
+
+def parse_points(text: str, key: str = "train.probe_points") -> tuple[float, ...]:
+    """``"0, 0.5, 1"`` -> (0.0, 0.5, 1.0): sorted, distinct epochs >= 0."""
+    try:
+        points = sorted({float(p) for p in text.split(",") if p.strip()})
+    except ValueError:
+        raise ConfigError(f"{key} must be comma-separated epochs such as 0,0.5,1,2; got {text!r}") from None
+    if any(not math.isfinite(p) or p < 0 for p in points):
+        raise ConfigError(f"{key} must hold finite epochs >= 0; got {text!r}")
+    return tuple(points)
 
 
 def check_ratio(ratio: float) -> None:

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, load_weights,
-                         save_checkpoint, write_text_atomic)
+                         save_checkpoint, save_snapshot, write_text_atomic)
 from .config import ConfigError, RunConfig, validate
 from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
@@ -53,10 +53,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_at(step: int, total: int, peak: float, warmup: int, min_fraction: float) -> float:
-    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine down to ``min_fraction`` x peak."""
+def lr_at(step: int, total: int, peak: float, warmup: int, min_fraction: float,
+          schedule: str = "cosine") -> float:
+    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine down to ``min_fraction`` x peak
+    (``cosine``) or ``peak`` for good (``constant``)."""
     if step < warmup:
         return peak * (step + 1) / warmup
+    if schedule == "constant":
+        return peak
     progress = (step - warmup) / max(1, total - warmup)
     return peak * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
@@ -106,8 +110,8 @@ def make_plan(config: RunConfig, n_images: int, world_size: int) -> Plan:
     total = t.epochs * steps_per_epoch if t.epochs else t.max_steps
     if t.max_steps:
         total = min(total, t.max_steps)
-    return Plan(t.batch_size, global_batch, steps_per_epoch, total,
-                round(t.warmup_fraction * total), t.base_lr * global_batch / 256)
+    warmup = t.warmup_steps if t.warmup_steps else round(t.warmup_fraction * total)
+    return Plan(t.batch_size, global_batch, steps_per_epoch, total, warmup, t.base_lr * global_batch / 256)
 
 
 def batches(data: ImageSet, config: RunConfig, plan: Plan, epoch: int, start: int,
@@ -280,11 +284,29 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
                                 f"stopped; the last good checkpoint is {last_checkpoint or 'none'}. "
                                 "Lower train.base_lr or raise train.warmup_fraction, then --resume.")
 
+    points = PointProbes(config, plan, device)
+    point_s = 0.0  # time spent in point probes since the epoch began, not counted as training
+
+    def at_point() -> None:
+        """Probe rows and snapshots due at this step (rank 0 only)."""
+        nonlocal point_s
+        if not info.main:
+            return
+        row = points.probe(model, step)
+        if row:
+            point_s += row["probe_s"]
+            append_metrics(run_dir, row)
+            if on_log:
+                on_log(row)
+        points.snapshot(model, step, run_dir)
+
+    if step == 0:
+        at_point()
     model.train()
     while step < plan.total_steps and not stopped:
         epoch, start = divmod(step, plan.steps_per_epoch)
         for micro in batches(data, config, plan, epoch, start, info):
-            lr = lr_at(step, plan.total_steps, plan.peak_lr, plan.warmup_steps, t.min_lr_fraction)
+            lr = lr_at(step, plan.total_steps, plan.peak_lr, plan.warmup_steps, t.min_lr_fraction, t.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             parts: dict[str, torch.Tensor] = {}
@@ -325,6 +347,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
                 if on_log:
                     on_log(row)
                 running, tick, tick_step = {}, now, step
+            at_point()
             stopped = should_stop is not None and should_stop()
             if end_of_epoch or step == plan.total_steps or stopped:
                 stop_if_bad()
@@ -334,14 +357,14 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
                            "loss": float(epoch_sum) / max(epoch_count, 1)}
                     probe_start = time.perf_counter()
                     row.update(_epoch_probe(model, config, row["epoch"], step == plan.total_steps, device))
-                    row["train_s"] = round(probe_start - epoch_tick, 3)
+                    row["train_s"] = round(probe_start - epoch_tick - point_s, 3)
                     row["probe_s"] = round(time.perf_counter() - probe_start, 3)
                     append_metrics(run_dir, row)
                     if on_log:
                         on_log(row)
                     epoch_sum, epoch_count = torch.zeros((), device=device), 0
                 last_checkpoint = checkpoint(epochs_done) or last_checkpoint
-                epoch_tick = time.perf_counter()
+                epoch_tick, point_s = time.perf_counter(), 0.0
             if stopped or step == plan.total_steps:
                 break
     bar.close()
@@ -358,6 +381,53 @@ def _all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return dict(zip(names, stacked / dist.get_world_size()))
 
 
+class PointProbes:
+    """The probes and snapshots of ``train.probe_points``, ``linear_points`` and
+    ``snapshot_points``, keyed by the step that ends each point's epoch fraction."""
+
+    def __init__(self, config: RunConfig, plan: Plan, device: torch.device) -> None:
+        from .config import parse_points
+
+        t = config.train
+        self.config, self.device = config, device
+        steps = lambda key: {round(p * plan.steps_per_epoch): p for p in parse_points(getattr(t, key))}  # noqa: E731
+        self.knn, self.linear, self.snapshots = steps("probe_points"), steps("linear_points"), steps("snapshot_points")
+        self._sets: tuple[ImageSet, ImageSet] | None = None
+
+    def probe(self, model: MIMModel, step: int) -> dict[str, Any] | None:
+        due = tuple(kind for kind, at in (("knn", self.knn), ("linear", self.linear)) if step in at)
+        if not due or not self.config.data.val_fraction:
+            return None
+        from .evaluate import probes
+
+        start = time.perf_counter()
+        if self._sets is None:
+            self._sets = probe_sets(self.config)
+        epoch = self.knn.get(step, self.linear.get(step))
+        scores = probes(model, *self._sets, due, self.device)
+        return {"kind": "probe", "step": step, "epoch": epoch,
+                **{f"{kind}_val": result.accuracy for kind, result in scores.items()},
+                "probe_s": round(time.perf_counter() - start, 3)}
+
+    def snapshot(self, model: MIMModel, step: int, run_dir: Path) -> None:
+        if step in self.snapshots:
+            save_snapshot(run_dir / "snapshots" / f"epoch-{self.snapshots[step]:g}", model, self.config)
+
+
+def probe_sets(config: RunConfig) -> tuple[ImageSet, ImageSet]:
+    """The fixed probe sets of a run: ``train.probe_bank`` training images (one fixed draw,
+    the same for every run of the same data) and the first ``train.probe_val`` validation
+    images (0 = all)."""
+    t = config.train
+    train = load_dataset(config.data, config.model, "train")
+    if len(train) > t.probe_bank:
+        train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:t.probe_bank])
+    val = load_dataset(config.data, config.model, "val")
+    if t.probe_val and len(val) > t.probe_val:
+        val = val.subset(slice(0, t.probe_val))
+    return train, val
+
+
 def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, final: bool,
                  device: torch.device) -> dict[str, float]:
     """Validation-split probes due at this epoch: k-NN every ``train.knn_every`` epochs, linear
@@ -369,10 +439,5 @@ def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, final: bool,
         return {}
     from .evaluate import probes
 
-    train = load_dataset(config.data, config.model, "train")
-    if len(train) > t.probe_bank:
-        train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:t.probe_bank])
-    val = load_dataset(config.data, config.model, "val")
-    if t.probe_val and len(val) > t.probe_val:
-        val = val.subset(slice(0, t.probe_val))
+    train, val = probe_sets(config)
     return {f"{kind}_val": result.accuracy for kind, result in probes(model, train, val, tuple(due), device).items()}

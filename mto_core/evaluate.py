@@ -1,6 +1,8 @@
-"""Frozen-feature probes: k-NN (k = 20, cosine) and a linear probe (logistic regression).
+"""Probes: k-NN (k = 20, cosine) and a linear probe (logistic regression) on frozen features,
+and end-to-end fine-tuning (the paper's protocol, on a short fixed schedule).
 
-Features are the encoder's average-pooled patch tokens of whole (unmasked) images.
+Features are the encoder's average-pooled patch tokens of whole (unmasked) images. The floors
+are raw pixels (:func:`pixel_features`) and a randomly initialised encoder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .data import ImageSet, load_dataset, prepare_images
 from .objective import MIMModel
 
 PROBES = ("knn", "linear")
+FINETUNE = ("finetune",)
 
 
 @torch.no_grad()
@@ -63,6 +66,79 @@ def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: 
     return float(np.mean(pred == test_y.numpy()))
 
 
+def pixel_features(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) uint8 images -> (N, C*H*W) pixels in [0, 1]: the raw-pixel floor."""
+    return images.reshape(images.shape[0], -1).float() / 255
+
+
+def scores(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+           kinds: tuple[str, ...] = PROBES) -> dict[str, float]:
+    """``{kind: accuracy}`` of the frozen-feature probes ``kinds`` on one set of features."""
+    score = {"knn": knn_accuracy, "linear": linear_probe_accuracy}
+    return {kind: score[kind](train_x, train_y, test_x, test_y) for kind in kinds}
+
+
+@dataclass
+class FinetuneSchedule:
+    """One short fixed schedule for every checkpoint (and for the from-scratch floor): AdamW,
+    linear warmup over the first epoch then cosine decay, crop-and-flip augmentation, a linear
+    head on the average-pooled encoder features, cross-entropy."""
+
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    seed: int = 0
+
+
+def finetune_accuracy(model: MIMModel, train: ImageSet, test: ImageSet,
+                      schedule: FinetuneSchedule | None = None, device: str | torch.device = "cpu",
+                      progress: bool = False) -> float:
+    """Fine-tune a copy of ``model``'s encoder end to end with a new linear head on ``train``,
+    then return its accuracy on ``test``. ``model`` itself is left unchanged."""
+    import copy
+    import math
+
+    from .data import augment
+
+    schedule = schedule or FinetuneSchedule()
+    if (train.labels < 0).any() or (test.labels < 0).any():
+        raise ValueError("fine-tuning needs labelled images")
+    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    net = copy.deepcopy(model).to(device).train()
+    for name, param in net.named_parameters():  # the decoder and the mask token get no gradient
+        param.requires_grad_(name.startswith("encoder.") and "mask_token" not in name)
+    head = torch.nn.Linear(model.config.embed_dim, classes).to(device)
+    params = [p for p in net.parameters() if p.requires_grad] + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    g = torch.Generator().manual_seed(schedule.seed)
+    per_epoch = max(1, len(train) // schedule.batch_size)
+    total, cfg = schedule.epochs * per_epoch, model.config
+    step = 0
+    for _ in tqdm(range(schedule.epochs), desc="fine-tune", disable=not progress, leave=False):
+        order = torch.randperm(len(train), generator=g)
+        for i in range(per_epoch):
+            idx = order[i * schedule.batch_size:(i + 1) * schedule.batch_size]
+            lr = schedule.lr * min(1.0, (step + 1) / per_epoch) * 0.5 * (1 + math.cos(math.pi * step / total))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = prepare_images(train.images[idx].to(device), cfg.img_size, cfg.in_chans)
+            images = augment(images, torch.rand(len(idx), 4, generator=g))
+            loss = F.cross_entropy(head(net.features(images)), train.labels[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(test), 512):
+            images = prepare_images(test.images[start:start + 512].to(device), cfg.img_size, cfg.in_chans)
+            pred = head(net.features(images)).argmax(1).cpu()
+            correct += int((pred == test.labels[start:start + 512]).sum())
+    return correct / len(test)
+
+
 @dataclass
 class ProbeResult:
     probe: str
@@ -78,7 +154,11 @@ class ProbeResult:
 
 def probe(model: MIMModel, train: ImageSet, test: ImageSet, kind: str = "knn",
           device: str | torch.device = "cpu", progress: bool = False, split: str = "test") -> ProbeResult:
-    """Accuracy of a ``knn`` or ``linear`` probe trained on ``train`` and scored on ``test``."""
+    """Accuracy of a ``knn``, ``linear`` or ``finetune`` probe trained on ``train`` and scored
+    on ``test``."""
+    if kind == "finetune":
+        return ProbeResult(kind, finetune_accuracy(model, train, test, device=device, progress=progress),
+                           len(train), len(test), split)
     return probes(model, train, test, (kind,), device, progress, split)[kind]
 
 
@@ -93,9 +173,8 @@ def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, .
         raise ValueError("probing needs labelled images")
     train_x = extract_features(model, train.images, device=device, progress=progress)
     test_x = extract_features(model, test.images, device=device, progress=progress)
-    scores = {"knn": knn_accuracy, "linear": linear_probe_accuracy}
-    return {kind: ProbeResult(kind, scores[kind](train_x, train.labels, test_x, test.labels),
-                              len(train), len(test), split) for kind in kinds}
+    return {kind: ProbeResult(kind, accuracy, len(train), len(test), split)
+            for kind, accuracy in scores(train_x, train.labels, test_x, test.labels, kinds).items()}
 
 
 def probe_sets(checkpoint: Checkpoint, split: str = "test", bank_size: int = 10000) -> tuple[ImageSet, ImageSet]:

@@ -6,6 +6,7 @@ from safetensors.torch import load_file
 
 import mto_core.engine as engine
 from mto_core.checkpoint import list_checkpoints, load_checkpoint
+from mto_core.config import ConfigError
 from mto_core.engine import TrainingError, lr_at, train
 
 from .conftest import small_config
@@ -18,6 +19,34 @@ def test_lr_schedule():
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[10:], values[11:]))
     assert values[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+def test_constant_schedule_does_not_depend_on_the_planned_length():
+    short = [lr_at(s, 50, 1.0, 10, 0.01, "constant") for s in range(50)]
+    long = [lr_at(s, 500, 1.0, 10, 0.01, "constant") for s in range(500)]
+    assert short == long[:50] and long[9:] == [1.0] * 491
+    assert [lr_at(s, 50, 1.0, 10, 0.01) for s in range(50)] != long[:50]  # cosine does depend on it
+
+
+def test_probe_points_log_rows_at_fractions_of_an_epoch_and_keep_snapshots(tmp_path):
+    config = small_config("mae-mto", *FAST, "train.schedule=constant", "train.warmup_steps=2",
+                          "train.probe_points=0,0.5,2", "train.linear_points=0", "train.snapshot_points=1",
+                          "train.probe_bank=64", "train.probe_val=32", "train.keep_checkpoints=1")
+    train(config, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    probes = [r for r in rows if r["kind"] == "probe"]
+    assert [(r["step"], r["epoch"]) for r in probes] == [(0, 0.0), (4, 0.5), (16, 2.0)]
+    assert "linear_val" in probes[0] and "linear_val" not in probes[1]
+    assert all(0 <= r["knn_val"] <= 1 and r["probe_s"] > 0 for r in probes)
+    trained = {r["step"]: r["lr"] for r in rows if r["kind"] == "train"}
+    assert trained[4] == trained[16]  # constant after the warmup
+    snapshot = load_checkpoint(tmp_path / "run" / "snapshots" / "epoch-1")
+    assert snapshot.config.train.snapshot_points == "1"
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000016"]  # pruned, the snapshot kept
+    with pytest.raises(ConfigError, match="train.probe_points must be comma-separated epochs"):
+        small_config("mae", "train.probe_points=0,a")
+    with pytest.raises(ConfigError, match="must hold finite epochs >= 0"):
+        small_config("mae", "train.probe_points=-1")
 
 
 @pytest.mark.parametrize("name", ["simmim-mto", "mae-mto"])

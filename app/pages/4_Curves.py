@@ -6,11 +6,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from common import CHECKPOINTS, ROOT, RUNS, available, page, train_frame
+from experiment_section import show_committed_experiments
 
 from mto_core import read_metrics
 from mto_core.app_support import safe_path
 from mto_core.efficiency import curve, efficiency
-from mto_core.experiment import committed_experiments, compare, compare_figure, families, format_compare
 
 RESULTS = ROOT / "docs" / "results"
 
@@ -74,18 +74,4 @@ if data is not None:
     st.plotly_chart(px.line(data.dropna(subset=[part]), x="epoch", y=part, color="run", height=360),
                     key="curves-loss")
 
-st.subheader("Committed experiments")
-experiments = committed_experiments(RESULTS)
-if not experiments:
-    st.info("No experiment report under docs/results/ (run `mto experiment efficiency --preset cpu`).")
-else:
-    name = st.selectbox("Experiment", list(experiments), key="curves-experiment",
-                        help="Made by `mto experiment`; the report is docs/results/<experiment>.md.")
-    groups = experiments[name]
-    options = families(list(groups))
-    base = st.radio("Baseline", list(options), horizontal=True, key="curves-experiment-base")
-    result = compare([r for g in options[base] for r in groups[g]], baseline=base)
-    st.plotly_chart(compare_figure(result), key="curves-experiment-plot")
-    st.markdown(format_compare(result))
-    st.caption(f"Every seed of every run the experiment made; the full report with its verdicts is "
-               f"docs/results/{name}.md.")
+show_committed_experiments(RESULTS)

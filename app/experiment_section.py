@@ -1,0 +1,56 @@
+"""The Curves page's view of the committed experiments (docs/results/*-runs): computed by
+mto_core.experiment, drawn here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from mto_core.experiment import (committed_experiments, compare, compare_figure, families, family_figure,
+                                 family_summary, format_compare, format_interval, read_floors)
+
+
+@st.cache_data(show_spinner="Reading the experiment's runs...")
+def _summary(folder: str, base: str, method: str) -> dict:
+    groups = committed_experiments(Path(folder).parent)[Path(folder).name[:-len("-runs")]]
+    return family_summary(groups, base, method, read_floors(Path(folder)))
+
+
+def show_committed_experiments(results: Path) -> None:
+    """An experiment picker, then per family: mean curves with 95% bands and the floors, and the
+    speed-up estimate (efficiency protocol), or the per-epoch comparison (older protocol)."""
+    st.subheader("Committed experiments")
+    experiments = committed_experiments(results)
+    if not experiments:
+        st.info("No experiment report under docs/results/ (run `mto experiment efficiency --preset cpu`).")
+        return
+    name = st.selectbox("Experiment", list(experiments), key="curves-experiment",
+                        help="Made by `mto experiment`; the report is docs/results/<experiment>.md.")
+    groups = experiments[name]
+    options = families(list(groups))
+    base = st.radio("Family", list(options), horizontal=True, key="curves-experiment-base",
+                    help="Each method is compared with the baseline of its own family.")
+    runs = [r for g in options[base] for r in groups[g]]
+    protocol = any('"kind": "probe"' in (r / "metrics.jsonl").read_text() for r in runs)
+    if protocol and len(options[base]) == 2:
+        summary = _summary(str(results / f"{name}-runs"), base, options[base][1])
+        st.plotly_chart(family_figure(summary), key="curves-experiment-plot")
+        sp = summary["speedup"]
+        if sp.get("s") is not None:
+            st.metric("Speed-up factor s (95% interval)", f"{sp['s']:.2f}",
+                      help="MTO at epoch t reaches what the baseline reaches at epoch s t; s = 2 is the "
+                           "paper's 'about half the epochs'.")
+            st.markdown(f"95% interval **[{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]** over "
+                        f"{len(summary['seeds'])} paired seeds; the smallest speed-up these runs could "
+                        f"detect: **{sp['detectable']:.2f}**. Mean k-NN accuracy over the run, MTO minus "
+                        f"baseline: {format_interval(summary['area'])} ({summary['area']['reading']}).")
+        else:
+            st.info("No speed-up estimate: not every run reaches the thresholds yet.")
+    else:
+        result = compare(runs, baseline=base)
+        st.plotly_chart(compare_figure(result), key="curves-experiment-plot")
+        st.markdown(format_compare(result))
+    st.caption(f"Every seed of every run the experiment made; the full report with its verdicts is "
+               f"docs/results/{name}.md. Bands: 95% t-interval of the mean over seeds (efficiency protocol) "
+               "or ± one sample std (older reports).")
