@@ -472,7 +472,8 @@ def family_figure(summary: dict[str, Any]):  # -> plotly.graph_objects.Figure
     s = summary["speedup"]
     title = f"{summary['method']} vs {summary['base']}: k-NN accuracy, mean and 95% band over paired seeds"
     if s.get("s") is not None:
-        title += f"<br><sup>speed-up s = {s['s']:.2f} [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] (95%)</sup>"
+        interval = f" [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] (95%)" if np.isfinite(s["ci"][0]) else " (one seed)"
+        title += f"<br><sup>speed-up s = {s['s']:.2f}{interval}</sup>"
     fig.update_layout(title=title, xaxis_title="pre-training epoch", yaxis_title="k-NN accuracy (validation)",
                       height=460, legend=dict(orientation="h", y=-0.2), margin=dict(t=80))
     return fig
@@ -528,24 +529,22 @@ def _family_section(s: dict[str, Any], plot: str) -> list[str]:
                  ("init_linear", f"random init linear {floors.get('init_linear', 0):.4f}")) if key in floors) + ".", "",
              f"| epoch | {base} k-NN (mean ± sd) | {method} k-NN (mean ± sd) | {method} - {base} [95% CI] | sign test |",
              "|---|---|---|---|---|"]
+    sd = lambda v: f" ± {v:.4f}" if np.isfinite(v) else ""  # noqa: E731  (one seed: no sd)
     for j, e in enumerate(s["epochs"]):
         b, m = s["curves"][base], s["curves"][method]
-        lines.append(f"| {e:g} | {b['mean'][j]:.4f} ± {b['sd'][j]:.4f} | {m['mean'][j]:.4f} ± {m['sd'][j]:.4f} | "
+        lines.append(f"| {e:g} | {b['mean'][j]:.4f}{sd(b['sd'][j])} | {m['mean'][j]:.4f}{sd(m['sd'][j])} | "
                      f"{format_interval(s['per_point'][j])} | {format_sign(s['per_point'][j])} |")
     area, sp = s["area"], s["speedup"]
-    lines += ["", f"- **Mean k-NN accuracy over the run** (area under the curve / its length), {method} - {base}: "
-              f"{format_interval(area)}, sd {area['sd']:.4f}; {format_sign(area)}; reading: **{area['reading']}**; "
-              f"the smallest difference these seeds detect (80% power, 5% level): {area['detectable']:.4f}."]
-    if sp.get("s") is None:
-        lines.append(f"- **Speed-up factor**: cannot be estimated: no threshold "
-                     f"({', '.join(f'{t:.4f}' for t in sp['thresholds'])}) is reached by every run.")
+    if area["n"] < 2:
+        lines += ["", f"- One paired seed so far: mean k-NN accuracy over the run, {method} - {base}: "
+                  f"{area['mean']:+.4f}; speed-up factor on this seed: "
+                  + (f"{sp['s']:.2f}." if sp.get("s") is not None else "not estimable.")
+                  + " Intervals need at least two seeds."]
     else:
-        per_seed = ", ".join(f"{v:.2f}" for v in sp["per_seed"])
-        lines.append(f"- **Speed-up factor s** = {sp['s']:.2f}, 95% interval [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}] "
-                     f"(geometric mean over seeds; per seed {per_seed}; sd of log s {sp['log_s']['sd']:.3f}; "
-                     f"{format_sign(sp['log_s'])}), from {len(sp['used'])} of {len(sp['thresholds'])} thresholds "
-                     f"({', '.join(f'{t:.4f}' for t in sp['used'])}). Smallest speed-up these runs detect (80% "
-                     f"power): s = {sp['detectable']:.2f} (or 1/{sp['detectable']:.2f} for a slow-down).")
+        lines += ["", f"- **Mean k-NN accuracy over the run** (area under the curve / its length), {method} - {base}: "
+                  f"{format_interval(area)}, sd {area['sd']:.4f}; {format_sign(area)}; reading: "
+                  f"**{area['reading']}**; the smallest difference these seeds detect (80% power, 5% level): "
+                  f"{area['detectable']:.4f}.", _speedup_line(sp)]
     if s["linear"]:
         lines += ["", f"Linear probe (secondary), {method} - {base}:", "",
                   f"| epoch | {base} | {method} | difference [95% CI] | sign test |", "|---|---|---|---|---|"]
@@ -554,9 +553,23 @@ def _family_section(s: dict[str, Any], plot: str) -> list[str]:
     return lines + [""]
 
 
+def _speedup_line(sp: dict[str, Any]) -> str:
+    if sp.get("s") is None:
+        return (f"- **Speed-up factor**: cannot be estimated: no threshold "
+                f"({', '.join(f'{t:.4f}' for t in sp['thresholds'])}) is reached by every run.")
+    per_seed = ", ".join(f"{v:.2f}" for v in sp["per_seed"])
+    return (f"- **Speed-up factor s** = {sp['s']:.2f}, 95% interval [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}] "
+            f"(geometric mean over seeds; per seed {per_seed}; sd of log s {sp['log_s']['sd']:.3f}; "
+            f"{format_sign(sp['log_s'])}), from {len(sp['used'])} of {len(sp['thresholds'])} thresholds "
+            f"({', '.join(f'{t:.4f}' for t in sp['used'])}). Smallest speed-up these runs detect (80% "
+            f"power): s = {sp['detectable']:.2f} (or 1/{sp['detectable']:.2f} for a slow-down).")
+
+
 def _verdict(s: dict[str, Any]) -> str:
     sp, area = s["speedup"], s["area"]
     head = f"- **{s['method']} vs {s['base']}**: "
+    if area["n"] < 2:
+        return head + "one paired seed so far: no interval, no verdict."
     if sp.get("s") is None:
         return head + "no speed-up estimate (thresholds not reached by every run); " \
                       f"mean-accuracy difference {format_interval(area)}."

@@ -71,6 +71,10 @@ def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, r
         for i, (method, seed, point) in enumerate(todo, start=1):
             if (method, seed, point) in done:
                 continue
+            if not _snapshot(source, method, seed, point).is_dir():
+                print(f"[{i}/{len(todo)}] {method} seed {seed} epoch {point:g}: skipped, its efficiency run "
+                      "has not reached that point yet (run this command again later)", flush=True)
+                continue
             start = time.perf_counter()
             accuracy = _finetune_one(source, method, seed, point, spec.schedule, progress)
             row = {"method": method, "seed": seed, "epoch": point, "accuracy": accuracy,
@@ -86,21 +90,25 @@ def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, r
     return report
 
 
+def _snapshot(source: Path, method: str, seed: int, point: float) -> Path:
+    """The weights a result starts from: a snapshot, or for ``<family>-scratch`` the run folder
+    whose config gives the architecture."""
+    if method.endswith("-scratch"):
+        return source / f"{method[:-len('-scratch')]}-s{seed}"
+    return source / f"{method}-s{seed}" / "snapshots" / f"epoch-{point:g}"
+
+
 def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: FinetuneSchedule,
                   progress: bool) -> float:
     from .engine import probe_sets
     from .objective import build_model
 
+    folder = _snapshot(source, method, seed, point)
     if method.endswith("-scratch"):
-        run = source / f"{method[:-len('-scratch')]}-s{seed}"
-        config = read_config(run)
+        config = read_config(folder)
         torch.manual_seed(seed)
         model = build_model(config.model, config.mto)
     else:
-        folder = source / f"{method}-s{seed}" / "snapshots" / f"epoch-{point:g}"
-        if not folder.is_dir():
-            raise ValueError(f"{folder} does not exist: run `mto experiment efficiency` first (its runs keep "
-                             "snapshots at train.snapshot_points)")
         checkpoint = load_checkpoint(folder)
         model, config = checkpoint.model, checkpoint.config
     bank, val = probe_sets(config)
