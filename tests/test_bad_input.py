@@ -249,3 +249,11 @@ def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path)
     for wider in (["--server.address", "0.0.0.0"], ["--server.address=192.168.1.5"], ["--server.maxUploadSize=200"]):
         with pytest.raises(ValueError, match="this machine only|at most 10"):
             server_args(wider)
+
+
+def test_training_a_model_too_large_for_memory_is_refused_before_writing(tmp_path):
+    from mto_core.engine import train
+
+    with pytest.raises(ConfigError, match="cannot fit in memory"):
+        train(small_config("simmim", "model.embed_dim=65536"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
