@@ -122,8 +122,9 @@ def test_a_start_that_failed_does_not_block_the_retry(tmp_path, resume):
     retry = mto(*common, "--batch-size", "32", *(["--resume"] if resume else []))
     assert "trained 2 steps" in retry.stdout
     assert ("nothing to resume" in retry.stderr) == resume
-    again = mto(*common, "--batch-size", "32", "--resume")
-    assert "already trained to step 2" in again.stdout and "nan" not in again.stdout
+    if resume:
+        again = mto(*common, "--batch-size", "32", "--resume")
+        assert "already trained to step 2" in again.stdout and "nan" not in again.stdout
 
 
 def _nan_checkpoint(folder):

@@ -148,13 +148,13 @@ def _kill_once(args, condition):
 def test_killed_runs_log_every_step_once(tmp_path):
     """SIGKILL after rows were logged but before the first checkpoint, then after rows that
     followed a checkpoint; each --resume trains those steps again and logs them once."""
-    sets = ["--set", "data.train_limit=2048"]  # 64 steps an epoch; a checkpoint after each, and at the end
-    first = _short(tmp_path, "--max-steps", "60", *sets)
+    sets = ["--set", "data.train_limit=1024"]  # 32 steps an epoch; a checkpoint after each, and at the end
+    first = _short(tmp_path, "--max-steps", "30", *sets)
     _kill_once(first, lambda: len(_logged_steps(tmp_path)) >= 3)
     assert not list_checkpoints(tmp_path) and len(_logged_steps(tmp_path)) >= 3
     subprocess.run(first + ["--resume"], check=True, capture_output=True, timeout=600)
-    second = _short(tmp_path, "--max-steps", "120", *sets, "--resume")
-    _kill_once(second, lambda: max(_logged_steps(tmp_path)) >= 70)
-    assert list_checkpoints(tmp_path)[-1].name == "step-00000064"
+    second = _short(tmp_path, "--max-steps", "60", *sets, "--resume")
+    _kill_once(second, lambda: max(_logged_steps(tmp_path)) >= 36)
+    assert list_checkpoints(tmp_path)[-1].name == "step-00000032"
     subprocess.run(second, check=True, capture_output=True, timeout=600)
-    assert _logged_steps(tmp_path) == list(range(1, 121))
+    assert _logged_steps(tmp_path) == list(range(1, 61))
