@@ -65,6 +65,7 @@ done
 kill -0 "$pid" 2>/dev/null || fail "the run ended before it could be killed at step 40"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
+echo "killed at step $(last_step "$RUN"); resuming"
 mto "${TRAIN[@]}" --max-steps 200 --resume
 [ -d "$RUN/step-00000200" ] || fail "the resumed run has no checkpoint at step 200"
 "$PY" - "$RUN" <<'PY' || fail "metrics.jsonl does not log each step once, or a loss is not finite"
