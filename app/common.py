@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist  # noqa: E402
-from mto_core.app_support import MAX_UPLOAD_BYTES, find_checkpoints, safe_path  # noqa: E402
+from mto_core.app_support import MAX_UPLOAD_BYTES, safe_path, scan_checkpoints  # noqa: E402
 
 CHECKPOINTS, RUNS = ROOT / "checkpoints", ROOT / "runs"
 
@@ -40,8 +40,12 @@ def test_set(n: int = 2000) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]
 
 
 def available() -> dict[str, str]:
-    """{label: path} of the shipped checkpoints and the runs, newest runs last."""
-    return find_checkpoints([CHECKPOINTS, RUNS], ROOT)
+    """{label: path} of the shipped checkpoints and the runs, newest runs last; the sidebar
+    lists those that cannot be opened, and why."""
+    found, unusable = scan_checkpoints([CHECKPOINTS, RUNS], ROOT)
+    for label, why in unusable.items():
+        st.sidebar.warning(f"{label} is not usable: {why}")
+    return found
 
 
 def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae")) -> tuple | None:

@@ -1,5 +1,5 @@
-"""Small pure helpers behind the app's widgets: finding checkpoints, keeping paths inside the
-allowed folders, reading uploads, editing masks by hand."""
+"""Small pure helpers behind the app: its server settings, finding checkpoints, keeping paths
+inside the allowed folders, reading uploads, editing masks by hand."""
 
 from __future__ import annotations
 
@@ -7,10 +7,35 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import WEIGHTS, list_checkpoints
+from .checkpoint import WEIGHTS, list_checkpoints, read_config, resolve
 from .data import DataError, read_image
+from .objective import check_model_fits
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+
+# Passed on Streamlit's command line by app/serve.py: Streamlit reads .streamlit/config.toml only
+# from the working directory, and without these it listens on every interface, gathers usage
+# statistics and accepts 200 MB uploads.
+SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(MAX_UPLOAD_BYTES // 2**20),
+                   "server.headless": "true", "browser.gatherUsageStats": "false", "theme.base": "light"}
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def server_args(extra: list[str]) -> list[str]:
+    """Streamlit options for the app: ``SERVER_SETTINGS`` where ``extra`` does not give them,
+    then ``extra``; ValueError for an address other than this machine's or a larger upload limit."""
+    given: dict[str, str] = {}
+    for i, arg in enumerate(extra):
+        if arg.startswith("--"):
+            key, sep, value = arg[2:].partition("=")
+            given[key] = value if sep else (extra[i + 1] if i + 1 < len(extra) else "")
+    if given.get("server.address", "localhost") not in LOOPBACK:
+        raise ValueError(f"the app serves this machine only (--server.address one of {', '.join(LOOPBACK)}), "
+                         f"got {given['server.address']}; reach it from elsewhere through an SSH tunnel")
+    limit = given.get("server.maxUploadSize", SERVER_SETTINGS["server.maxUploadSize"])
+    if not limit.isdigit() or int(limit) > MAX_UPLOAD_BYTES // 2**20:
+        raise ValueError(f"--server.maxUploadSize must be at most {MAX_UPLOAD_BYTES // 2**20} (MB), got {limit}")
+    return [f"--{key}={value}" for key, value in SERVER_SETTINGS.items() if key not in given] + extra
 
 
 def safe_path(path: str | Path, roots: list[Path]) -> Path:
@@ -22,16 +47,27 @@ def safe_path(path: str | Path, roots: list[Path]) -> Path:
     raise ValueError(f"{path} is outside the allowed folders ({', '.join(str(r) for r in roots)})")
 
 
-def find_checkpoints(roots: list[Path], base: Path) -> dict[str, str]:
-    """{label relative to ``base``: path} of every checkpoint or run folder under ``roots``."""
+def scan_checkpoints(roots: list[Path], base: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """({label relative to ``base``: path} of the checkpoint and run folders under ``roots`` the
+    app can open, {label: why not} of the others: links leading outside ``roots``, unreadable
+    configs, models too large for this machine). Only config.json files are read."""
     found: dict[str, str] = {}
+    unusable: dict[str, str] = {}
     for root in roots:
         if not root.is_dir():
             continue
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if (folder / WEIGHTS).is_file() or list_checkpoints(folder):
-                found[folder.relative_to(base).as_posix()] = str(folder)
-    return found
+            if not ((folder / WEIGHTS).is_file() or list_checkpoints(folder)):
+                continue
+            label = folder.relative_to(base).as_posix()
+            try:
+                safe_path(folder, roots)
+                check_model_fits(read_config(resolve(folder)).model)
+            except ValueError as error:  # CheckpointError and ConfigError among them
+                unusable[label] = str(error)
+                continue
+            found[label] = str(folder)
+    return found, unusable
 
 
 def read_upload(data: bytes, size: int, channels: int, limit: int = MAX_UPLOAD_BYTES) -> torch.Tensor:

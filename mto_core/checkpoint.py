@@ -12,18 +12,21 @@ unpickled; ``train_state.pt`` (optimizer moments, step counters) is read with
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-from .config import ConfigError, RunConfig
+from .config import ConfigError, MTOWarning, RunConfig
 from .objective import MIMModel, build_model
 
 WEIGHTS, CONFIG, STATE, METRICS = "model.safetensors", "config.json", "train_state.pt", "metrics.jsonl"
@@ -55,6 +58,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -67,43 +77,58 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def save_checkpoint(run_dir: Path, step: int, model: MIMModel, config: RunConfig,
                     state: dict[str, Any], keep: int) -> Path:
-    """Write ``run_dir/step-NNNNNNNN`` atomically; keep the newest ``keep`` step folders."""
-    final = run_dir / f"{_PREFIX}{step:08d}"
-    tmp = run_dir / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / WEIGHTS), metadata={"format": "mto", "method": config.model.method})
-    (tmp / CONFIG).write_text(config.to_json())
-    torch.save(state, tmp / STATE)
+    """Write ``run_dir/step-NNNNNNNN`` atomically; keep the newest ``keep`` step folders.
+
+    The files are serialized in memory and written by Python, so that a failed write (disk
+    full, file size limit) is an OSError naming its cause, whichever file it hit; the
+    half-written folder is then removed.
+    """
     metrics = run_dir / METRICS
-    if metrics.exists():
-        shutil.copyfile(metrics, tmp / METRICS)
-    for file in tmp.iterdir():
-        with open(file, "rb+") as handle:
-            os.fsync(handle.fileno())
-    _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _fsync_dir(run_dir)
+    state_bytes = io.BytesIO()
+    torch.save(state, state_bytes)
+    final = _write_folder(run_dir / f"{_PREFIX}{step:08d}", {
+        **_model_files(model, config), STATE: state_bytes.getvalue(),
+        **({METRICS: metrics.read_bytes()} if metrics.exists() else {})})
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def save_snapshot(folder: Path, model: MIMModel, config: RunConfig) -> Path:
-    """Weights and config only (a loadable checkpoint folder, no training state), written
-    under a temporary name and renamed, so that a killed run leaves no half snapshot."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
+    """Weights and config only: a loadable checkpoint folder without training state, written
+    the same atomic way (a killed run leaves no half snapshot)."""
+    return _write_folder(folder, _model_files(model, config))
+
+
+def _model_files(model: MIMModel, config: RunConfig) -> dict[str, bytes]:
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {WEIGHTS: safetensors_bytes(weights, metadata={"format": "mto", "method": config.model.method}),
+            CONFIG: config.to_json().encode()}
+
+
+def _write_folder(final: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` into ``.<final>.tmp``, flush them, then rename the folder to ``final``;
+    a failed write removes the half-written folder and raises the OSError."""
+    tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / WEIGHTS), metadata={"format": "mto", "method": config.model.method})
-    (tmp / CONFIG).write_text(config.to_json())
-    shutil.rmtree(folder, ignore_errors=True)
-    os.rename(tmp, folder)
-    return folder
+    try:
+        for name, data in files.items():
+            _write_synced(tmp / name, data)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    return final
+
+
+def step_of(folder: Path) -> int:
+    """The step a ``step-NNNNNNNN`` folder was saved at."""
+    return int(folder.name[len(_PREFIX):])
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -164,7 +189,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     """Load a run folder (its newest checkpoint) or a checkpoint folder, ready for inference."""
     folder = resolve(path)
     config = read_config(folder)
-    model = build_model(config.model, config.mto)
+    try:
+        model = build_model(config.model, config.mto)
+    except ConfigError as error:
+        raise CheckpointError(f"{folder / CONFIG}: {error}") from None
     load_weights(model, folder / WEIGHTS)
     return Checkpoint(model.to(device).eval(), config, folder)
 
@@ -178,15 +206,38 @@ def load_train_state(folder: Path) -> dict[str, Any]:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a metrics.jsonl (a run folder, checkpoint folder or the file); torn lines skipped."""
+    """Rows of a metrics.jsonl (a run folder, checkpoint folder or the file).
+
+    What a consumer could trip on is left out, with one warning per file: a line that is not a
+    JSON object (a torn last line after a kill is skipped silently), any value other than a
+    number besides the row's ``kind`` name, and a train or epoch row then left without its epoch.
+    """
     path = Path(path)
     file = path if path.is_file() else path / METRICS
     if not file.exists():
         return []
-    rows = []
-    for line in file.read_text().splitlines():
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows, bad_lines, bad_values = [], [], []
+    for number, line in enumerate(lines, 1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            if line.strip() and number < len(lines):
+                bad_lines.append(number)
             continue
+        for key, value in list(row.items()):
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (numeric or (key == "kind" and isinstance(value, str))):
+                bad_values.append(f"{key} on line {number}")
+                del row[key]
+        if row.get("kind") in ("train", "epoch") and "epoch" not in row:
+            bad_lines.append(number)
+            continue
+        rows.append(row)
+    if bad_lines or bad_values:
+        parts = ([f"{len(bad_lines)} line(s) that are not metrics rows (line {bad_lines[0]})"] if bad_lines else []) \
+            + ([f"{len(bad_values)} value(s) that are not numbers ({bad_values[0]})"] if bad_values else [])
+        warnings.warn(f"{file}: skipped {' and '.join(parts)}", MTOWarning, stacklevel=2)
     return rows

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import warnings
 
 EXAMPLES = {
     "main": """examples:
@@ -132,11 +134,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _at_least(value: int | None, minimum: int, flag: str) -> None:
+    from .config import ConfigError
+
+    if value is not None and value < minimum:
+        raise ConfigError(f"{flag} must be {'positive' if minimum == 1 else f'at least {minimum}'}"
+                          f", got {value}")
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .checkpoint import METRICS
     from .experiment import compare, format_compare, plot_compare
 
+    for run in map(Path, args.runs):
+        if not (run / METRICS).is_file():
+            raise ValueError(f"{run} {'has no ' + METRICS if run.is_dir() else 'does not exist'}; "
+                             "give run folders made by mto train")
     result = compare([Path(r) for r in args.runs], args.baseline, args.metric)
     if args.plot:
         plot_compare(result, args.plot)
@@ -149,6 +164,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .data import load_dataset
 
+    _at_least(args.images, 1, "--images")
     checkpoint = load_checkpoint(args.dir)
     test = load_dataset(checkpoint.config.data, checkpoint.config.model, "test")
     rows = [r.to_dict() for r in analyze_checkpoint(checkpoint, test.images[:args.images], args.seed)]
@@ -178,6 +194,8 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     from .experiment import EXPERIMENTS, report_only, run_experiment, write_report
 
     apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
+    _at_least(args.seeds, 1, "--seeds")
+    _at_least(args.epochs, 1, "--epochs")
     command = "mto " + " ".join(a for a in (argv or sys.argv[1:]))
     report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
     if args.kind == "finetune":
@@ -212,6 +230,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .config import apply_overrides, preset
 
     apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
+    _at_least(args.rounds, 1, "--rounds")
+    _at_least(args.batch_size, 1, "--batch-size")
     if args.profile:
         from .bench import format_profile, profile_step
 
@@ -242,10 +262,18 @@ def _train_config(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from .engine import train
 
+    if not args.out.strip():
+        raise ValueError("--out is empty; give the run's folder, e.g. --out runs/x")
     config = _train_config(args)
     result = train(config, args.out, resume=args.resume, progress=not args.quiet)
-    if os.environ.get("RANK", "0") == "0":
-            print(f"trained {result.steps} steps ({result.epochs_done:.2f} epochs), final loss "
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    if math.isnan(result.final_loss):  # no step was left to train, so none was logged
+        print(f"{args.out} is already trained to step {result.steps} ({result.epochs_done:.2f} epochs); "
+              f"nothing to do. To train longer, --resume with a larger --epochs or --max-steps. "
+              f"Checkpoint: {result.last_checkpoint}")
+    else:
+        print(f"trained {result.steps} steps ({result.epochs_done:.2f} epochs), final loss "
               f"{result.final_loss:.4f}; checkpoint: {result.last_checkpoint}")
     return 0
 
@@ -255,6 +283,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .engine import resolve_device
     from .evaluate import evaluate_checkpoint
 
+    _at_least(args.bank_size, 0, "--bank-size")
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.dir, device)
     if args.scratch:
@@ -279,11 +308,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
-    from .config import ConfigError
+    from .config import ConfigError, MTOWarning
     from .data import DataError
     from .engine import TrainingError
 
     args = _parser().parse_args(argv)
+    show = warnings.showwarning
+
+    def one_line(message, category, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        if issubclass(category, MTOWarning):
+            print(f"mto {args.command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *rest, **kwargs)
+
+    warnings.showwarning = one_line
     try:
         commands = {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench, "compare": _cmd_compare,
                     "analyze": _cmd_analyze, "experiment": _cmd_experiment}

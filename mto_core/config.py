@@ -25,6 +25,11 @@ class ConfigError(ValueError):
     """A configuration value or key that cannot be used; the message says what to do."""
 
 
+class MTOWarning(UserWarning):
+    """Something the user should know that does not stop the work (the command prints it as one
+    line)."""
+
+
 @dataclass
 class ModelConfig:
     """Network shape. ``size`` names the preset the other fields came from."""
@@ -192,11 +197,19 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder; give the JSON file itself "
+                              f"(e.g. {path / 'config.json'})") from None
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {error.start}); a config "
+                              "is the JSON a run saves as config.json") from None
         except json.JSONDecodeError as error:
             raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+        except OSError as error:
+            raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
         return cls.from_dict(data)
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,11 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, load_weights,
-                         save_checkpoint, save_snapshot, write_text_atomic)
-from .config import ConfigError, RunConfig, validate
+                         read_metrics, save_checkpoint, save_snapshot, step_of, write_text_atomic)
+from .config import ConfigError, MTOWarning, RunConfig, validate
 from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
-from .objective import MIMModel, build_model
+from .objective import MIMModel, build_model, check_model_fits
 
 
 class TrainingError(RuntimeError):
@@ -46,6 +47,8 @@ def generator(seed: int, purpose: str, counter: int) -> torch.Generator:
 
 
 def resolve_device(name: str) -> torch.device:
+    if not (name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -163,8 +166,12 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ad
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / METRICS, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    try:
+        with open(run_dir / METRICS, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+    except OSError as error:
+        raise TrainingError(f"could not append to {run_dir / METRICS}: {error.strerror or error}. "
+                            "The last checkpoint is intact; free space and --resume.") from None
 
 
 @dataclass
@@ -176,8 +183,22 @@ class TrainResult:
     final_loss: float
 
 
+# What --resume accepts besides the config the run was started with: how long and where to
+# train, and (recorded in metrics.jsonl) the learning-rate and clipping settings, which the
+# non-finite-loss message advises changing; every other key shapes the model, the data or the
+# optimizer state.
+RESUME_FREE = ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "compile")
+RESUME_RECORDED = ("base_lr", "warmup_fraction", "min_lr_fraction", "clip_grad")
+
+
 def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | None:
-    """Create or check the run folder; return the checkpoint to resume from, if any."""
+    """Create or check the run folder; return the checkpoint to resume from, if any.
+
+    A folder with no checkpoint and no logged step (a start that failed) takes a new start.
+    Resuming cuts metrics.jsonl back to the resumed step, so that the steps trained again are
+    not logged twice, and records there any change of the learning-rate and clipping settings.
+    """
+    check_model_fits(config.model)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -190,26 +211,48 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
         shutil.rmtree(leftover, ignore_errors=True)
     saved = run_dir / "config.json"
     checkpoints = list_checkpoints(run_dir)
-    if not resume:
-        if checkpoints or saved.exists():
-            raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, "
-                                "or choose another --out")
+    if not checkpoints and not any(r.get("kind") == "train" for r in read_metrics(run_dir)):
+        if resume:
+            warnings.warn(f"{run_dir} holds no checkpoint and no logged step, so there is nothing to "
+                          "resume: starting at step 0", MTOWarning, stacklevel=3)
+        (run_dir / METRICS).unlink(missing_ok=True)
         write_text_atomic(saved, config.to_json())
         return None
+    if not resume:
+        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                            "or choose another --out")
+    resume_from = checkpoints[-1] if checkpoints else None
+    changed: dict[str, float] = {}
     if saved.exists():
         before = RunConfig.load(saved).to_dict()
         now = config.to_dict()
+        for key in RESUME_RECORDED:
+            if before["train"][key] != now["train"][key]:
+                changed.update({key: now["train"][key], f"{key}_was": before["train"][key]})
         for section in (before, now):
-            for key in ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "compile"):
+            for key in (*RESUME_FREE, *RESUME_RECORDED):
                 section["train"].pop(key)
         if before != now:
             diff = [f"{s}.{k}" for s in now if isinstance(now[s], dict)
                     for k in now[s] if before[s].get(k) != now[s][k]]
             raise TrainingError(f"--resume with a config that differs from the run's own "
-                                f"({', '.join(diff) or 'preset'}); only epochs, max_steps and "
-                                "device may change when resuming")
+                                f"({', '.join(diff) or 'preset'}); only epochs, max_steps, device and "
+                                f"train.{', train.'.join(RESUME_RECORDED)} may change when resuming")
+    _cut_metrics(run_dir, resume_from)
+    if changed:
+        append_metrics(run_dir, {"kind": "resume", "step": step_of(resume_from) if resume_from else 0,
+                                 **changed})
     write_text_atomic(saved, config.to_json())
-    return checkpoints[-1] if checkpoints else None
+    return resume_from
+
+
+def _cut_metrics(run_dir: Path, checkpoint: Path | None) -> None:
+    """Rewrite metrics.jsonl, atomically, to its rows up to ``checkpoint``'s step (the
+    checkpoint's own copy where it has one); without a checkpoint, to nothing."""
+    step = step_of(checkpoint) if checkpoint else 0
+    source = checkpoint / METRICS if checkpoint and (checkpoint / METRICS).exists() else run_dir / METRICS
+    rows = [r for r in read_metrics(source) if r.get("step", 0) <= step]
+    write_text_atomic(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -244,9 +287,6 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         state = load_train_state(resume_from)
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
-        if info.main:
-            (run_dir / METRICS).write_text((resume_from / METRICS).read_text()
-                                           if (resume_from / METRICS).exists() else "")
     net: torch.nn.Module = model
     if info.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -282,7 +322,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         if bool(bad):
             raise TrainingError(f"the loss became non-finite (NaN or inf) by step {step}. Training "
                                 f"stopped; the last good checkpoint is {last_checkpoint or 'none'}. "
-                                "Lower train.base_lr or raise train.warmup_fraction, then --resume.")
+                                "Resume from it with a lower learning rate or a longer warmup: --resume --set "
+                                f"train.base_lr=LOWER (now {t.base_lr:g}) or --set train.warmup_fraction=HIGHER "
+                                f"(now {t.warmup_fraction:g}); the change is recorded in metrics.jsonl.")
 
     points = PointProbes(config, plan, device)
     point_s = 0.0  # time spent in point probes since the epoch began, not counted as training

@@ -7,6 +7,7 @@ are raw pixels (:func:`pixel_features`) and a randomly initialised encoder.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import Checkpoint
+from .config import MTOWarning
 from .data import ImageSet, load_dataset, prepare_images
 from .objective import MIMModel
 
@@ -56,6 +58,8 @@ def knn_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
 def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
                           test_y: torch.Tensor, seed: int = 0) -> float:
     """Multinomial logistic regression on standardized features (L-BFGS, C = 1)."""
+    if train_y.unique().numel() < 2:  # nothing to fit: every prediction is the one class
+        return float((test_y == train_y[0]).float().mean())
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -171,8 +175,16 @@ def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, .
         raise ValueError(f"unknown probe '{unknown[0]}'; choose one of {', '.join(PROBES)}")
     if (train.labels < 0).any() or (test.labels < 0).any():
         raise ValueError("probing needs labelled images")
+    if train.labels.unique().numel() < 2:
+        warnings.warn(f"the probe's training images hold one class only ({', '.join(train.classes) or 0}), "
+                      "so its accuracy says nothing about the features; give an image folder one "
+                      "sub-folder per class", MTOWarning, stacklevel=2)
     train_x = extract_features(model, train.images, device=device, progress=progress)
     test_x = extract_features(model, test.images, device=device, progress=progress)
+    if not (torch.isfinite(train_x).all() and torch.isfinite(test_x).all()):
+        bad = sum(int((~torch.isfinite(p)).sum()) for p in model.parameters())
+        raise ValueError(f"the model's features are not finite (it has {bad:,} NaN or inf weights), so "
+                         "no probe accuracy can be measured; use an earlier checkpoint of the run")
     return {kind: ProbeResult(kind, accuracy, len(train), len(test), split)
             for kind, accuracy in scores(train_x, train.labels, test_x, test.labels, kinds).items()}
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .config import ModelConfig, MTOConfig
+from .config import ConfigError, ModelConfig, MTOConfig
 from .mto import mto_losses, plan, total_loss
 from .vit import TokenTrace, patchify, unpatchify
 
@@ -74,8 +75,46 @@ class MIMModel(nn.Module):
         return self.encoder.features(self.normalize(images))
 
 
+def model_size(model: ModelConfig) -> tuple[int, int]:
+    """(parameters, bytes) that building ``model`` and passing one image through it take:
+    fp32 weights and position tables, plus the activations of its largest layer (the MLP's
+    hidden tokens and one attention map). Pure arithmetic on the config: nothing is allocated."""
+    tokens, pixels = model.num_patches + 1, model.patch_size**2 * model.in_chans
+
+    def stack(width: int, depth: int, heads: int) -> tuple[int, int]:
+        hidden = int(width * model.mlp_ratio)  # timm's Block: qkv, proj, fc1, fc2, two norms
+        params = depth * (4 * width * width + 2 * width * hidden + 9 * width + hidden)
+        return params, tokens * (4 * width + hidden) + heads * tokens * tokens
+
+    d = model.embed_dim
+    params, activations = stack(d, model.depth, model.num_heads)
+    params += pixels * d + (tokens + 3) * d  # patch embedding, positions, [CLS], mask token, norm
+    if model.method == "simmim":
+        params += d * pixels + pixels
+    else:
+        dd = model.decoder_dim
+        decoder, decoder_activations = stack(dd, model.decoder_depth, model.decoder_heads)
+        params += decoder + d * dd + (tokens + 4) * dd + dd * pixels + pixels
+        activations = max(activations, decoder_activations)
+    return params, 4 * (params + activations)
+
+
+def check_model_fits(model: ModelConfig) -> None:
+    """ConfigError if building ``model`` would take more memory than this machine has."""
+    params, needed = model_size(model)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:
+        raise ConfigError(f"this model cannot fit in memory: {params:,} parameters and one image's "
+                          f"activations need about {needed / 2**30:,.0f} GiB, and this machine has "
+                          f"{memory / 2**30:.0f} GiB (model.embed_dim={model.embed_dim}, depth="
+                          f"{model.depth}, img_size={model.img_size}, patch_size={model.patch_size}). "
+                          "Use a smaller model.")
+
+
 def build_model(model: ModelConfig, mto: MTOConfig) -> MIMModel:
-    """A SimMIM or MAE model for ``model.method``, with the MTO parts of ``mto``."""
+    """A SimMIM or MAE model for ``model.method``, with the MTO parts of ``mto``; ConfigError,
+    before anything is allocated, if it cannot fit in memory."""
+    check_model_fits(model)
     from .mae import MAE
     from .simmim import SimMIM
 

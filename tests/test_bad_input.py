@@ -1,9 +1,9 @@
 """Bad input across the library: each case gets a clear error naming the problem."""
 
 import io
+import json
 import math
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -109,9 +109,59 @@ def test_app_paths_stay_inside_runs_and_checkpoints(tmp_path):
         safe_path(runs / "link" / "passwd", [runs, ckpts])
 
 
-def test_app_binds_to_localhost_and_limits_uploads():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["address"] == "localhost" and config["server"]["maxUploadSize"] <= 10
+def _listening(port):
+    """Addresses with a socket listening on ``port``, from the kernel's tables."""
+    import ipaddress
+
+    found = []
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))  # little-endian words
+                found.append(ipaddress.ip_address(words))
+    return found
+
+
+def test_app_started_from_another_folder_listens_on_localhost_without_usage_statistics(tmp_path):
+    """app/serve.py run from a folder without .streamlit/config.toml (and a HOME without one)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
+                                   "--server.headless", "true"],
+                                  cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)}, stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not _listening(port) and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1)  # a second socket (IPv6) may follow the first
+        addresses = _listening(port)
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert addresses and all(a.is_loopback for a in addresses), (addresses, log.read_text())
+    assert "usage statistics" not in log.read_text()
+
+
+def test_app_refuses_to_listen_beyond_this_machine(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(ROOT / "app" / "serve.py"), "--server.address", "0.0.0.0"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "this machine only" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_no_pickle_is_loaded_from_user_files():
@@ -120,3 +170,90 @@ def test_no_pickle_is_loaded_from_user_files():
     assert "import pickle" not in sources and "pickle.load" not in sources
     loads = re.findall(r"torch\.load\(([^)]*)\)", sources)
     assert loads and all("weights_only=True" in call for call in loads)
+
+
+ABSURD = [{"embed_dim": 65536}, {"depth": 10**7}, {"img_size": 4_000_000}]
+
+
+def _run_with(tmp_path, model_fields):
+    """A real run folder whose config.json is then edited by hand."""
+    from mto_core.checkpoint import save_checkpoint
+
+    config = small_config("simmim")
+    folder = save_checkpoint(tmp_path, 1, build_model(config.model, config.mto), config, {"step": 1}, 1)
+    saved = json.loads((folder / "config.json").read_text())
+    saved["model"].update(model_fields)
+    (folder / "config.json").write_text(json.dumps(saved))
+    return folder
+
+
+@pytest.mark.parametrize("fields", ABSURD, ids=lambda f: next(iter(f)))
+def test_absurd_sizes_in_config_json_are_refused_before_allocating(tmp_path, fields):
+    """``mto eval`` on the run, under a 6 GiB address-space limit: an attempt to build the model
+    would fail to allocate (or run past the timeout) instead of answering in one line."""
+    import resource
+    import subprocess
+    import sys
+
+    folder = _run_with(tmp_path, fields)
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+
+    result = subprocess.run([sys.executable, "-m", "mto_core.cli", "eval", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, preexec_fn=limit_memory)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert str(folder / "config.json") in lines[0] and "cannot fit in memory" in lines[0]
+
+
+def test_app_lists_runs_too_large_or_linked_outside_as_unusable(tmp_path):
+    from mto_core.app_support import scan_checkpoints
+
+    runs, ckpts, outside = tmp_path / "runs", tmp_path / "checkpoints", tmp_path / "elsewhere"
+    for name in ("good", "huge"):
+        (runs / name).mkdir(parents=True)
+    _run_with(runs / "good", {})
+    _run_with(runs / "huge", {"embed_dim": 65536})
+    outside.mkdir()
+    _run_with(outside, {})
+    (runs / "link").symlink_to(outside)
+    found, unusable = scan_checkpoints([runs, ckpts], tmp_path)
+    assert list(found) == ["runs/good"]
+    assert "cannot fit in memory" in unusable["runs/huge"]
+    assert "outside the allowed folders" in unusable["runs/link"]
+
+
+def test_one_class_image_folder_warns_that_the_probe_says_nothing(tmp_path):
+    from mto_core.config import MTOWarning
+    from mto_core.data import load_image_folder
+    from mto_core.evaluate import probe
+
+    for i in range(6):
+        Image.new("L", (28, 28), 40 * i).save(tmp_path / f"{i}.png")
+    data = load_image_folder(tmp_path, 28, 1)
+    config = small_config("simmim")
+    model = build_model(config.model, config.mto)
+    for kind in ("knn", "linear"):
+        with pytest.warns(MTOWarning, match="one class only"):
+            assert probe(model, data, data, kind).accuracy == 1.0
+
+
+def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path):
+    from mto_core.app_support import server_args
+
+    args = server_args(["--server.port", "8502"])
+    assert "--server.address=localhost" in args and "--server.maxUploadSize=10" in args
+    assert "--browser.gatherUsageStats=false" in args and args[-2:] == ["--server.port", "8502"]
+    assert server_args(["--server.address", "127.0.0.1"]).count("--server.address=localhost") == 0
+    for wider in (["--server.address", "0.0.0.0"], ["--server.address=192.168.1.5"], ["--server.maxUploadSize=200"]):
+        with pytest.raises(ValueError, match="this machine only|at most 10"):
+            server_args(wider)
+
+
+def test_training_a_model_too_large_for_memory_is_refused_before_writing(tmp_path):
+    from mto_core.engine import train
+
+    with pytest.raises(ConfigError, match="cannot fit in memory"):
+        train(small_config("simmim", "model.embed_dim=65536"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -75,3 +75,31 @@ def test_torn_metrics_line_is_skipped(tmp_path):
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"ste')
     assert read_metrics(tmp_path) == [{"step": 1}, {"step": 2}]
+
+
+def test_metrics_lines_that_are_not_rows_are_skipped_with_a_warning(tmp_path):
+    from mto_core.checkpoint import read_metrics
+    from mto_core.config import MTOWarning
+    from mto_core.efficiency import curve
+
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1, 2]\n"text"\n'
+        '{"kind": "epoch", "epoch": 2, "knn_val": "0.7", "note": null}\n'
+        '{"kind": "epoch", "epoch": "3", "knn_val": 0.8}\n{"kind": "epoch", "epoch": 4, "knn_val": 0.9}\n')
+    with pytest.warns(MTOWarning, match=r"skipped 3 line\(s\) that are not metrics rows \(line 2\) and "
+                                        r"3 value\(s\) that are not numbers \(knn_val on line 4\)"):
+        rows = read_metrics(tmp_path)
+    assert rows == [{"kind": "epoch", "epoch": 1, "knn_val": 0.5}, {"kind": "epoch", "epoch": 2},
+                    {"kind": "epoch", "epoch": 4, "knn_val": 0.9}]
+    assert curve(rows, "knn_val")[1].tolist() == [0.5, 0.9]
+
+
+def test_model_size_estimate_matches_the_built_model():
+    from mto_core.objective import check_model_fits, model_size
+
+    for name in ("simmim-mto", "mae-mto"):
+        config = small_config(name)
+        model = build_model(config.model, config.mto)
+        count = sum(p.numel() for p in model.parameters())
+        assert model_size(config.model)[0] == pytest.approx(count, rel=0.01)
+        check_model_fits(config.model)

@@ -82,3 +82,108 @@ def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path):
     rows_one = [json.loads(x) for x in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows_ddp] == [r["step"] for r in rows_one]
     assert rows_ddp[0]["loss"] == pytest.approx(rows_one[0]["loss"], rel=1e-4)
+
+
+def _train_rows(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_non_finite_loss_advice_can_be_followed(tmp_path):
+    """A learning rate of 1e30 from epoch 2 on gives a NaN loss; the message's advice, resuming
+    with a lower learning rate or a longer warmup, is accepted and recorded."""
+    run = tmp_path / "run"
+    common = ["train", "--preset", "simmim-mto", "--out", str(run), "--quiet", "--batch-size", "32",
+              *_sets("data.train_limit=64", "train.log_every=1")]
+    mto(*common, "--epochs", "1")
+    failed = mto(*common, "--epochs", "3", "--resume", "--set", "train.base_lr=1e30", check=False)
+    lines = failed.stderr.strip().splitlines()
+    assert failed.returncode == 1 and len(lines) == 1 and "non-finite" in lines[0], failed.stderr
+    assert "step-00000002" in lines[0] and "--resume --set train.base_lr=LOWER (now 1e+30)" in lines[0]
+    assert "--set train.warmup_fraction=HIGHER (now 0.1)" in lines[0]
+    mto(*common, "--epochs", "3", "--resume", "--set", "train.base_lr=0.0015")
+    mto(*common, "--epochs", "4", "--resume", "--set", "train.warmup_fraction=0.5")
+    rows = _train_rows(run)
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, 9))
+    resumes = [r for r in rows if r["kind"] == "resume"]
+    assert resumes[-2:] == [{"kind": "resume", "step": 2, "base_lr": 0.0015, "base_lr_was": 1e30},
+                            {"kind": "resume", "step": 6, "warmup_fraction": 0.5, "warmup_fraction_was": 0.1}]
+    other = mto(*common, "--epochs", "4", "--resume", "--set", "mto.entropy_weight=1", check=False)
+    assert other.returncode == 1 and "mto.entropy_weight" in other.stderr
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_start_that_failed_does_not_block_the_retry(tmp_path, resume):
+    run = tmp_path / "run"
+    common = ["train", "--preset", "simmim", "--out", str(run), "--quiet", "--max-steps", "2",
+              *_sets("data.train_limit=64")]
+    failed = mto(*common, "--batch-size", "1000000000", check=False)
+    assert failed.returncode == 2 and "fewer than one global batch" in failed.stderr
+    assert (run / "config.json").exists()
+    retry = mto(*common, "--batch-size", "32", *(["--resume"] if resume else []))
+    assert "trained 2 steps" in retry.stdout
+    assert ("nothing to resume" in retry.stderr) == resume
+    if resume:
+        again = mto(*common, "--batch-size", "32", "--resume")
+        assert "already trained to step 2" in again.stdout and "nan" not in again.stdout
+
+
+def _nan_checkpoint(folder):
+    from mto_core.checkpoint import save_checkpoint
+    from mto_core.config import apply_overrides, preset
+    from mto_core.objective import build_model
+
+    config = apply_overrides(preset("simmim"), list(SMALL))
+    model = build_model(config.model, config.mto)
+    with torch.no_grad():
+        model.encoder.blocks[0].mlp.fc1.weight[0, 0] = float("nan")
+    save_checkpoint(folder, 1, model, config, {"step": 1}, 1)
+
+
+def _bad_file(tmp_path, name):
+    if name == "latin1":
+        (tmp_path / "config.json").write_bytes('{"preset": "simmim", "note": "café"}'.encode("latin-1"))
+        return tmp_path / "config.json"
+    if name == "nan":
+        _nan_checkpoint(tmp_path / "nan")
+        return tmp_path / "nan"
+    if name == "metrics":
+        for group in ("a", "b"):
+            (tmp_path / group).mkdir()
+            (tmp_path / group / "metrics.jsonl").write_text(
+                '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1]\n'
+                '{"kind": "epoch", "epoch": 2, "knn_val": "0.9"}\n{"kind": "epoch", "epoch": 3, "knn_val": 0.7}\n')
+        return tmp_path
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--out", "X", "--config", "@latin1"], "is not UTF-8 text"),
+    (["train", "--out", "X", "--config", "@"], "is a folder; give the JSON file itself"),
+    (["eval", "@", "--device", "tpu"], "unknown device 'tpu'"),
+    (["train", "--out", "X", "--device", "tpu"], "train.device must be auto, cpu or cuda"),
+    (["eval", "@nan", "--bank-size", "100", "--json"], "features are not finite"),
+    (["analyze", "@", "--images", "-5"], "--images must be positive, got -5"),
+    (["eval", "@", "--bank-size", "-1"], "--bank-size must be at least 0, got -1"),
+    (["train", "--out", ""], "--out is empty"),
+    (["compare", "@missing", "@missing2"], "missing does not exist"),
+])
+def test_small_mistakes_get_one_line(tmp_path, args, words):
+    args = [str(_bad_file(tmp_path, a[1:])) if a.startswith("@") else a for a in args]
+    args = [str(tmp_path / "X") if a == "X" else a for a in args]
+    result = mto(*args, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode in (1, 2) and len(lines) == 1 and words in lines[0], result.stderr
+    if words == "is not UTF-8 text":
+        assert str(tmp_path / "config.json") in lines[0]
+
+
+def test_warnings_are_one_line_and_the_work_goes_on(tmp_path):
+    missing = tmp_path / "missing"
+    result = mto("train", "--preset", "simmim", "--out", str(missing), "--quiet", "--resume", "--max-steps", "1",
+                 "--batch-size", "32", *_sets("data.train_limit=64"))
+    assert result.stderr.strip() == (f"mto train: warning: {missing} holds no checkpoint and no logged step, "
+                                     "so there is nothing to resume: starting at step 0")
+    metrics = _bad_file(tmp_path, "metrics")
+    compared = mto("compare", str(metrics / "a"), str(metrics / "b"))
+    assert "Traceback" not in compared.stderr
+    assert compared.stderr.count("mto compare: warning:") == 2 and "knn_val on line 3" in compared.stderr

@@ -1,8 +1,9 @@
 """Runs killed at any moment resume from their last complete checkpoint; bad disks are reported."""
 
-import errno
+import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -72,21 +73,46 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypa
     assert result.steps == 4 and not (tmp_path / ".step-00000004.tmp").exists()
 
 
-def test_full_disk_is_reported_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    config = small_config("simmim", "data.train_limit=64", "train.batch_size=32", "train.epochs=2")
-    real_save = checkpoint.save_file
-    calls = [0]
+def _limited(nbytes):
+    """A subprocess pre-exec hook: files this process writes may not grow past ``nbytes`` (the
+    shell's ``ulimit -f``); a write beyond it fails with EFBIG, as on a full disk."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
 
-    def full_disk(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "save_file", full_disk)
-    with pytest.raises(TrainingError, match="No space left on device.*step-00000002.*intact"):
-        train(config, tmp_path, progress=False)
+def _one_line_error(result, *words):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+SHORT = [*SMALL, "data.train_limit=64", "train.batch_size=32", "train.log_every=1"]
+
+
+def _short(out, *extra):
+    return [sys.executable, "-m", "mto_core.cli", "train", "--preset", "simmim-mto", "--out", str(out),
+            "--quiet", *[a for s in SHORT for a in ("--set", s)], *extra]
+
+
+# The weights of this model take about 116 kB and train_state.pt about 239 kB: a limit of 100 kB
+# stops the weights (safetensors' writer), one of 150 kB the optimizer state (torch.save's).
+@pytest.mark.parametrize("limit", [100_000, 150_000])
+def test_file_size_limit_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(tmp_path, limit):
+    subprocess.run(_short(tmp_path, "--epochs", "1"), check=True, capture_output=True, timeout=600)
+    result = subprocess.run(_short(tmp_path, "--epochs", "2", "--resume"), capture_output=True, text=True,
+                            timeout=600, preexec_fn=_limited(limit))
+    _one_line_error(result, "could not write a checkpoint", "File too large", "step-00000002", "intact")
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002"]
+    assert not list(tmp_path.glob(".step-*.tmp"))
+    load_checkpoint(tmp_path)
+    subprocess.run(_short(tmp_path, "--epochs", "2", "--resume"), check=True, capture_output=True, timeout=600)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002", "step-00000004"]
+
+
+def test_failed_metrics_append_is_one_line(tmp_path):
+    # config.json takes 1.3 kB and each logged row about 0.25 kB: the eighth row or so fails.
+    result = subprocess.run(_short(tmp_path, "--max-steps", "40", "--set", "data.train_limit=2048"),
+                            capture_output=True, text=True, timeout=600, preexec_fn=_limited(3_000))
+    _one_line_error(result, "could not append to", "metrics.jsonl", "File too large", "--resume")
 
 
 def test_read_only_output_folder(tmp_path):
@@ -97,3 +123,38 @@ def test_read_only_output_folder(tmp_path):
         target = str(tmp_path / "run")
     with pytest.raises(TrainingError, match="cannot write to the output folder"):
         train(small_config("simmim"), target, progress=False)
+
+
+def _logged_steps(run):
+    steps = []
+    for line in (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # being written
+            continue
+        steps += [row["step"]] if row["kind"] == "train" else []
+    return steps
+
+
+def _kill_once(args, condition):
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not condition() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_killed_runs_log_every_step_once(tmp_path):
+    """SIGKILL after rows were logged but before the first checkpoint, then after rows that
+    followed a checkpoint; each --resume trains those steps again and logs them once."""
+    sets = ["--set", "data.train_limit=1024"]  # 32 steps an epoch; a checkpoint after each, and at the end
+    first = _short(tmp_path, "--max-steps", "30", *sets)
+    _kill_once(first, lambda: len(_logged_steps(tmp_path)) >= 3)
+    assert not list_checkpoints(tmp_path) and len(_logged_steps(tmp_path)) >= 3
+    subprocess.run(first + ["--resume"], check=True, capture_output=True, timeout=600)
+    second = _short(tmp_path, "--max-steps", "60", *sets, "--resume")
+    _kill_once(second, lambda: max(_logged_steps(tmp_path)) >= 36)
+    assert list_checkpoints(tmp_path)[-1].name == "step-00000032"
+    subprocess.run(second, check=True, capture_output=True, timeout=600)
+    assert _logged_steps(tmp_path) == list(range(1, 61))

@@ -43,7 +43,8 @@ def test_one_job_at_a_time_and_stop(tmp_path):
 def test_errors_are_kept_not_raised(tmp_path):
     job = _job(tmp_path)
     (tmp_path / "a").mkdir(parents=True)
-    (tmp_path / "a" / "config.json").write_text("{}")  # a run already there: train() refuses
+    (tmp_path / "a" / "config.json").write_text("{}")  # a run with a logged step there: train() refuses
+    (tmp_path / "a" / "metrics.jsonl").write_text('{"kind": "train", "step": 1, "epoch": 0.1, "loss": 1.0}\n')
     job.start()
     job.wait(300)
     assert "already holds a run" in job.runs["baseline"].error and job.runs["mto"].error is None
