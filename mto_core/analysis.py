@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -183,6 +184,25 @@ def mask_token_similarity(model: MIMModel | Checkpoint, images: torch.Tensor) ->
             "patch_norms": patches.norm(dim=-1).cpu().numpy()}
 
 
+@torch.no_grad()
+def mask_layer_inputs(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) tokens entering the first layer that sees mask tokens, before position is added:
+    the patch embedding (SimMIM) or the decoder's input (MAE) at visible patches, the mask token
+    w at masked ones. Every masked row is the same vector: substitutional consistency."""
+    model = model.model if isinstance(model, Checkpoint) else model
+    cfg = model.config
+    x = prepare_images(images, cfg.img_size, cfg.in_chans).to(next(model.parameters()).device)
+    mask = mask.reshape(x.shape[0], -1).to(x.device)
+    if cfg.method == "simmim":
+        token = model.encoder.mask_token
+        patches = model.encoder.patch_embed(model.normalize(x))
+    else:
+        token = model.mask_token
+        latent, _ = model.encoder(model.normalize(x))
+        patches = model.decoder_embed(latent)[:, 1:]
+    return torch.where(mask.unsqueeze(-1), token.to(patches.dtype), patches)
+
+
 def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """(n, D) features -> (n, 2) coordinates by PCA (fast) or UMAP (n_neighbors 15, cosine)."""
     if features.ndim != 2 or features.shape[0] < 3:
@@ -258,9 +278,11 @@ def recalibration_views(model: MIMModel | Checkpoint, image: torch.Tensor, mask:
 
 @torch.no_grad()
 def masked_error_over(model: MIMModel | Checkpoint, images: torch.Tensor, ratio: float, seed: int,
-                      kind: str = "random") -> dict[str, float]:
+                      kind: str = "random") -> dict[str, Any]:
     """Masked-patch MSE over a batch of images, each with its own mask of ``ratio``:
-    {'mean', 'std' (sample), 'sem', 'n'}. One image says little; this is the figure to compare."""
+    {'mean', 'std' (sample), 'sem', 'n', 'errors' (per image, list)}. One image says little; this
+    is the figure to compare. The same images, ratio and seed give the same masks to any model of
+    the same grid, so two models' errors pair image by image."""
     from .api import reconstruct
 
     model = model.model if isinstance(model, Checkpoint) else model
@@ -268,7 +290,7 @@ def masked_error_over(model: MIMModel | Checkpoint, images: torch.Tensor, ratio:
     errors = reconstruct(model, images, mask).masked_error.double()
     std = float(errors.std()) if errors.numel() > 1 else 0.0
     return {"mean": float(errors.mean()), "std": std, "sem": std / max(errors.numel(), 1) ** 0.5,
-            "n": int(errors.numel())}
+            "n": int(errors.numel()), "errors": errors.tolist()}
 
 
 def plot_measures(rows: list[dict], path: str, title: str = "") -> None:

@@ -210,3 +210,13 @@ def run_progress(rows: list[dict[str, Any]], total_steps: int, batch_size: int) 
     rate = sum(recent) / len(recent)
     eta = (total_steps - step) * batch_size / rate if rate > 0 else None
     return {"step": step, "images_per_s": rate, "eta_s": eta}
+
+
+def accuracy_points(rows: list[dict[str, Any]], key: str = "knn_val") -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of ``key`` from 'epoch' rows, epochs as logged (an app run's single probe
+    after 0.3 epochs stays at 0.3), sorted; the last row wins for a repeated epoch."""
+    points = sorted({float(r["epoch"]): float(r[key]) for r in rows if r.get("kind") == "epoch" and key in r}.items())
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    epochs, values = zip(*points)
+    return np.asarray(epochs), np.asarray(values)

@@ -7,7 +7,8 @@ import torch
 from pathlib import Path
 
 from mto_core import token_trace
-from mto_core.analysis import (embed_2d, fisher_ratio, layer_measures, mask_token_similarity, masked_error_over,
+from mto_core.analysis import (embed_2d, fisher_ratio, layer_measures, mask_layer_inputs, mask_token_similarity,
+                               masked_error_over,
                                plane_auc, query_attention, recalibration_views, separability_auc, silhouette,
                                singularity_score)
 from mto_core.efficiency import curve, efficiency, epochs_to_target, rauc
@@ -153,3 +154,16 @@ def test_masked_error_over_a_batch():
     stats = masked_error_over(ckpt, images, 0.6, 0)
     assert stats["n"] == 32 and stats["std"] > 0 and stats["sem"] == pytest.approx(stats["std"] / 32 ** 0.5)
     assert masked_error_over(ckpt, images, 0.9, 0)["mean"] > stats["mean"]
+
+
+@pytest.mark.parametrize("name", ["simmim", "mae-mto"])
+def test_mask_layer_inputs_repeat_one_vector_at_masked_positions(name):
+    torch.manual_seed(0)
+    config = small_config(name)
+    model = build_model(config.model, config.mto).eval()
+    mask = make_mask(2, 7, 0.6, 0)
+    tokens = mask_layer_inputs(model, torch.rand(2, 1, 28, 28), mask)
+    assert tokens.shape == (2, 49, 32)
+    masked, visible = tokens[mask], tokens[~mask]
+    assert torch.equal(masked, masked[:1].expand_as(masked))
+    assert not torch.allclose(visible, visible[:1].expand_as(visible))
