@@ -29,6 +29,7 @@ heads = (cfg.decoder_heads if cfg.method == "mae" else cfg.num_heads)
 head = c3.selectbox("Head", ["mean over heads", *range(heads)], key="attn-head",
                     format_func=lambda h: h if isinstance(h, str) else f"head {h}")
 head_index = None if isinstance(head, str) else int(head)
+head_name = "mean over heads" if head_index is None else f"head {head_index}"
 image = images[int(index):int(index) + 1]
 mask = make_mask(1, g, ratio, seed)[0]
 
@@ -70,7 +71,7 @@ rows = [query_attention(trace, query, layer, head_index) for _, _, trace in trac
 top = float(max(r.max() for r in rows)) or 1.0
 qy, qx = divmod(query, g)
 with right:
-    st.caption(f"Where patch {query} looks in layer {layer} ({head}), on one shared scale. Dots: masked "
+    st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
                "patches; cyan frame: the query itself.")
     cols = st.columns(2)
     for side, (col, (label, _, _), row) in enumerate(zip(cols, traces, rows)):
@@ -83,7 +84,7 @@ with right:
         with col:
             chart(fig, key=f"attn-map-{side}")
 
-st.subheader(f"The full attention matrix, layer {layer} ({head})")
+st.subheader(f"The full attention matrix, layer {layer} ({head_name})")
 st.caption("Rows: queries, columns: keys, ordered [CLS], visible patches, masked patches, on one shared scale. "
            "The framed block is visible queries × masked keys: with hard recalibration (MTO) it is exactly zero.")
 fulls = []
