@@ -1,4 +1,4 @@
-"""Masked vs visible tokens, layer by layer: the measures of MTO-SPEC.md ("Measures [ours]").
+"""Masked vs visible tokens, layer by layer: the measures of docs/mto-spec.md ("Measures").
 
 All measures use the layers that see mask tokens (SimMIM: encoder, MAE: decoder); layer 0 is
 the input with position. r is the mask ratio (masked fraction of the patch tokens).

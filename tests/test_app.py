@@ -3,14 +3,26 @@ exception, and moving a widget changes what is shown."""
 
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 sys.path.insert(0, str(APP))
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs():
+    """The Train page writes runs/app-*: remove the ones a test made."""
+    runs = APP.parent / "runs"
+    before = set(runs.glob("app-*"))
+    yield
+    for run_dir in set(runs.glob("app-*")) - before:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def run(page: str) -> AppTest:
@@ -266,9 +278,3 @@ def test_train_page_stop_says_stopped_and_start_is_disabled_while_running():
     text = at.get("progress")[0].proto.text
     assert text.startswith("stopped at step") and "finished" not in text, text
     assert "k-NN" in at.success[0].value
-    for line in at.success[0].value.split("`")[1::2]:
-        run_dir = APP.parent / line
-        assert run_dir.is_dir()
-        for file in sorted(run_dir.rglob("*"), reverse=True):
-            file.unlink() if file.is_file() else file.rmdir()
-        run_dir.rmdir()

@@ -6,6 +6,7 @@ at least one trace, every image at least 120 px wide. Saves a screenshot of each
 test-artifacts/.
 """
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -93,7 +94,16 @@ def hidden_count(page) -> int:
     return int(page.get_by_text("patches hidden (magenta)").inner_text().split("Mask: ")[1].split(" of")[0])
 
 
-def test_every_page_renders_and_reacts(server, browser):
+@pytest.fixture
+def no_leftover_runs():
+    """The Train page writes runs/app-*: remove the ones the test made."""
+    before = set((ROOT / "runs").glob("app-*"))
+    yield
+    for run_dir in set((ROOT / "runs").glob("app-*")) - before:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     for name, path in PAGES.items():
