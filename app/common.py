@@ -108,12 +108,14 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae"))
     return tuple(pair)
 
 
-def mask_controls(key: str, seed: bool = True) -> tuple[float, int]:
-    """The mask ratio and seed, in the sidebar under the checkpoints on every page."""
+def mask_controls(key: str, kinds: tuple[str, ...] = ()) -> tuple[float, int, str]:
+    """The mask ratio, seed and (where a page offers several) type, in the sidebar under the
+    checkpoints on every page: (ratio, seed, kind)."""
     ratio = st.sidebar.slider("Mask ratio", 0.1, 0.9, 0.6, 0.05, key=f"{key}-ratio",
                               help="Share of the 49 patches hidden")
-    value = st.sidebar.number_input("Mask seed", 0, 10_000, 0, key=f"{key}-seed") if seed else 0
-    return float(ratio), int(value)
+    seed = st.sidebar.number_input("Mask seed", 0, 10_000, 0, key=f"{key}-seed")
+    kind = st.sidebar.radio("Mask type", kinds, key=f"{key}-kind") if kinds else "random"
+    return float(ratio), int(seed), kind
 
 
 _PLACEHOLDER = re.compile(r"^#0000([0-3][0-9]|40)$", re.IGNORECASE)
@@ -163,7 +165,7 @@ def _measures(path: str, ratio: float):
     ckpt = load(path)
     images = test_set()[0][100:132]  # held out from the examples the pages show
     mask = make_mask(32, ckpt.config.model.grid, ratio, 1)
-    return pd.DataFrame([m.to_dict() for m in layer_measures(ckpt, images, mask, ratio)])
+    return pd.DataFrame([m.to_dict() for m in layer_measures(ckpt, images, mask, ratio, full_auc=False)])
 
 
 def layer_table(pair, ratio: float):

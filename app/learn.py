@@ -25,7 +25,7 @@ specification below. The figures are computed live from the checkpoints chosen i
 spec_expander()
 
 pair = choose_pair("learn")
-ratio, seed = mask_controls("learn")
+ratio, seed, _ = mask_controls("learn")
 images, labels, classes = test_set()
 index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
 image = images[index:index + 1].float() / 255

@@ -44,7 +44,7 @@ class LayerMeasures:
     entropy_masked: float | None
     entropy_visible: float | None
     singularity: float
-    separability_auc: float
+    separability_auc: float | None
     separability_plane_auc: float
     silhouette: float
     fisher_ratio: float
@@ -128,8 +128,11 @@ def fisher_ratio(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
 
 
 def layer_measures(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor,
-                   ratio: float | None = None) -> list[LayerMeasures]:
-    """Every measure for every layer that sees mask tokens, on the given images and masks."""
+                   ratio: float | None = None, full_auc: bool = True) -> list[LayerMeasures]:
+    """Every measure for every layer that sees mask tokens, on the given images and masks.
+
+    ``full_auc=False`` leaves out the full-space probe AUC (None), the slowest measure and the
+    one that saturates; the app does not draw it."""
     trace = token_trace(model, images, mask)
     token_mask = trace.token_mask
     assert token_mask is not None
@@ -145,7 +148,7 @@ def layer_measures(model: MIMModel | Checkpoint, images: torch.Tensor, mask: tor
             entropy_masked=float(entropy_loss(attn, token_mask)) if attn is not None else None,
             entropy_visible=float(entropy_loss(attn, ~token_mask)) if attn is not None else None,
             singularity=singularity_score(trace.hidden[layer], token_mask),
-            separability_auc=separability_auc(trace.hidden[layer], token_mask),
+            separability_auc=separability_auc(trace.hidden[layer], token_mask) if full_auc else None,
             separability_plane_auc=plane_auc(trace.hidden[layer], token_mask),
             silhouette=silhouette(trace.hidden[layer], token_mask),
             fisher_ratio=fisher_ratio(trace.hidden[layer], token_mask),

@@ -51,6 +51,8 @@ def test_layer_measures_cover_every_layer(name):
     if name == "simmim-mto":  # hard recalibration: visible queries put no mass on masked keys
         assert all(r.attn_visible_to_masked == 0 and r.heterogeneity == 1 for r in rows[1:])
     assert rows[0].separability_auc > 0.95  # layer 0: mask tokens are one vector, trivially separable
+    quick = layer_measures(model, torch.rand(8, 1, 28, 28), make_mask(8, 7, 0.6, 0), 0.6, full_auc=False)
+    assert all(r.separability_auc is None and 0 <= r.separability_plane_auc <= 1 for r in quick)
 
 
 def test_mask_token_similarity():

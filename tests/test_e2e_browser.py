@@ -90,6 +90,20 @@ def check_figures(page, name: str) -> None:
         assert box and box["width"] >= MIN_PX, f"{name}: image {i} is {box and box['width']} px wide"
 
 
+def sixteen_bit_png() -> bytes:
+    """A 16-bit grey ramp with a dark garment-like block: clipped, it would be nearly all white."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 65535, 56), (56, 1)).astype(np.uint16)
+    ramp[14:42, 20:36] = 30000
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def hidden_count(page) -> int:
     return int(page.get_by_text("patches hidden (magenta)").inner_text().split("Mask: ")[1].split(" of")[0])
 
@@ -131,6 +145,16 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
                 settle(page)
                 counts.append(hidden_count(page))
             assert counts[1] != counts[0] and counts[2] == counts[0], counts
+            check_figures(page, name)
+            screenshot(page, ARTIFACTS / f"{name}.png")
+            page.get_by_text("upload", exact=True).click()
+            settle(page)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                files=[{"name": "ramp-16-bit.png", "mimeType": "image/png", "buffer": sixteen_bit_png()}])
+            settle(page)
+            page.get_by_text("16-bit pixels").wait_for(timeout=60_000)
+            assert page.get_by_text("what the model sees").count() == 1
+            name = "reconstruct-upload"
         if name == "attention":
             before = page.get_by_text("Query: patch").inner_text()
             grid = page.locator(".js-plotly-plot").first

@@ -13,7 +13,7 @@ from mto_core.app_support import paint_patches, read_upload, toggle_patches, ups
 
 page("Reconstruct", "🧩")
 pair = choose_pair("recon")
-ratio, seed = mask_controls("recon")
+ratio, seed, kind = mask_controls("recon", ("random", "block", "hand-edited"))
 if not pair:
     st.stop()
 cfg = pair[0][1].config.model
@@ -54,7 +54,6 @@ else:
         st.info("Upload an image to reconstruct it.")
         st.stop()
 
-kind = st.radio("Mask type", ["random", "block", "hand-edited"], horizontal=True, key="recon-kind")
 n, g, p = cfg.num_patches, cfg.grid, cfg.patch_size
 mask = make_mask(1, g, ratio, seed, kind="random" if kind == "hand-edited" else kind)[0]
 if kind == "hand-edited":

@@ -16,7 +16,7 @@ from mto_core.app_support import outline_patch
 
 page("Tokens", "🔬")
 pair = choose_pair("tokens")
-ratio, seed = mask_controls("tokens")
+ratio, seed, _ = mask_controls("tokens")
 if not pair:
     st.stop()
 images, labels, classes = test_set()

@@ -13,7 +13,7 @@ from mto_core.analysis import query_attention
 
 page("Attention", "👁️")
 pair = choose_pair("attn")
-ratio, seed = mask_controls("attn")
+ratio, seed, _ = mask_controls("attn")
 if not pair:
     st.stop()
 images, labels, classes = test_set()
