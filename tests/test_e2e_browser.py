@@ -142,6 +142,9 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
                 grid = page.locator(".js-plotly-plot").first
                 box = grid.bounding_box()
                 page.mouse.click(box["x"] + box["width"] * 0.07, box["y"] + box["height"] * 0.07)
+                deadline = time.time() + 60  # the rerun may start a while after the click
+                while time.time() < deadline and hidden_count(page) == counts[-1]:
+                    page.wait_for_timeout(250)
                 settle(page)
                 counts.append(hidden_count(page))
             assert counts[1] != counts[0] and counts[2] == counts[0], counts
@@ -155,6 +158,15 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             page.get_by_text("16-bit pixels").wait_for(timeout=60_000)
             assert page.get_by_text("what the model sees").count() == 1
             name = "reconstruct-upload"
+        if name == "tokens":  # click a token: its patch appears framed inside its image
+            chart = page.locator(".js-plotly-plot").first
+            chart.scroll_into_view_if_needed()
+            box = chart.bounding_box()
+            x, y = chart.evaluate("""gd => { const l = gd._fullLayout, t = gd._fullData[0];
+                return [l.xaxis._offset + l.xaxis.d2p(t.x[0]), l.yaxis._offset + l.yaxis.d2p(t.y[0])]; }""")
+            page.mouse.click(box["x"] + x, box["y"] + y)
+            settle(page)
+            page.get_by_text("(framed)").first.wait_for(timeout=60_000)
         if name == "attention":
             before = page.get_by_text("Query: patch").inner_text()
             grid = page.locator(".js-plotly-plot").first
