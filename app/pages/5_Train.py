@@ -89,7 +89,7 @@ def live() -> None:
         long = data.melt(id_vars=["step", "run"], value_vars=terms, var_name="term", value_name="value").dropna()
         long["term"] = long["term"].map(TERMS)
         fig = px.line(long, x="step", y="value", color="run", facet_col="term", facet_col_wrap=3,
-                      facet_row_spacing=0.12, height=300 * ((len(terms) + 2) // 3),
+                      facet_row_spacing=0.12, facet_col_spacing=0.07, height=300 * ((len(terms) + 2) // 3),
                       category_orders={"term": [TERMS[t] for t in terms]},
                       color_discrete_sequence=["#1f77b4", "#d62728"])
         fig.update_yaxes(matches=None, showticklabels=True, title="")
@@ -101,7 +101,7 @@ def live() -> None:
         if speed is not None and len(speed):
             fig = px.line(speed, x="step", y="images_per_s", color="run", height=260,
                           color_discrete_sequence=["#1f77b4", "#d62728"])
-            fig.update_layout(yaxis_title="images/s", legend_title_text="", margin=dict(l=10, r=10, t=10, b=10))
+            fig.update_layout(yaxis_title="images/s", legend_title_text="", margin=dict(l=60, r=10, t=10, b=50))
             chart(fig, key="train-speed")
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`" + (f" (k-NN {s.knn:.3f})" if s.knn is not None else "")
