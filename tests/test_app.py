@@ -278,3 +278,40 @@ def test_train_page_stop_says_stopped_and_start_is_disabled_while_running():
     text = at.get("progress")[0].proto.text
     assert text.startswith("stopped at step") and "finished" not in text, text
     assert "k-NN" in at.success[0].value
+
+
+def _png(image, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, **{"format": "PNG", **options})
+    return buffer.getvalue()
+
+
+def test_uploads_say_what_was_done_to_them():
+    import numpy as np
+    from PIL import Image
+
+    at = run("pages/1_Reconstruct.py")
+    at.radio(key="recon-source").set_value("upload").run()
+    uploader = at.file_uploader(key="recon-upload")
+    assert "any size or mode" not in uploader.label and "10 MB" in uploader.label
+    ramp = np.tile(np.linspace(0, 65535, 28), (28, 1)).astype(np.uint16)
+    uploader.set_value(("ramp.png", _png(Image.fromarray(ramp)), "image/png")).run()
+    assert not at.exception and any("16-bit" in w.value for w in at.warning)
+    assert "masked-patch MSE" in texts(at)
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[:14, :, 3] = 255
+    at.file_uploader(key="recon-upload").set_value(("clear.png", _png(Image.fromarray(rgba, "RGBA")), "image/png"))
+    at.radio(key="recon-background").set_value("white").run()
+    assert any("transparent" in w.value and "white background" in w.value for w in at.warning)
+    frames = [Image.new("L", (28, 28), v) for v in (10, 200)]
+    import io
+
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    at.file_uploader(key="recon-upload").set_value(("moving.gif", gif.getvalue(), "image/gif")).run()
+    assert any("first frame" in w.value for w in at.warning)
+    at.file_uploader(key="recon-upload").set_value(("notes.png", b"not an image", "image/png")).run()
+    assert not at.exception
+    assert any("not a readable image" in e.value and "BytesIO" not in e.value for e in at.error)
