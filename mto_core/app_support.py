@@ -145,7 +145,8 @@ def baseline_for(label: str, infos: dict[str, RunInfo]) -> str | None:
     wanted = label.replace("-mto", "")
 
     def shared_prefix(other: str) -> int:
-        return next((i for i, (x, y) in enumerate(zip(wanted, other)) if x != y), min(len(wanted), len(other)))
+        same = [x == y for x, y in zip(wanted, other)]
+        return same.index(False) if False in same else len(same)
 
     return max(candidates, key=lambda k: (k == wanted, shared_prefix(k), -candidates.index(k)))
 
@@ -189,8 +190,9 @@ def outline_patch(image: torch.Tensor, patch: int, patch_size: int, min_size: in
     g = image.shape[-1] // patch_size
     r, c = divmod(int(patch), g)
     top, left, side = r * patch_size * k, c * patch_size * k, patch_size * k
-    for y0, y1, x0, x1 in ((top, top + 2, left, left + side), (top + side - 2, top + side, left, left + side),
-                           (top, top + side, left, left + 2), (top, top + side, left + side - 2, left + side)):
+    bottom, right = top + side, left + side
+    for y0, y1, x0, x1 in ((top, top + 2, left, right), (bottom - 2, bottom, left, right),
+                           (top, bottom, left, left + 2), (top, bottom, right - 2, right)):
         big[y0:y1, x0:x1] = colour
     return big
 
@@ -215,7 +217,8 @@ def run_progress(rows: list[dict[str, Any]], total_steps: int, batch_size: int) 
 def accuracy_points(rows: list[dict[str, Any]], key: str = "knn_val") -> tuple[np.ndarray, np.ndarray]:
     """(epochs, values) of ``key`` from 'epoch' rows, epochs as logged (an app run's single probe
     after 0.3 epochs stays at 0.3), sorted; the last row wins for a repeated epoch."""
-    points = sorted({float(r["epoch"]): float(r[key]) for r in rows if r.get("kind") == "epoch" and key in r}.items())
+    points = sorted({float(r["epoch"]): float(r[key]) for r in rows
+                     if r.get("kind") == "epoch" and key in r}.items())
     if not points:
         return np.zeros(0), np.zeros(0)
     epochs, values = zip(*points)

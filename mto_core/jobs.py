@@ -41,7 +41,8 @@ class RunState:
 
     def progress(self) -> dict[str, float | None]:
         """step, images_per_s and eta_s (seconds left) of this run."""
-        return run_progress(self.rows, self.total_steps, self.config.train.batch_size * self.config.train.accum_steps)
+        t = self.config.train
+        return run_progress(self.rows, self.total_steps, t.batch_size * t.accum_steps)
 
 
 def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) -> float:
@@ -51,7 +52,8 @@ def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) 
 
     train_set = load_dataset(config.data, config.model, "train")
     if len(train_set) > bank:
-        train_set = train_set.subset(torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:bank])
+        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:bank]
+        train_set = train_set.subset(pick)
     val_set = load_dataset(config.data, config.model, "val")
     val_set = val_set.subset(slice(0, val))
     return probes(model, train_set, val_set, ("knn",), split="val")["knn"].accuracy
