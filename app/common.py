@@ -5,6 +5,7 @@ Computation lives in mto_core; this module only loads, caches and draws.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,9 +19,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist  # noqa: E402
-from mto_core.app_support import MAX_UPLOAD_BYTES, safe_path, scan_checkpoints  # noqa: E402
+from mto_core.app_support import (MAX_UPLOAD_BYTES, describe_config, describe_run, pair_problem,  # noqa: E402
+                                  safe_path, scan_checkpoints, short_label)
 
 CHECKPOINTS, RUNS = ROOT / "checkpoints", ROOT / "runs"
+SPEC = ROOT / "docs" / "mto-spec.md"
+CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf"]  # D3's ten: every one readable on white
+TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
+MASK_RGBA = "rgba(255,0,200,0.75)"  # the mask colour of mto_core.app_support.MASK_COLOUR, see-through
 
 
 def page(title: str, icon: str) -> None:
@@ -34,9 +41,10 @@ def load(path: str):
 
 
 @st.cache_data(show_spinner=False)
-def test_set(n: int = 2000) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """The whole test split (10,000 images with the full dataset, 1,000 with the shipped subset)."""
     data = load_fashion_mnist("test")
-    return data.images[:n], data.labels[:n], data.classes
+    return data.images, data.labels, data.classes
 
 
 def available() -> dict[str, str]:
@@ -48,31 +56,107 @@ def available() -> dict[str, str]:
     return found
 
 
+@st.cache_data(show_spinner=False, ttl=30)
+def _info(path: str):
+    return describe_run(path)
+
+
+def run_label(label: str) -> str:
+    """'simmim-mto · SimMIM + MTO': the folder's short name and what its own config says it is."""
+    return f"{short_label(label)} · {_info(available()[label]).label}" if label in available() else label
+
+
 def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae")) -> tuple | None:
-    """Sidebar pickers for a baseline and an MTO checkpoint; None (with a message) if unusable."""
+    """Sidebar pickers for a baseline and an MTO checkpoint of ONE method; None (with a message) if
+    unusable. Each list holds only that method's checkpoints (and unreadable ones, which then say
+    why), so a cross-method pair cannot be picked; a pair that still differs is refused."""
     found = available()
     if not found:
         st.error("No checkpoint found under checkpoints/ or runs/. Train one on the Train page or "
                  "with `mto train --out runs/x`.")
         return None
-    labels = list(found)
-    method = st.sidebar.radio("Method", methods, horizontal=True, key=f"{key}-method")
+    method = st.sidebar.radio("Method", methods, horizontal=True, key=f"{key}-method",
+                              format_func=lambda m: {"simmim": "SimMIM", "mae": "MAE"}.get(m, m),
+                              help="Both checkpoints are of this method: comparing SimMIM with MAE "
+                                   "would compare two objectives, not the effect of MTO.")
+    infos = {label: _info(path) for label, path in found.items()}
+    mine = [k for k, v in infos.items() if v.method in (method, "")]
+    bases = [k for k in mine if not infos[k].mto] + [k for k in mine if infos[k].mto]
+    mtos = [k for k in mine if infos[k].mto] + [k for k in mine if not infos[k].mto]
 
-    def default(name: str) -> int:
-        return labels.index(name) if name in labels else 0
+    def default(options: list[str], name: str) -> int:
+        return options.index(name) if name in options else 0
 
-    base = st.sidebar.selectbox("Baseline checkpoint", labels, index=default(f"checkpoints/{method}"),
-                                key=f"{key}-base-{method}")
-    mto = st.sidebar.selectbox("MTO checkpoint", labels, index=default(f"checkpoints/{method}-mto"),
-                               key=f"{key}-mto-{method}")
+    base = st.sidebar.selectbox("Baseline checkpoint", bases, index=default(bases, f"checkpoints/{method}"),
+                                key=f"{key}-base-{method}", format_func=run_label,
+                                help="Full path: the label's folder under checkpoints/ or runs/.")
+    mto = st.sidebar.selectbox("MTO checkpoint", mtos, index=default(mtos, f"checkpoints/{method}-mto"),
+                               key=f"{key}-mto-{method}", format_func=run_label)
+    st.sidebar.caption(f"Baseline: `{base}`  \nMTO: `{mto}`")
     pair = []
     for label in (base, mto):
         try:
-            pair.append((label, load(str(safe_path(found[label], [CHECKPOINTS, RUNS])))))
+            ckpt = load(str(safe_path(found[label], [CHECKPOINTS, RUNS])))
         except (CheckpointError, ValueError) as error:
             st.error(f"Cannot open {label}: {error}")
             return None
+        pair.append((f"{short_label(label)} · {describe_config(ckpt.config).label}", ckpt))
+    problem = pair_problem(pair[0][1].config, pair[1][1].config)
+    if problem:
+        st.error(f"These two cannot be compared: {problem}")
+        return None
+    if not pair[1][1].config.mto.enabled:
+        st.warning(f"The checkpoint in the MTO slot ({mto}) has every MTO part off: both sides are baselines.")
+    if pair[0][1].config.mto.enabled:
+        st.warning(f"The checkpoint in the baseline slot ({base}) was trained with MTO.")
     return tuple(pair)
+
+
+def mask_controls(key: str, kinds: tuple[str, ...] = ()) -> tuple[float, int, str]:
+    """The mask ratio, seed and (where a page offers several) type, in the sidebar under the
+    checkpoints on every page: (ratio, seed, kind)."""
+    ratio = st.sidebar.slider("Mask ratio", 0.1, 0.9, 0.6, 0.05, key=f"{key}-ratio",
+                              help="Share of the 49 patches hidden")
+    seed = st.sidebar.number_input("Mask seed", 0, 10_000, 0, key=f"{key}-seed")
+    kind = st.sidebar.radio("Mask type", kinds, key=f"{key}-kind") if kinds else "random"
+    return float(ratio), int(seed), kind
+
+
+_PLACEHOLDER = re.compile(r"^#0000([0-3][0-9]|40)$", re.IGNORECASE)
+
+
+def _no_placeholders(value):
+    """Streamlit's browser code replaces the colours #000001..#000040 (its theme's placeholders)
+    in every chart, themed or not; Magma and Inferno start at #000004, which became pale pink or
+    lavender at zero. Such colours are moved to the next shade, #010105."""
+    if isinstance(value, str) and _PLACEHOLDER.match(value):
+        return "#010105"
+    if isinstance(value, dict):
+        return {k: _no_placeholders(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_placeholders(v) for v in value]
+    return value
+
+
+def chart(fig: go.Figure, key: str, modebar: bool = True, **kwargs):
+    """st.plotly_chart with Plotly's own white template (Streamlit's theme, and the template it
+    makes Plotly's default, rewrite colour scales and palettes) and no placeholder colours."""
+    fig.update_layout(template="plotly_white")
+    spec = fig.to_dict()
+    clean = go.Figure({"data": _no_placeholders(spec["data"]), "layout": _no_placeholders(spec["layout"])})
+    config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False}
+    return st.plotly_chart(clean, key=key, theme=None, config=config, **kwargs)
+
+
+def picture(where, array: np.ndarray, caption: str) -> None:
+    """An image at its own pixel size, as PNG: no browser rescaling, no JPEG blur."""
+    where.image(array, caption=caption, width=int(array.shape[1]), output_format="PNG")
+
+
+def spec_expander() -> None:
+    """The project's MTO specification (docs/mto-spec.md), readable inside the app."""
+    with st.expander("The project's MTO specification (docs/mto-spec.md): what is the paper's, what is ours"):
+        st.markdown(SPEC.read_text() if SPEC.exists() else "docs/mto-spec.md is missing from this copy.")
 
 
 @st.cache_data(show_spinner="Measuring layers…")
@@ -85,7 +169,7 @@ def _measures(path: str, ratio: float):
     ckpt = load(path)
     images = test_set()[0][100:132]  # held out from the examples the pages show
     mask = make_mask(32, ckpt.config.model.grid, ratio, 1)
-    return pd.DataFrame([m.to_dict() for m in layer_measures(ckpt, images, mask, ratio)])
+    return pd.DataFrame([m.to_dict() for m in layer_measures(ckpt, images, mask, ratio, full_auc=False)])
 
 
 def layer_table(pair, ratio: float):
@@ -115,14 +199,28 @@ def to_image(x: torch.Tensor) -> np.ndarray:
     return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
 
 
-def heat(z: np.ndarray, title: str = "", zmax: float | None = None, colorscale: str = "Magma",
-         height: int = 220) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmin=0, zmax=zmax, showscale=False))
-    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    fig.update_xaxes(visible=False)
-    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
+def heat(z: np.ndarray, title: str = "", zmax: float | None = None, colorscale: str = "Viridis",
+         height: int = 300, colorbar: str | None = None) -> go.Figure:
+    """A square heatmap (row 0 at the top) on a fixed scale 0..zmax, with a colour bar if titled."""
+    fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmin=0, zmax=zmax, showscale=colorbar is not None,
+                               colorbar=dict(title=dict(text=colorbar or "", side="right"), thickness=12)))
+    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x", constrain="domain")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height,
+                      margin=dict(l=0, r=0, t=30 if title else 0, b=0), plot_bgcolor="white")
+    fig.update_xaxes(title_standoff=4)
     return fig
 
 
-__all__ = ["CHECKPOINTS", "RUNS", "MAX_UPLOAD_BYTES", "CheckpointError", "DataError", "available",
-           "choose_pair", "heat", "layer_table", "load", "page", "test_set", "to_image", "train_frame"]
+def integer_layers(fig: go.Figure, title: str = "layer") -> go.Figure:
+    """Whole-number ticks on the x axis (layers, epochs), at most about 12 of them."""
+    xs = [float(x) for trace in fig.data if getattr(trace, "x", None) is not None for x in trace.x]
+    span = (max(xs) - min(xs)) if xs else 1
+    fig.update_xaxes(tickmode="linear", tick0=0, dtick=max(1, int(np.ceil(span / 12))), title=title)
+    return fig
+
+
+__all__ = ["CHECKPOINTS", "CLASS_COLOURS", "MASK_RGBA", "MAX_UPLOAD_BYTES", "RUNS", "SPEC", "TOKEN_COLOURS",
+           "CheckpointError", "DataError", "available", "chart", "choose_pair", "heat", "integer_layers",
+           "layer_table", "load", "mask_controls", "page", "picture", "run_label", "spec_expander", "test_set",
+           "to_image", "train_frame"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from common import chart
 
 from mto_core.experiment import (committed_experiments, compare, compare_figure, families, family_figure,
                                  family_summary, format_compare, format_interval, read_floors)
@@ -35,7 +36,7 @@ def show_committed_experiments(results: Path) -> None:
     protocol = any('"kind": "probe"' in (r / "metrics.jsonl").read_text() for r in runs)
     if protocol and len(options[base]) == 2:
         summary = _summary(str(results / f"{name}-runs"), base, options[base][1])
-        st.plotly_chart(family_figure(summary), key="curves-experiment-plot")
+        chart(family_figure(summary), key="curves-experiment-plot")
         sp = summary["speedup"]
         if sp.get("s") is not None:
             st.metric("Speed-up factor s (95% interval)", f"{sp['s']:.2f}",
@@ -49,7 +50,7 @@ def show_committed_experiments(results: Path) -> None:
             st.info("No speed-up estimate: not every run reaches the thresholds yet.")
     else:
         result = compare(runs, baseline=base)
-        st.plotly_chart(compare_figure(result), key="curves-experiment-plot")
+        chart(compare_figure(result), key="curves-experiment-plot")
         st.markdown(format_compare(result))
     st.caption(f"Every seed of every run the experiment made; the full report with its verdicts is "
                f"docs/results/{name}.md. Bands: 95% t-interval of the mean over seeds (efficiency protocol) "

@@ -1,5 +1,5 @@
 """Time the MTO loss terms as the library computes them against a direct per-layer transcription
-of MTO-SPEC.md (F.normalize, one layer at a time), on the tiny preset's shapes, and check that
+of docs/mto-spec.md (F.normalize, one layer at a time), on the tiny preset's shapes, and check that
 both give the same value.
 
 Usage: python benchmarks/loss_kernels.py [--json]

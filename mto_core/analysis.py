@@ -1,4 +1,4 @@
-"""Masked vs visible tokens, layer by layer: the measures of MTO-SPEC.md ("Measures [ours]").
+"""Masked vs visible tokens, layer by layer: the measures of docs/mto-spec.md ("Measures").
 
 All measures use the layers that see mask tokens (SimMIM: encoder, MAE: decoder); layer 0 is
 the input with position. r is the mask ratio (masked fraction of the patch tokens).
@@ -8,13 +8,20 @@ the input with position. r is the mask ratio (masked fraction of the patch token
 - H^l_M, H^l_V: mean row entropy of masked / visible queries, divided by log(keys)
 - S^l    = 1 - mean_{i in M} max_{j in V} cos(h^l_i, h^l_j)   singularity score
 - AUC^l  = ROC-AUC of a logistic-regression probe telling masked from visible patch tokens,
-           fitted on the tokens of half the images, scored on the other half
+           fitted on the tokens of half the images, scored on the other half. In the full
+           feature space it saturates (1.0 at every layer of every trained checkpoint), so three
+           measures that do vary sit beside it:
+- AUC2^l = the same probe in the 2-D PCA plane the Tokens page draws
+- Sil^l  = silhouette of the masked / visible split (cosine distance), -1..1
+- F^l    = Fisher ratio along the difference of the two groups' mean directions:
+           (mean_M p - mean_V p)^2 / (var_M p + var_V p), p the unit features projected on it
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +33,7 @@ from .data import prepare_images
 from .masking import make_mask
 from .mto import entropy_loss, recalibration_loss
 from .objective import MIMModel
+from .vit import TokenTrace
 
 
 @dataclass
@@ -36,7 +44,10 @@ class LayerMeasures:
     entropy_masked: float | None
     entropy_visible: float | None
     singularity: float
-    separability_auc: float
+    separability_auc: float | None
+    separability_plane_auc: float
+    silhouette: float
+    fisher_ratio: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,9 +82,57 @@ def separability_auc(hidden: torch.Tensor, token_mask: torch.Tensor, seed: int =
     return float(roc_auc_score(test_y, clf.decision_function(scaler.transform(test_x))))
 
 
+def _patch_tokens(hidden: torch.Tensor, token_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Patch tokens (B * N, D) float64 and their masked flags (B * N,), [CLS] left out."""
+    x = hidden[:, 1:].double().cpu().numpy()
+    return x.reshape(-1, x.shape[-1]), token_mask[:, 1:].cpu().numpy().reshape(-1)
+
+
+def plane_auc(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
+    """Held-out ROC-AUC of masked vs visible in the 2-D PCA plane of the patch tokens: what a
+    reader can see in the Tokens page's scatter plot. Fit on half the images, scored on the rest."""
+    from sklearn.decomposition import PCA
+
+    x, y = _patch_tokens(hidden, token_mask)
+    if x.shape[0] < 3 or np.allclose(x, x[0]):
+        return 0.5
+    xy = PCA(n_components=2, random_state=0).fit_transform(x)
+    b = hidden.shape[0]
+    plane = torch.from_numpy(xy.reshape(b, -1, 2))
+    return separability_auc(torch.cat([plane[:, :1], plane], dim=1), token_mask)
+
+
+def silhouette(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
+    """Silhouette of the masked / visible split of the patch tokens, cosine distance: 1 = two
+    tight, far-apart groups, 0 = overlapping, < 0 = mixed."""
+    from sklearn.metrics import silhouette_score
+
+    x, y = _patch_tokens(hidden, token_mask)
+    if y.all() or not y.any() or np.allclose(x, x[0]):
+        return 0.0
+    return float(silhouette_score(x, y, metric="cosine"))
+
+
+def fisher_ratio(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
+    """Fisher ratio of masked vs visible along the difference of their mean unit features."""
+    x, y = _patch_tokens(hidden, token_mask)
+    if y.all() or not y.any():
+        return 0.0
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    direction = x[y].mean(0) - x[~y].mean(0)
+    norm = np.linalg.norm(direction)
+    if norm < 1e-12:
+        return 0.0
+    p = x @ (direction / norm)
+    return float((p[y].mean() - p[~y].mean()) ** 2 / max(p[y].var() + p[~y].var(), 1e-12))
+
+
 def layer_measures(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor,
-                   ratio: float | None = None) -> list[LayerMeasures]:
-    """Every measure for every layer that sees mask tokens, on the given images and masks."""
+                   ratio: float | None = None, full_auc: bool = True) -> list[LayerMeasures]:
+    """Every measure for every layer that sees mask tokens, on the given images and masks.
+
+    ``full_auc=False`` leaves out the full-space probe AUC (None), the slowest measure and the
+    one that saturates; the app does not draw it."""
     trace = token_trace(model, images, mask)
     token_mask = trace.token_mask
     assert token_mask is not None
@@ -89,7 +148,10 @@ def layer_measures(model: MIMModel | Checkpoint, images: torch.Tensor, mask: tor
             entropy_masked=float(entropy_loss(attn, token_mask)) if attn is not None else None,
             entropy_visible=float(entropy_loss(attn, ~token_mask)) if attn is not None else None,
             singularity=singularity_score(trace.hidden[layer], token_mask),
-            separability_auc=separability_auc(trace.hidden[layer], token_mask),
+            separability_auc=separability_auc(trace.hidden[layer], token_mask) if full_auc else None,
+            separability_plane_auc=plane_auc(trace.hidden[layer], token_mask),
+            silhouette=silhouette(trace.hidden[layer], token_mask),
+            fisher_ratio=fisher_ratio(trace.hidden[layer], token_mask),
         ))
     return rows
 
@@ -125,6 +187,25 @@ def mask_token_similarity(model: MIMModel | Checkpoint, images: torch.Tensor) ->
             "patch_norms": patches.norm(dim=-1).cpu().numpy()}
 
 
+@torch.no_grad()
+def mask_layer_inputs(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) tokens entering the first layer that sees mask tokens, before position is added:
+    the patch embedding (SimMIM) or the decoder's input (MAE) at visible patches, the mask token
+    w at masked ones. Every masked row is the same vector: substitutional consistency."""
+    model = model.model if isinstance(model, Checkpoint) else model
+    cfg = model.config
+    x = prepare_images(images, cfg.img_size, cfg.in_chans).to(next(model.parameters()).device)
+    mask = mask.reshape(x.shape[0], -1).to(x.device)
+    if cfg.method == "simmim":
+        token = model.encoder.mask_token
+        patches = model.encoder.patch_embed(model.normalize(x))
+    else:
+        token = model.mask_token
+        latent, _ = model.encoder(model.normalize(x))
+        patches = model.decoder_embed(latent)[:, 1:]
+    return torch.where(mask.unsqueeze(-1), token.to(patches.dtype), patches)
+
+
 def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """(n, D) features -> (n, 2) coordinates by PCA (fast) or UMAP (n_neighbors 15, cosine)."""
     if features.ndim != 2 or features.shape[0] < 3:
@@ -155,6 +236,64 @@ def layer_tokens(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch
     return {"features": hidden.reshape(b * n, d).float().cpu().numpy(),
             "masked": token_mask.reshape(-1).cpu().numpy(),
             "image": np.repeat(np.arange(b), n), "patch": np.tile(np.arange(n), b)}
+
+
+def query_attention(trace: TokenTrace, query: int, layer: int, head: int | None = None) -> np.ndarray:
+    """Where patch ``query`` looks in ``layer``: (g, g) attention to the patch tokens of image 0,
+    one head or (``head`` None) the mean over heads. The [CLS] key is left out, so a row sums to
+    1 - its attention to [CLS]."""
+    attn = trace.attn[layer][0].float()  # (H, T, T)
+    row = attn.mean(0) if head is None else attn[head]
+    weights = row[1 + query, 1:]
+    g = int(round(weights.numel() ** 0.5))
+    return weights.reshape(g, g).cpu().numpy()
+
+
+def with_recalibration(model: MIMModel | Checkpoint, on: bool) -> MIMModel:
+    """A copy of ``model`` (same weights) with hard recalibration switched on or off in every
+    mask-token layer; the other MTO settings kept."""
+    from dataclasses import replace
+
+    from .objective import build_model
+
+    model = model.model if isinstance(model, Checkpoint) else model
+    config = replace(model.mto_config, hard_recalibration=on, recalibrated_layers=None)
+    copy = build_model(model.config, config)
+    copy.load_state_dict(model.state_dict())
+    return copy.eval()
+
+
+@torch.no_grad()
+def recalibration_views(model: MIMModel | Checkpoint, image: torch.Tensor, mask: torch.Tensor,
+                        layer: int = 1) -> dict[str, np.ndarray]:
+    """The full (T, T) attention of one image in ``layer``, mean over heads, without and with
+    hard recalibration, same weights: {'without', 'with', 'token_mask' (T,) bool}. With it, the
+    block (visible query, masked key) is exactly 0 and each visible row renormalises over
+    visible keys."""
+    out = {}
+    for name, on in (("without", False), ("with", True)):
+        trace = token_trace(with_recalibration(model, on), image[:1], mask.reshape(1, -1),
+                            hidden_layers=[], attention_layers=[layer])
+        out[name] = trace.attn[layer][0].float().mean(0).cpu().numpy()
+        out["token_mask"] = trace.token_mask[0].cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def masked_error_over(model: MIMModel | Checkpoint, images: torch.Tensor, ratio: float, seed: int,
+                      kind: str = "random") -> dict[str, Any]:
+    """Masked-patch MSE over a batch of images, each with its own mask of ``ratio``:
+    {'mean', 'std' (sample), 'sem', 'n', 'errors' (per image, list)}. One image says little; this
+    is the figure to compare. The same images, ratio and seed give the same masks to any model of
+    the same grid, so two models' errors pair image by image."""
+    from .api import reconstruct
+
+    model = model.model if isinstance(model, Checkpoint) else model
+    mask = make_mask(images.shape[0], model.config.grid, ratio, seed, kind=kind)
+    errors = reconstruct(model, images, mask).masked_error.double()
+    std = float(errors.std()) if errors.numel() > 1 else 0.0
+    return {"mean": float(errors.mean()), "std": std, "sem": std / max(errors.numel(), 1) ** 0.5,
+            "n": int(errors.numel()), "errors": errors.tolist()}
 
 
 def plot_measures(rows: list[dict], path: str, title: str = "") -> None:

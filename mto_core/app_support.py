@@ -1,18 +1,23 @@
-"""Small pure helpers behind the app: its server settings, finding checkpoints, keeping paths
-inside the allowed folders, reading uploads, editing masks by hand."""
+"""Small pure helpers behind the app: its server settings, finding checkpoints and telling what
+they are, keeping paths inside the allowed folders, reading uploads, editing masks by hand, drawing
+images pixel-exact with their masks and patches marked, reading runs' progress."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from .checkpoint import WEIGHTS, list_checkpoints, read_config, resolve
-from .data import DataError, read_image
+from .checkpoint import WEIGHTS, CheckpointError, list_checkpoints, read_config, resolve
+from .config import RunConfig
+from .data import DataError, LoadedImage, load_image
 from .objective import check_model_fits
 
 MAX_UPLOAD_BYTES = 10 * 2**20
-
 # Passed on Streamlit's command line by app/serve.py: Streamlit reads .streamlit/config.toml only
 # from the working directory, and without these it listens on every interface, gathers usage
 # statistics and accepts 200 MB uploads.
@@ -70,13 +75,15 @@ def scan_checkpoints(roots: list[Path], base: Path) -> tuple[dict[str, str], dic
     return found, unusable
 
 
-def read_upload(data: bytes, size: int, channels: int, limit: int = MAX_UPLOAD_BYTES) -> torch.Tensor:
-    """An uploaded file's bytes -> (1, C, size, size) uint8; DataError if too big or unreadable."""
+def read_upload(data: bytes, size: int, channels: int, limit: int = MAX_UPLOAD_BYTES,
+                background: tuple[int, int, int] = (0, 0, 0)) -> LoadedImage:
+    """An uploaded file's bytes -> :class:`LoadedImage` (image (C, size, size) uint8, notes,
+    preview); DataError in plain words if too big, empty or unreadable."""
     if len(data) > limit:
         raise DataError(f"the upload is {len(data) / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB")
     if not data:
         raise DataError("the upload is empty")
-    return read_image(data, size, channels).unsqueeze(0)
+    return load_image(data, size, channels, background)
 
 
 def toggle_patches(mask: torch.Tensor, patches: list[int]) -> torch.Tensor:
@@ -87,3 +94,167 @@ def toggle_patches(mask: torch.Tensor, patches: list[int]) -> torch.Tensor:
             raise ValueError(f"patch {index} is outside the grid of {out.numel()} patches")
         out[index] = ~out[index]
     return out
+
+
+METHOD_NAMES = {"simmim": "SimMIM", "mae": "MAE"}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a checkpoint or run folder holds, from its config.json alone (no weights read).
+
+    method: 'simmim' / 'mae' ('' when the config cannot be read); mto: any MTO part on;
+    label: 'SimMIM + MTO', 'MAE (baseline)', ... from the config, not from where it was picked.
+    """
+
+    method: str
+    mto: bool
+
+    @property
+    def label(self) -> str:
+        if not self.method:
+            return "unreadable checkpoint"
+        return f"{METHOD_NAMES.get(self.method, self.method)} {'+ MTO' if self.mto else '(baseline)'}"
+
+
+def describe_config(config: RunConfig) -> RunInfo:
+    return RunInfo(config.model.method, config.mto.enabled)
+
+
+def describe_run(path: str | Path) -> RunInfo:
+    """:class:`RunInfo` of a run or checkpoint folder; method '' if its config cannot be read."""
+    path = Path(path)
+    for folder in (path, *(list_checkpoints(path)[-1:] if path.is_dir() else [])):
+        try:
+            return describe_config(read_config(folder))
+        except (CheckpointError, OSError, ValueError, TypeError, KeyError):
+            continue
+    try:
+        return describe_config(read_config(resolve(path)))
+    except (CheckpointError, OSError, ValueError, TypeError, KeyError):
+        return RunInfo("", False)
+
+
+def pair_problem(baseline: RunConfig, mto: RunConfig) -> str | None:
+    """Why two checkpoints cannot be compared side by side, or None.
+
+    Their methods must match: SimMIM's error is an L1 on normalised pixels of every masked patch
+    from the encoder, MAE's an MSE from a decoder; side by side they would compare two objectives,
+    not the effect of MTO. Image and patch sizes must match to share masks.
+    """
+    a, b = baseline.model, mto.model
+    if a.method != b.method:
+        return (f"the baseline is {METHOD_NAMES.get(a.method, a.method)} and the other checkpoint is "
+                f"{METHOD_NAMES.get(b.method, b.method)}: their errors come from different objectives "
+                "and models, so the comparison would not show what MTO does. Pick two checkpoints "
+                "of the same method.")
+    if (a.img_size, a.patch_size, a.in_chans) != (b.img_size, b.patch_size, b.in_chans):
+        return (f"the checkpoints see different inputs ({a.img_size}px / {a.patch_size}px patches / "
+                f"{a.in_chans} channels vs {b.img_size} / {b.patch_size} / {b.in_chans}); pick a "
+                "matching pair.")
+    return None
+
+
+def short_label(label: str, width: int = 28) -> str:
+    """A run's label for legends: its folder name, shortened in the middle past ``width``."""
+    name = label.rstrip("/").rsplit("/", 1)[-1]
+    if len(name) <= width:
+        return name
+    keep = (width - 1) // 2
+    return f"{name[:keep]}…{name[-(width - 1 - keep):]}"
+
+
+def baseline_for(label: str, infos: dict[str, RunInfo]) -> str | None:
+    """The run among ``infos`` ({label: info}) that ``label`` should be scored against.
+
+    A baseline of the same method with MTO off; among several, the one whose name is closest to
+    ``label`` with '-mto' removed (runs/app-X-simmim-mto -> runs/app-X-simmim), then the first.
+    None when the run is a baseline itself or no baseline of its method is among them.
+    """
+    info = infos[label]
+    if not info.method or not info.mto:
+        return None
+    candidates = [k for k, v in infos.items() if v.method == info.method and not v.mto and k != label]
+    if not candidates:
+        return None
+    wanted = label.replace("-mto", "")
+
+    def shared_prefix(other: str) -> int:
+        same = [x == y for x, y in zip(wanted, other)]
+        return same.index(False) if False in same else len(same)
+
+    return max(candidates, key=lambda k: (k == wanted, shared_prefix(k), -candidates.index(k)))
+
+
+def upscale(image: torch.Tensor | np.ndarray, min_size: int = 160) -> np.ndarray:
+    """(C, H, W) float in [0, 1] or uint8, or (H, W[, 3]) uint8 -> (H*k, W*k[, 3]) uint8 with
+    each pixel repeated k x k times, k the smallest integer with H*k >= ``min_size``: pixel-exact,
+    no browser smoothing."""
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        if image.dtype != torch.uint8:
+            x = x.clamp(0, 1) * 255
+        array = x.round().byte().numpy()
+        array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+    else:
+        array = np.asarray(image, dtype=np.uint8)
+    k = max(1, math.ceil(min_size / array.shape[0]))
+    return array.repeat(k, axis=0).repeat(k, axis=1)
+
+
+MASK_COLOUR = (255, 0, 200)  # magenta: absent from Fashion-MNIST's greys and from most photos
+
+
+def paint_patches(image: torch.Tensor, mask: torch.Tensor, patch_size: int,
+                  colour: tuple[int, int, int] = MASK_COLOUR) -> torch.Tensor:
+    """(C, H, W) image in [0, 1] -> (3, H, W) with the patches of ``mask`` (N,) bool filled with
+    ``colour``: hidden patches that stand out on any garment."""
+    rgb = image.float().expand(3, -1, -1) if image.shape[0] == 1 else image.float()
+    g = image.shape[-1] // patch_size
+    pix = mask.view(g, 1, g, 1).expand(-1, patch_size, -1, patch_size).reshape(g * patch_size, -1)
+    fill = torch.tensor(colour, dtype=torch.float32).view(3, 1, 1) / 255
+    return torch.where(pix, fill.expand_as(rgb), rgb)
+
+
+def outline_patch(image: torch.Tensor, patch: int, patch_size: int, min_size: int = 160,
+                  colour: tuple[int, int, int] = (255, 60, 0)) -> np.ndarray:
+    """(C, H, W) image -> upscaled RGB uint8 with a 2-pixel frame around patch ``patch``."""
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    big = upscale(rgb, min_size).copy()
+    k = big.shape[0] // image.shape[-1]
+    g = image.shape[-1] // patch_size
+    r, c = divmod(int(patch), g)
+    top, left, side = r * patch_size * k, c * patch_size * k, patch_size * k
+    bottom, right = top + side, left + side
+    for y0, y1, x0, x1 in ((top, top + 2, left, right), (bottom - 2, bottom, left, right),
+                           (top, bottom, left, left + 2), (top, bottom, right - 2, right)):
+        big[y0:y1, x0:x1] = colour
+    return big
+
+
+def run_progress(rows: list[dict[str, Any]], total_steps: int, batch_size: int) -> dict[str, float | None]:
+    """Step, images/s and the seconds left of a run from its 'train' metrics rows.
+
+    images/s is the mean of the last three log intervals (the first interval includes start-up);
+    eta_s the steps left at that rate; None where not known yet.
+    """
+    train = [r for r in rows if r.get("kind") == "train"]
+    if not train:
+        return {"step": 0, "images_per_s": None, "eta_s": None}
+    step = int(train[-1]["step"])
+    recent = [float(r["images_per_s"]) for r in train[1:][-3:] if "images_per_s" in r] or \
+             [float(train[-1].get("images_per_s", 0.0))]
+    rate = sum(recent) / len(recent)
+    eta = (total_steps - step) * batch_size / rate if rate > 0 else None
+    return {"step": step, "images_per_s": rate, "eta_s": eta}
+
+
+def accuracy_points(rows: list[dict[str, Any]], key: str = "knn_val") -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of ``key`` from 'epoch' rows, epochs as logged (an app run's single probe
+    after 0.3 epochs stays at 0.3), sorted; the last row wins for a repeated epoch."""
+    points = sorted({float(r["epoch"]): float(r[key]) for r in rows
+                     if r.get("kind") == "epoch" and key in r}.items())
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    epochs, values = zip(*points)
+    return np.asarray(epochs), np.asarray(values)

@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write an HTML plot of accuracy vs epoch with seed bands")
 
     p = sub.add_parser("analyze", formatter_class=fmt, help="masked vs visible tokens, per layer",
-                       epilog=EXAMPLES["analyze"], description="Per-layer measures of MTO-SPEC.md on "
+                       epilog=EXAMPLES["analyze"], description="Per-layer measures of docs/mto-spec.md on "
                        "held-out test images: visible-to-masked attention mass, heterogeneity index, "
                        "row entropy of masked and visible queries, singularity score, separability AUC.")
     p.add_argument("dir", help="run folder or checkpoint folder")

@@ -78,7 +78,7 @@ class MaskConfig:
 class MTOConfig:
     """Masked Token Optimization parts; each one switches on or off by itself.
 
-    ``depth`` is K of MTO-SPEC.md (null: half the mask-token layers, rounded up).
+    ``depth`` is K of docs/mto-spec.md (null: half the mask-token layers, rounded up).
     ``recalibrated_layers`` counts the first layers with hard recalibration (null: all).
     """
 
@@ -224,7 +224,7 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
                   decoder_dim=512, decoder_depth=8, decoder_heads=16, pixel_mean=0.45, pixel_std=0.25),
 }
 
-# Starting defaults of MTO-SPEC.md section 5.
+# The starting defaults of docs/mto-spec.md.
 MTO_DEFAULTS = dict(hard_recalibration=True, singularity_weight=0.1, entropy_weight=0.01,
                     recalibration_weight=0.0)
 

@@ -99,27 +99,103 @@ def load_fashion_mnist(split: str, root: str = "") -> ImageSet:
                     torch.from_numpy(labels.astype(np.int64)), FASHION_MNIST_CLASSES)
 
 
-def read_image(source: str | Path | bytes, size: int, channels: int) -> torch.Tensor:
-    """Any PIL-readable image (path or bytes) -> (C, size, size) uint8, resized and converted."""
+@dataclass
+class LoadedImage:
+    """An image as the model sees it, what was done to get there, and a preview of the original.
+
+    image: (C, size, size) uint8; notes: plain sentences for the user (16-bit scaled, transparency
+    composited, first frame of an animation); preview: (h, w, 3) uint8, the original (composited,
+    first frame) shrunk to at most ``preview`` pixels a side.
+    """
+
+    image: torch.Tensor
+    notes: list[str]
+    preview: np.ndarray
+
+
+_WIDE_MODES = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": None, "F": None}
+
+
+def _to_8_bit(image: Image.Image, notes: list[str]) -> Image.Image:
+    """16-bit and 32-bit grey images scaled into 0..255 (PIL's own conversion clips at 255)."""
+    if image.mode not in _WIDE_MODES:
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    low, high = float(array.min()), float(array.max())
+    top = _WIDE_MODES[image.mode] or (65535 if 0 <= low and high <= 65535 else None)
+    if top == 65535 and image.mode in ("I", "F") and high <= 255:
+        return Image.fromarray(array.astype(np.uint8), "L")  # wide container, 8-bit values
+    if top is None:
+        array = (array - low) / (high - low or 1.0) * 255
+        notes.append(f"The image has {image.mode!r} pixels (32-bit); its range {low:g}..{high:g} was "
+                     "stretched to 0..255.")
+    else:
+        array = array / top * 255
+        notes.append("The image has 16-bit pixels; they were scaled to 8 bits (0..65535 -> 0..255).")
+    return Image.fromarray(np.clip(array.round(), 0, 255).astype(np.uint8), "L")
+
+
+def _composite(image: Image.Image, background: tuple[int, int, int], notes: list[str]) -> Image.Image:
+    """Transparent pixels laid on ``background``, with a note when any pixel is not opaque."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if not has_alpha:
+        return image
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba)[..., 3]
+    if alpha.min() == 255:
+        return image
+    share = float((alpha < 255).mean())
+    name = {(0, 0, 0): "black", (255, 255, 255): "white"}.get(background, f"rgb{background}")
+    notes.append(f"{share:.0%} of the pixels are transparent; they were laid on a {name} background.")
+    canvas = Image.new("RGBA", rgba.size, (*background, 255))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def load_image(source: str | Path | bytes, size: int, channels: int,
+               background: tuple[int, int, int] = (0, 0, 0), preview: int = 256) -> LoadedImage:
+    """Any PIL-readable image (path or bytes) -> :class:`LoadedImage`, resized and converted.
+
+    Nothing is changed silently: 16-bit pixels are scaled (not clipped), transparent pixels are
+    laid on ``background`` (black by default, like Fashion-MNIST's), an animation gives its first
+    frame; each of these adds a note.
+    """
     import io
 
-    name = "upload" if isinstance(source, bytes) else str(source)
+    name = "the upload" if isinstance(source, bytes) else str(source)
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    notes: list[str] = []
     try:
-        with Image.open(handle) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise DataError(f"{name} is {image.width}x{image.height} pixels; the limit is "
+        with Image.open(handle) as opened:
+            if opened.width * opened.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{name} is {opened.width}x{opened.height} pixels; the limit is "
                                 f"{MAX_IMAGE_PIXELS:,} pixels")
+            frames = getattr(opened, "n_frames", 1)
+            if getattr(opened, "is_animated", False) and frames > 1:
+                opened.seek(0)
+                notes.append(f"The image is an animation of {frames} frames; only the first frame is used.")
+            image = _composite(_to_8_bit(opened, notes), background, notes)
+            shown = image.convert("RGB")
+            shown.thumbnail((preview, preview), Image.Resampling.NEAREST)
             image = image.convert("L" if channels == 1 else "RGB")
             image = image.resize((size, size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.uint8)
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{name} is not a readable image ({error}); use PNG, JPEG or another "
-                        "format PIL can open") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{name} declares more pixels than is safe to decode; the limit is "
+                        f"{MAX_IMAGE_PIXELS:,} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        # PIL's own message names the in-memory buffer (<_io.BytesIO object at 0x...>): not for users
+        raise DataError(f"{name} is not a readable image (the file is damaged or not an image); use "
+                        "PNG, JPEG, GIF, BMP, TIFF or WebP") from None
     tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+    tensor = tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+    return LoadedImage(tensor, notes, np.asarray(shown, dtype=np.uint8))
+
+
+def read_image(source: str | Path | bytes, size: int, channels: int) -> torch.Tensor:
+    """Any PIL-readable image (path or bytes) -> (C, size, size) uint8 (see :func:`load_image`)."""
+    return load_image(source, size, channels).image
 
 
 def load_image_folder(root: str | Path, size: int, channels: int) -> ImageSet:

@@ -1,6 +1,6 @@
 """Efficiency of a method against a baseline, from probe-accuracy-vs-training curves.
 
-The measures and the statistics are this project's (MTO-SPEC.md); the paper's exact RAUC and
+The measures and the statistics are this project's (docs/mto-spec.md); the paper's exact RAUC and
 its protocol at CPU scale are not public.
 
 - speed-up factor s (primary): the method at step t reaches what the baseline reaches at step

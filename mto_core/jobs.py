@@ -2,6 +2,8 @@
 
 A :class:`TrainingJob` trains one or more configs side by side (one thread each), collects
 their metrics rows as they are logged, and stops them all, each with a checkpoint, when asked.
+Each run ends with a quick k-NN probe on the validation split, written to its metrics.jsonl as
+an 'epoch' row, so runs made in the app have an accuracy point on the Curves page.
 A :class:`JobSlot` admits one job at a time, so a 2-core server stays responsive; other
 callers see that it is busy.
 """
@@ -13,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .app_support import run_progress
 from .config import RunConfig
 from .data import load_dataset
-from .engine import make_plan, train
+from .engine import append_metrics, make_plan, train
+from .evaluate import probes
 
 
 @dataclass
@@ -25,11 +29,34 @@ class RunState:
     total_steps: int
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    trained_steps: int | None = None  # set when train() has returned
+    knn: float | None = None
     done: bool = False
 
     @property
     def step(self) -> int:
+        if self.trained_steps is not None:
+            return self.trained_steps
         return int(self.rows[-1]["step"]) if self.rows else 0
+
+    def progress(self) -> dict[str, float | None]:
+        """step, images_per_s and eta_s (seconds left) of this run."""
+        t = self.config.train
+        return run_progress(self.rows, self.total_steps, t.batch_size * t.accum_steps)
+
+
+def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) -> float:
+    """k-NN (k = 20, cosine) accuracy on the first ``val`` validation images with ``bank``
+    training images as the bank: a few seconds on a CPU, enough to place a run on the curves."""
+    import torch
+
+    train_set = load_dataset(config.data, config.model, "train")
+    if len(train_set) > bank:
+        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:bank]
+        train_set = train_set.subset(pick)
+    val_set = load_dataset(config.data, config.model, "val")
+    val_set = val_set.subset(slice(0, val))
+    return probes(model, train_set, val_set, ("knn",), split="val")["knn"].accuracy
 
 
 class TrainingJob:
@@ -51,8 +78,18 @@ class TrainingJob:
 
     def _run(self, state: RunState) -> None:
         try:
-            train(state.config, state.run_dir, progress=False, on_log=state.rows.append,
-                  should_stop=self._stop.is_set)
+            result = train(state.config, state.run_dir, progress=False, on_log=state.rows.append,
+                           should_stop=self._stop.is_set)
+            state.trained_steps = result.steps
+            if result.last_checkpoint is not None and state.config.data.val_fraction:
+                from .checkpoint import load_checkpoint
+
+                model = load_checkpoint(result.last_checkpoint).model
+                state.knn = quick_knn(model, state.config)
+                row = {"kind": "epoch", "step": result.steps, "epoch": round(result.epochs_done, 4),
+                       "knn_val": state.knn, "probe": "quick k-NN at the end of an app run"}
+                append_metrics(state.run_dir, row)
+                state.rows.append(row)
         except Exception as error:  # shown to the user on the page; the job ends cleanly
             state.error = f"{type(error).__name__}: {error}"
         finally:
@@ -60,6 +97,36 @@ class TrainingJob:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Stop was asked for (the runs may still be writing their checkpoint and probe)."""
+        return self._stop.is_set()
+
+    @property
+    def trained(self) -> bool:
+        """Every run's training loop has ended (what Stop waits for; the probe may follow)."""
+        return all(s.trained_steps is not None or s.done for s in self.runs.values())
+
+    def status(self) -> str:
+        """One line for the page: training with rate and time left, stopped at step N, finished."""
+        states = list(self.runs.values())
+        steps = " / ".join(f"{s.step} of {s.total_steps}" for s in states)
+        if self.running and not self.trained:
+            if self.stopped:
+                return f"stopping: step {steps}"
+            parts = [s.progress() for s in states]
+            rates = [p["images_per_s"] for p in parts if p["images_per_s"]]
+            etas = [p["eta_s"] for p in parts if p["eta_s"] is not None]
+            rate = f", {sum(rates):.0f} images/s" if rates else ""
+            eta = f", about {max(etas):.0f} s left" if etas else ""
+            return f"training: step {steps}{rate}{eta}"
+        probing = " (measuring k-NN accuracy)" if self.running else ""
+        if any(s.error for s in states):
+            return f"ended with an error at step {steps}{probing}"
+        if self.stopped and any(s.step < s.total_steps for s in states):
+            return f"stopped at step {steps}{probing}"
+        return f"finished: {steps} steps{probing}"
 
     @property
     def running(self) -> bool:

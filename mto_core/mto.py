@@ -1,6 +1,6 @@
 """Masked Token Optimization (MTO) as a plug-in for any MIM objective with mask tokens.
 
-The formulas are those of MTO-SPEC.md ("[ours]": this project's concrete reading of the
+The formulas are those of docs/mto-spec.md (ours: this project's concrete reading of the
 paper's weight recalibration, data-singularity and entropy terms, whose exact formulas are not
 public). Notation: tokens t = 1..T of one sample, M = masked set, V = visible set ([CLS] is
 visible), A^l (B, H, T, T) post-softmax attention of layer l (rows = queries), h^l (B, T, D)

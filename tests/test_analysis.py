@@ -4,13 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from mto_core.analysis import (embed_2d, layer_measures, mask_token_similarity, separability_auc,
+from pathlib import Path
+
+from mto_core import token_trace
+from mto_core.analysis import (embed_2d, fisher_ratio, layer_measures, mask_layer_inputs, mask_token_similarity,
+                               masked_error_over,
+                               plane_auc, query_attention, recalibration_views, separability_auc, silhouette,
                                singularity_score)
 from mto_core.efficiency import curve, efficiency, epochs_to_target, rauc
 from mto_core.masking import make_mask
 from mto_core.objective import build_model
 
 from .conftest import small_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_singularity_score_by_hand():
@@ -44,6 +51,8 @@ def test_layer_measures_cover_every_layer(name):
     if name == "simmim-mto":  # hard recalibration: visible queries put no mass on masked keys
         assert all(r.attn_visible_to_masked == 0 and r.heterogeneity == 1 for r in rows[1:])
     assert rows[0].separability_auc > 0.95  # layer 0: mask tokens are one vector, trivially separable
+    quick = layer_measures(model, torch.rand(8, 1, 28, 28), make_mask(8, 7, 0.6, 0), 0.6, full_auc=False)
+    assert all(r.separability_auc is None and 0 <= r.separability_plane_auc <= 1 for r in quick)
 
 
 def test_mask_token_similarity():
@@ -84,3 +93,79 @@ def test_rauc_and_epochs_to_target():
     rows = [{"kind": "epoch", "epoch": 2, "knn_val": 0.6}, {"kind": "train", "epoch": 1.5},
             {"kind": "epoch", "epoch": 1, "knn_val": 0.5}]
     assert curve(rows)[0].tolist() == [1, 2] and curve(rows)[1].tolist() == [0.5, 0.6]
+
+
+def _two_groups(shift: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(16, 50, generator=g) < 0.6
+    mask[:, 0] = False
+    hidden = torch.randn(16, 50, 16, generator=g) + 3
+    hidden[..., 0] += shift * mask.float()
+    return hidden, mask
+
+
+def test_separability_measures_that_do_not_saturate():
+    """The full-space AUC is 1.0 for a small and for a large gap; silhouette, Fisher ratio and the
+    2-D AUC keep telling them apart (the Tokens page's defect: 1.0 at every layer)."""
+    small, mask = _two_groups(5.0)
+    large, _ = _two_groups(15.0)
+    none, _ = _two_groups(0.0)
+    assert separability_auc(small, mask) > 0.99 and separability_auc(large, mask) > 0.99
+    assert silhouette(large, mask) > silhouette(small, mask) > silhouette(none, mask)
+    assert fisher_ratio(large, mask) > 2 * fisher_ratio(small, mask) > 2 * fisher_ratio(none, mask)
+    assert 0.35 < plane_auc(none, mask) < 0.65 and plane_auc(large, mask) > 0.95
+
+
+def test_the_shipped_mto_checkpoint_separates_more_than_its_baseline():
+    """What the PCA plots show: MTO pulls masked and visible tokens apart, SimMIM barely."""
+    from mto_core import load_checkpoint, load_fashion_mnist
+
+    images = load_fashion_mnist("test").images[100:116]
+    mask = make_mask(16, 7, 0.6, 1)
+    base, mto = (layer_measures(load_checkpoint(ROOT / "checkpoints" / n), images, mask, 0.6)
+                 for n in ("simmim", "simmim-mto"))
+    for layer in (2, 3, 4):
+        assert mto[layer].silhouette > base[layer].silhouette + 0.1
+        assert mto[layer].fisher_ratio > 3 * base[layer].fisher_ratio
+    assert len({round(r.silhouette, 3) for r in base}) == len(base)  # varies with depth
+
+
+def test_query_attention_and_recalibration_views():
+    torch.manual_seed(0)
+    config = small_config("simmim-mto")
+    model = build_model(config.model, config.mto).eval()
+    image, mask = torch.rand(1, 1, 28, 28), make_mask(1, 7, 0.6, 0)
+    trace = token_trace(model, image, mask)
+    row = query_attention(trace, 3, 1)
+    assert row.shape == (7, 7) and row.sum() <= 1 + 1e-5
+    assert np.allclose(row, np.mean([query_attention(trace, 3, 1, h) for h in range(2)], axis=0), atol=1e-6)
+    views = recalibration_views(model, image, mask, layer=1)
+    token_mask = views["token_mask"]
+    assert views["with"].shape == (50, 50) and token_mask.sum() == mask.sum()
+    block = np.ix_(~token_mask, token_mask)  # visible queries x masked keys
+    assert np.abs(views["with"][block]).max() == 0 and views["without"][block].sum() > 0.1
+    assert np.allclose(views["with"].sum(-1), 1, atol=1e-5)
+    assert model.mto_config.hard_recalibration  # the model itself is left as it was
+
+
+def test_masked_error_over_a_batch():
+    from mto_core import load_checkpoint, load_fashion_mnist
+
+    ckpt = load_checkpoint(ROOT / "checkpoints" / "simmim")
+    images = load_fashion_mnist("test").images[:32]
+    stats = masked_error_over(ckpt, images, 0.6, 0)
+    assert stats["n"] == 32 and stats["std"] > 0 and stats["sem"] == pytest.approx(stats["std"] / 32 ** 0.5)
+    assert masked_error_over(ckpt, images, 0.9, 0)["mean"] > stats["mean"]
+
+
+@pytest.mark.parametrize("name", ["simmim", "mae-mto"])
+def test_mask_layer_inputs_repeat_one_vector_at_masked_positions(name):
+    torch.manual_seed(0)
+    config = small_config(name)
+    model = build_model(config.model, config.mto).eval()
+    mask = make_mask(2, 7, 0.6, 0)
+    tokens = mask_layer_inputs(model, torch.rand(2, 1, 28, 28), mask)
+    assert tokens.shape == (2, 49, 32)
+    masked, visible = tokens[mask], tokens[~mask]
+    assert torch.equal(masked, masked[:1].expand_as(masked))
+    assert not torch.allclose(visible, visible[:1].expand_as(visible))

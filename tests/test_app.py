@@ -1,14 +1,28 @@
 """Every page of the app, driven without a browser by Streamlit's AppTest: it renders without an
 exception, and moving a widget changes what is shown."""
 
+import json
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 sys.path.insert(0, str(APP))
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs():
+    """The Train page writes runs/app-*: remove the ones a test made."""
+    runs = APP.parent / "runs"
+    before = set(runs.glob("app-*"))
+    yield
+    for run_dir in set(runs.glob("app-*")) - before:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def run(page: str) -> AppTest:
@@ -22,8 +36,36 @@ def texts(at: AppTest) -> str:
     return "\n".join([m.value for m in [*at.header, *at.subheader, *at.markdown, *at.caption]])
 
 
+def specs(at: AppTest) -> list[dict]:
+    """The Plotly figures of the page as sent to the browser."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def values(array) -> list[float]:
+    """A Plotly data array as numbers (Plotly sends numpy arrays base64-encoded)."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def check_charts(at: AppTest) -> None:
+    """Every chart has a trace, a readable height, and none of the colours #000001..#000040 that
+    Streamlit's browser code swaps for its theme's (Magma's #000004 turned zero error pink)."""
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        assert spec["data"], spec["layout"].get("title")
+        assert spec["layout"].get("height", 450) >= 120
+        assert not chart.proto.theme, spec["layout"].get("title")
+        assert not re.search(r'"#0000(?:[0-3][0-9]|40)"', json.dumps(spec)), spec["layout"].get("title")
+
+
 def test_learn_page_masks_follow_the_ratio():
-    at = run("Home.py")
+    at = run("Home.py")  # the entry point: its first page is Learn
+    check_charts(at)
     assert "Data singularity" in texts(at) and "mask token" in texts(at)
     def images():
         return [str(i.proto) for i in at.get("image")]
@@ -37,6 +79,7 @@ def test_learn_page_masks_follow_the_ratio():
 
 def test_reconstruct_page_reports_errors_that_change_with_the_mask():
     at = run("pages/1_Reconstruct.py")
+    check_charts(at)
     assert "masked-patch MSE" in texts(at) and "29 of 49 patches hidden" in texts(at)
     first = [c.value for c in at.caption]
     at.slider(key="recon-ratio").set_value(0.8).run()
@@ -121,3 +164,154 @@ def test_a_broken_checkpoint_gives_a_message_not_a_crash():
         for file in broken.iterdir():
             file.unlink()
         broken.rmdir()
+
+
+def test_learn_page_draws_every_figure_at_a_readable_size():
+    at = run("Home.py")
+    titles = [str(s["layout"].get("title", {}).get("text", "")) for s in specs(at)]
+    assert any("SimMIM (baseline)" in t for t in titles)  # section 2: the token rows, one per checkpoint
+    assert any("with recalibration" in t for t in titles) and any("without recalibration" in t for t in titles)
+    assert all(s["layout"].get("height", 450) >= 300 for s in specs(at))
+    assert "docs/mto-spec.md" in " ".join(e.label for e in at.expander)
+
+
+def test_reconstruct_page_shares_one_error_scale_with_a_colour_bar():
+    at = run("pages/1_Reconstruct.py")
+    maps = [s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]
+    assert len(maps) == 2
+    assert maps[0]["data"][0]["zmax"] == maps[1]["data"][0]["zmax"] and maps[0]["data"][0]["zmin"] == 0
+    assert all(m["data"][0]["showscale"] for m in maps)
+    assert "Over 256 test images" in texts(at) and "paired by image" in texts(at)
+    widths = [img.width for element in at.get("imgs") for img in element.proto.imgs] or \
+             [element.proto.width for element in at.get("imgs")]
+    assert all(w >= 160 for w in widths), widths
+
+
+def test_reconstruct_page_reaches_every_test_image_and_offers_reset_at_once():
+    at = run("pages/1_Reconstruct.py")
+    at.radio(key="recon-source").set_value("dataset index").run()
+    assert at.number_input(key="recon-index").max == 9999
+    at.number_input(key="recon-index").set_value(9999).run()
+    assert not at.exception
+    at.radio(key="recon-kind").set_value("hand-edited").run()
+    assert not at.exception and [b.label for b in at.button] == ["Start again from the random mask"]
+
+
+def test_pairs_stay_within_a_method_and_labels_come_from_the_config():
+    at = run("pages/1_Reconstruct.py")
+    assert "simmim · SimMIM (baseline)" in texts(at) and "simmim-mto · SimMIM + MTO" in texts(at)
+    assert not any("mae" in o for o in at.sidebar.selectbox(key="recon-mto-simmim").options)
+    at.sidebar.radio(key="recon-method").set_value("mae").run()
+    assert not at.exception
+    assert "mae · MAE (baseline)" in texts(at) and "mae-mto · MAE + MTO" in texts(at)
+    assert not any("simmim" in o for o in at.sidebar.selectbox(key="recon-base-mae").options)
+
+
+def test_a_baseline_in_the_mto_slot_is_flagged():
+    at = run("pages/1_Reconstruct.py")
+    at.sidebar.selectbox(key="recon-mto-simmim").set_value("checkpoints/simmim").run()
+    assert not at.exception and any("every MTO part off" in w.value for w in at.warning)
+
+
+def test_tokens_page_measures_vary_and_axes_have_names():
+    at = run("pages/2_Tokens.py")
+    check_charts(at)
+    figures = specs(at)
+    assert figures[0]["layout"]["xaxis"]["title"]["text"] == "PC 1"
+    silhouette = [f for f in figures if "silhouette" in str(f["layout"]["yaxis"].get("title"))][0]
+    for trace in silhouette["data"]:
+        assert max(values(trace["y"])) - min(values(trace["y"])) > 0.05  # the old measure moved by 6e-6
+        assert silhouette["layout"]["xaxis"]["dtick"] == 1
+
+
+def test_attention_page_has_layer_and_head_pickers_and_flags_a_flipped_query():
+    at = run("pages/3_Attention.py")
+    check_charts(at)
+    maps = [s for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
+    assert len(maps) == 2 and maps[0]["data"][0]["zmax"] == maps[1]["data"][0]["zmax"]
+    before = [m["data"][0]["z"] for m in maps]
+    at.selectbox(key="attn-head").set_value(1).run()
+    at.selectbox(key="attn-layer").set_value(3).run()
+    assert not at.exception and "layer 3 (head 1)" in texts(at)
+    after = [s["data"][0]["z"] for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
+    assert after != before
+    at.session_state["attn-query"] = query = 48  # as if patch 48 had been clicked
+    at.run()
+    masked = "(masked)" in texts(at).split("Query: patch")[1][:30]
+    for seed in range(1, 40):
+        at.sidebar.number_input(key="attn-seed").set_value(seed).run()
+        if ("(masked)" in texts(at).split("Query: patch")[1][:30]) != masked:
+            break
+    assert any(f"query patch {query} is now" in w.value for w in at.warning)
+
+
+def test_curves_page_scores_each_run_against_its_own_method():
+    at = run("pages/4_Curves.py")
+    check_charts(at)
+    table = at.dataframe[0].value
+    assert dict(zip(table["run"], table["baseline"])) == {"mae-mto": "mae", "simmim-mto": "simmim"}
+    at.multiselect(key="curves-runs").set_value(["checkpoints/mae", "checkpoints/simmim-mto"]).run()
+    assert not at.exception and len(at.dataframe) == 0
+    assert "no baseline of its method" in texts(at)
+    acc = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text") == "epoch"][0]
+    assert acc["layout"]["xaxis"]["dtick"] == 1 and {t["name"] for t in acc["data"]} == {"mae", "simmim-mto"}
+
+
+def test_train_page_stop_says_stopped_and_start_is_disabled_while_running():
+    at = run("pages/5_Train.py")
+    at.number_input[0].set_value(5000)
+    at.checkbox[1].check()  # the shipped subset
+    at.button[0].click().run()
+    assert not at.exception
+    start = [b for b in at.button if b.label == "Start training"][0]
+    assert start.disabled
+    deadline = time.time() + 120
+    while time.time() < deadline and "training: step" not in at.get("progress")[0].proto.text:
+        time.sleep(1)
+        at.run()
+    at.button(key="train-stop").click().run()
+    stopped = time.time()
+    deadline = stopped + 300
+    while time.time() < deadline and not at.success:
+        time.sleep(0.5)
+        at.run()
+    text = at.get("progress")[0].proto.text
+    assert text.startswith("stopped at step") and "finished" not in text, text
+    assert "k-NN" in at.success[0].value
+
+
+def _png(image, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, **{"format": "PNG", **options})
+    return buffer.getvalue()
+
+
+def test_uploads_say_what_was_done_to_them():
+    import numpy as np
+    from PIL import Image
+
+    at = run("pages/1_Reconstruct.py")
+    at.radio(key="recon-source").set_value("upload").run()
+    uploader = at.file_uploader(key="recon-upload")
+    assert "any size or mode" not in uploader.label and "10 MB" in uploader.label
+    ramp = np.tile(np.linspace(0, 65535, 28), (28, 1)).astype(np.uint16)
+    uploader.set_value(("ramp.png", _png(Image.fromarray(ramp)), "image/png")).run()
+    assert not at.exception and any("16-bit" in w.value for w in at.warning)
+    assert "masked-patch MSE" in texts(at)
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[:14, :, 3] = 255
+    at.file_uploader(key="recon-upload").set_value(("clear.png", _png(Image.fromarray(rgba, "RGBA")), "image/png"))
+    at.radio(key="recon-background").set_value("white").run()
+    assert any("transparent" in w.value and "white background" in w.value for w in at.warning)
+    frames = [Image.new("L", (28, 28), v) for v in (10, 200)]
+    import io
+
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    at.file_uploader(key="recon-upload").set_value(("moving.gif", gif.getvalue(), "image/gif")).run()
+    assert any("first frame" in w.value for w in at.warning)
+    at.file_uploader(key="recon-upload").set_value(("notes.png", b"not an image", "image/png")).run()
+    assert not at.exception
+    assert any("not a readable image" in e.value and "BytesIO" not in e.value for e in at.error)

@@ -80,7 +80,7 @@ def test_huge_image_is_refused(tmp_path):
 def test_upload_limits():
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 20, 30)).save(buffer, format="JPEG")
-    assert read_upload(buffer.getvalue(), 28, 1).shape == (1, 1, 28, 28)
+    assert read_upload(buffer.getvalue(), 28, 1).image.shape == (1, 28, 28)
     with pytest.raises(DataError, match="limit is 1 MiB"):
         read_upload(b"\0" * (2 * 2**20), 28, 1, limit=2**20)
     with pytest.raises(DataError, match="empty"):

@@ -1,9 +1,12 @@
 """The app in a real browser: headless Chromium (Debian's) driven by Playwright.
 
-Starts the server on a free localhost port, opens every page, moves a slider, clicks a patch,
-checks that no exception box appears, and saves a screenshot of each page in test-artifacts/.
+Starts the server on a free localhost port, opens every page, moves a slider, clicks patches,
+and checks every figure as drawn: no exception box, every Plotly chart at least 120 x 120 px with
+at least one trace, every image at least 120 px wide. Saves a screenshot of each page in
+test-artifacts/.
 """
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,20 +70,103 @@ def settle(page, timeout: float = 120_000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
-def test_every_page_renders_and_reacts(server, browser):
+MIN_PX = 120
+
+
+def check_figures(page, name: str) -> None:
+    """Every Plotly chart drawn at a readable size with a trace; every image wide enough."""
+    assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
+    charts = page.locator(".js-plotly-plot")
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        traces = chart.evaluate("el => (el.data || []).length")
+        assert box and box["width"] >= MIN_PX and box["height"] >= MIN_PX, f"{name}: chart {i} drawn at {box}"
+        assert traces >= 1, f"{name}: chart {i} has no trace"
+    images = page.locator('[data-testid="stImage"] img, [data-testid="stFullScreenFrame"] img')
+    for i in range(images.count()):
+        box = images.nth(i).bounding_box()
+        assert box and box["width"] >= MIN_PX, f"{name}: image {i} is {box and box['width']} px wide"
+
+
+def sixteen_bit_png() -> bytes:
+    """A 16-bit grey ramp with a dark garment-like block: clipped, it would be nearly all white."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 65535, 56), (56, 1)).astype(np.uint16)
+    ramp[14:42, 20:36] = 30000
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def hidden_count(page) -> int:
+    return int(page.get_by_text("patches hidden (magenta)").inner_text().split("Mask: ")[1].split(" of")[0])
+
+
+@pytest.fixture
+def no_leftover_runs():
+    """The Train page writes runs/app-*: remove the ones the test made."""
+    before = set((ROOT / "runs").glob("app-*"))
+    yield
+    for run_dir in set((ROOT / "runs").glob("app-*")) - before:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     for name, path in PAGES.items():
         page.goto(f"{server}/{path}")
         page.wait_for_selector("h1", timeout=120_000)
         settle(page)
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Learn" in nav and "Home" not in nav, nav
+        assert page.get_by_text("Deploy", exact=True).count() == 0
         if name == "reconstruct":
-            caption = page.get_by_text("patches hidden").inner_text()
+            caption = hidden_count(page)
             slider = page.locator('[data-testid="stSlider"]').filter(has_text="Mask ratio").locator('[tabindex="0"]')
             slider.focus()
             slider.press("ArrowRight")
             settle(page)
-            assert page.get_by_text("patches hidden").inner_text() != caption
+            assert hidden_count(page) != caption
+            page.get_by_text("hand-edited", exact=True).click()
+            settle(page)
+            assert page.get_by_role("button", name="Start again from the random mask").count() == 1
+            counts = [hidden_count(page)]
+            for _ in range(2):  # the same patch twice: hidden, then shown again
+                grid = page.locator(".js-plotly-plot").first
+                box = grid.bounding_box()
+                page.mouse.click(box["x"] + box["width"] * 0.07, box["y"] + box["height"] * 0.07)
+                deadline = time.time() + 60  # the rerun may start a while after the click
+                while time.time() < deadline and hidden_count(page) == counts[-1]:
+                    page.wait_for_timeout(250)
+                settle(page)
+                counts.append(hidden_count(page))
+            assert counts[1] != counts[0] and counts[2] == counts[0], counts
+            check_figures(page, name)
+            screenshot(page, ARTIFACTS / f"{name}.png")
+            page.get_by_text("upload", exact=True).click()
+            settle(page)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                files=[{"name": "ramp-16-bit.png", "mimeType": "image/png", "buffer": sixteen_bit_png()}])
+            settle(page)
+            page.get_by_text("16-bit pixels").wait_for(timeout=60_000)
+            assert page.get_by_text("what the model sees").count() == 1
+            name = "reconstruct-upload"
+        if name == "tokens":  # click a token: its patch appears framed inside its image
+            chart = page.locator(".js-plotly-plot").first
+            chart.scroll_into_view_if_needed()
+            box = chart.bounding_box()
+            x, y = chart.evaluate("""gd => { const l = gd._fullLayout, t = gd._fullData[0];
+                return [l.xaxis._offset + l.xaxis.d2p(t.x[0]), l.yaxis._offset + l.yaxis.d2p(t.y[0])]; }""")
+            page.mouse.click(box["x"] + x, box["y"] + y)
+            settle(page)
+            page.get_by_text("(framed)").first.wait_for(timeout=60_000)
         if name == "attention":
             before = page.get_by_text("Query: patch").inner_text()
             grid = page.locator(".js-plotly-plot").first
@@ -88,6 +174,29 @@ def test_every_page_renders_and_reacts(server, browser):
             page.mouse.click(box["x"] + box["width"] * 0.93, box["y"] + box["height"] * 0.93)  # bottom-right patch
             settle(page)
             assert page.get_by_text("Query: patch").inner_text() != before
-        assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        if name == "train":  # a short run: Start disabled while it goes, then live charts and a k-NN point
+            page.get_by_text("Use the small shipped data subset").click()
+            steps = page.get_by_label("Steps")
+            steps.fill("20")
+            steps.press("Tab")  # Enter would submit the form
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+            page.wait_for_timeout(300)
+            assert page.get_by_role("button", name="Start training").is_disabled()
+            page.get_by_text("Saved:").wait_for(timeout=300_000)
+            settle(page)
+            assert "k-NN" in page.get_by_text("Saved:").inner_text()
+            assert page.get_by_role("button", name="Start training").is_enabled()
+        check_figures(page, name)
+        screenshot(page, ARTIFACTS / f"{name}.png")
     page.close()
+
+
+def screenshot(page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main section, so the window is made as tall as
+    the content for the picture, then put back."""
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 50, 16000)})
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})

@@ -48,3 +48,33 @@ def test_errors_are_kept_not_raised(tmp_path):
     job.start()
     job.wait(300)
     assert "already holds a run" in job.runs["baseline"].error and job.runs["mto"].error is None
+
+
+def test_stop_takes_effect_within_two_seconds_and_says_stopped(tmp_path):
+    job = _job(tmp_path, steps="100000")
+    job.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(s.rows for s in job.runs.values()):
+        time.sleep(0.05)
+    assert job.status().startswith("training: step ") and "images/s" in job.status()
+    start = time.perf_counter()
+    job.stop()
+    while not job.trained:
+        time.sleep(0.02)
+    assert time.perf_counter() - start < 2.0
+    job.wait(300)
+    assert job.status().startswith("stopped at step ") and "finished" not in job.status()
+
+
+def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
+    from mto_core import read_metrics
+    from mto_core.efficiency import curve
+
+    job = _job(tmp_path)
+    job.start()
+    job.wait(300)
+    assert job.status() == "finished: 4 of 4 / 4 of 4 steps"
+    for state in job.runs.values():
+        assert 0 < state.knn <= 1
+        epochs, values = curve(read_metrics(state.run_dir), "knn_val")
+        assert len(values) == 1 and values[0] == state.knn

@@ -1,75 +1,106 @@
 """Tokens: where masked and visible tokens sit, layer by layer, baseline vs MTO."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from common import choose_pair, layer_table, load, page, test_set, to_image
+from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_layers, layer_table, load,
+                    mask_controls, page, picture, test_set)
 
 from mto_core import make_mask
 from mto_core.analysis import embed_2d, layer_tokens
+from mto_core.app_support import outline_patch
 
 page("Tokens", "🔬")
 pair = choose_pair("tokens")
+ratio, seed, _ = mask_controls("tokens")
 if not pair:
     st.stop()
 images, labels, classes = test_set()
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)
+where = "MAE decoder" if pair[0][1].config.model.method == "mae" else "encoder"
 
 c1, c2, c3, c4 = st.columns(4)
-layer = c1.slider("Layer (0 = input with position)", 0, layers, 1, key="tokens-layer")
+layer = c1.slider(f"Layer of the {where} (0 = input with position)", 0, layers, 1, key="tokens-layer")
 method = c2.radio("Embedding", ["pca", "umap"], horizontal=True, key="tokens-embedding",
-                  help="PCA is instant; UMAP (cosine) shows neighbourhoods better and takes a few seconds.")
+                  help="PCA is instant. UMAP (cosine) shows neighbourhoods better; the first UMAP on a "
+                       "fresh server also compiles its kernels, which takes tens of seconds on a busy "
+                       "2-core machine; each result is then kept for this checkpoint, layer, ratio and seed.")
 count = c3.select_slider("Images", [10, 20, 40], value=40, key="tokens-count",
                          help="40 images give 1,960 patch tokens")
 colour = c4.radio("Colour", ["masked / visible", "class"], horizontal=True, key="tokens-colour")
-ratio = st.sidebar.slider("Mask ratio", 0.1, 0.9, 0.6, 0.05, key="tokens-ratio")
+axis = "PC" if method == "pca" else "UMAP"
 
 
-@st.cache_data(show_spinner="Embedding tokens…")
-def embedding(path: str, layer: int, count: int, ratio: float, method: str):
+@st.cache_data(show_spinner=False, max_entries=64)
+def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method: str):
     ckpt = load(path)
-    mask = make_mask(count, ckpt.config.model.grid, ratio, 0)
+    mask = make_mask(count, ckpt.config.model.grid, ratio, seed)
     tokens = layer_tokens(ckpt, images[:count], mask, layer)
+    start = time.perf_counter()
     xy = embed_2d(tokens["features"], method)
     return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1],
                          "token": np.where(tokens["masked"], "masked", "visible"),
                          "class": [classes[int(labels[i])] for i in tokens["image"]],
-                         "image": tokens["image"], "patch": tokens["patch"]})
+                         "image": tokens["image"], "patch": tokens["patch"]}), time.perf_counter() - start
 
 
 for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
-    frame = embedding(str(ckpt.path), layer, count, ratio, method)
+    args = (str(ckpt.path), layer, count, ratio, seed, method)
+    if method == "umap":
+        with st.spinner(f"UMAP of {count * 49:,} tokens for {label}: a few seconds, or tens of seconds "
+                        "if this is the server's first UMAP (its kernels compile once)…"):
+            frame, seconds = embedding(*args)
+    else:
+        frame, seconds = embedding(*args)
     key = "token" if colour == "masked / visible" else "class"
-    fig = px.scatter(frame, x="x", y="y", color=key, hover_data={"image": True, "patch": True, "class": True,
-                                                                   "x": False, "y": False},
-                     opacity=0.7, height=420,
-                     color_discrete_map={"masked": "#e4572e", "visible": "#2e86ab"})
+    fig = px.scatter(frame, x="x", y="y", color=key, opacity=0.7, height=420,
+                     hover_data={"image": True, "patch": True, "class": True, "x": False, "y": False},
+                     color_discrete_map=TOKEN_COLOURS if key == "token" else None,
+                     color_discrete_sequence=CLASS_COLOURS, category_orders={"class": list(classes)})
     fig.update_traces(marker=dict(size=5))
-    fig.update_layout(margin=dict(l=0, r=0, t=30, b=0), title=f"{label} · layer {layer}")
+    fig.update_layout(margin=dict(l=60, r=10, t=40, b=50), title=dict(text=f"{label} · layer {layer}", font=dict(size=14)),
+                      xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2", legend_title_text="",
+                      plot_bgcolor="white")
+    fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+    fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
     with col:
-        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"tokens-{side}")
+        event = chart(fig, key=f"tokens-{side}", on_select="rerun", selection_mode="points")
+        if method == "umap":
+            st.caption(f"UMAP computed in {seconds:.1f} s (kept for this checkpoint, layer, ratio and seed)")
         points = event.selection.points if event else []
         # one trace per colour: find the clicked token by its coordinates
         hits = frame[(frame["x"] == points[0]["x"]) & (frame["y"] == points[0]["y"])] if points else frame[:0]
         if len(hits):
             row = hits.iloc[0]
-            g, p = ckpt.config.model.grid, ckpt.config.model.patch_size
-            r, c = divmod(int(row["patch"]), g)
-            patch = images[int(row["image"]), :, r * p:(r + 1) * p, c * p:(c + 1) * p].float() / 255
-            st.image(to_image(patch), width=96,
-                     caption=f"{row['token']} token: image {row['image']}, patch {row['patch']}")
+            whole = images[int(row["image"])].float() / 255
+            picture(st, outline_patch(whole, int(row["patch"]), ckpt.config.model.patch_size),
+                     caption=f"{row['token']} token: image {row['image']} ({row['class']}), patch {row['patch']} "
+                             "(framed)")
         else:
-            st.caption("Click a point to see its patch.")
+            st.caption("Click a point to see its patch inside its image.")
 
-st.subheader("Per layer: singularity score and masked-vs-visible separability")
-st.caption("Singularity S = 1 − mean over masked tokens of the best cosine to a visible token of the same "
-           "image (higher: more distinct). Separability: held-out ROC-AUC of a linear probe telling masked "
-           "from visible tokens. 32 held-out test images.")
+st.subheader("Per layer: how distinct are masked and visible tokens?")
+st.caption("Held-out test images (32). Singularity S = 1 − mean over masked tokens of the best cosine to a "
+           "visible token of the same image (higher: the mask token stays unlike the data). Silhouette of the "
+           "masked / visible split (cosine; 1 = two tight, separate groups, 0 = overlapping) and the Fisher "
+           "ratio along the line between the two groups' means measure how far apart they are. A linear probe "
+           "in the full feature space scores 1.00 at every layer of every trained checkpoint, so it cannot tell "
+           "them apart; in the 2-D PCA plane drawn above it can.")
 both = layer_table(pair, ratio)
-c1, c2 = st.columns(2)
-c1.plotly_chart(px.line(both, x="layer", y="singularity", color="checkpoint", markers=True, height=300),
-                key="tokens-sing")
-c2.plotly_chart(px.line(both, x="layer", y="separability_auc", color="checkpoint", markers=True, height=300),
-                key="tokens-auc")
+names = {"singularity": "singularity score S", "silhouette": "silhouette (masked vs visible)",
+         "fisher_ratio": "Fisher ratio (masked vs visible)",
+         "separability_plane_auc": "probe ROC-AUC in the PCA plane"}
+cols = st.columns(2)
+for i, (measure, title) in enumerate(names.items()):
+    fig = px.line(both, x="layer", y=measure, color="checkpoint", markers=True, height=330,
+                  color_discrete_sequence=["#1f77b4", "#d62728"])
+    fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
+                                                           title_text=""),
+                      margin=dict(l=60, r=10, t=70, b=50))
+    integer_layers(fig, f"layer of the {where}")
+    with cols[i % 2]:
+        chart(fig, key=f"tokens-{measure}")

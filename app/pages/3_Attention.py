@@ -1,79 +1,131 @@
-"""Attention: where a query patch looks, per layer and head; how much visible tokens draw on masked ones."""
+"""Attention: where a query patch looks, per layer and head, baseline beside MTO; the full
+attention matrix with the recalibrated block; how much visible tokens draw on masked ones."""
 
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from common import choose_pair, layer_table, page, test_set
+from common import MASK_RGBA, chart, choose_pair, heat, integer_layers, layer_table, mask_controls, page, test_set
 
 from mto_core import make_mask, token_trace
+from mto_core.analysis import query_attention
 
 page("Attention", "👁️")
 pair = choose_pair("attn")
+ratio, seed, _ = mask_controls("attn")
 if not pair:
     st.stop()
 images, labels, classes = test_set()
 cfg = pair[0][1].config.model
-g, n = cfg.grid, cfg.num_patches
+g, n, p = cfg.grid, cfg.num_patches, cfg.patch_size
+where = "MAE decoder" if cfg.method == "mae" else "encoder"
 
 c1, c2, c3 = st.columns(3)
-index = c1.number_input("Test-split index", 0, len(images) - 1, 3, key="attn-index")
-ratio = c2.slider("Mask ratio", 0.1, 0.9, 0.6, 0.05, key="attn-ratio")
-seed = c3.number_input("Mask seed", 0, 10_000, 0, key="attn-seed")
+index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
+layers = cfg.mask_layers
+layer = c2.selectbox(f"Layer of the {where}", list(range(1, layers + 1)), key="attn-layer")
+heads = (cfg.decoder_heads if cfg.method == "mae" else cfg.num_heads)
+head = c3.selectbox("Head", ["mean over heads", *range(heads)], key="attn-head",
+                    format_func=lambda h: h if isinstance(h, str) else f"head {h}")
+head_index = None if isinstance(head, str) else int(head)
+head_name = "mean over heads" if head_index is None else f"head {head_index}"
 image = images[int(index):int(index) + 1]
-mask = make_mask(1, g, ratio, int(seed))[0]
+mask = make_mask(1, g, ratio, seed)[0]
 
-st.caption("Click a patch to make it the query (orange: masked patches).")
-ys, xs = np.divmod(np.arange(n), g)
-p = cfg.patch_size
-fig = go.Figure(go.Heatmap(z=image[0].float().mean(0).numpy(), colorscale="gray", showscale=False,
-                           x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
 query = st.session_state.get("attn-query", int(np.flatnonzero(mask.numpy())[0]))
-colors = ["rgba(255,80,0,0.45)" if m else "rgba(0,0,0,0)" for m in mask.tolist()]
-colors[query] = "rgba(0,200,255,0.8)"
-fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=np.arange(n),
-                         marker=dict(size=34, symbol="square", color=colors,
-                                     line=dict(width=1, color="rgba(255,255,255,0.4)")),
-                         hovertemplate="patch %{customdata}<extra></extra>"))
-fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-fig.update_xaxes(visible=False)
-fig.update_layout(height=300, width=300, margin=dict(l=0, r=0, t=0, b=0))
-event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="attn-click", width="content")
-points = [pt["customdata"] for pt in (event.selection.points if event else []) if "customdata" in pt]
-if points and int(points[0]) != query:
-    st.session_state["attn-query"] = int(points[0])
-    st.rerun()
-st.markdown(f"Query: patch **{query}** ({'masked' if mask[query] else 'visible'}).")
+was_masked = st.session_state.get("attn-query-masked")
+now_masked = bool(mask[query])
+if was_masked is not None and was_masked != now_masked:
+    st.warning(f"The mask changed: query patch {query} is now **{'masked' if now_masked else 'visible'}** "
+               f"(it was {'masked' if was_masked else 'visible'}). Click another patch to choose again.")
+st.session_state["attn-query-masked"] = now_masked
 
-for side, (label, ckpt) in enumerate(pair):
-    trace = token_trace(ckpt, image, mask, hidden_layers=[])
-    layers = sorted(trace.attn)
-    heads = trace.attn[layers[0]].shape[1]
-    grid = make_subplots(rows=len(layers), cols=heads, horizontal_spacing=0.01, vertical_spacing=0.02,
-                         row_titles=[f"layer {l}" for l in layers], column_titles=[f"head {h}" for h in range(heads)])
-    for r, layer in enumerate(layers, start=1):
-        for h in range(heads):
-            row = trace.attn[layer][0, h, 1 + query, 1:].reshape(g, g).numpy()
-            grid.add_trace(go.Heatmap(z=row, colorscale="Viridis", showscale=False, zmin=0), row=r, col=h + 1)
-    grid.update_yaxes(autorange="reversed", visible=False)
-    grid.update_xaxes(visible=False)
-    grid.update_layout(height=110 * len(layers) + 60, margin=dict(l=0, r=40, t=40, b=0),
-                       title=f"{label} ({'MAE decoder' if ckpt.config.model.method == 'mae' else 'encoder'})")
-    st.plotly_chart(grid, key=f"attn-maps-{side}")
+left, right = st.columns([1, 2])
+with left:
+    st.caption("Click a patch to make it the query (magenta: masked, cyan frame: the query).")
+    ys, xs = np.divmod(np.arange(n), g)
+    fig = go.Figure(go.Heatmap(z=image[0].float().mean(0).numpy(), colorscale="gray", showscale=False,
+                               x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=np.arange(n),
+                             marker=dict(size=34, symbol="square",
+                                         color=[MASK_RGBA if m else "rgba(0,0,0,0)" for m in mask.tolist()],
+                                         line=dict(width=[4 if i == query else 1 for i in range(n)],
+                                                   color=["#00e5ff" if i == query else "rgba(255,255,255,0.4)"
+                                                          for i in range(n)])),
+                             hovertemplate="patch %{customdata}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    fig.update_xaxes(visible=False)
+    fig.update_layout(height=300, width=300, margin=dict(l=0, r=0, t=0, b=0))
+    event = chart(fig, key="attn-click", on_select="rerun", selection_mode="points", width="content",
+                  modebar=False)
+    points = [pt["customdata"] for pt in (event.selection.points if event else []) if "customdata" in pt]
+    if points and int(points[0]) != query:
+        st.session_state["attn-query"] = int(points[0])
+        st.session_state["attn-query-masked"] = bool(mask[int(points[0])])
+        st.rerun()
+    st.markdown(f"Query: patch **{query}** ({'masked' if now_masked else 'visible'}).")
+
+traces = [(label, ckpt, token_trace(ckpt, image, mask, hidden_layers=[])) for label, ckpt in pair]
+rows = [query_attention(trace, query, layer, head_index) for _, _, trace in traces]
+top = float(max(r.max() for r in rows)) or 1.0
+qy, qx = divmod(query, g)
+with right:
+    st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
+               "patches; cyan frame: the query itself.")
+    cols = st.columns(2)
+    for side, (col, (label, _, _), row) in enumerate(zip(cols, traces, rows)):
+        fig = heat(row, label, zmax=top, height=330, colorbar="attention")
+        fig.add_shape(type="rect", x0=qx - 0.5, x1=qx + 0.5, y0=qy - 0.5, y1=qy + 0.5,
+                      line=dict(color="#00e5ff", width=3))
+        my, mx = np.divmod(np.flatnonzero(mask.numpy()), g)
+        fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", hoverinfo="skip", showlegend=False,
+                                 marker=dict(size=5, color="#ff00c8")))
+        with col:
+            chart(fig, key=f"attn-map-{side}")
+
+st.subheader(f"The full attention matrix, layer {layer} ({head_name})")
+st.caption("Rows: queries, columns: keys, ordered [CLS], visible patches, masked patches, on one shared scale. "
+           "The framed block is visible queries × masked keys: with hard recalibration (MTO) it is exactly zero.")
+fulls = []
+for label, _, trace in traces:
+    attn = trace.attn[layer][0].float()
+    fulls.append(((attn.mean(0) if head_index is None else attn[head_index]).numpy(), trace.token_mask[0].numpy()))
+shared = float(max(np.quantile(full, 0.99) for full, _ in fulls)) or None
+for side, (col, (label, _, _), (full, token_mask)) in enumerate(zip(st.columns(2), traces, fulls)):
+    order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
+    visible = int((~token_mask).sum())
+    z = full[np.ix_(order, order)]
+    fig = heat(z, label, zmax=shared, height=380, colorbar="attention (top 1% clipped)")
+    fig.add_shape(type="rect", x0=visible - 0.5, x1=z.shape[0] - 0.5, y0=-0.5, y1=visible - 0.5,
+                  line=dict(color="#e0008c", width=3))
+    fig.update_xaxes(visible=True, showticklabels=False, title="key")
+    fig.update_yaxes(visible=True, showticklabels=False, title="query")
+    fig.update_layout(margin=dict(l=30, r=0, t=30, b=30))
+    with col:
+        chart(fig, key=f"attn-full-{side}")
+        st.caption(f"visible → masked attention per visible query: {z[:visible, visible:].sum(1).mean():.3f}")
 
 st.subheader("Heterogeneity between masked and visible tokens, per layer")
 st.caption("Visible-to-masked attention mass a_VM (about the mask ratio r for uninformed attention; 0 with "
            "hard recalibration), heterogeneity HI = 1 − a_VM / r, and row entropy of masked and visible "
            "queries (divided by log of the number of keys). 32 held-out test images.")
 table = layer_table(pair, ratio).dropna(subset=["attn_visible_to_masked"])
+palette = ["#1f77b4", "#d62728"]
 c1, c2 = st.columns(2)
-c1.plotly_chart(px.line(table, x="layer", y="attn_visible_to_masked", color="checkpoint", markers=True,
-                        height=300), key="attn-avm")
-c2.plotly_chart(px.line(table, x="layer", y="heterogeneity", color="checkpoint", markers=True, height=300),
-                key="attn-hi")
+for col, measure, title in ((c1, "attn_visible_to_masked", "visible → masked attention a_VM"),
+                            (c2, "heterogeneity", "heterogeneity HI")):
+    fig = px.line(table, x="layer", y=measure, color="checkpoint", markers=True, height=300,
+                  color_discrete_sequence=palette)
+    fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
+                                                           title_text=""),
+                      margin=dict(l=60, r=10, t=70, b=50))
+    with col:
+        chart(integer_layers(fig, f"layer of the {where}"), key=f"attn-{measure}")
 long = table.melt(id_vars=["layer", "checkpoint"], value_vars=["entropy_masked", "entropy_visible"],
                   var_name="queries", value_name="entropy")
-st.plotly_chart(px.line(long, x="layer", y="entropy", color="checkpoint", line_dash="queries", markers=True,
-                        height=320), key="attn-entropy")
+long["queries"] = long["queries"].map({"entropy_masked": "masked queries", "entropy_visible": "visible queries"})
+fig = px.line(long, x="layer", y="entropy", color="checkpoint", line_dash="queries", markers=True, height=320,
+              color_discrete_sequence=palette)
+fig.update_layout(yaxis_title="row entropy / log(keys)", legend_title_text="", margin=dict(l=60, r=10, t=20, b=50))
+chart(integer_layers(fig, f"layer of the {where}"), key="attn-entropy")

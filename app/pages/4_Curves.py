@@ -5,14 +5,15 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import CHECKPOINTS, ROOT, RUNS, available, page, train_frame
+from common import CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, page, run_label, train_frame
 from experiment_section import show_committed_experiments
 
 from mto_core import read_metrics
-from mto_core.app_support import safe_path
+from mto_core.app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
 from mto_core.efficiency import curve, efficiency
 
 RESULTS = ROOT / "docs" / "results"
+TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing", "ent": "L_ent", "rec": "L_rec"}
 
 page("Curves", "📈")
 found = available()
@@ -20,49 +21,63 @@ if not found:
     st.error("No checkpoint or run found under checkpoints/ or runs/.")
     st.stop()
 defaults = [k for k in found if k.startswith("checkpoints/")] or list(found)[:2]
-chosen = st.multiselect("Runs", list(found), default=defaults, key="curves-runs")
+chosen = st.multiselect("Runs", list(found), default=defaults, key="curves-runs", format_func=run_label,
+                        help="Each run is labelled with its folder name and what its own config says it is.")
 if not chosen:
     st.info("Choose at least one run.")
     st.stop()
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
+infos = {label: describe_run(found[label]) for label in chosen}
+short = {label: short_label(label) for label in chosen}
 
 st.subheader("Probe accuracy vs epoch")
 present = [k for k in ("linear_val", "knn_val") if any(k in x for r in rows.values() for x in r)] or ["knn_val"]
 metric = st.radio("Accuracy", present, horizontal=True, key="curves-metric",
+                  format_func=lambda k: {"linear_val": "linear probe", "knn_val": "k-NN"}[k],
                   help="Validation split: linear probe (train.linear_every) or k-NN, k = 20, cosine "
-                       "(train.knn_every), after each epoch.")
-curves = {label: curve(r, metric) for label, r in rows.items()}
-with_curve = [label for label, c in curves.items() if len(c[0])]
-fig = go.Figure()
-for label in with_curve:
-    fig.add_trace(go.Scatter(x=curves[label][0], y=curves[label][1], mode="lines+markers", name=label))
+                       "(train.knn_every), after each epoch. Runs made on the Train page have one k-NN "
+                       "point, measured when they end.")
+points = {label: accuracy_points(r, metric) for label, r in rows.items()}
+with_curve = [label for label, c in points.items() if len(c[0])]
 if with_curve:
-    baseline = st.selectbox("Baseline for RAUC and epochs-to-target", with_curve,
-                            index=next((i for i, l in enumerate(with_curve) if not l.endswith("-mto")), 0),
-                            key="curves-baseline")
-    base = curves[baseline]
-    fig.add_hline(y=float(base[1][-1]), line_dash="dot", annotation_text=f"target: {baseline} final")
-    table = []
+    fig = go.Figure()
     for label in with_curve:
-        if label == baseline:
+        fig.add_trace(go.Scatter(x=points[label][0], y=points[label][1], mode="lines+markers", name=short[label],
+                                 customdata=[label] * len(points[label][0]),
+                                 hovertemplate="%{customdata} (" + infos[label].label + ")<br>epoch %{x}, "
+                                               "accuracy %{y:.4f}<extra></extra>"))
+    table, targets = [], {}
+    for label in with_curve:
+        baseline = baseline_for(label, {k: infos[k] for k in with_curve})
+        if baseline is None:
+            if infos[label].mto:
+                st.caption(f"{short[label]}: no baseline of its method ({infos[label].label.split(' ')[0]}) "
+                           "among the chosen runs, so no RAUC.")
             continue
         try:
-            result = efficiency(curves[label], base)
+            result = efficiency(curve(rows[label], metric), curve(rows[baseline], metric))
         except ValueError as error:
-            st.warning(f"{label}: {error}")
+            st.warning(f"{short[label]} vs {short[baseline]}: {error}")
             continue
-        table.append({"run": label, "RAUC": round(result["rauc"], 4),
-                      "epochs to target": result["epochs_to_target"],
+        targets[baseline] = float(curve(rows[baseline], metric)[1][-1])
+        table.append({"run": short[label], "method": infos[label].label, "baseline": short[baseline],
+                      "RAUC": round(result["rauc"], 4), "epochs to target": result["epochs_to_target"],
                       "efficiency (epochs / baseline's)": result["efficiency"]})
         if result["epochs_to_target"] is not None:
-            fig.add_vline(x=result["epochs_to_target"], line_dash="dash",
-                          annotation_text=f"{label} reaches target")
-    fig.update_layout(height=380, xaxis_title="epoch", yaxis_title=metric, margin=dict(t=30))
-    st.plotly_chart(fig, key="curves-acc")
+            fig.add_vline(x=result["epochs_to_target"], line_dash="dash", line_color="#888",
+                          annotation_text=f"{short[label]} reaches its target", annotation_textangle=-90)
+    for baseline, target in targets.items():
+        fig.add_hline(y=target, line_dash="dot", line_color="#888",
+                      annotation_text=f"target: {short[baseline]} final", annotation_position="bottom right")
+    fig.update_layout(height=400, yaxis_title=f"{'k-NN' if metric == 'knn_val' else 'linear probe'} accuracy",
+                      margin=dict(l=60, r=10, t=30, b=50), legend_title_text="")
+    chart(integer_layers(fig, "epoch"), key="curves-acc")
     if table:
         st.dataframe(pd.DataFrame(table), hide_index=True)
-    st.caption("RAUC = area under a run's accuracy-vs-epoch curve / the baseline's (trapezoids, shared "
-               "epochs); > 1 learns faster. This is the project's definition: the paper's is not public.")
+    st.caption("Each MTO run is scored against a baseline **of its own method** among the chosen runs (the one "
+               "with the closest name). RAUC = area under a run's accuracy-vs-epoch curve / its baseline's "
+               "(trapezoids, shared epochs); > 1 learns faster. This is the project's definition: the paper's "
+               "is not public.")
 else:
     st.info("None of these runs logged per-epoch accuracy (train with --set train.knn_every=1).")
 
@@ -70,8 +85,16 @@ st.subheader("Training loss")
 data = train_frame(rows)
 if data is not None:
     part = st.radio("Term", [c for c in ("loss", "mim", "sing", "ent", "rec") if c in data], horizontal=True,
-                    key="curves-term")
-    st.plotly_chart(px.line(data.dropna(subset=[part]), x="epoch", y=part, color="run", height=360),
-                    key="curves-loss")
+                    key="curves-term", format_func=lambda t: TERMS.get(t, t))
+    data = data.dropna(subset=[part]).assign(method=lambda d: d["run"].map(lambda r: infos[r].label.split(" ")[0]),
+                                             label=lambda d: d["run"].map(short))
+    fig = px.line(data, x="epoch", y=part, color="label", facet_col="method", height=360, facet_col_spacing=0.08,
+                  hover_data={"run": True, "label": False})
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    fig.update_layout(legend_title_text="", margin=dict(l=60, r=10, t=40, b=50), yaxis_title=TERMS.get(part, part))
+    chart(fig, key="curves-loss")
+    st.caption("SimMIM and MAE are drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
+               "squared error, so their values are in different units and cannot be compared with each other.")
 
 show_committed_experiments(RESULTS)

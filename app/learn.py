@@ -1,0 +1,183 @@
+"""Learn: masked image modeling as a guided story: the pipeline, the three masked-token properties
+with live figures, weight recalibration before and after, what MTO changes, where to go next."""
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from common import chart, choose_pair, heat, mask_controls, page, picture, spec_expander, test_set
+
+from mto_core import make_mask
+from mto_core.analysis import mask_layer_inputs, mask_token_similarity, recalibration_views
+from mto_core.app_support import paint_patches, upscale
+
+page("Masked Token Optimization, explained", "🎭")
+
+st.markdown("""
+**Masked image modeling** (SimMIM, MAE) teaches a Vision Transformer by hiding most of an
+image's patches and asking it to paint them back. The hidden patches are stood in for by one
+learnable vector, the **mask token**. The paper *Emerging Property of Masked Token for Effective
+Pre-training* (Choi et al., ECCV 2024) argues that how this token behaves decides how fast
+pre-training converges, and proposes **Masked Token Optimization (MTO)**. Its exact formulas are
+not public: what this app draws is the paper's idea in this project's reading, set apart in the
+specification below. The figures are computed live from the checkpoints chosen in the sidebar.
+""")
+spec_expander()
+
+pair = choose_pair("learn")
+ratio, seed, _ = mask_controls("learn")
+images, labels, classes = test_set()
+index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
+image = images[index:index + 1].float() / 255
+
+st.header("The pipeline")
+st.graphviz_chart("""
+digraph {
+  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="sans-serif", fontsize=11];
+  edge [fontname="sans-serif", fontsize=10];
+  img [label="image\\n28 x 28"]; patches [label="49 patches\\n4 x 4 px"];
+  subgraph cluster_s { label="SimMIM"; color="#1f77b4"; fontcolor="#1f77b4";
+    s_sub [label="masked patches -> mask token w\\n(all 49 positions go in)", fillcolor="#fde0ef"];
+    s_enc [label="encoder\\n(sees w)"]; s_head [label="linear head\\npredicts pixels"];
+    s_sub -> s_enc -> s_head; }
+  subgraph cluster_m { label="MAE"; color="#ff7f0e"; fontcolor="#ff7f0e";
+    m_enc [label="encoder\\n(visible patches only)"];
+    m_sub [label="decoder input: mask token w\\nat masked positions", fillcolor="#fde0ef"];
+    m_dec [label="light decoder\\n(sees w)"]; m_enc -> m_sub -> m_dec; }
+  loss [label="loss on the masked\\npatches only"];
+  img -> patches; patches -> s_sub [label="random mask"]; patches -> m_enc [label="random mask"];
+  s_head -> loss; m_dec -> loss;
+}
+""")
+st.markdown("MTO acts where the mask token lives: in SimMIM's encoder, in MAE's decoder. The probes "
+            "(and everything a downstream task uses) read the **encoder**.")
+
+st.header("1 · Spatial randomness")
+st.markdown("Masked positions are drawn at random. SimMIM and MAE hide scattered patches; "
+            "BEiT-style block masks hide contiguous blocks. Same ratio, different puzzles "
+            f"(hidden patches in magenta; ratio and seed in the sidebar):")
+cols = st.columns(3)
+picture(cols[0], upscale(image[0]), caption=f"original ({classes[int(labels[index])]})")
+for col, kind in zip(cols[1:], ("random", "block")):
+    mask = make_mask(1, 7, ratio, seed, kind=kind)[0]
+    picture(col, upscale(paint_patches(image[0], mask, 4)), caption=f"{kind}: {int(mask.sum())} of 49 patches hidden")
+st.info("**What to look for:** with a random mask almost every hidden patch has a visible neighbour, so "
+        "it can be filled in from local context; a block mask removes whole regions, so the model must "
+        "reason about the garment's shape. Move the seed: the positions change, the count does not.")
+
+if not pair:
+    st.stop()
+(base_label, base), (mto_label, mto) = pair
+mask = make_mask(1, 7, ratio, seed)[0]
+
+st.header("2 · Substitutional consistency")
+st.markdown("Every masked position receives **the same** learnable vector w (position is added "
+            "afterwards). Below: the tokens entering the first layer that sees mask tokens, one row per "
+            "patch (hidden patches first), one column per component, for the example image.")
+order = np.concatenate([np.flatnonzero(mask.numpy()), np.flatnonzero(~mask.numpy())])
+cols = st.columns(2)
+for col, (label, ckpt) in zip(cols, pair):
+    tokens = mask_layer_inputs(ckpt, image, mask.unsqueeze(0))[0][order].numpy()
+    # each row over its own largest |value|: the mask token is small, its pattern is what matters
+    tokens = tokens / np.maximum(np.abs(tokens).max(1, keepdims=True), 1e-12)
+    fig = go.Figure(go.Heatmap(z=tokens, colorscale="RdBu", zmid=0, zmin=-1, zmax=1,
+                               colorbar=dict(title=dict(text="value / row's max |value|", side="right"),
+                                             thickness=12)))
+    hidden = int(mask.sum())
+    fig.add_shape(type="rect", x0=-0.5, x1=tokens.shape[1] - 0.5, y0=-0.5, y1=hidden - 0.5,
+                  line=dict(color="#e0008c", width=2))
+    fig.update_yaxes(autorange="reversed", title=f"patches ({hidden} hidden, framed)", showticklabels=False)
+    fig.update_xaxes(title="component of the token", showticklabels=False)
+    fig.update_layout(title=dict(text=label, font=dict(size=14)), height=340, margin=dict(l=40, r=10, t=40, b=40))
+    with col:
+        chart(fig, key=f"learn-tokens-{label}")
+st.info("**What to look for:** inside the frame every row is the same stripe pattern, the one mask token; "
+        "below it each visible patch has its own embedding. The network tells a hidden patch only by this "
+        "token and its position.")
+
+st.header("3 · Data singularity")
+st.markdown("The mask token should be unlike anything that occurs in real data, so the network can "
+            "tell at once what is hidden. Histogram of the cosine similarity between the mask token "
+            "and the embeddings of real patches (64 test images).")
+fig = go.Figure()
+stats = []
+for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):
+    sim = mask_token_similarity(ckpt, images[:64])
+    fig.add_trace(go.Histogram(x=sim["cosine"], name=label, opacity=0.6, nbinsx=60, marker_color=colour))
+    stats.append(f"**{label}**: max cosine {sim['cosine'].max():.3f}, mean {sim['cosine'].mean():.3f}")
+fig.update_layout(barmode="overlay", height=300, xaxis_title="cos(mask token, patch embedding)",
+                  yaxis_title="patches", margin=dict(l=60, r=10, t=10, b=50), legend=dict(x=0.01, y=0.99))
+chart(fig, key="learn-singularity")
+st.markdown(" · ".join(stats))
+st.info("**What to look for:** mass near 0 or below (the token points away from every real patch) means "
+        "a distinct token; mass near 1 means the network could mistake a hidden patch for a real one. "
+        "The **Tokens** page follows the same question through the layers.")
+
+st.header("4 · Weight recalibration: before and after")
+st.markdown(f"The full attention of the example image in layer 1 of **{mto_label}** (mean over heads), "
+            "with the same weights run without and with hard recalibration. Tokens are ordered [CLS], "
+            "visible, masked; the framed block is visible queries × masked keys.")
+views = recalibration_views(mto, image, mask, layer=1)
+token_mask = views["token_mask"]
+order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
+visible = int((~token_mask).sum())
+top = float(max(views["without"].max(), views["with"].max()))
+cols = st.columns(2)
+for col, name in zip(cols, ("without", "with")):
+    z = views[name][np.ix_(order, order)]
+    fig = heat(z, f"{name} recalibration", zmax=top, colorbar="attention", height=380)
+    t = z.shape[0]
+    fig.add_shape(type="rect", x0=visible - 0.5, x1=t - 0.5, y0=-0.5, y1=visible - 0.5,
+                  line=dict(color="#e0008c", width=3))
+    fig.update_xaxes(visible=True, title="key", showticklabels=False)
+    fig.update_yaxes(visible=True, title="query", showticklabels=False)
+    fig.update_layout(margin=dict(l=30, r=0, t=30, b=30))
+    with col:
+        chart(fig, key=f"learn-recal-{name}")
+    col.caption(f"attention of visible queries on masked keys: {z[:visible, visible:].sum(1).mean():.3f} "
+                "per query (mean row sum inside the frame)")
+st.info("**What to look for:** with recalibration the framed block is empty: visible tokens never draw on "
+        "the semantically void mask token, and their rows renormalise over visible keys. Masked queries "
+        "(the rows below) still look everywhere. The **Attention** page shows it for every layer and head.")
+
+st.header("What MTO changes")
+st.markdown("""
+From the paper: (a) **weight recalibration**, excluding the semantically void masked tokens from
+the visible tokens' attention; (b) **data-singularity constraints** enforced according to layer
+depth; (c) **minimizing the entropy** of row-wise softmax attention so that mask tokens focus on
+the most salient visible tokens. The paper's exact formulas are not public: the formulas below are
+**this project's reading** (the specification above), and its loss weights are starting defaults,
+not the paper's. Notation: M masked tokens, V visible tokens ([CLS] counts as visible), A attention,
+h features.
+""")
+st.latex(r"\text{hard recalibration: } \mathrm{logit}_{ij} = -\infty \quad (i \in V,\ j \in M)")
+st.latex(r"L_{rec} = \operatorname{mean}_{l \le K,\ \text{heads},\ i \in V} \sum_{j \in M} A^l_{ij}")
+st.latex(r"L_{sing} = \sum_{l=0}^{K} w_l \operatorname{mean}_{i \in M} \sum_{j \in V} p_{ij},\quad "
+         r"p_{ij} = \operatorname{softmax}_{j \ne i}\!\big(\cos(h^l_i, h^l_j)/\tau\big),\quad w_l \propto K+1-l")
+st.latex(r"L_{ent} = \operatorname{mean}_{l \le K,\ \text{heads},\ i \in M} "
+         r"\frac{-\sum_j A^l_{ij} \log A^l_{ij}}{\log N_{keys}}")
+st.latex(r"L = L_{MIM} + \lambda_{sing} L_{sing} + \lambda_{ent} L_{ent} + \lambda_{rec} L_{rec}"
+         r"\qquad (\lambda_{sing} = 0.1,\ \lambda_{ent} = 0.01,\ \lambda_{rec} = 0)")
+st.markdown("K is half the layers that see mask tokens, rounded up; τ = 0.1.")
+
+st.subheader("And MAE?")
+st.markdown("""
+In MAE the encoder never sees a mask token: it runs on the visible patches only, and the mask
+token enters the light **decoder**, which is thrown away after pre-training. MTO can therefore act
+on MAE only through the decoder's two layers, and reach the encoder only through the gradients the
+decoder sends back. Pick **MAE** in the sidebar and compare sections 2 and 3 between MAE and
+MAE + MTO. Where MTO barely moves MAE's mask token, that is expected: MAE's token already sits apart
+from the decoder's inputs (the decoder embeds encoder outputs, not raw patches), and recalibration
+only removes the visible tokens' attention to it inside two decoder layers. What reaches the
+encoder, the part that is kept, is a second-hand effect, so a small or no speed-up for MAE is what
+this reading predicts, not a sign that the code does nothing. At this project's scale neither
+method's speed-up is measurable (see docs/results/README.md in the repository).
+""")
+
+st.subheader("Go deeper")
+c = st.columns(5)
+c[0].page_link("pages/1_Reconstruct.py", label="Reconstruct", icon=":material/image:", help="baseline vs MTO on your image")
+c[1].page_link("pages/2_Tokens.py", label="Tokens", icon=":material/scatter_plot:", help="masked vs visible tokens, layer by layer")
+c[2].page_link("pages/3_Attention.py", label="Attention", icon=":material/visibility:", help="where each patch looks")
+c[3].page_link("pages/4_Curves.py", label="Curves", icon=":material/show_chart:", help="does MTO learn faster?")
+c[4].page_link("pages/5_Train.py", label="Train", icon=":material/model_training:", help="a short run in the browser")
