@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
                        "by folder name without a trailing -s<seed>.")
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--baseline", help="baseline group (default: the first without 'mto' in its name)")
-    p.add_argument("--metric", choices=("linear_val", "knn_val"), help="default: linear_val if every run has it")
+    p.add_argument("--metric", choices=("linear_val", "knn_val"),
+                   help="default: knn_val (the primary measure) where every run has it, else linear_val")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", help="write an HTML plot of accuracy vs epoch with seed bands")
 

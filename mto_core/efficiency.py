@@ -162,7 +162,13 @@ def speedup(pairs: Sequence[tuple[Curve, Curve]], thresholds: Sequence[float]) -
     seed's estimate rests on an extrapolation."""
     used = [th for th in thresholds
             if all(reach(m, th) and reach(b, th) for m, b in pairs)]
-    out: dict[str, Any] = {"thresholds": list(thresholds), "used": used}
+    curves = [c for pair in pairs for c in pair]
+    # why a threshold was left out: how many runs meet it already at their first point (no
+    # time to measure), and how many never reach it within the run
+    dropped = [{"threshold": th, "at_start": sum(reach(c, th) == float(c[0][0]) for c in curves),
+                "never": sum(reach(c, th) is None for c in curves), "runs": len(curves)}
+               for th in thresholds if th not in used]
+    out: dict[str, Any] = {"thresholds": list(thresholds), "used": used, "dropped": dropped}
     if not used or not pairs:
         return {**out, "s": None}
     logs = [log_speedup(m, b, used) for m, b in pairs]
