@@ -66,8 +66,10 @@ def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, r
     if not report_only:
         copies.mkdir(parents=True, exist_ok=True)
         done = {(r["method"], r["seed"], r["epoch"]) for r in _read(results)}
-        todo = [(m, s, p) for s in spec.seeds for pair in spec.pairs for m in pair for p in spec.points]
-        todo += [(f"{base}-scratch", s, 0.0) for s in spec.seeds for base, _ in spec.pairs]
+        # seed-major, each seed's floors first: a stopped run still leaves whole pairs and floors
+        todo = [item for s in spec.seeds for item in
+                [(f"{base}-scratch", s, 0.0) for base, _ in spec.pairs]
+                + [(m, s, p) for pair in spec.pairs for m in pair for p in spec.points]]
         for i, (method, seed, point) in enumerate(todo, start=1):
             if (method, seed, point) in done:
                 continue
