@@ -610,8 +610,10 @@ def _ablation_report(experiment: Experiment, runs: list[Path], command: str, pat
         result = compare(chosen, baseline=base, metric="linear_val")
         comparisons.append(result)
         plot = plot_compare(result, path.with_name(f"{path.stem}-{base}.html"))
-        lines += [f"## {base} family", "", format_compare(result), "", f"Plot: [{plot.name}]({plot.name})", "",
-                  "The k-NN probe, same runs:", "", format_compare(compare(chosen, baseline=base, metric="knn_val")), ""]
+        lines += [f"## {base} family", "", format_compare(result), "", f"Plot: [{plot.name}]({plot.name})", ""]
+        if all(curve(read_metrics(r), "knn_val")[0].size for r in chosen):
+            lines += ["The k-NN probe, same runs:", "",
+                      format_compare(compare(chosen, baseline=base, metric="knn_val")), ""]
     return "\n".join(lines + _ablation_choice(comparisons, groups)) + "\n"
 
 

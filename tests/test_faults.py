@@ -54,21 +54,21 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
 
 def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):
     config = small_config("simmim", "data.train_limit=64", "train.batch_size=32", "train.epochs=2")
-    real_save = checkpoint.torch.save
+    real_write = checkpoint._write_synced
     calls = [0]
 
-    def dies_on_second_save(obj, path, *args, **kwargs):
+    def dies_in_second_checkpoint(path, data):
         calls[0] += 1
-        if calls[0] == 2:
-            raise KeyboardInterrupt  # the process dies half way through writing step 4
-        return real_save(obj, path, *args, **kwargs)
+        if calls[0] == 6:  # step 2 wrote 4 files; step 4 dies after its first
+            raise KeyboardInterrupt
+        return real_write(path, data)
 
-    monkeypatch.setattr(checkpoint.torch, "save", dies_on_second_save)
+    monkeypatch.setattr(checkpoint, "_write_synced", dies_in_second_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path, progress=False)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002"]
     assert (tmp_path / ".step-00000004.tmp").exists()
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(checkpoint, "_write_synced", real_write)
     result = train(config, tmp_path, resume=True, progress=False)
     assert result.steps == 4 and not (tmp_path / ".step-00000004.tmp").exists()
 
