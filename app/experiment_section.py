@@ -26,7 +26,9 @@ def show_committed_experiments(results: Path) -> None:
     if not experiments:
         st.info("No experiment report under docs/results/ (run `mto experiment efficiency --preset cpu`).")
         return
-    name = st.selectbox("Experiment", list(experiments), key="curves-experiment",
+    names = list(experiments)
+    name = st.selectbox("Experiment", names, key="curves-experiment",
+                        index=names.index("efficiency-cpu") if "efficiency-cpu" in names else 0,
                         help="Made by `mto experiment`; the report is docs/results/<experiment>.md.")
     groups = experiments[name]
     options = families(list(groups))

@@ -5,7 +5,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, page, run_label, train_frame
+from common import (CHECKPOINTS, CLASS_COLOURS, ROOT, RUNS, available, chart, integer_layers, page, run_label,
+                    train_frame)
 from experiment_section import show_committed_experiments
 
 from mto_core import read_metrics
@@ -89,6 +90,7 @@ if data is not None:
     data = data.dropna(subset=[part]).assign(method=lambda d: d["run"].map(lambda r: infos[r].label.split(" ")[0]),
                                              label=lambda d: d["run"].map(short))
     fig = px.line(data, x="epoch", y=part, color="label", facet_col="method", height=360, facet_col_spacing=0.08,
+                  color_discrete_sequence=CLASS_COLOURS,
                   hover_data={"run": True, "label": False})
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
