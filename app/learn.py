@@ -55,7 +55,7 @@ st.markdown("MTO acts where the mask token lives: in SimMIM's encoder, in MAE's 
 st.header("1 · Spatial randomness")
 st.markdown("Masked positions are drawn at random. SimMIM and MAE hide scattered patches; "
             "BEiT-style block masks hide contiguous blocks. Same ratio, different puzzles "
-            f"(hidden patches in magenta; ratio and seed in the sidebar):")
+            "(hidden patches in magenta; ratio and seed in the sidebar):")
 cols = st.columns(3)
 picture(cols[0], upscale(image[0]), caption=f"original ({classes[int(labels[index])]})")
 for col, kind in zip(cols[1:], ("random", "block")):
