@@ -224,3 +224,27 @@ __all__ = ["CHECKPOINTS", "CLASS_COLOURS", "MASK_RGBA", "MAX_UPLOAD_BYTES", "RUN
            "CheckpointError", "DataError", "available", "chart", "choose_pair", "heat", "integer_layers",
            "layer_table", "load", "mask_controls", "page", "picture", "run_label", "spec_expander", "test_set",
            "to_image", "train_frame"]
+
+
+def patch_picker(image: torch.Tensor, mask: torch.Tensor, patch_size: int, key: str, size: int,
+                 query: int | None = None) -> list[int]:
+    """The image with its masked patches in magenta (and ``query`` framed in cyan), clickable:
+    the patch indices of the click, if any."""
+    n = mask.numel()
+    g = int(round(n ** 0.5))
+    p = patch_size
+    ys, xs = np.divmod(np.arange(n), g)
+    fig = go.Figure(go.Heatmap(z=image[0].float().mean(0).numpy(), colorscale="gray", showscale=False,
+                               x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=np.arange(n),
+                             marker=dict(size=34, symbol="square",
+                                         color=[MASK_RGBA if m else "rgba(0,0,0,0)" for m in mask.tolist()],
+                                         line=dict(width=[4 if i == query else 1 for i in range(n)],
+                                                   color=["#00e5ff" if i == query else "rgba(255,255,255,0.4)"
+                                                          for i in range(n)])),
+                             hovertemplate="patch %{customdata}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    fig.update_xaxes(visible=False)
+    fig.update_layout(height=size, width=size, margin=dict(l=0, r=0, t=0, b=0), clickmode="event+select")
+    event = chart(fig, key=key, on_select="rerun", selection_mode="points", width="content", modebar=False)
+    return [int(pt["customdata"]) for pt in (event.selection.points if event else []) if "customdata" in pt]

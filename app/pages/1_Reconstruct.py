@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (MASK_RGBA, MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load, mask_controls, page,
+from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load, mask_controls, page, patch_picker,
                     picture, test_set)
 
 from mto_core import make_mask, reconstruct
@@ -64,23 +64,9 @@ if kind == "hand-edited":
     st.session_state.setdefault(clicks_key, 0)
     mask = st.session_state[state_key]
     st.caption("Click a patch to hide or show it (click it again to undo).")
-    ys, xs = np.divmod(np.arange(n), g)
-    fig = go.Figure(go.Heatmap(z=image[0].float().mean(0).numpy(), colorscale="gray", showscale=False,
-                               x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=np.arange(n),
-                             marker=dict(size=34, symbol="square",
-                                         color=[MASK_RGBA if m else "rgba(0,0,0,0)"
-                                                for m in mask.tolist()],
-                                         line=dict(width=1, color="rgba(255,255,255,0.4)")),
-                             hovertemplate="patch %{customdata}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    fig.update_xaxes(visible=False)
-    fig.update_layout(height=320, width=320, margin=dict(l=0, r=0, t=0, b=0), clickmode="event+select")
     # A new key after every click: Plotly keeps a selection until the chart is redrawn, so the same
     # patch clicked twice would otherwise not count as a new click.
-    event = chart(fig, key=f"recon-click-{g}-{st.session_state[clicks_key]}", on_select="rerun",
-                  selection_mode="points", width="content", modebar=False)
-    points = [int(pt["customdata"]) for pt in (event.selection.points if event else []) if "customdata" in pt]
+    points = patch_picker(image, mask, p, f"recon-click-{g}-{st.session_state[clicks_key]}", 320)
     if points:
         st.session_state[state_key] = toggle_patches(mask, points[:1])
         st.session_state[clicks_key] += 1

@@ -6,7 +6,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import MASK_RGBA, chart, choose_pair, heat, integer_layers, layer_table, mask_controls, page, test_set
+from common import (chart, choose_pair, heat, integer_layers, layer_table, mask_controls, page, patch_picker,
+                    test_set)
 
 from mto_core import make_mask, token_trace
 from mto_core.analysis import query_attention
@@ -44,22 +45,7 @@ st.session_state["attn-query-masked"] = now_masked
 left, right = st.columns([1, 2])
 with left:
     st.caption("Click a patch to make it the query (magenta: masked, cyan frame: the query).")
-    ys, xs = np.divmod(np.arange(n), g)
-    fig = go.Figure(go.Heatmap(z=image[0].float().mean(0).numpy(), colorscale="gray", showscale=False,
-                               x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=np.arange(n),
-                             marker=dict(size=34, symbol="square",
-                                         color=[MASK_RGBA if m else "rgba(0,0,0,0)" for m in mask.tolist()],
-                                         line=dict(width=[4 if i == query else 1 for i in range(n)],
-                                                   color=["#00e5ff" if i == query else "rgba(255,255,255,0.4)"
-                                                          for i in range(n)])),
-                             hovertemplate="patch %{customdata}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    fig.update_xaxes(visible=False)
-    fig.update_layout(height=300, width=300, margin=dict(l=0, r=0, t=0, b=0))
-    event = chart(fig, key="attn-click", on_select="rerun", selection_mode="points", width="content",
-                  modebar=False)
-    points = [pt["customdata"] for pt in (event.selection.points if event else []) if "customdata" in pt]
+    points = patch_picker(image, mask, p, "attn-click", 300, query)
     if points and int(points[0]) != query:
         st.session_state["attn-query"] = int(points[0])
         st.session_state["attn-query-masked"] = bool(mask[int(points[0])])
