@@ -47,10 +47,16 @@ def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     return data.images, data.labels, data.classes
 
 
+@st.cache_data(show_spinner=False, ttl=3)
+def _scan() -> tuple[dict[str, str], dict[str, str]]:
+    """One scan serves every call of a page run (a run made on the Train page shows within 3 s)."""
+    return scan_checkpoints([CHECKPOINTS, RUNS], ROOT)
+
+
 def available() -> dict[str, str]:
     """{label: path} of the shipped checkpoints and the runs, newest runs last; the sidebar
     lists those that cannot be opened, and why."""
-    found, unusable = scan_checkpoints([CHECKPOINTS, RUNS], ROOT)
+    found, unusable = _scan()
     for label, why in unusable.items():
         st.sidebar.warning(f"{label} is not usable: {why}")
     return found

@@ -1,11 +1,14 @@
 """Learn: masked image modeling as a guided story: the pipeline, the three masked-token properties
 with live figures, weight recalibration before and after, what MTO changes, where to go next."""
 
+from pathlib import Path
+
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 import streamlit as st
 
-from common import chart, choose_pair, heat, mask_controls, page, picture, spec_expander, test_set
+from common import chart, choose_pair, mask_controls, page, picture, spec_expander, test_set
 
 from mto_core import make_mask
 from mto_core.analysis import mask_layer_inputs, mask_token_similarity, recalibration_views
@@ -31,24 +34,10 @@ index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
 image = images[index:index + 1].float() / 255
 
 st.header("The pipeline")
-st.graphviz_chart("""
-digraph {
-  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", fontname="sans-serif", fontsize=11];
-  edge [fontname="sans-serif", fontsize=10];
-  img [label="image\\n28 x 28"]; patches [label="49 patches\\n4 x 4 px"];
-  subgraph cluster_s { label="SimMIM"; color="#1f77b4"; fontcolor="#1f77b4";
-    s_sub [label="masked patches -> mask token w\\n(all 49 positions go in)", fillcolor="#fde0ef"];
-    s_enc [label="encoder\\n(sees w)"]; s_head [label="linear head\\npredicts pixels"];
-    s_sub -> s_enc -> s_head; }
-  subgraph cluster_m { label="MAE"; color="#ff7f0e"; fontcolor="#ff7f0e";
-    m_enc [label="encoder\\n(visible patches only)"];
-    m_sub [label="decoder input: mask token w\\nat masked positions", fillcolor="#fde0ef"];
-    m_dec [label="light decoder\\n(sees w)"]; m_enc -> m_sub -> m_dec; }
-  loss [label="loss on the masked\\npatches only"];
-  img -> patches; patches -> s_sub [label="random mask"]; patches -> m_enc [label="random mask"];
-  s_head -> loss; m_dec -> loss;
-}
-""")
+st.image(str(Path(__file__).resolve().parent / "assets" / "pipeline.svg"),
+         caption="Where the mask token w enters: every masked position of SimMIM's encoder, the masked "
+                 "positions of MAE's decoder.")
+
 st.markdown("MTO acts where the mask token lives: in SimMIM's encoder, in MAE's decoder. The probes "
             "(and everything a downstream task uses) read the **encoder**.")
 
@@ -75,22 +64,22 @@ st.markdown("Every masked position receives **the same** learnable vector w (pos
             "afterwards). Below: the tokens entering the first layer that sees mask tokens, one row per "
             "patch (hidden patches first), one column per component, for the example image.")
 order = np.concatenate([np.flatnonzero(mask.numpy()), np.flatnonzero(~mask.numpy())])
-cols = st.columns(2)
-for col, (label, ckpt) in zip(cols, pair):
+hidden = int(mask.sum())
+fig = make_subplots(rows=1, cols=2, subplot_titles=[label for label, _ in pair], horizontal_spacing=0.06)
+for side, (label, ckpt) in enumerate(pair, start=1):
     tokens = mask_layer_inputs(ckpt, image, mask.unsqueeze(0))[0][order].numpy()
     # each row over its own largest |value|: the mask token is small, its pattern is what matters
     tokens = tokens / np.maximum(np.abs(tokens).max(1, keepdims=True), 1e-12)
-    fig = go.Figure(go.Heatmap(z=tokens, colorscale="RdBu", zmid=0, zmin=-1, zmax=1,
-                               colorbar=dict(title=dict(text="value / row's max |value|", side="right"),
-                                             thickness=12)))
-    hidden = int(mask.sum())
+    fig.add_trace(go.Heatmap(z=tokens, coloraxis="coloraxis", name=label), row=1, col=side)
     fig.add_shape(type="rect", x0=-0.5, x1=tokens.shape[1] - 0.5, y0=-0.5, y1=hidden - 0.5,
-                  line=dict(color="#e0008c", width=2))
-    fig.update_yaxes(autorange="reversed", title=f"patches ({hidden} hidden, framed)", showticklabels=False)
-    fig.update_xaxes(title="component of the token", showticklabels=False)
-    fig.update_layout(title=dict(text=label, font=dict(size=14)), height=340, margin=dict(l=40, r=10, t=40, b=40))
-    with col:
-        chart(fig, key=f"learn-tokens-{label}")
+                  line=dict(color="#e0008c", width=2), row=1, col=side)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=side,
+                     title=f"patches ({hidden} hidden, framed)" if side == 1 else None)
+    fig.update_xaxes(title="component of the token", showticklabels=False, row=1, col=side)
+fig.update_layout(coloraxis=dict(colorscale="RdBu", cmid=0, cmin=-1, cmax=1, colorbar=dict(
+    title=dict(text="value / row's max |value|", side="right"), thickness=12)),
+    height=360, margin=dict(l=40, r=10, t=40, b=40))
+chart(fig, key="learn-tokens")
 st.info("**What to look for:** inside the frame every row is the same stripe pattern, the one mask token; "
         "below it each visible patch has its own embedding. The network tells a hidden patch only by this "
         "token and its position.")
@@ -122,20 +111,26 @@ token_mask = views["token_mask"]
 order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
 visible = int((~token_mask).sum())
 top = float(max(views["without"].max(), views["with"].max()))
-cols = st.columns(2)
-for col, name in zip(cols, ("without", "with")):
+fig = make_subplots(rows=1, cols=2, subplot_titles=["without recalibration", "with recalibration"],
+                    horizontal_spacing=0.08)
+inside = {}
+for side, name in enumerate(("without", "with"), start=1):
     z = views[name][np.ix_(order, order)]
-    fig = heat(z, f"{name} recalibration", zmax=top, colorbar="attention", height=380)
     t = z.shape[0]
+    fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", name=f"{name} recalibration"), row=1, col=side)
     fig.add_shape(type="rect", x0=visible - 0.5, x1=t - 0.5, y0=-0.5, y1=visible - 0.5,
-                  line=dict(color="#e0008c", width=3))
-    fig.update_xaxes(visible=True, title="key", showticklabels=False)
-    fig.update_yaxes(visible=True, title="query", showticklabels=False)
-    fig.update_layout(margin=dict(l=30, r=0, t=30, b=30))
-    with col:
-        chart(fig, key=f"learn-recal-{name}")
-    col.caption(f"attention of visible queries on masked keys: {z[:visible, visible:].sum(1).mean():.3f} "
-                "per query (mean row sum inside the frame)")
+                  line=dict(color="#e0008c", width=3), row=1, col=side)
+    axis = "x" if side == 1 else "x2"
+    fig.update_yaxes(autorange="reversed", scaleanchor=axis, constrain="domain", title="query",
+                     showticklabels=False, row=1, col=side)
+    fig.update_xaxes(constrain="domain", title="key", showticklabels=False, row=1, col=side)
+    inside[name] = z[:visible, visible:].sum(1).mean()
+fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=top, colorbar=dict(
+    title=dict(text="attention", side="right"), thickness=12)), height=420, margin=dict(l=30, r=0, t=30, b=30),
+    plot_bgcolor="white")
+chart(fig, key="learn-recal")
+st.caption("Attention of visible queries on masked keys (mean row sum inside the frame): "
+           f"{inside['without']:.3f} without, {inside['with']:.3f} with recalibration.")
 st.info("**What to look for:** with recalibration the framed block is empty: visible tokens never draw on "
         "the semantically void mask token, and their rows renormalise over visible keys. Masked queries "
         "(the rows below) still look everywhere. The **Attention** page shows it for every layer and head.")

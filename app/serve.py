@@ -13,14 +13,53 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import plotly.express  # noqa: E402,F401
+import torch  # noqa: E402
+import sklearn.decomposition  # noqa: E402,F401
 import sklearn.linear_model  # noqa: E402,F401
+import sklearn.metrics  # noqa: E402,F401
+import umap  # noqa: E402,F401
 from streamlit.web import cli  # noqa: E402
 
 import mto_core.analysis  # noqa: E402,F401
 import mto_core.jobs  # noqa: E402,F401
 from mto_core.app_support import server_args  # noqa: E402
 
+
+
+def warm_up() -> None:
+    """Pay once, at start-up, what the first visitor would otherwise wait for: Plotly's figure
+    validators, torch's first kernels of the tiny model (forward with attention maps), PNG encoding."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    import plotly.express as px
+    import plotly.graph_objects as go
+    from PIL import Image
+
+    from mto_core.api import token_trace
+    from mto_core.config import preset
+    from mto_core.masking import make_mask
+    from mto_core.objective import build_model
+
+    for trace in (go.Scatter, go.Heatmap, go.Bar, go.Box):
+        go.Figure(trace()).to_json()
+    frame = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "c": ["a", "b"]})
+    px.scatter(frame, x="x", y="y", color="c").to_json()
+    px.line(frame, x="x", y="y", color="c").to_json()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(io.BytesIO(), format="PNG")
+    for name in ("simmim-mto", "mae-mto"):
+        config = preset(name)
+        model = build_model(config.model, config.mto).eval()
+        token_trace(model, torch.zeros(2, config.model.in_chans, config.model.img_size, config.model.img_size,
+                                       dtype=torch.uint8), make_mask(2, config.model.grid, 0.6, 0))
+
+
 if __name__ == "__main__":
+    # Page computations are small and share the two cores with the browser: one thread each runs
+    # them faster than two that wait on each other (training sets its own, mto_core.jobs).
+    torch.set_num_threads(1)
+    warm_up()
     try:
         options = server_args(sys.argv[1:])
     except ValueError as error:

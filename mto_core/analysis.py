@@ -104,13 +104,28 @@ def plane_auc(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
 
 def silhouette(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
     """Silhouette of the masked / visible split of the patch tokens, cosine distance: 1 = two
-    tight, far-apart groups, 0 = overlapping, < 0 = mixed."""
-    from sklearn.metrics import silhouette_score
+    tight, far-apart groups, 0 = overlapping, < 0 = mixed.
 
+    Exact, in O(n D) rather than O(n^2 D): with unit vectors u and cosine distance 1 - u.v, the
+    mean distance from u_i to a group G is 1 - u_i . (sum of G) / |G| (its own group without
+    itself). Equal to sklearn's silhouette_score(x, y, metric="cosine")."""
     x, y = _patch_tokens(hidden, token_mask)
     if y.all() or not y.any() or np.allclose(x, x[0]):
         return 0.0
-    return float(silhouette_score(x, y, metric="cosine"))
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)  # a zero vector stays zero, as in sklearn
+    self_sim = (unit * unit).sum(1)
+    sums = {True: unit[y].sum(0), False: unit[~y].sum(0)}
+    sizes = {True: int(y.sum()), False: int((~y).sum())}
+    own_sum = np.where(y[:, None], sums[True], sums[False])
+    other_sum = np.where(y[:, None], sums[False], sums[True])
+    own_n = np.where(y, sizes[True], sizes[False])
+    other_n = np.where(y, sizes[False], sizes[True])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = 1 - ((unit * own_sum).sum(1) - self_sim) / (own_n - 1)
+        b = 1 - (unit * other_sum).sum(1) / other_n
+        s = np.where(own_n > 1, (b - a) / np.maximum(a, b), 0.0)  # a lone member scores 0, as in sklearn
+    return float(np.nan_to_num(s).mean())
 
 
 def fisher_ratio(hidden: torch.Tensor, token_mask: torch.Tensor) -> float:
@@ -207,20 +222,42 @@ def mask_layer_inputs(model: MIMModel | Checkpoint, images: torch.Tensor, mask: 
 
 
 def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(n, D) features -> (n, 2) coordinates by PCA (fast) or UMAP (n_neighbors 15, cosine)."""
+    """(n, D) features -> (n, 2) coordinates by PCA (fast) or UMAP (15 neighbours, cosine).
+
+    UMAP is given what it would otherwise build slowly: the exact 15 cosine neighbours from one
+    matrix product (umap-learn's own small-data path calls a Python distance function n^2 times,
+    and its parallel neighbour search costs seconds of compilation), a PCA start, and 200
+    layout epochs. Deterministic for a given ``seed``.
+    """
     if features.ndim != 2 or features.shape[0] < 3:
         raise ValueError(f"need at least 3 feature vectors (n, D) to embed, got shape {features.shape}")
+    if method not in ("pca", "umap"):
+        raise ValueError(f"unknown embedding '{method}'; choose 'pca' or 'umap'")
+    from sklearn.decomposition import PCA
+
+    plane = PCA(n_components=2, random_state=seed).fit_transform(features)
     if method == "pca":
-        from sklearn.decomposition import PCA
+        return plane
+    import warnings
 
-        return PCA(n_components=2, random_state=seed).fit_transform(features)
-    if method == "umap":
-        import umap
+    import umap
 
-        reducer = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, metric="cosine",
-                            random_state=seed, n_jobs=1)
+    k = min(15, features.shape[0] - 1)
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    distance = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    np.fill_diagonal(distance, -1.0)  # each point is its own first neighbour, as in umap-learn
+    nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
+    nearest_d = np.take_along_axis(distance, nearest, 1)
+    order = np.argsort(nearest_d, axis=1, kind="stable")
+    nearest, nearest_d = np.take_along_axis(nearest, order, 1), np.take_along_axis(nearest_d, order, 1)
+    nearest_d[:, 0] = 0.0
+    start = 10 * plane / max(float(np.abs(plane).max()), 1e-12)
+    reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed,
+                        n_jobs=1, n_epochs=200, init=start,
+                        precomputed_knn=(nearest.astype(np.int32), nearest_d.astype(np.float32), None))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*transform will be unavailable", category=UserWarning)
         return reducer.fit_transform(features)
-    raise ValueError(f"unknown embedding '{method}'; choose 'pca' or 'umap'")
 
 
 def layer_tokens(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor,

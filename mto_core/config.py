@@ -8,6 +8,7 @@ checkpoint always says how it was made.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -253,7 +254,12 @@ def set_size(config: RunConfig, size: str) -> None:
 
 
 def _field_types(section: object) -> dict[str, Any]:
-    return typing.get_type_hints(type(section))
+    return _type_hints(type(section))
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def known_keys() -> list[str]:

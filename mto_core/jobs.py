@@ -77,6 +77,11 @@ class TrainingJob:
             thread.start()
 
     def _run(self, state: RunState) -> None:
+        import os
+
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // len(self.runs)))  # this thread's ops only
         try:
             result = train(state.config, state.run_dir, progress=False, on_log=state.rows.append,
                            should_stop=self._stop.is_set)
@@ -86,8 +91,9 @@ class TrainingJob:
 
                 model = load_checkpoint(result.last_checkpoint).model
                 state.knn = quick_knn(model, state.config)
+                # the quick k-NN at the end of an app run (numbers only: read_metrics reads numbers)
                 row = {"kind": "epoch", "step": result.steps, "epoch": round(result.epochs_done, 4),
-                       "knn_val": state.knn, "probe": "quick k-NN at the end of an app run"}
+                       "knn_val": state.knn}
                 append_metrics(state.run_dir, row)
                 state.rows.append(row)
         except Exception as error:  # shown to the user on the page; the job ends cleanly

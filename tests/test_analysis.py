@@ -77,6 +77,35 @@ def test_embed_2d(method):
         embed_2d(x, "tsne")
 
 
+def test_silhouette_equals_sklearns_cosine_silhouette():
+    from sklearn.metrics import silhouette_score
+
+    gen = torch.Generator().manual_seed(3)
+    hidden = torch.randn(3, 20, 8, generator=gen)
+    mask = torch.rand(3, 20, generator=gen) < 0.6
+    mask[:, 0] = False
+    hidden[mask] += 0.7
+    hidden[1, 4] = 0  # a zero vector
+    x = hidden[:, 1:].reshape(-1, 8).double().numpy()
+    y = mask[:, 1:].reshape(-1).numpy()
+    assert silhouette(hidden, mask) == pytest.approx(silhouette_score(x, y, metric="cosine"), abs=1e-12)
+    lone = torch.zeros(2, 5, dtype=torch.bool)
+    lone[0, 2] = True  # a group of one member scores 0 in both
+    x, y = hidden[:2, 1:5].reshape(-1, 8).double().numpy(), lone[:, 1:].reshape(-1).numpy()
+    assert silhouette(hidden[:2, :5], lone) == pytest.approx(silhouette_score(x, y, metric="cosine"), abs=1e-12)
+
+
+def test_umap_keeps_cosine_neighbours_and_is_repeatable():
+    from sklearn.manifold import trustworthiness
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 32))
+    x = np.concatenate([c + 0.3 * rng.normal(size=(80, 32)) for c in centres])
+    xy = embed_2d(x, "umap")
+    assert trustworthiness(x, xy, n_neighbors=10, metric="cosine") > 0.9
+    np.testing.assert_array_equal(xy, embed_2d(x, "umap"))
+
+
 def test_rauc_and_epochs_to_target():
     base = (np.array([1.0, 2, 3, 4]), np.array([0.5, 0.6, 0.7, 0.8]))
     fast = (np.array([1.0, 2, 3, 4]), np.array([0.6, 0.8, 0.85, 0.9]))

@@ -171,9 +171,13 @@ def test_a_broken_checkpoint_gives_a_message_not_a_crash():
 
 def test_learn_page_draws_every_figure_at_a_readable_size():
     at = run("Home.py")
-    titles = [str(s["layout"].get("title", {}).get("text", "")) for s in specs(at)]
+    titles = [str(s["layout"].get("title", {}).get("text", "")) for s in specs(at)] + \
+        [str(a.get("text", "")) for s in specs(at) for a in s["layout"].get("annotations", [])]
     assert any("SimMIM (baseline)" in t for t in titles)  # section 2: the token rows, one per checkpoint
-    assert any("with recalibration" in t for t in titles) and any("without recalibration" in t for t in titles)
+    assert any(t == "with recalibration" for t in titles) and any(t == "without recalibration" for t in titles)
+    recal = [s for s in specs(at) if any(a.get("text") == "with recalibration" for a in s["layout"].get("annotations", []))]
+    assert len(recal) == 1 and len(recal[0]["data"]) == 2  # before and after on one shared scale
+    assert all(trace["coloraxis"] == "coloraxis" for trace in recal[0]["data"])
     assert all(s["layout"].get("height", 450) >= 300 for s in specs(at))
     assert "docs/mto-spec.md" in " ".join(e.label for e in at.expander)
 

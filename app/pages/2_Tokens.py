@@ -27,8 +27,8 @@ c1, c2, c3, c4 = st.columns(4)
 layer = c1.slider(f"Layer of the {where} (0 = input with position)", 0, layers, 1, key="tokens-layer")
 method = c2.radio("Embedding", ["pca", "umap"], horizontal=True, key="tokens-embedding",
                   help="PCA is instant. UMAP (cosine) shows neighbourhoods better; the first UMAP on a "
-                       "fresh server also compiles its kernels, which takes tens of seconds on a busy "
-                       "2-core machine; each result is then kept for this checkpoint, layer, ratio and seed.")
+                       "fresh server also compiles its kernels (about 6 s on an idle 2-core machine, "
+                       "benchmarks/app_budgets.py); each result is then kept for this checkpoint, layer, ratio and seed.")
 count = c3.select_slider("Images", [10, 20, 40], value=40, key="tokens-count",
                          help="40 images give 1,960 patch tokens")
 colour = c4.radio("Colour", ["masked / visible", "class"], horizontal=True, key="tokens-colour")
@@ -51,13 +51,13 @@ def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method
 for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
     args = (str(ckpt.path), layer, count, ratio, seed, method)
     if method == "umap":
-        with st.spinner(f"UMAP of {count * 49:,} tokens for {label}: a few seconds, or tens of seconds "
-                        "if this is the server's first UMAP (its kernels compile once)…"):
+        with st.spinner(f"UMAP of {count * 49:,} tokens for {label}: about a second, "
+                        "or several if this is the server's first UMAP (its kernels compile once)…"):
             frame, seconds = embedding(*args)
     else:
         frame, seconds = embedding(*args)
     key = "token" if colour == "masked / visible" else "class"
-    fig = px.scatter(frame, x="x", y="y", color=key, opacity=0.7, height=420,
+    fig = px.scatter(frame, x="x", y="y", color=key, opacity=0.7, height=420, render_mode="svg",
                      hover_data={"image": True, "patch": True, "class": True, "x": False, "y": False},
                      color_discrete_map=TOKEN_COLOURS if key == "token" else None,
                      color_discrete_sequence=CLASS_COLOURS, category_orders={"class": list(classes)})
