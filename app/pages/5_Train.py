@@ -90,13 +90,14 @@ def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
         fig.update_layout({f"xaxis{axis}": dict(domain=[x0, x1], anchor=f"y{axis}", title="step" if row else None),
                            f"yaxis{axis}": dict(domain=[y0, y1], anchor=f"x{axis}")})
         fig.add_annotation(text=TERMS.get(term, "images/s"), x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
-                           yanchor="bottom", showarrow=False, font=dict(size=13))
+                           xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13))
         for (name, rows), colour in zip(train.items(), RUN_COLOURS):
             points = [(r["step"], r[term]) for r in rows if r.get(term) is not None]
             fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=name,
                                      legendgroup=name, showlegend=i == 0, line=dict(color=colour),
                                      xaxis=f"x{axis}", yaxis=f"y{axis}"))
-    fig.update_layout(height=560, margin=dict(l=60, r=10, t=30, b=50), legend=dict(orientation="h", y=1.08))
+    fig.update_layout(height=580, margin=dict(l=60, r=10, t=70, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.07, x=0))
     return fig
 
 
