@@ -48,15 +48,20 @@ def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
 
 
 @st.cache_data(show_spinner=False, ttl=3)
-def _scan() -> tuple[dict[str, str], dict[str, str]]:
-    """One scan serves every call of a page run (a run made on the Train page shows within 3 s)."""
+def _scan(stamp: tuple) -> tuple[dict[str, str], dict[str, str]]:
+    """One scan serves every call of a page run. ``stamp`` (the folders' modification times) makes
+    a new or removed folder show at once; weights written later into a folder show within 3 s."""
     return scan_checkpoints([CHECKPOINTS, RUNS], ROOT)
+
+
+def _stamp() -> tuple:
+    return tuple(root.stat().st_mtime_ns if root.is_dir() else None for root in (CHECKPOINTS, RUNS))
 
 
 def available() -> dict[str, str]:
     """{label: path} of the shipped checkpoints and the runs, newest runs last; the sidebar
     lists those that cannot be opened, and why."""
-    found, unusable = _scan()
+    found, unusable = _scan(_stamp())
     for label, why in unusable.items():
         st.sidebar.warning(f"{label} is not usable: {why}")
     return found
