@@ -66,9 +66,10 @@ class MIMModel(nn.Module):
 
     def layers_for(self, probs_layers: Collection[int], hidden_layers: Collection[int]) -> dict:
         """Keyword arguments for the mask-token stack: MTO's needs plus the caller's."""
-        return dict(recalibrated=self.plan.recalibrated,
-                    probs_layers=self.plan.probs_layers | frozenset(probs_layers),
-                    hidden_layers=self.plan.hidden_layers | frozenset(hidden_layers))
+        return dict(recalibrated=self.plan.recalibrated, probs_layers=frozenset(probs_layers),
+                    hidden_layers=frozenset(hidden_layers), row_layers=self.plan.row_layers,
+                    visible_row_layers=self.plan.visible_row_layers,
+                    loss_hidden_layers=self.plan.hidden_layers)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen-probe features: average-pooled encoder patch tokens of whole images, (B, D)."""

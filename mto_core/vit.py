@@ -7,6 +7,13 @@ timm's model of the same shape (:func:`to_timm`).
 Attention runs through the fused ``scaled_dot_product_attention`` kernel, except in layers
 whose post-softmax probabilities are asked for; those compute them explicitly.
 Tokens are (B, T, D) with T = 1 + number of patch tokens (a [CLS] token first).
+
+When MTO trains (hard recalibration, or losses that read attention rows or hidden states) and
+every sample hides the same number of patches, :func:`run_blocks` reorders each sample's tokens
+visible-first ([CLS] and visible patches, then masked) for the whole stack; the blocks are
+indifferent to token order, and the output comes back in patch order. Attention then splits
+into contiguous blocks: hard recalibration is one (T, T) mask for every sample, and the query
+rows a loss reads are contiguous slices of the attention (:class:`LossRows`).
 """
 
 from __future__ import annotations
@@ -82,6 +89,44 @@ class MaskedAttention(Attention):
         out = out.transpose(1, 2).reshape(b, t, self.attn_dim)
         return self.proj(self.norm(out)), probs
 
+    def forward_sorted(self, x: torch.Tensor, visible: int, recalibrated: bool, masked_rows: bool,
+                       visible_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x (B, T, D) visible-first (the first ``visible`` tokens are visible); recalibrated:
+        visible queries do not see masked keys. Returns (out, rows): rows['masked'] = (log-probs,
+        probs) (B, H, M, T) of the masked queries, rows['visible'] = probs (B, H, V, T) of the
+        visible queries, as asked; without either, the fused kernel."""
+        b, t, _ = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        allowed = sorted_recalibration_mask(t, visible, x.device) if recalibrated else None
+        rows: dict[str, torch.Tensor] = {}
+        if masked_rows or visible_rows:
+            logits = (q * self.scale) @ k.transpose(-2, -1)
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed, float("-inf"))
+            if masked_rows:  # log-softmax on the masked rows: their entropy needs log p
+                log_probs = logits[:, :, visible:].log_softmax(dim=-1)
+                rows["masked"] = (log_probs, log_probs.exp())
+                probs = torch.cat([logits[:, :, :visible].softmax(dim=-1), rows["masked"][1]], dim=2)
+            else:
+                probs = logits.softmax(dim=-1)
+            if visible_rows:
+                rows["visible"] = probs[:, :, :visible]
+            out = probs @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        out = out.transpose(1, 2).reshape(b, t, self.attn_dim)
+        return self.proj(self.norm(out)), rows
+
+
+def sorted_recalibration_mask(tokens: int, visible: int, device: torch.device) -> torch.Tensor:
+    """Hard recalibration for visible-first tokens, (1, 1, T, T), True = may attend: the block
+    (visible query, masked key) is False; one mask for every sample."""
+    allowed = torch.ones(tokens, tokens, dtype=torch.bool, device=device)
+    allowed[:visible, visible:] = False
+    return allowed[None, None]
+
 
 class Block(TimmBlock):
     """timm's pre-norm transformer block with :class:`MaskedAttention`."""
@@ -97,6 +142,14 @@ class Block(TimmBlock):
         x = x + self.ls2(self.mlp(self.norm2(x)))
         return x, probs
 
+    def forward_sorted(self, x: torch.Tensor, visible: int, recalibrated: bool, masked_rows: bool,
+                       visible_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`forward` on visible-first tokens (see :meth:`MaskedAttention.forward_sorted`)."""
+        out, rows = self.attn.forward_sorted(self.norm1(x), visible, recalibrated, masked_rows, visible_rows)
+        x = x + self.ls1(out)
+        x = x + self.ls2(self.mlp(self.norm2(x)))
+        return x, rows
+
 
 @dataclass
 class TokenTrace:
@@ -110,6 +163,23 @@ class TokenTrace:
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)
     attn: dict[int, torch.Tensor] = field(default_factory=dict)
     token_mask: torch.Tensor | None = None
+    rows: LossRows | None = None
+
+
+@dataclass
+class LossRows:
+    """What MTO's losses read from a visible-first pass (:func:`run_blocks`): the first
+    ``visible`` tokens of each sample are [CLS] and its visible patches, the rest masked.
+
+    hidden: {l: h^l (B, T, D)} visible-first; masked: {l: (log-probs, probs) (B, H, M, T)} of
+    the masked queries; visible: {l: probs (B, H, V, T)} of the visible queries (unrecalibrated
+    layers only: in recalibrated ones their mass on masked keys is exactly 0).
+    """
+
+    visible: int
+    hidden: dict[int, torch.Tensor] = field(default_factory=dict)
+    masked: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    visible_probs: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def visible_cannot_see_masked(token_mask: torch.Tensor) -> torch.Tensor:
@@ -120,11 +190,26 @@ def visible_cannot_see_masked(token_mask: torch.Tensor) -> torch.Tensor:
 
 def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor | None, *,
                recalibrated: int = 0, probs_layers: Collection[int] = (),
-               hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
+               hidden_layers: Collection[int] = (), row_layers: Collection[int] = (),
+               visible_row_layers: Collection[int] = (),
+               loss_hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
     """Run ``blocks`` on x (B, T, D); the first ``recalibrated`` layers are hard-recalibrated.
 
-    Layers are numbered from 1. Only layers in ``probs_layers`` leave the fused kernel.
+    Layers are numbered from 1 (0 is the input). ``probs_layers`` and ``hidden_layers`` fill the
+    trace in token order (full attention maps leave the fused kernel). What MTO's losses read goes
+    into ``trace.rows`` (:class:`LossRows`): masked-query rows of ``row_layers``, visible-query
+    rows of ``visible_row_layers``, hidden states of ``loss_hidden_layers``. That takes the
+    visible-first pass when every sample hides the same number of patches and no full attention
+    map is asked for; otherwise the loss layers are traced in full and ``trace.rows`` stays None.
     """
+    needs_rows = bool(row_layers or visible_row_layers or loss_hidden_layers)
+    counts = token_mask.sum(1) if token_mask is not None else None
+    if (token_mask is not None and (recalibrated or needs_rows) and not probs_layers
+            and bool((counts == counts[0]).all()) and 0 < int(counts[0]) < token_mask.shape[1]):
+        return _run_sorted(blocks, x, token_mask, recalibrated, hidden_layers, row_layers,
+                           visible_row_layers, loss_hidden_layers)
+    probs_layers = frozenset(probs_layers) | frozenset(row_layers) | frozenset(visible_row_layers)
+    hidden_layers = frozenset(hidden_layers) | frozenset(loss_hidden_layers)
     trace = TokenTrace(token_mask=token_mask)
     attn_mask = None
     if recalibrated and token_mask is not None:
@@ -138,6 +223,37 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor 
         if layer in hidden_layers:
             trace.hidden[layer] = x
     return x, trace
+
+
+def _run_sorted(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor, recalibrated: int,
+                hidden_layers: Collection[int], row_layers: Collection[int],
+                visible_row_layers: Collection[int],
+                loss_hidden_layers: Collection[int]) -> tuple[torch.Tensor, TokenTrace]:
+    """:func:`run_blocks` with each sample's tokens visible-first (same masked count in all)."""
+    b, t, d = x.shape
+    order = torch.argsort(token_mask.to(torch.int8), dim=1, stable=True)  # visible first, in order
+    index = order.unsqueeze(-1).expand(b, t, d)
+    visible = t - int(token_mask[0].sum())
+    rows = LossRows(visible)
+    trace = TokenTrace(token_mask=token_mask, rows=rows)
+    x = x.gather(1, index)
+
+    def unsorted(h: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(h).scatter(1, index, h)
+
+    for layer in range(len(blocks) + 1):
+        if layer:
+            x, found = blocks[layer - 1].forward_sorted(x, visible, layer <= recalibrated, layer in row_layers,
+                                                        layer in visible_row_layers)
+            if "masked" in found:
+                rows.masked[layer] = found["masked"]
+            if "visible" in found:
+                rows.visible_probs[layer] = found["visible"]
+        if layer in loss_hidden_layers:
+            rows.hidden[layer] = x
+        if layer in hidden_layers:
+            trace.hidden[layer] = unsorted(x)
+    return unsorted(x), trace
 
 
 class MaskedViT(nn.Module):
@@ -165,12 +281,13 @@ class MaskedViT(nn.Module):
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None, *,
                 drop_masked: bool = False, recalibrated: int = 0,
-                probs_layers: Collection[int] = (),
-                hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
+                probs_layers: Collection[int] = (), hidden_layers: Collection[int] = (),
+                **loss_layers: Collection[int]) -> tuple[torch.Tensor, TokenTrace]:
         """images (B, C, H, W), mask (B, N) bool -> (normed tokens (B, T, D), trace).
 
         SimMIM: masked patches are replaced by w, T = 1 + N. MAE (``drop_masked``): only the
         visible patches go in, T = 1 + |V| (every sample must hide the same number).
+        ``loss_layers``: what MTO's losses read (:func:`run_blocks`).
         """
         x = self.patch_embed(images)
         b, n, d = x.shape
@@ -191,7 +308,7 @@ class MaskedViT(nn.Module):
         cls = (self.cls_token + pos[:, :1]).expand(b, -1, -1)
         x = torch.cat([cls, x], dim=1)
         x, trace = run_blocks(self.blocks, x, token_mask, recalibrated=recalibrated,
-                              probs_layers=probs_layers, hidden_layers=hidden_layers)
+                              probs_layers=probs_layers, hidden_layers=hidden_layers, **loss_layers)
         return self.norm(x), trace
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

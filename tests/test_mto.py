@@ -152,14 +152,57 @@ def test_all_parts_off_equals_plain_objective(method):
     assert not torch.equal(on(images, mask).loss, b.loss)
 
 
-def test_plan_asks_for_probabilities_only_where_needed():
+def test_plan_asks_for_rows_only_where_needed():
     p = plan(MTOConfig(hard_recalibration=True, singularity_weight=0.1, entropy_weight=0.01), 6)
     assert p.depth == 3 and p.recalibrated == 6
-    assert p.probs_layers == {1, 2, 3} and p.hidden_layers == {0, 1, 2, 3}
+    assert p.row_layers == {1, 2, 3} and p.hidden_layers == {0, 1, 2, 3} and p.visible_row_layers == set()
     p = plan(MTOConfig(singularity_weight=0.1), 6)
-    assert p.probs_layers == set() and p.recalibrated == 0
+    assert p.row_layers == set() and p.recalibrated == 0
     assert plan(MTOConfig(entropy_weight=1, depth=1, hard_recalibration=True, recalibrated_layers=2), 6) \
-        .probs_layers == {1}
+        .row_layers == {1}
+    assert plan(MTOConfig(recalibration_weight=1), 6).visible_row_layers == {1, 2, 3}
+
+
+PARTS = {"hard recalibration": ["mto.hard_recalibration=true"],
+         "L_rec (soft)": ["mto.hard_recalibration=false", "mto.recalibration_weight=0.1"],
+         "L_rec, 2 of 6 layers recalibrated": ["mto.recalibrated_layers=2", "mto.recalibration_weight=0.1"],
+         "L_sing": ["mto.hard_recalibration=false", "mto.entropy_weight=0"],
+         "L_ent": ["mto.hard_recalibration=false", "mto.singularity_weight=0"],
+         "all defaults": []}
+
+
+@pytest.mark.parametrize("part", list(PARTS))
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+def test_visible_first_pass_gives_the_full_pass_losses_and_gradients(method, part):
+    """The rows-only pass (what training runs) against the full maps (what a full-map request
+    forces): the same loss terms, prediction and gradients, to 1e-5."""
+    torch.manual_seed(0)
+    model = build_model(*_cfg(method, *PARTS[part]))
+    images, mask = torch.rand(4, 1, 28, 28), make_mask(4, 7, 0.6, 3)
+    results = []
+    for full in (False, True):
+        model.zero_grad()
+        out = model(images, mask, probs_layers={1} if full else ())
+        assert (out.trace.rows is None) == full
+        out.loss.backward()
+        results.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (fast, fast_grads), (full, full_grads) = results
+    assert fast.mto.keys() == full.mto.keys()
+    for name in fast.mto:
+        assert fast.mto[name].item() == pytest.approx(full.mto[name].item(), abs=1e-5), name
+    torch.testing.assert_close(fast.pred, full.pred, atol=1e-5, rtol=1e-5)
+    assert fast_grads.keys() == full_grads.keys()
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], full_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_unequal_mask_counts_take_the_full_pass():
+    torch.manual_seed(0)
+    model = build_model(*_cfg("simmim-mto"))
+    mask = make_mask(2, 7, 0.6, 0)
+    mask[0, mask[0].nonzero()[0]] = False  # one sample hides one patch fewer
+    out = model(torch.rand(2, 1, 28, 28), mask)
+    assert out.trace.rows is None and set(out.mto) == {"sing", "ent"} and torch.isfinite(out.loss)
 
 
 def _cfg(name, *extra):
