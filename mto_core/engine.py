@@ -30,7 +30,8 @@ from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, l
 from .config import ConfigError, MTOWarning, RunConfig, validate
 from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
-from .objective import MIMModel, build_model, check_model_fits
+from .models import build_model
+from .objective import MIMModel, check_model_fits
 
 
 class TrainingError(RuntimeError):
