@@ -40,7 +40,7 @@ def warm_up() -> None:
     from mto_core.api import token_trace
     from mto_core.config import preset
     from mto_core.masking import make_mask
-    from mto_core.objective import build_model
+    from mto_core.models import build_model
 
     for trace in (go.Scatter, go.Heatmap, go.Bar, go.Box):
         go.Figure(trace()).to_json()

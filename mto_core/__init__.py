@@ -12,8 +12,9 @@ from .data import DataError, load_dataset, load_fashion_mnist, prepare_images, r
 from .engine import TrainingError, train
 from .evaluate import evaluate_checkpoint
 from .masking import make_mask
+from .models import build_model
 from .mto import mto_losses
-from .objective import MIMModel, MIMOutput, build_model
+from .objective import MIMModel, MIMOutput
 from .vit import TokenTrace, to_timm
 
 __version__ = "0.1.0"

@@ -291,7 +291,7 @@ def with_recalibration(model: MIMModel | Checkpoint, on: bool) -> MIMModel:
     mask-token layer; the other MTO settings kept."""
     from dataclasses import replace
 
-    from .objective import build_model
+    from .models import build_model
 
     model = model.model if isinstance(model, Checkpoint) else model
     config = replace(model.mto_config, hard_recalibration=on, recalibrated_layers=None)

@@ -29,7 +29,7 @@ from .api import reconstruct, token_trace
 from .config import ModelConfig, RunConfig, apply_overrides, preset, set_size
 from .engine import build_optimizer, resolve_device
 from .masking import make_mask, masked_count
-from .objective import build_model
+from .models import build_model
 
 MTO_PARTS = {
     "baseline": [],

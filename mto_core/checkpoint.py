@@ -27,7 +27,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from .config import ConfigError, MTOWarning, RunConfig
-from .objective import MIMModel, build_model
+from .models import build_model
+from .objective import MIMModel
 
 WEIGHTS, CONFIG, STATE, METRICS = "model.safetensors", "config.json", "train_state.pt", "metrics.jsonl"
 _PREFIX = "step-"

@@ -292,7 +292,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         import torch
 
-        from .objective import build_model
+        from .models import build_model
 
         torch.manual_seed(checkpoint.config.train.seed)
         checkpoint = dataclasses.replace(

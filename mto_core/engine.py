@@ -30,7 +30,8 @@ from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, l
 from .config import ConfigError, MTOWarning, RunConfig, validate
 from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
-from .objective import MIMModel, build_model, check_model_fits
+from .models import build_model
+from .objective import MIMModel, check_model_fits
 
 
 class TrainingError(RuntimeError):
@@ -214,7 +215,7 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
     if not checkpoints and not any(r.get("kind") == "train" for r in read_metrics(run_dir)):
         if resume:
             warnings.warn(f"{run_dir} holds no checkpoint and no logged step, so there is nothing to "
-                          "resume: starting at step 0", MTOWarning, stacklevel=3)
+                          "resume: starting at step 0", MTOWarning, stacklevel=4)
         (run_dir / METRICS).unlink(missing_ok=True)
         write_text_atomic(saved, config.to_json())
         return None
@@ -263,6 +264,48 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     ``on_log`` receives each metrics row as it is written; ``should_stop`` is polled every step
     and ends the run early with a checkpoint (the app's stop button).
     """
+    run = _prepare(config, run_dir, resume)
+    loop = _Loop(run, _resume(run), progress, on_log)
+    plan, t = run.plan, config.train
+    if loop.step == 0:
+        loop.at_point()
+    run.model.train()
+    stopped = False
+    while loop.step < plan.total_steps and not stopped:
+        epoch, start = divmod(loop.step, plan.steps_per_epoch)
+        for micro in batches(run.data, config, plan, epoch, start, run.info):
+            loop.train_step(micro)
+            end_of_epoch = loop.step % plan.steps_per_epoch == 0
+            last = loop.step == plan.total_steps
+            if loop.step % t.log_every == 0 or end_of_epoch or last:
+                loop.log_train()
+            loop.at_point()
+            stopped = should_stop is not None and should_stop()
+            if end_of_epoch or last or stopped:
+                loop.end_epoch(end_of_epoch)
+            if stopped or last:
+                break
+    return loop.finish()
+
+
+@dataclass
+class _Run:
+    """What a run trains with, before any checkpoint is loaded."""
+
+    config: RunConfig
+    run_dir: Path
+    device: torch.device
+    info: Distributed
+    resume_from: Path | None
+    data: ImageSet
+    plan: Plan
+    model: MIMModel
+    optimizer: torch.optim.AdamW
+
+
+def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
+    """Check the config, pick the device, join DDP, make or check the run folder (rank 0),
+    load the data, plan the steps, build the model and the optimizer."""
     validate(config)
     run_dir = Path(run_dir)
     device = resolve_device(config.train.device)
@@ -281,138 +324,165 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     torch.manual_seed(config.train.seed)
     model: MIMModel = build_model(config.model, config.mto).to(device)
     optimizer = build_optimizer(model, config)
-    step = 0
-    if resume_from is not None:
-        load_weights(model, resume_from / WEIGHTS)
-        state = load_train_state(resume_from)
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-    net: torch.nn.Module = model
-    if info.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.train.compile:
-        net = torch.compile(net)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
-    t = config.train
-    last_checkpoint = resume_from
-    bad = torch.zeros((), dtype=torch.bool, device=device)
-    running: dict[str, torch.Tensor] = {}
-    epoch_sum, epoch_count = torch.zeros((), device=device), 0
-    tick, tick_step = time.perf_counter(), step
-    epoch_tick = tick
-    final_loss = float("nan")
-    stopped = False
-    bar = tqdm(total=plan.total_steps, initial=step, desc=f"{config.preset}", unit="step",
-               disable=not (progress and info.main), dynamic_ncols=True)
+    return _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer)
 
-    def checkpoint(epochs_done: float) -> Path | None:
-        if not info.main:
+
+def _resume(run: _Run) -> int:
+    """Load the weights and optimizer state of the checkpoint to resume from, if any; return
+    the step to go on from."""
+    if run.resume_from is None:
+        return 0
+    load_weights(run.model, run.resume_from / WEIGHTS)
+    state = load_train_state(run.resume_from)
+    run.optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+class _Loop:
+    """The training loop's state between steps: the step, the running sums, the clocks."""
+
+    def __init__(self, run: _Run, step: int, progress: bool,
+                 on_log: Callable[[dict[str, Any]], None] | None) -> None:
+        """Wrap the model for DDP and torch.compile; start the sums, clocks and progress bar."""
+        self.run, self.step, self.on_log = run, step, on_log
+        info, device = run.info, run.device
+        self.net: torch.nn.Module = run.model
+        if info.world_size > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                run.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if run.config.train.compile:
+            self.net = torch.compile(self.net)
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                         else contextlib.nullcontext())
+        self.last_checkpoint = run.resume_from
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.running: dict[str, torch.Tensor] = {}
+        self.epoch_sum, self.epoch_count = torch.zeros((), device=device), 0
+        self.tick, self.tick_step = time.perf_counter(), step
+        self.epoch_tick = self.tick
+        self.lr = 0.0
+        self.final_loss = float("nan")
+        self.bar = tqdm(total=run.plan.total_steps, initial=step, desc=f"{run.config.preset}", unit="step",
+                        disable=not (progress and info.main), dynamic_ncols=True)
+        self.points = PointProbes(run.config, run.plan, device)
+        self.point_s = 0.0  # time spent in point probes since the epoch began, not counted as training
+
+    def train_step(self, micro: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+        """One optimizer step over this rank's micro-batches (gradient accumulation)."""
+        run, t = self.run, self.run.config.train
+        plan, optimizer = run.plan, run.optimizer
+        self.lr = lr_at(self.step, plan.total_steps, plan.peak_lr, plan.warmup_steps, t.min_lr_fraction,
+                        t.schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr
+        parts: dict[str, torch.Tensor] = {}
+        for a, item in enumerate(micro):
+            images, mask = to_batch(item, run.config, run.device)
+            sync = a == len(micro) - 1 or run.info.world_size == 1
+            ctx = contextlib.nullcontext() if sync else self.net.no_sync()  # type: ignore[operator]
+            with ctx, self.autocast:
+                out = self.net(images, mask)
+            (out.loss / t.accum_steps).backward()
+            for name, value in {"loss": out.loss, "mim": out.mim_loss, **out.mto}.items():
+                parts[name] = parts.get(name, 0) + value.detach().float() / t.accum_steps
+        if t.clip_grad:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.clip_grad)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.bad |= ~torch.isfinite(parts["loss"])
+        for name, value in parts.items():
+            self.running[name] = self.running.get(name, 0) + value
+        self.epoch_sum += parts["loss"]
+        self.epoch_count += 1
+        self.step += 1
+        self.bar.update(1)
+
+    def log_train(self) -> None:
+        """The 'train' row: mean losses since the last row (over all processes) and images/s."""
+        run = self.run
+        if run.info.world_size > 1:
+            self.running = _all_reduce_mean(self.running)
+            self.bad = _all_reduce_mean({"bad": self.bad.float()})["bad"] > 0
+        self.stop_if_bad()
+        n = self.step - self.tick_step
+        now = time.perf_counter()
+        row = {"kind": "train", "step": self.step, "epoch": round(self.step / run.plan.steps_per_epoch, 4),
+               "lr": self.lr, **{k: float(v) / n for k, v in self.running.items()},
+               "images_per_s": n * run.plan.global_batch / max(now - self.tick, 1e-9)}
+        self.final_loss = row["loss"]
+        self.bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if run.info.main:
+            append_metrics(run.run_dir, row)
+        if self.on_log:
+            self.on_log(row)
+        self.running, self.tick, self.tick_step = {}, now, self.step
+
+    def at_point(self) -> None:
+        """Probe rows and snapshots due at this step (rank 0 only)."""
+        run = self.run
+        if not run.info.main:
+            return
+        row = self.points.probe(run.model, self.step)
+        if row:
+            self.point_s += row["probe_s"]
+            append_metrics(run.run_dir, row)
+            if self.on_log:
+                self.on_log(row)
+        self.points.snapshot(run.model, self.step, run.run_dir)
+
+    def end_epoch(self, end_of_epoch: bool) -> None:
+        """At the end of an epoch, the last step or a stop: the 'epoch' row with its probes
+        (rank 0, at the end of an epoch only), then a checkpoint."""
+        run = self.run
+        self.stop_if_bad()
+        epochs_done = self.step / run.plan.steps_per_epoch
+        if end_of_epoch and run.info.main:
+            row = {"kind": "epoch", "step": self.step, "epoch": self.step // run.plan.steps_per_epoch,
+                   "loss": float(self.epoch_sum) / max(self.epoch_count, 1)}
+            probe_start = time.perf_counter()
+            row.update(_epoch_probe(run.model, run.config, row["epoch"], self.step == run.plan.total_steps,
+                                    run.device))
+            row["train_s"] = round(probe_start - self.epoch_tick - self.point_s, 3)
+            row["probe_s"] = round(time.perf_counter() - probe_start, 3)
+            append_metrics(run.run_dir, row)
+            if self.on_log:
+                self.on_log(row)
+            self.epoch_sum, self.epoch_count = torch.zeros((), device=run.device), 0
+        self.last_checkpoint = self.checkpoint(epochs_done) or self.last_checkpoint
+        self.epoch_tick, self.point_s = time.perf_counter(), 0.0
+
+    def checkpoint(self, epochs_done: float) -> Path | None:
+        """Save weights and optimizer state at this step (rank 0 only); its folder."""
+        run = self.run
+        if not run.info.main:
             return None
-        state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epochs_done}
+        state = {"optimizer": run.optimizer.state_dict(), "step": self.step, "epoch": epochs_done}
         try:
-            return save_checkpoint(run_dir, step, model, config, state, t.keep_checkpoints)
+            return save_checkpoint(run.run_dir, self.step, run.model, run.config, state,
+                                   run.config.train.keep_checkpoints)
         except OSError as error:
-            raise TrainingError(f"could not write a checkpoint to {run_dir}: "
+            raise TrainingError(f"could not write a checkpoint to {run.run_dir}: "
                                 f"{error.strerror or error}. The previous checkpoint "
-                                f"({last_checkpoint}) is intact; free space and --resume.") from None
+                                f"({self.last_checkpoint}) is intact; free space and --resume.") from None
 
-    def stop_if_bad() -> None:
-        if bool(bad):
-            raise TrainingError(f"the loss became non-finite (NaN or inf) by step {step}. Training "
-                                f"stopped; the last good checkpoint is {last_checkpoint or 'none'}. "
+    def stop_if_bad(self) -> None:
+        """TrainingError if the loss has become non-finite, naming the last good checkpoint."""
+        if bool(self.bad):
+            t = self.run.config.train
+            raise TrainingError(f"the loss became non-finite (NaN or inf) by step {self.step}. Training "
+                                f"stopped; the last good checkpoint is {self.last_checkpoint or 'none'}. "
                                 "Resume from it with a lower learning rate or a longer warmup: --resume --set "
                                 f"train.base_lr=LOWER (now {t.base_lr:g}) or --set train.warmup_fraction=HIGHER "
                                 f"(now {t.warmup_fraction:g}); the change is recorded in metrics.jsonl.")
 
-    points = PointProbes(config, plan, device)
-    point_s = 0.0  # time spent in point probes since the epoch began, not counted as training
-
-    def at_point() -> None:
-        """Probe rows and snapshots due at this step (rank 0 only)."""
-        nonlocal point_s
-        if not info.main:
-            return
-        row = points.probe(model, step)
-        if row:
-            point_s += row["probe_s"]
-            append_metrics(run_dir, row)
-            if on_log:
-                on_log(row)
-        points.snapshot(model, step, run_dir)
-
-    if step == 0:
-        at_point()
-    model.train()
-    while step < plan.total_steps and not stopped:
-        epoch, start = divmod(step, plan.steps_per_epoch)
-        for micro in batches(data, config, plan, epoch, start, info):
-            lr = lr_at(step, plan.total_steps, plan.peak_lr, plan.warmup_steps, t.min_lr_fraction, t.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            parts: dict[str, torch.Tensor] = {}
-            for a, item in enumerate(micro):
-                images, mask = to_batch(item, config, device)
-                sync = a == len(micro) - 1 or info.world_size == 1
-                ctx = contextlib.nullcontext() if sync else net.no_sync()  # type: ignore[operator]
-                with ctx, autocast:
-                    out = net(images, mask)
-                (out.loss / t.accum_steps).backward()
-                for name, value in {"loss": out.loss, "mim": out.mim_loss, **out.mto}.items():
-                    parts[name] = parts.get(name, 0) + value.detach().float() / t.accum_steps
-            if t.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            bad |= ~torch.isfinite(parts["loss"])
-            for name, value in parts.items():
-                running[name] = running.get(name, 0) + value
-            epoch_sum += parts["loss"]
-            epoch_count += 1
-            step += 1
-            bar.update(1)
-            end_of_epoch = step % plan.steps_per_epoch == 0
-            if step % t.log_every == 0 or end_of_epoch or step == plan.total_steps:
-                if info.world_size > 1:
-                    running, bad = _all_reduce_mean(running), _all_reduce_mean({"bad": bad.float()})["bad"] > 0
-                stop_if_bad()
-                n = step - tick_step
-                now = time.perf_counter()
-                row = {"kind": "train", "step": step, "epoch": round(step / plan.steps_per_epoch, 4),
-                       "lr": lr, **{k: float(v) / n for k, v in running.items()},
-                       "images_per_s": n * plan.global_batch / max(now - tick, 1e-9)}
-                final_loss = row["loss"]
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if info.main:
-                    append_metrics(run_dir, row)
-                if on_log:
-                    on_log(row)
-                running, tick, tick_step = {}, now, step
-            at_point()
-            stopped = should_stop is not None and should_stop()
-            if end_of_epoch or step == plan.total_steps or stopped:
-                stop_if_bad()
-                epochs_done = step / plan.steps_per_epoch
-                if end_of_epoch and info.main:
-                    row = {"kind": "epoch", "step": step, "epoch": step // plan.steps_per_epoch,
-                           "loss": float(epoch_sum) / max(epoch_count, 1)}
-                    probe_start = time.perf_counter()
-                    row.update(_epoch_probe(model, config, row["epoch"], step == plan.total_steps, device))
-                    row["train_s"] = round(probe_start - epoch_tick - point_s, 3)
-                    row["probe_s"] = round(time.perf_counter() - probe_start, 3)
-                    append_metrics(run_dir, row)
-                    if on_log:
-                        on_log(row)
-                    epoch_sum, epoch_count = torch.zeros((), device=device), 0
-                last_checkpoint = checkpoint(epochs_done) or last_checkpoint
-                epoch_tick, point_s = time.perf_counter(), 0.0
-            if stopped or step == plan.total_steps:
-                break
-    bar.close()
-    if info.world_size > 1:
-        dist.barrier()
-    return TrainResult(run_dir, step, step / plan.steps_per_epoch, last_checkpoint, final_loss)
+    def finish(self) -> TrainResult:
+        """Close the progress bar, wait for every process, and sum up the run."""
+        run = self.run
+        self.bar.close()
+        if run.info.world_size > 1:
+            dist.barrier()
+        return TrainResult(run.run_dir, self.step, self.step / run.plan.steps_per_epoch,
+                           self.last_checkpoint, self.final_loss)
 
 
 def _all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -103,7 +103,7 @@ def _snapshot(source: Path, method: str, seed: int, point: float) -> Path:
 def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: FinetuneSchedule,
                   progress: bool) -> float:
     from .engine import probe_sets
-    from .objective import build_model
+    from .models import build_model
 
     folder = _snapshot(source, method, seed, point)
     if method.endswith("-scratch"):

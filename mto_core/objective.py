@@ -1,4 +1,4 @@
-"""What SimMIM and MAE share: their output, the MTO plug-in step, building one from a config."""
+"""What SimMIM and MAE share: their output, the MTO plug-in step, the memory check on a config."""
 
 from __future__ import annotations
 
@@ -110,13 +110,3 @@ def check_model_fits(model: ModelConfig) -> None:
                           f"{memory / 2**30:.0f} GiB (model.embed_dim={model.embed_dim}, depth="
                           f"{model.depth}, img_size={model.img_size}, patch_size={model.patch_size}). "
                           "Use a smaller model.")
-
-
-def build_model(model: ModelConfig, mto: MTOConfig) -> MIMModel:
-    """A SimMIM or MAE model for ``model.method``, with the MTO parts of ``mto``; ConfigError,
-    before anything is allocated, if it cannot fit in memory."""
-    check_model_fits(model)
-    from .mae import MAE
-    from .simmim import SimMIM
-
-    return SimMIM(model, mto) if model.method == "simmim" else MAE(model, mto)

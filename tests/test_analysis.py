@@ -13,7 +13,7 @@ from mto_core.analysis import (embed_2d, fisher_ratio, layer_measures, mask_laye
                                singularity_score)
 from mto_core.efficiency import curve, efficiency, epochs_to_target, rauc
 from mto_core.masking import make_mask
-from mto_core.objective import build_model
+from mto_core.models import build_model
 
 from .conftest import small_config
 

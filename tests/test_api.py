@@ -3,7 +3,7 @@ import torch
 
 import mto_core
 from mto_core.masking import make_mask
-from mto_core.objective import build_model
+from mto_core.models import build_model
 
 from .conftest import small_config
 

@@ -16,7 +16,7 @@ from mto_core.app_support import read_upload, safe_path, toggle_patches
 from mto_core.config import ConfigError, apply_overrides, preset
 from mto_core.data import DataError, read_image
 from mto_core.masking import make_mask
-from mto_core.objective import build_model
+from mto_core.models import build_model
 
 from .conftest import small_config
 

@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mto_core.bench import format_report, time_steps, train_flops
 from mto_core.masking import make_mask
-from mto_core.objective import build_model
+from mto_core.models import build_model
 
 from .conftest import small_config
 from .test_cli import mto

@@ -6,7 +6,7 @@ import torch
 from mto_core.api import reconstruct
 from mto_core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from mto_core.masking import make_mask
-from mto_core.objective import build_model
+from mto_core.models import build_model
 
 from .conftest import small_config
 

@@ -130,7 +130,7 @@ def test_a_start_that_failed_does_not_block_the_retry(tmp_path, resume):
 def _nan_checkpoint(folder):
     from mto_core.checkpoint import save_checkpoint
     from mto_core.config import apply_overrides, preset
-    from mto_core.objective import build_model
+    from mto_core.models import build_model
 
     config = apply_overrides(preset("simmim"), list(SMALL))
     model = build_model(config.model, config.mto)

@@ -9,7 +9,7 @@ from mto_core.config import MTOConfig
 from mto_core.masking import make_mask
 from mto_core.mto import (depth_weights, entropy_loss, mto_losses, plan, recalibration_loss,
                           singularity_loss)
-from mto_core.objective import build_model
+from mto_core.models import build_model
 from mto_core.vit import TokenTrace
 
 from .conftest import small_config
