@@ -11,6 +11,7 @@ Measures, on this machine, in one run:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import resource
@@ -21,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -246,6 +248,25 @@ def machine() -> dict[str, Any]:
     return info
 
 
+PLAIN_LOOP = Path(__file__).resolve().parent.parent / "benchmarks" / "plain_loop.py"
+
+
+def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str]) -> dict[str, Any] | None:
+    """The library's tiny SimMIM baseline step against a plain PyTorch loop of the same shape
+    (benchmarks/plain_loop.py), interleaved; None where the benchmarks folder is not at hand."""
+    if not PLAIN_LOOP.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("plain_loop", PLAIN_LOOP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ours = apply_overrides(preset("simmim"), overrides)
+    seconds = time_steps({"plain": module.plain_step(batch, device), "mto": _step_fn(ours, device, batch)},
+                         device, rounds)
+    return {"batch": batch, "plain_ms": 1000 * seconds["plain"], "mto_ms": 1000 * seconds["mto"],
+            "speedup": seconds["plain"] / seconds["mto"]}
+
+
 def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, sizes: list[str] | None = None,
               overrides: list[str] | None = None, memory: bool = True) -> dict[str, Any]:
     """Everything ``mto bench`` reports, as one dictionary."""
@@ -259,6 +280,7 @@ def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, siz
                               "matmul_peak_kind": "bf16 8192^3" if device.type == "cuda" else "fp32 2048^3"}
     tiny = preset("simmim").model
     result["model_shape_matmul_gflops"] = model_shape_matmul(tiny, batch, device)
+    result["plain_reference"] = plain_reference(device, batch, rounds, overrides)
     result["training"] = [row for size in sizes
                           for row in training_table(size, device, batch if size == "tiny" else 64,
                                                     rounds, peak, overrides)]
@@ -292,6 +314,15 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"| {r['size']} | {r['method']} | {r['variant']} | {r['batch']} | {r['ms_per_step']:.1f} "
                      f"| {r['images_per_s']:.0f} | {r['gflops_per_step']:.1f} | {r['gflops_per_s']:.0f} "
                      f"| {100 * r['share_of_peak']:.0f}% | {r['time_vs_baseline']:.3f} |")
+    plain = result.get("plain_reference")
+    if plain:
+        lines += ["", f"Against a plain PyTorch loop of the same shape (`benchmarks/plain_loop.py`: nn.Linear, "
+                      f"F.scaled_dot_product_attention, LayerNorm, GELU, fused AdamW), SimMIM baseline, batch "
+                      f"{plain['batch']}, interleaved: {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms per step, "
+                      f"**{plain['speedup']:.2f}x** the plain loop's speed."]
+    elif "plain_reference" in result:
+        lines += ["", "The plain PyTorch reference (benchmarks/plain_loop.py) is not in this install: "
+                      "run `mto bench` from a checkout of the repository to compare with it."]
     if "training_run_memory" in result:
         mem = result["training_run_memory"]
         lines += ["", f"Peak resident memory of `{mem['command']}`: {mem['peak_rss_mib']:.0f} MiB "

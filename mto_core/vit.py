@@ -8,8 +8,8 @@ Attention runs through the fused ``scaled_dot_product_attention`` kernel, except
 whose post-softmax probabilities are asked for; those compute them explicitly.
 Tokens are (B, T, D) with T = 1 + number of patch tokens (a [CLS] token first).
 
-When MTO trains (hard recalibration, or losses that read attention rows or hidden states) and
-every sample hides the same number of patches, :func:`run_blocks` reorders each sample's tokens
+When MTO's losses read attention rows or hidden states and every sample hides the same number
+of patches, :func:`run_blocks` reorders each sample's tokens
 visible-first ([CLS] and visible patches, then masked) for the whole stack; the blocks are
 indifferent to token order, and the output comes back in patch order. Attention then splits
 into contiguous blocks: hard recalibration is one (T, T) mask for every sample, and the query
@@ -204,7 +204,7 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor 
     """
     needs_rows = bool(row_layers or visible_row_layers or loss_hidden_layers)
     counts = token_mask.sum(1) if token_mask is not None else None
-    if (token_mask is not None and (recalibrated or needs_rows) and not probs_layers
+    if (token_mask is not None and needs_rows and not probs_layers
             and bool((counts == counts[0]).all()) and 0 < int(counts[0]) < token_mask.shape[1]):
         return _run_sorted(blocks, x, token_mask, recalibrated, hidden_layers, row_layers,
                            visible_row_layers, loss_hidden_layers)
