@@ -96,7 +96,7 @@ def main() -> None:
         f"| {verdict(max(overheads.values()) <= 1.05)} |",
         f"| CPU tiny SimMIM step >= 1.15x a plain PyTorch loop of the same shape | {plain['speedup']:.2f}x "
         f"({plain['mto_ms']:.1f} vs {plain['plain_ms']:.1f} ms per step) | {verdict(plain['speedup'] >= 1.15)} |",
-        f"| GPU: vit-s and vit-b bf16 step time, MFU and memory; vit-b SimMIM >= 40% MFU | "
+        "| GPU: vit-s and vit-b bf16 step time, MFU and memory; vit-b SimMIM >= 40% MFU | "
         + (f"vit-b {100 * _gpu_mfu(now):.0f}% | {verdict(_gpu_mfu(now) >= 0.4)} |" if has_gpu else
            "not measured: no CUDA GPU at hand for this run | open |"),
         f"| Peak memory of a tiny-preset CPU training run <= 2 GB | {memory:.0f} MiB | "
