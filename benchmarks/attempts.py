@@ -14,17 +14,15 @@ Usage: python benchmarks/attempts.py [--rounds 10] [--json]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import mto_core.vit as vit
-from mto_core.bench import time_steps
+from mto_core.bench import plain_loop, time_steps
 from mto_core.config import preset
 from mto_core.engine import build_optimizer
 from mto_core.masking import make_mask
@@ -64,14 +62,6 @@ def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled
     return run
 
 
-def plain_step() -> Callable[[], None]:
-    spec = importlib.util.spec_from_file_location("plain_loop", Path(__file__).with_name("plain_loop.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.plain_step(BATCH)
-
-
 def measure(rounds: int) -> dict:
     cpu = torch.device("cpu")
     result: dict = {"torch_threads": torch.get_num_threads(), "batch": BATCH, "rounds": rounds, "mto": {}}
@@ -83,7 +73,7 @@ def measure(rounds: int) -> dict:
     start = time.perf_counter()
     compiled()
     result["compile_s"] = time.perf_counter() - start
-    ms = time_steps({"plain": plain_step(), "library": step("simmim"),
+    ms = time_steps({"plain": plain_loop().plain_step(BATCH), "library": step("simmim"),
                      "explicit attention": step("simmim", explicit=True), "compiled blocks": compiled}, cpu, rounds)
     result["step"] = {k: 1000 * v for k, v in ms.items()}
     return result

@@ -251,17 +251,22 @@ def machine() -> dict[str, Any]:
 PLAIN_LOOP = Path(__file__).resolve().parent.parent / "benchmarks" / "plain_loop.py"
 
 
+def plain_loop() -> Any:
+    """benchmarks/plain_loop.py as a module (it lives beside the package, in the repository)."""
+    spec = importlib.util.spec_from_file_location("plain_loop", PLAIN_LOOP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str]) -> dict[str, Any] | None:
     """The library's tiny SimMIM baseline step against a plain PyTorch loop of the same shape
     (benchmarks/plain_loop.py), interleaved; None where the benchmarks folder is not at hand."""
     if not PLAIN_LOOP.is_file():
         return None
-    spec = importlib.util.spec_from_file_location("plain_loop", PLAIN_LOOP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     ours = apply_overrides(preset("simmim"), overrides)
-    seconds = time_steps({"plain": module.plain_step(batch, device), "mto": _step_fn(ours, device, batch)},
+    seconds = time_steps({"plain": plain_loop().plain_step(batch, device), "mto": _step_fn(ours, device, batch)},
                          device, rounds)
     return {"batch": batch, "plain_ms": 1000 * seconds["plain"], "mto_ms": 1000 * seconds["mto"],
             "speedup": seconds["plain"] / seconds["mto"]}

@@ -70,13 +70,17 @@ def sincos_pos_embed(dim: int, grid: int, cls_token: bool = True) -> torch.Tenso
 class MaskedAttention(Attention):
     """timm's Attention that can also return its post-softmax probabilities."""
 
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (B, H, T, head_dim) of x (B, T, D), q and k normed."""
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.q_norm(q), self.k_norm(k), v
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
                 need_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T, D); attn_mask (B, 1, T, T) bool, True = may attend. Returns (out, probs)."""
         b, t, _ = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = self._qkv(x)
         probs = None
         if need_probs:
             logits = (q * self.scale) @ k.transpose(-2, -1)
@@ -96,9 +100,7 @@ class MaskedAttention(Attention):
         probs) (B, H, M, T) of the masked queries, rows['visible'] = probs (B, H, V, T) of the
         visible queries, as asked; without either, the fused kernel."""
         b, t, _ = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = self._qkv(x)
         allowed = sorted_recalibration_mask(t, visible, x.device) if recalibrated else None
         rows: dict[str, torch.Tensor] = {}
         if masked_rows or visible_rows:
@@ -138,17 +140,18 @@ class Block(TimmBlock):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
                 need_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         out, probs = self.attn(self.norm1(x), attn_mask, need_probs)
-        x = x + self.ls1(out)
-        x = x + self.ls2(self.mlp(self.norm2(x)))
-        return x, probs
+        return self._rest(x, out), probs
+
+    def _rest(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The residual around attention, then the MLP's."""
+        x = x + self.ls1(attended)
+        return x + self.ls2(self.mlp(self.norm2(x)))
 
     def forward_sorted(self, x: torch.Tensor, visible: int, recalibrated: bool, masked_rows: bool,
                        visible_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:meth:`forward` on visible-first tokens (see :meth:`MaskedAttention.forward_sorted`)."""
         out, rows = self.attn.forward_sorted(self.norm1(x), visible, recalibrated, masked_rows, visible_rows)
-        x = x + self.ls1(out)
-        x = x + self.ls2(self.mlp(self.norm2(x)))
-        return x, rows
+        return self._rest(x, out), rows
 
 
 @dataclass

@@ -41,7 +41,11 @@ def test_speedup_recovers_a_known_factor_and_its_interval():
     assert len(result["used"]) == 4
     assert result["s"] == pytest.approx(math.exp(statistics.fmean(map(math.log, factors))), rel=0.03)
     assert result["ci"][0] < result["s"] < result["ci"][1] and result["ci"][0] > 1.5
-    assert 1 < result["detectable"] < 1.2
+    # smallest detectable s by hand: exp((t_{0.975, 7} + t_{0.8, 7}) * sd(log s) / sqrt(8))
+    from scipy.stats import t
+    logs = [math.log(v) for v in result["per_seed"]]
+    by_hand = math.exp((t.ppf(0.975, 7) + t.ppf(0.8, 7)) * statistics.stdev(logs) / math.sqrt(8))
+    assert result["detectable"] == pytest.approx(by_hand, rel=1e-9) and 1 < result["detectable"] < 1.2
     same = speedup([((EPOCHS, _base(EPOCHS)), (EPOCHS, _base(EPOCHS)))] * 3, thresholds)
     assert same["s"] == pytest.approx(1.0)
     # a threshold that one run never reaches is not used

@@ -3,6 +3,7 @@
 import time
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 import streamlit as st
 
 from common import RUNS, chart, page
@@ -75,27 +76,23 @@ if jobs.busy:
 
 def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
     """One figure, a 2 x 3 grid: every loss term the runs log, and images/s. Built from the rows
-    directly (no data frame, no Plotly Express): it is redrawn every refresh while training runs."""
+    directly (no data frame, no Plotly Express): it is redrawn at every refresh while training runs."""
     panels = [t for t in TERMS if any(t in r for rows in rows_by_run.values() for r in rows)] + ["images_per_s"]
     train = {name: [r for r in rows if r.get("kind") == "train"] for name, rows in rows_by_run.items()}
     if not any(train.values()):
         return None
-    fig = go.Figure()
-    gap_x, gap_y = 0.045, 0.09
-    for i, term in enumerate(panels[:6]):
+    panels = panels[:6]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[TERMS.get(t, "images/s") for t in panels],
+                        horizontal_spacing=0.09, vertical_spacing=0.18)
+    for i, term in enumerate(panels):
         row, col = divmod(i, 3)
-        axis = "" if i == 0 else str(i + 1)
-        x0, x1 = col / 3 + gap_x * (col > 0), (col + 1) / 3 - gap_x * (col < 2)
-        y0, y1 = (1 - row) / 2 + gap_y * (row == 0), (2 - row) / 2 - gap_y * (row == 1)
-        fig.update_layout({f"xaxis{axis}": dict(domain=[x0, x1], anchor=f"y{axis}", title="step" if row else None),
-                           f"yaxis{axis}": dict(domain=[y0, y1], anchor=f"x{axis}")})
-        fig.add_annotation(text=TERMS.get(term, "images/s"), x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
-                           xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13))
         for (name, rows), colour in zip(train.items(), RUN_COLOURS):
             points = [(r["step"], r[term]) for r in rows if r.get(term) is not None]
             fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=name,
-                                     legendgroup=name, showlegend=i == 0, line=dict(color=colour),
-                                     xaxis=f"x{axis}", yaxis=f"y{axis}"))
+                                     legendgroup=name, showlegend=i == 0, line=dict(color=colour)),
+                          row=row + 1, col=col + 1)
+        if row == 1 or i + 3 >= len(panels):
+            fig.update_xaxes(title="step", row=row + 1, col=col + 1)
     fig.update_layout(height=580, margin=dict(l=60, r=10, t=70, b=50),
                       legend=dict(orientation="h", yanchor="bottom", y=1.07, x=0))
     return fig
