@@ -31,7 +31,7 @@ from .api import token_trace
 from .checkpoint import Checkpoint
 from .data import prepare_images
 from .masking import make_mask
-from .mto import entropy_loss, recalibration_loss
+from .mto_terms import entropy_loss, recalibration_loss
 from .objective import MIMModel
 from .vit import TokenTrace
 

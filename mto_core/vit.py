@@ -13,7 +13,8 @@ of patches, :func:`run_blocks` reorders each sample's tokens
 visible-first ([CLS] and visible patches, then masked) for the whole stack; the blocks are
 indifferent to token order, and the output comes back in patch order. Attention then splits
 into contiguous blocks: hard recalibration is one (T, T) mask for every sample, and the query
-rows a loss reads are contiguous slices of the attention (:class:`LossRows`).
+rows a loss reads are contiguous slices of the attention (:class:`LossRows`). The masked rows'
+entropy then comes from fused kernels too, without an attention map (:func:`attend_with_entropy`).
 """
 
 from __future__ import annotations
@@ -96,30 +97,54 @@ class MaskedAttention(Attention):
     def forward_sorted(self, x: torch.Tensor, visible: int, recalibrated: bool, masked_rows: bool,
                        visible_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x (B, T, D) visible-first (the first ``visible`` tokens are visible); recalibrated:
-        visible queries do not see masked keys. Returns (out, rows): rows['masked'] = (log-probs,
-        probs) (B, H, M, T) of the masked queries, rows['visible'] = probs (B, H, V, T) of the
-        visible queries, as asked; without either, the fused kernel."""
+        visible queries do not see masked keys. Returns (out, rows): rows['entropy'] = H (B, H, M)
+        of the masked queries' rows, rows['visible'] = probs (B, H, V, T) of the visible queries,
+        as asked; without the visible rows, fused kernels only (:func:`attend_with_entropy`)."""
         b, t, _ = x.shape
         q, k, v = self._qkv(x)
         allowed = sorted_recalibration_mask(t, visible, x.device) if recalibrated else None
         rows: dict[str, torch.Tensor] = {}
-        if masked_rows or visible_rows:
+        fused_entropy = masked_rows and _HAS_CPU_FLASH and x.device.type == "cpu"
+        if visible_rows or (masked_rows and not fused_entropy):
             logits = (q * self.scale) @ k.transpose(-2, -1)
             if allowed is not None:
                 logits = logits.masked_fill(~allowed, float("-inf"))
-            if masked_rows:  # log-softmax on the masked rows: their entropy needs log p
+            probs = logits.softmax(dim=-1)
+            if masked_rows:  # log-softmax on the masked rows: no clamp, no log of a zero
                 log_probs = logits[:, :, visible:].log_softmax(dim=-1)
-                rows["masked"] = (log_probs, log_probs.exp())
-                probs = torch.cat([logits[:, :, :visible].softmax(dim=-1), rows["masked"][1]], dim=2)
-            else:
-                probs = logits.softmax(dim=-1)
+                rows["entropy"] = -(log_probs.exp() * log_probs).sum(-1)
             if visible_rows:
                 rows["visible"] = probs[:, :, :visible]
             out = probs @ v
+        elif masked_rows:
+            out, rows["entropy"] = attend_with_entropy(q, k, v, visible, allowed, self.scale)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         out = out.transpose(1, 2).reshape(b, t, self.attn_dim)
         return self.proj(self.norm(out)), rows
+
+
+_HAS_CPU_FLASH = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+
+
+def attend_with_entropy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int,
+                        allowed: torch.Tensor | None, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of q, k, v (B, H, T, d) on the CPU's fused kernel, and the entropy (B, H, M) of the
+    rows of the queries after the first ``visible``, without forming any attention map.
+
+    H_i = -sum_j p_ij log p_ij = lse_i - sum_j p_ij s_ij (s the scaled logits, lse their
+    log-sum-exp): lse comes with the kernel's output, and sum_j p_ij s_ij = scale q_i . (P k)_i from a
+    second fused pass of those queries with the keys as values. Those values and q_i in the product
+    are detached, so H's gradient flows through the softmax alone, -p_ij (s_ij - sum_l p_il s_il):
+    that is H's whole gradient, lse's own share cancelling the product's direct terms.
+    """
+    bias = None
+    if allowed is not None:  # this kernel takes an additive mask of the queries' dtype
+        bias = torch.zeros(allowed.shape[-2:], dtype=q.dtype, device=q.device).masked_fill(~allowed[0, 0], float("-inf"))
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
+    queries = q[:, :, visible:]
+    expected = (queries.detach() * F.scaled_dot_product_attention(queries, k, k.detach(), scale=scale)).sum(-1)
+    return out, lse[:, :, visible:] - scale * expected
 
 
 def sorted_recalibration_mask(tokens: int, visible: int, device: torch.device) -> torch.Tensor:
@@ -174,14 +199,14 @@ class LossRows:
     """What MTO's losses read from a visible-first pass (:func:`run_blocks`): the first
     ``visible`` tokens of each sample are [CLS] and its visible patches, the rest masked.
 
-    hidden: {l: h^l (B, T, D)} visible-first; masked: {l: (log-probs, probs) (B, H, M, T)} of
-    the masked queries; visible: {l: probs (B, H, V, T)} of the visible queries (unrecalibrated
+    hidden: {l: h^l (B, T, D)} visible-first; entropy: {l: H (B, H, M)} of the masked queries'
+    attention rows (nats); visible: {l: probs (B, H, V, T)} of the visible queries (unrecalibrated
     layers only: in recalibrated ones their mass on masked keys is exactly 0).
     """
 
     visible: int
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)
-    masked: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    entropy: dict[int, torch.Tensor] = field(default_factory=dict)
     visible_probs: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
@@ -248,8 +273,8 @@ def _run_sorted(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor
         if layer:
             x, found = blocks[layer - 1].forward_sorted(x, visible, layer <= recalibrated, layer in row_layers,
                                                         layer in visible_row_layers)
-            if "masked" in found:
-                rows.masked[layer] = found["masked"]
+            if "entropy" in found:
+                rows.entropy[layer] = found["entropy"]
             if "visible" in found:
                 rows.visible_probs[layer] = found["visible"]
         if layer in loss_hidden_layers:

@@ -7,8 +7,8 @@ import torch
 
 from mto_core.config import MTOConfig
 from mto_core.masking import make_mask
-from mto_core.mto import (depth_weights, entropy_loss, mto_losses, plan, recalibration_loss,
-                          singularity_loss)
+from mto_core.mto import depth_weights, mto_losses, plan
+from mto_core.mto_terms import entropy_loss, recalibration_loss, singularity_loss
 from mto_core.models import build_model
 from mto_core.vit import TokenTrace
 
