@@ -2,11 +2,18 @@
 round, median step time, batch 128, tiny preset, fp32, this machine's torch threads):
 
 - MTO, all default parts, with the rows-only visible-first pass (what training runs) against the
-  full-map pass it replaced (forced by asking for one attention map), per method, against the
-  method's baseline;
+  full-map pass it replaced (forced by asking for one attention map), and with L_ent from fused
+  kernels (log-sum-exp minus E_p[s]; what training runs on the CPU) against L_ent from the
+  explicit masked rows it replaced, per method, against the method's baseline;
 - the library's SimMIM baseline step against the plain PyTorch loop (benchmarks/plain_loop.py),
-  and two candidates for a faster step: explicit attention (softmax(QK^T)V in three kernels)
-  instead of the fused kernel, and each transformer block compiled (torch.compile, static shapes).
+  and three candidates for a faster step: explicit attention (softmax(QK^T)V in three kernels)
+  instead of the fused kernel, each transformer block compiled (torch.compile, static shapes), and
+  the batch cut in two halves run at once on two threads of one torch thread each (their
+  gradients averaged) instead of one batch on two torch threads; q, k and v as views of the qkv
+  output (one gradient stack, no copy) against timm's permuted layout;
+- freed memory kept in the process (mto_core/allocator.py, what training does on the CPU) against
+  glibc's defaults, for the plain loop and the library's steps: the setting is per process, so
+  these run in fresh processes, alternating, each timing its own steps.
 
 Usage: python benchmarks/attempts.py [--rounds 10] [--json]
 """
@@ -15,8 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +41,7 @@ from mto_core.models import build_model
 
 BATCH = 128
 FUSED = F.scaled_dot_product_attention
+FLASH = vit._HAS_CPU_FLASH
 
 
 def explicit_attention(q, k, v, attn_mask=None):
@@ -39,7 +51,8 @@ def explicit_attention(q, k, v, attn_mask=None):
     return logits.softmax(-1) @ v
 
 
-def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled: bool = False) -> Callable[[], None]:
+def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled: bool = False,
+         explicit_entropy: bool = False) -> Callable[[], None]:
     torch.manual_seed(0)
     config = preset(name)
     model = build_model(config.model, config.mto)
@@ -52,14 +65,88 @@ def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled
 
     def run() -> None:
         vit.F.scaled_dot_product_attention = explicit_attention if explicit else FUSED
+        vit._HAS_CPU_FLASH = FLASH and not explicit_entropy
         try:
             model(images, mask, **extra).loss.backward()
         finally:
-            vit.F.scaled_dot_product_attention = FUSED
+            vit.F.scaled_dot_product_attention, vit._HAS_CPU_FLASH = FUSED, FLASH
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     return run
+
+
+def half_batches(name: str) -> Callable[[], None]:
+    """One step as two half-batches run at once, each on its own thread with one torch thread, their
+    parameter gradients averaged (every sample hides as many patches, so that is the batch's gradient)."""
+    torch.manual_seed(0)
+    config = preset(name)
+    model = build_model(config.model, config.mto)
+    optimizer = build_optimizer(model, config)
+    images, mask = torch.rand(BATCH, 1, 28, 28), make_mask(BATCH, config.model.grid, config.mask.ratio, 0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    pool = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(1,))
+    halves = [(images[:BATCH // 2], mask[:BATCH // 2]), (images[BATCH // 2:], mask[BATCH // 2:])]
+
+    def run() -> None:
+        first, second = pool.map(lambda half: torch.autograd.grad(model(*half).loss, params), halves)
+        for p, a, b in zip(params, first, second):
+            p.grad = (a + b) / 2
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return run
+
+
+def permuted_qkv(self, x):
+    """timm's layout: q, k, v unbound from a permuted (3, B, H, T, d) view (copied in backward)."""
+    b, t, _ = x.shape
+    q, k, v = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    return self.q_norm(q), self.k_norm(k), v
+
+
+def with_qkv(run: Callable[[], None], qkv) -> Callable[[], None]:
+    def wrapped() -> None:
+        kept, vit.MaskedAttention._qkv = vit.MaskedAttention._qkv, qkv
+        try:
+            run()
+        finally:
+            vit.MaskedAttention._qkv = kept
+    return wrapped
+
+
+CHILD = """
+import json, resource, statistics, sys, time
+sys.path.insert(0, "benchmarks")
+if sys.argv[2] == "kept":
+    from mto_core.allocator import keep_freed_memory
+    assert keep_freed_memory()
+import attempts
+run = attempts.plain_loop().plain_step(attempts.BATCH) if sys.argv[1] == "plain" else attempts.step(sys.argv[1])
+for _ in range(3):
+    run()
+times, before = [], resource.getrusage(resource.RUSAGE_SELF)
+for _ in range(int(sys.argv[3])):
+    start = time.perf_counter()
+    run()
+    times.append(time.perf_counter() - start)
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"ms": 1000 * statistics.median(times), "faults": (after.ru_minflt - before.ru_minflt) / len(times),
+                  "system_ms": 1000 * (after.ru_stime - before.ru_stime) / len(times)}))
+"""
+
+
+def allocator(repeats: int, steps: int) -> dict:
+    """Median over fresh processes (alternating) of each one's median step time, faults, kernel time."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
+    found: dict[str, list[dict]] = {}
+    for _ in range(repeats):
+        for what in ("plain", "simmim", "simmim-mto"):
+            for memory in ("default", "kept"):
+                out = subprocess.run([sys.executable, "-c", CHILD, what, memory, str(steps)], check=True,
+                                     capture_output=True, text=True, env=env).stdout
+                found.setdefault(f"{what} {memory}", []).append(json.loads(out.strip().splitlines()[-1]))
+    return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in found.items()}
 
 
 def measure(rounds: int) -> dict:
@@ -67,15 +154,19 @@ def measure(rounds: int) -> dict:
     result: dict = {"torch_threads": torch.get_num_threads(), "batch": BATCH, "rounds": rounds, "mto": {}}
     for method in ("simmim", "mae"):
         ms = time_steps({"baseline": step(method), "rows": step(f"{method}-mto"),
-                         "full maps": step(f"{method}-mto", full_maps=True)}, cpu, rounds)
+                         "full maps": step(f"{method}-mto", full_maps=True),
+                         "explicit entropy": step(f"{method}-mto", explicit_entropy=True)}, cpu, rounds)
         result["mto"][method] = {k: 1000 * v for k, v in ms.items()}
     compiled = step("simmim", compiled=True)
     start = time.perf_counter()
     compiled()
     result["compile_s"] = time.perf_counter() - start
     ms = time_steps({"plain": plain_loop().plain_step(BATCH), "library": step("simmim"),
-                     "explicit attention": step("simmim", explicit=True), "compiled blocks": compiled}, cpu, rounds)
+                     "explicit attention": step("simmim", explicit=True), "compiled blocks": compiled,
+                     "half batches": half_batches("simmim"),
+                     "permuted qkv": with_qkv(step("simmim"), permuted_qkv)}, cpu, rounds)
     result["step"] = {k: 1000 * v for k, v in ms.items()}
+    result["allocator"] = allocator(repeats=3, steps=rounds)
     return result
 
 
@@ -86,16 +177,38 @@ def report(result: dict) -> str:
                      f"| {ms['full maps']:.1f} ms ({ms['full maps'] / ms['baseline']:.3f}x baseline) "
                      f"| {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
                      f"| {ms['rows'] / ms['full maps']:.3f} |")
+        lines.append(f"| {method}: L_ent from fused kernels, log-sum-exp minus E_p[s] (explicit masked rows "
+                     f"before) | {ms['explicit entropy']:.1f} ms ({ms['explicit entropy'] / ms['baseline']:.3f}x "
+                     f"baseline) | {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
+                     f"| {ms['rows'] / ms['explicit entropy']:.3f} |")
     s = result["step"]
-    for name in ("explicit attention", "compiled blocks"):
-        lines.append(f"| SimMIM baseline step: {name} (fused attention, eager before) | {s['library']:.1f} ms "
-                     f"| {s[name]:.1f} ms | {s[name] / s['library']:.3f} |")
+    names = {"permuted qkv": "q, k, v as views of the qkv output (timm's permuted layout before)",
+             "explicit attention": "explicit attention (fused attention before)",
+             "compiled blocks": "compiled blocks (eager before)",
+             "half batches": "two half-batches at once, one torch thread each (one batch on all threads before)"}
+    for name, label in names.items():
+        before, after = (s[name], s["library"]) if name == "permuted qkv" else (s["library"], s[name])
+        lines.append(f"| SimMIM baseline step: {label} | {before:.1f} ms | {after:.1f} ms | {after / before:.3f} |")
+    a = result["allocator"]
+    for name in ("plain", "simmim", "simmim-mto"):
+        d, k = a[f"{name} default"], a[f"{name} kept"]
+        label = "plain PyTorch loop" if name == "plain" else f"{name} step"
+        lines.append(f"| {label}: freed memory kept in the process (glibc defaults before; page faults and kernel "
+                     f"time per step {d['faults']:.0f} / {d['system_ms']:.0f} ms -> {k['faults']:.0f} / "
+                     f"{k['system_ms']:.0f} ms) | {d['ms']:.1f} ms | {k['ms']:.1f} ms | {k['ms'] / d['ms']:.3f} |")
     lines += ["", f"Plain PyTorch loop of the same shape: {s['plain']:.1f} ms per step; the library's step "
                   f"{s['library']:.1f} ms, **{s['plain'] / s['library']:.2f}x** the plain loop's speed (explicit "
                   f"attention {s['plain'] / s['explicit attention']:.2f}x, compiled blocks "
-                  f"{s['plain'] / s['compiled blocks']:.2f}x; compiling took {result['compile_s']:.0f} s). "
+                  f"{s['plain'] / s['compiled blocks']:.2f}x, half-batches {s['plain'] / s['half batches']:.2f}x; "
+                  f"compiling took {result['compile_s']:.0f} s). "
                   f"{result['torch_threads']} torch threads, batch {result['batch']}, median of "
-                  f"{result['rounds']} interleaved rounds; `python benchmarks/attempts.py`."]
+                  f"{result['rounds']} interleaved rounds; `python benchmarks/attempts.py`.",
+              "", f"Across processes (fresh, alternating, median of 3 each): the library's SimMIM step as training "
+                  f"runs it (freed memory kept) is **{a['plain default']['ms'] / a['simmim kept']['ms']:.2f}x** the "
+                  f"speed of the plain loop in a process with glibc's defaults, and "
+                  f"{a['plain kept']['ms'] / a['simmim kept']['ms']:.2f}x that of the plain loop with the same "
+                  "malloc setting (which any PyTorch program can take: `MALLOC_MMAP_THRESHOLD_=33554432 "
+                  "MALLOC_TRIM_THRESHOLD_=1073741824`)."]
     return "\n".join(lines)
 
 

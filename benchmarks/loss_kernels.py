@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from mto_core.masking import make_mask
-from mto_core.mto import depth_weights, singularity_loss
+from mto_core.mto import depth_weights
+from mto_core.mto_terms import singularity_loss
 
 
 def per_layer_reference(hidden: list[torch.Tensor], token_mask: torch.Tensor, tau: float) -> torch.Tensor:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .allocator import keep_freed_memory
 from .api import reconstruct, token_trace
 from .config import ModelConfig, RunConfig, apply_overrides, preset, set_size
 from .engine import build_optimizer, resolve_device
@@ -276,6 +277,8 @@ def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, siz
               overrides: list[str] | None = None, memory: bool = True) -> dict[str, Any]:
     """Everything ``mto bench`` reports, as one dictionary."""
     device = resolve_device(device_name)
+    if device.type == "cpu":
+        keep_freed_memory()  # as training does
     overrides = overrides or []
     if sizes is None:
         sizes = ["tiny", "vit-s", "vit-b"] if device.type == "cuda" else ["tiny"]

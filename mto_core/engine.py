@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .allocator import keep_freed_memory
 from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, load_weights,
                          read_metrics, save_checkpoint, save_snapshot, step_of, write_text_atomic)
 from .config import ConfigError, MTOWarning, RunConfig, validate
@@ -309,6 +310,8 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     validate(config)
     run_dir = Path(run_dir)
     device = resolve_device(config.train.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     info = init_distributed(device)
     if info.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)

@@ -73,8 +73,8 @@ class MaskedAttention(Attention):
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v (B, H, T, head_dim) of x (B, T, D), q and k normed."""
-        b, t, _ = x.shape
-        q, k, v = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        b, t, _ = x.shape  # views of the qkv output, (B, T, H, d) strided: its gradient is one stack, no copy
+        q, k, v = (u.transpose(1, 2) for u in self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).unbind(2))
         return self.q_norm(q), self.k_norm(k), v
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
