@@ -145,8 +145,8 @@ def main() -> None:
         "on the CPU L_ent forms no attention map at all: the entropy is the fused kernel's log-sum-exp "
         "minus E_p[s], which a second fused pass of the masked queries with the keys as values gives. "
         "What is left is work the formulas need, in kernels that are slow at this shape: per layer 1..K "
-        "a second attention pass over the masked queries (forward and backward, about 0.6 of one "
-        "attention), and per layer 0..K a (B, T, T) Gram matrix of 50 x 128 x 50 batched products, "
+        "a second fused attention pass over the masked queries (forward and backward), "
+        "and per layer 0..K a (B, T, T) Gram matrix of 50 x 128 x 50 batched products, "
         "which run at a fraction of the matmul peak, and its softmax forward and backward. "
         "Reaching 1.05x would take one fused kernel that computes attention, entropy and their "
         "gradients in a single pass over each tile.",
