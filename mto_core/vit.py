@@ -124,7 +124,14 @@ class MaskedAttention(Attention):
         return self.proj(self.norm(out)), rows
 
 
-_HAS_CPU_FLASH = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+def _cpu_flash_with_mask() -> bool:
+    """Whether this torch has the CPU flash-attention op with ``attn_mask`` and ``scale`` (torch >= 2.3)."""
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    schema = str(op.default._schema) if op is not None else ""
+    return "attn_mask" in schema and "scale" in schema and "logsumexp" in schema
+
+
+_HAS_CPU_FLASH = _cpu_flash_with_mask()
 
 
 def attend_with_entropy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int,

@@ -218,3 +218,17 @@ def test_singularity_loss_with_unequal_mask_counts():
     counts = mask.sum(1).float()
     expected = sum(ps * c for ps, c in zip(per_sample, counts)) / counts.sum()
     assert torch.allclose(singularity_loss(hidden, mask, 0.1), expected, atol=1e-6)
+
+
+def test_training_pass_takes_the_entropy_from_fused_kernels_on_the_cpu(monkeypatch):
+    """With the default parts, L_ent's layers 1..K go through attend_with_entropy (no attention map);
+    if a torch update took the CPU op away, this fails instead of training slowing down unseen."""
+    import mto_core.vit as vit
+
+    assert vit._HAS_CPU_FLASH
+    calls = []
+    original = vit.attend_with_entropy
+    monkeypatch.setattr(vit, "attend_with_entropy", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = build_model(*_cfg("simmim-mto"))
+    out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0))
+    assert len(calls) == model.plan.depth == len(out.trace.rows.entropy) and not out.trace.attn
