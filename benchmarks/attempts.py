@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -115,9 +117,10 @@ def with_qkv(run: Callable[[], None], qkv) -> Callable[[], None]:
     return wrapped
 
 
+ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, resource, statistics, sys, time
-sys.path.insert(0, "benchmarks")
+sys.path.insert(0, "benchmarks")  # run with cwd = the repository
 if sys.argv[2] == "kept":
     from mto_core.allocator import keep_freed_memory
     assert keep_freed_memory()
@@ -138,13 +141,13 @@ print(json.dumps({"ms": 1000 * statistics.median(times), "faults": (after.ru_min
 
 def allocator(repeats: int, steps: int) -> dict:
     """Median over fresh processes (alternating) of each one's median step time, faults, kernel time."""
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "MTO_KEEP"))}
     found: dict[str, list[dict]] = {}
     for _ in range(repeats):
         for what in ("plain", "simmim", "simmim-mto"):
             for memory in ("default", "kept"):
                 out = subprocess.run([sys.executable, "-c", CHILD, what, memory, str(steps)], check=True,
-                                     capture_output=True, text=True, env=env).stdout
+                                     capture_output=True, text=True, env=env, cwd=ROOT).stdout
                 found.setdefault(f"{what} {memory}", []).append(json.loads(out.strip().splitlines()[-1]))
     return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in found.items()}
 
@@ -204,11 +207,11 @@ def report(result: dict) -> str:
                   f"{result['torch_threads']} torch threads, batch {result['batch']}, median of "
                   f"{result['rounds']} interleaved rounds; `python benchmarks/attempts.py`.",
               "", f"Across processes (fresh, alternating, median of 3 each): the library's SimMIM step as training "
-                  f"runs it (freed memory kept) is **{a['plain default']['ms'] / a['simmim kept']['ms']:.2f}x** the "
-                  f"speed of the plain loop in a process with glibc's defaults, and "
-                  f"{a['plain kept']['ms'] / a['simmim kept']['ms']:.2f}x that of the plain loop with the same "
-                  "malloc setting (which any PyTorch program can take: `MALLOC_MMAP_THRESHOLD_=33554432 "
-                  "MALLOC_TRIM_THRESHOLD_=1073741824`)."]
+                  f"runs it (freed memory kept) is **{a['plain kept']['ms'] / a['simmim kept']['ms']:.2f}x** the "
+                  "speed of the plain loop given the same malloc setting (which any PyTorch program can take: "
+                  "`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`), and "
+                  f"{a['plain default']['ms'] / a['simmim kept']['ms']:.2f}x that of the plain loop in a process "
+                  "with glibc's defaults."]
     return "\n".join(lines)
 
 

@@ -6,8 +6,11 @@ so each step faults every 4 KiB page of them in again (tens of thousands of faul
 the tiny preset, a few percent of the step in kernel time). :func:`keep_freed_memory` raises both
 limits, as the ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables
 would: freed memory stays in the process for the next step. Training calls it on the CPU
-(:func:`mto_core.engine.train`); it changes nothing where malloc settings come from the
-environment or where the C library is not glibc.
+(:func:`mto_core.engine.train`, and ``mto bench``, to time what training runs). The setting is
+the whole process's and lasts: the process keeps up to 1 GiB of freed memory per malloc arena
+instead of handing it back. It changes nothing where ``MTO_KEEP_FREED_MEMORY=0`` is set, where
+malloc settings come from the environment, or where the C library is not glibc; under a preloaded
+allocator (tcmalloc, jemalloc) glibc still accepts the call, which then does nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ _done: bool | None = None
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds once per process. True if they are set."""
+    """Raise glibc's mmap and trim thresholds once per process. True if both are set."""
     global _done
     if _done is None:
         _done = _set_thresholds()
@@ -32,8 +35,8 @@ def keep_freed_memory() -> bool:
 
 def _set_thresholds() -> bool:
     env = os.environ
-    if any(name in env for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")) \
-            or "malloc" in env.get("GLIBC_TUNABLES", ""):
+    if env.get("MTO_KEEP_FREED_MEMORY", "1") == "0" or "malloc" in env.get("GLIBC_TUNABLES", "") \
+            or any(name in env for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False  # the user's settings win
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -40,8 +40,8 @@ def depth_weights(k: int) -> list[float]:
 
 @dataclass(frozen=True)
 class MTOPlan:
-    """Which layers each part touches: recalibrated 1..R; L_ent's masked rows and L_rec's visible
-    rows in layers 1..K; L_sing's h^l for l = 0..K (empty where the part is off)."""
+    """Which layers each part touches: recalibrated 1..R; L_ent's masked rows in layers 1..K, L_rec's
+    visible rows in R+1..K; L_sing's h^l for l = 0..K (empty where the part is off)."""
 
     recalibrated: int
     depth: int
@@ -54,10 +54,11 @@ def plan(config: MTOConfig, mask_layers: int) -> MTOPlan:
     """Resolve the config's nulls; ask only for what the losses switched on read."""
     k = default_depth(mask_layers) if config.depth is None else config.depth
     recalibrated = mask_layers if config.recalibrated_layers is None else config.recalibrated_layers
+    recalibrated = recalibrated if config.hard_recalibration else 0
     layers = frozenset(range(1, k + 1))
-    return MTOPlan(recalibrated if config.hard_recalibration else 0, k,
-                   layers if config.entropy_weight > 0 else frozenset(),
-                   layers if config.recalibration_weight > 0 else frozenset(),
+    unrecalibrated = frozenset(range(recalibrated + 1, k + 1))  # L_rec^l is 0 where recalibrated
+    return MTOPlan(recalibrated, k, layers if config.entropy_weight > 0 else frozenset(),
+                   unrecalibrated if config.recalibration_weight > 0 else frozenset(),
                    frozenset(range(k + 1)) if config.singularity_weight > 0 else frozenset())
 
 
@@ -74,7 +75,8 @@ def mto_losses(trace: TokenTrace, config: MTOConfig, depth: int) -> dict[str, to
         on["sing"] = lambda: sum(w * singularity_rows(rows.hidden[l], rows.visible, config.tau)
                                  for l, w in enumerate(weights))
     else:
-        on["rec"] = lambda: recalibration_loss(torch.stack([trace.attn[l] for l in layers]), mask).mean()
+        on["rec"] = lambda: sum(recalibration_loss(trace.attn[l], mask) if l in trace.attn else 0
+                                for l in layers) / depth
         on["ent"] = lambda: entropy_loss(torch.stack([trace.attn[l] for l in layers]), mask).mean()
         on["sing"] = lambda: (torch.tensor(weights, device=mask.device) * singularity_loss(
             torch.stack([trace.hidden[l] for l in range(depth + 1)]), mask, config.tau)).sum()

@@ -104,7 +104,8 @@ class MaskedAttention(Attention):
         q, k, v = self._qkv(x)
         allowed = sorted_recalibration_mask(t, visible, x.device) if recalibrated else None
         rows: dict[str, torch.Tensor] = {}
-        fused_entropy = masked_rows and _HAS_CPU_FLASH and x.device.type == "cpu"
+        # fp32 only: under bf16 autocast lse - E_p[s] would subtract two large, rounded numbers
+        fused_entropy = masked_rows and _HAS_CPU_FLASH and q.device.type == "cpu" and q.dtype == torch.float32
         if visible_rows or (masked_rows and not fused_entropy):
             logits = (q * self.scale) @ k.transpose(-2, -1)
             if allowed is not None:
@@ -142,8 +143,9 @@ def attend_with_entropy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visib
     H_i = -sum_j p_ij log p_ij = lse_i - sum_j p_ij s_ij (s the scaled logits, lse their
     log-sum-exp): lse comes with the kernel's output, and sum_j p_ij s_ij = scale q_i . (P k)_i from a
     second fused pass of those queries with the keys as values. Those values and q_i in the product
-    are detached, so H's gradient flows through the softmax alone, -p_ij (s_ij - sum_l p_il s_il):
-    that is H's whole gradient, lse's own share cancelling the product's direct terms.
+    are detached and lse carries no gradient, so H's gradient flows through the softmax alone,
+    -p_ij (s_ij - sum_l p_il s_il): that is H's whole gradient, lse's own share cancelling the
+    product's direct terms. For float32 on the CPU (the caller checks).
     """
     bias = None
     if allowed is not None:  # this kernel takes an additive mask of the queries' dtype
@@ -151,7 +153,7 @@ def attend_with_entropy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visib
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
     queries = q[:, :, visible:]
     expected = (queries.detach() * F.scaled_dot_product_attention(queries, k, k.detach(), scale=scale)).sum(-1)
-    return out, lse[:, :, visible:] - scale * expected
+    return out, lse[:, :, visible:].detach() - scale * expected
 
 
 def sorted_recalibration_mask(tokens: int, visible: int, device: torch.device) -> torch.Tensor:

@@ -29,7 +29,7 @@ print(json.dumps({"kept": kept, "faults": (resource.getrusage(resource.RUSAGE_SE
 
 
 def _faults(mode, **env):
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "MTO_KEEP"))} | env
     out = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, check=True,
                          env=run_env).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -44,5 +44,6 @@ def test_kept_memory_spares_the_page_faults_of_each_step():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
-def test_the_environments_malloc_settings_win():
+def test_the_environments_malloc_settings_and_the_opt_out_win():
     assert _faults("keep", MALLOC_TRIM_THRESHOLD_="131072")["kept"] is False
+    assert _faults("keep", MTO_KEEP_FREED_MEMORY="0")["kept"] is False

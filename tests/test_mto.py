@@ -160,7 +160,9 @@ def test_plan_asks_for_rows_only_where_needed():
     assert p.row_layers == set() and p.recalibrated == 0
     assert plan(MTOConfig(entropy_weight=1, depth=1, hard_recalibration=True, recalibrated_layers=2), 6) \
         .row_layers == {1}
-    assert plan(MTOConfig(recalibration_weight=1), 6).visible_row_layers == {1, 2, 3}
+    assert plan(MTOConfig(recalibration_weight=1, hard_recalibration=False), 6).visible_row_layers == {1, 2, 3}
+    assert plan(MTOConfig(recalibration_weight=1, hard_recalibration=True, recalibrated_layers=2), 6).visible_row_layers == {3}
+    assert plan(MTOConfig(recalibration_weight=1, hard_recalibration=True), 6).visible_row_layers == set()  # all recalibrated: L_rec = 0
 
 
 PARTS = {"hard recalibration": ["mto.singularity_weight=0", "mto.entropy_weight=0"],
@@ -232,3 +234,21 @@ def test_training_pass_takes_the_entropy_from_fused_kernels_on_the_cpu(monkeypat
     model = build_model(*_cfg("simmim-mto"))
     out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0))
     assert len(calls) == model.plan.depth == len(out.trace.rows.entropy) and not out.trace.attn
+
+
+def test_under_bf16_autocast_the_entropy_comes_from_the_explicit_rows(monkeypatch):
+    """lse - E_p[s] in bf16 would subtract two large rounded numbers; bf16 takes the log-softmax rows."""
+    import mto_core.vit as vit
+
+    calls = []
+    original = vit.attend_with_entropy
+    monkeypatch.setattr(vit, "attend_with_entropy", lambda *a, **k: calls.append(1) or original(*a, **k))
+    torch.manual_seed(0)
+    model = build_model(*_cfg("simmim-mto"))
+    images, mask = torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(images, mask)
+    assert not calls and all(bool((h >= 0).all()) for h in out.trace.rows.entropy.values())
+    reference = model(images, mask).mto["ent"]
+    assert calls  # float32: the fused kernels
+    assert out.mto["ent"].item() == pytest.approx(reference.item(), abs=0.02)
