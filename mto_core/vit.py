@@ -110,10 +110,13 @@ class MaskedAttention(Attention):
             logits = (q * self.scale) @ k.transpose(-2, -1)
             if allowed is not None:
                 logits = logits.masked_fill(~allowed, float("-inf"))
-            probs = logits.softmax(dim=-1)
             if masked_rows:  # log-softmax on the masked rows: no clamp, no log of a zero
                 log_probs = logits[:, :, visible:].log_softmax(dim=-1)
-                rows["entropy"] = -(log_probs.exp() * log_probs).sum(-1)
+                masked_probs = log_probs.exp()
+                rows["entropy"] = -(masked_probs * log_probs).sum(-1)
+                probs = torch.cat([logits[:, :, :visible].softmax(dim=-1), masked_probs], dim=2)
+            else:
+                probs = logits.softmax(dim=-1)
             if visible_rows:
                 rows["visible"] = probs[:, :, :visible]
             out = probs @ v
