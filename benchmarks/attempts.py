@@ -4,7 +4,9 @@ round, median step time, batch 128, tiny preset, fp32, this machine's torch thre
 - MTO, all default parts, with the rows-only visible-first pass (what training runs) against the
   full-map pass it replaced (forced by asking for one attention map), and with L_ent from fused
   kernels (log-sum-exp minus E_p[s]; what training runs on the CPU) against L_ent from the
-  explicit masked rows it replaced, per method, against the method's baseline;
+  explicit masked rows it replaced, and with L_sing's Gram matrix taking its one-product backward
+  (mto_core.mto_terms.gram; what training runs) against autograd's backward of h @ h^T, per
+  method, against the method's baseline;
 - the library's SimMIM baseline step against the plain PyTorch loop (benchmarks/plain_loop.py),
   and three candidates for a faster step: explicit attention (softmax(QK^T)V in three kernels)
   instead of the fused kernel, each transformer block compiled (torch.compile, static shapes), and
@@ -34,6 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import mto_core.mto_terms as terms
 import mto_core.vit as vit
 from mto_core.bench import plain_loop, time_steps
 from mto_core.config import preset
@@ -44,6 +47,11 @@ from mto_core.models import build_model
 BATCH = 128
 FUSED = F.scaled_dot_product_attention
 FLASH = vit._HAS_CPU_FLASH
+GRAM = terms.gram
+
+
+def autograd_gram_product(h: torch.Tensor) -> torch.Tensor:
+    return h @ h.transpose(-1, -2)
 
 
 def explicit_attention(q, k, v, attn_mask=None):
@@ -54,7 +62,7 @@ def explicit_attention(q, k, v, attn_mask=None):
 
 
 def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled: bool = False,
-         explicit_entropy: bool = False) -> Callable[[], None]:
+         explicit_entropy: bool = False, autograd_gram: bool = False) -> Callable[[], None]:
     torch.manual_seed(0)
     config = preset(name)
     model = build_model(config.model, config.mto)
@@ -68,10 +76,11 @@ def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled
     def run() -> None:
         vit.F.scaled_dot_product_attention = explicit_attention if explicit else FUSED
         vit._HAS_CPU_FLASH = FLASH and not explicit_entropy
+        terms.gram = autograd_gram_product if autograd_gram else GRAM
         try:
             model(images, mask, **extra).loss.backward()
         finally:
-            vit.F.scaled_dot_product_attention, vit._HAS_CPU_FLASH = FUSED, FLASH
+            vit.F.scaled_dot_product_attention, vit._HAS_CPU_FLASH, terms.gram = FUSED, FLASH, GRAM
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -158,7 +167,8 @@ def measure(rounds: int) -> dict:
     for method in ("simmim", "mae"):
         ms = time_steps({"baseline": step(method), "rows": step(f"{method}-mto"),
                          "full maps": step(f"{method}-mto", full_maps=True),
-                         "explicit entropy": step(f"{method}-mto", explicit_entropy=True)}, cpu, rounds)
+                         "explicit entropy": step(f"{method}-mto", explicit_entropy=True),
+                         "autograd gram": step(f"{method}-mto", autograd_gram=True)}, cpu, rounds)
         result["mto"][method] = {k: 1000 * v for k, v in ms.items()}
     compiled = step("simmim", compiled=True)
     start = time.perf_counter()
@@ -184,6 +194,10 @@ def report(result: dict) -> str:
                      f"before) | {ms['explicit entropy']:.1f} ms ({ms['explicit entropy'] / ms['baseline']:.3f}x "
                      f"baseline) | {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
                      f"| {ms['rows'] / ms['explicit entropy']:.3f} |")
+        lines.append(f"| {method}: L_sing's Gram matrix with a one-product backward (autograd's backward of "
+                     f"h @ h^T before) | {ms['autograd gram']:.1f} ms ({ms['autograd gram'] / ms['baseline']:.3f}x "
+                     f"baseline) | {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
+                     f"| {ms['rows'] / ms['autograd gram']:.3f} |")
     s = result["step"]
     names = {"permuted qkv": "q, k, v as views of the qkv output (timm's permuted layout before)",
              "explicit attention": "explicit attention (fused attention before)",

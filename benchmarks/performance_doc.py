@@ -147,7 +147,11 @@ def main() -> None:
         "What is left is work the formulas need, in kernels that are slow at this shape: per layer 1..K "
         "a second fused attention pass over the masked queries (forward and backward), "
         "and per layer 0..K a (B, T, T) Gram matrix of 50 x 128 x 50 batched products, "
-        "which run at a fraction of the matmul peak, and its softmax forward and backward. "
+        "which run at a fraction of the matmul peak, and its softmax forward and backward (the Gram "
+        "matrix's backward is one product, dh = (dG + dG^T) h, instead of autograd's two and a sum; "
+        "table below). Computing only the masked rows of the Gram matrix, (B, M, T), is slower here "
+        f"than the full product and a slice: {kernels['rows_masked_gram_ms']:.1f} ms against "
+        f"{kernels['rows_ms']:.1f} ms (`python benchmarks/loss_kernels.py`). "
         "Reaching 1.05x would take one fused kernel that computes attention, entropy and their "
         "gradients in a single pass over each tile.",
         "",
@@ -167,6 +171,9 @@ def main() -> None:
         f" images/s | {base['images_per_s']:.0f} images/s | `mto bench --set train.fused_optimizer=false` |",
         f"| L_sing over stacked layers, cosines from the Gram matrix | {kernels['per_layer_reference_ms']:.1f} ms"
         f" | {kernels['library_ms']:.1f} ms | `python benchmarks/loss_kernels.py` (forward + backward, K = 3) |",
+        f"| L_sing's Gram matrix with a one-product backward, dh = (dG + dG^T) h (autograd: two products and a "
+        f"sum), the visible-first rows form that training runs | {kernels['rows_autograd_gram_ms']:.1f} ms | "
+        f"{kernels['rows_ms']:.1f} ms | `python benchmarks/loss_kernels.py` (forward + backward, K = 3) |",
     ]
     if compiled:
         lines.append(f"| torch.compile (`train.compile`, off by default) | {base['images_per_s']:.0f} images/s "

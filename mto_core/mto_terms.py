@@ -15,6 +15,26 @@ import torch
 import torch.nn.functional as F
 
 
+class _Gram(torch.autograd.Function):
+    """G = h h^T for h (..., T, D). Autograd would take G's gradient back through both factors (two
+    products and a sum); G is symmetric in h, so one product does: dh = (dG + dG^T) h."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(h)
+        return h @ h.transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (h,) = ctx.saved_tensors  # grad is bf16 where autocast made G so; the product stays in h's dtype
+        return (grad + grad.transpose(-1, -2)).to(h.dtype) @ h
+
+
+def gram(h: torch.Tensor) -> torch.Tensor:
+    """h h^T over the last two dims, with a one-product backward (:class:`_Gram`)."""
+    return _Gram.apply(h)
+
+
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` (..., B, T) over the (B, T) positions where ``weights`` is 1."""
     return (values * weights).sum((-2, -1)) / weights.sum()
@@ -28,11 +48,10 @@ def recalibration_loss(attn: torch.Tensor, token_mask: torch.Tensor) -> torch.Te
 
 def singularity_loss(hidden: torch.Tensor, token_mask: torch.Tensor, tau: float) -> torch.Tensor:
     """L_sing^l from the full similarity: hidden ([L,] B, T, D), token_mask (B, T) -> ([L])."""
-    h = hidden.float()
-    gram = h @ h.transpose(-1, -2)
-    inv = gram.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12).rsqrt()
-    eye = torch.eye(gram.shape[-1], dtype=torch.bool, device=gram.device)
-    p = (gram * (inv.unsqueeze(-1) * (inv / tau).unsqueeze(-2))).masked_fill(eye, float("-inf")).softmax(-1)
+    g = gram(hidden.float())
+    inv = g.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12).rsqrt()
+    eye = torch.eye(g.shape[-1], dtype=torch.bool, device=g.device)
+    p = (g * (inv.unsqueeze(-1) * (inv / tau).unsqueeze(-2))).masked_fill(eye, float("-inf")).softmax(-1)
     masked = token_mask.to(p.dtype)
     return _masked_mean((p @ (1 - masked).unsqueeze(-1)).squeeze(-1), masked)
 
@@ -46,9 +65,8 @@ def entropy_loss(attn: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
 
 def singularity_rows(h: torch.Tensor, visible: int, tau: float) -> torch.Tensor:
     """L_sing^l of visible-first h (B, T, D): one Gram matrix, the softmax of its masked rows only."""
-    h = h.float()
-    gram = h @ h.transpose(1, 2)
-    inv = gram.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12).rsqrt()
-    logits = gram[:, visible:] * (inv[:, visible:, None] * (inv / tau)[:, None, :])
+    g = gram(h.float())
+    inv = g.diagonal(dim1=-2, dim2=-1).clamp_min(1e-12).rsqrt()
+    logits = g[:, visible:] * (inv[:, visible:, None] * (inv / tau)[:, None, :])
     self_ = F.pad(torch.eye(logits.shape[1], dtype=torch.bool, device=h.device), (visible, 0))
     return logits.masked_fill(self_, float("-inf")).softmax(-1)[..., :visible].sum(-1).mean()

@@ -8,7 +8,7 @@ import torch
 from mto_core.config import MTOConfig
 from mto_core.masking import make_mask
 from mto_core.mto import depth_weights, mto_losses, plan
-from mto_core.mto_terms import entropy_loss, recalibration_loss, singularity_loss
+from mto_core.mto_terms import entropy_loss, gram, recalibration_loss, singularity_loss
 from mto_core.models import build_model
 from mto_core.vit import TokenTrace
 
@@ -210,6 +210,27 @@ def test_unequal_mask_counts_take_the_full_pass():
 def _cfg(name, *extra):
     config = small_config(name, *extra)
     return config.model, config.mto
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 4), (2, 3, 5, 4)])
+def test_gram_backward_is_the_gradient_of_h_h_transposed(shape):
+    h = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(gram(h), h @ h.transpose(-1, -2))
+    assert torch.autograd.gradcheck(gram, (h,))
+    weights = torch.randn(*shape[:-1], shape[-2], dtype=torch.float64)  # a non-symmetric upstream gradient
+    ours, = torch.autograd.grad((gram(h) * weights).sum(), h)
+    theirs, = torch.autograd.grad(((h @ h.transpose(-1, -2)) * weights).sum(), h)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+
+
+def test_gram_under_bf16_autocast_gives_a_float32_gradient():
+    h = torch.randn(2, 5, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g = gram(h)
+    assert g.dtype == torch.bfloat16
+    grad, = torch.autograd.grad(g.float().sum(), h)
+    assert grad.dtype == torch.float32
+    assert torch.allclose(grad, 2 * h.detach().sum(-2, keepdim=True).expand_as(h), rtol=1e-5)
 
 
 def test_singularity_loss_with_unequal_mask_counts():
