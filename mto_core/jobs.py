@@ -1,7 +1,9 @@
 """Training in the background, one job at a time: what the app's Train page drives.
 
 A :class:`TrainingJob` trains one or more configs side by side (one thread each), collects
-their metrics rows as they are logged, and stops them all, each with a checkpoint, when asked.
+their metrics rows as they are logged, and stops them all, each with a checkpoint, when asked:
+at the same step, so that their k-NN points compare like with like (the runs that are ahead stop
+at once, the others catch up to them).
 Each run ends with a quick k-NN probe on the validation split, written to its metrics.jsonl as
 an 'epoch' row, so runs made in the app have an accuracy point on the Curves page.
 A :class:`JobSlot` admits one job at a time, so a 2-core server stays responsive; other
@@ -32,12 +34,13 @@ class RunState:
     trained_steps: int | None = None  # set when train() has returned
     knn: float | None = None
     done: bool = False
+    live_step: int = 0  # steps taken so far (counted where train() asks whether to stop, once a step)
 
     @property
     def step(self) -> int:
         if self.trained_steps is not None:
             return self.trained_steps
-        return int(self.rows[-1]["step"]) if self.rows else 0
+        return max(self.live_step, int(self.rows[-1]["step"]) if self.rows else 0)
 
     def progress(self) -> dict[str, float | None]:
         """step, images_per_s and eta_s (seconds left) of this run."""
@@ -68,6 +71,8 @@ class TrainingJob:
             n = len(load_dataset(config.data, config.model, "train"))
             self.runs[name] = RunState(config, Path(run_dir), make_plan(config, n, 1).total_steps)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.stop_step: int | None = None  # the step every run stops at, fixed at the first check after Stop
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -84,7 +89,7 @@ class TrainingJob:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // len(self.runs)))  # this thread's ops only
         try:
             result = train(state.config, state.run_dir, progress=False, on_log=state.rows.append,
-                           should_stop=self._stop.is_set)
+                           should_stop=lambda: self._should_stop(state))
             state.trained_steps = result.steps
             if result.last_checkpoint is not None and state.config.data.val_fraction:
                 from .checkpoint import load_checkpoint
@@ -101,6 +106,19 @@ class TrainingJob:
         finally:
             state.done = True
 
+    def _should_stop(self, state: RunState) -> bool:
+        """Polled by ``state``'s training loop after each step. After Stop, every run stops at one
+        step: fixed by the first run to see the request, the furthest any run will have reached
+        (a run still training is in the middle of its next step)."""
+        with self._lock:
+            state.live_step += 1
+            if not self._stop.is_set():
+                return False
+            if self.stop_step is None:
+                self.stop_step = max(s.live_step + (s is not state and s.trained_steps is None and not s.done)
+                                     for s in self.runs.values())
+            return state.live_step >= self.stop_step
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -114,25 +132,36 @@ class TrainingJob:
         """Every run's training loop has ended (what Stop waits for; the probe may follow)."""
         return all(s.trained_steps is not None or s.done for s in self.runs.values())
 
+    def _steps(self) -> str:
+        """'step 12 of 100' when every run is there, else each run's step by name."""
+        at = {(s.step, s.total_steps) for s in self.runs.values()}
+        if len(at) == 1:
+            step, total = at.pop()
+            return f"step {step} of {total}"
+        return ", ".join(f"{name} at step {s.step} of {s.total_steps}" for name, s in self.runs.items())
+
     def status(self) -> str:
         """One line for the page: training with rate and time left, stopped at step N, finished."""
         states = list(self.runs.values())
-        steps = " / ".join(f"{s.step} of {s.total_steps}" for s in states)
+        steps = self._steps()
         if self.running and not self.trained:
             if self.stopped:
-                return f"stopping: step {steps}"
+                behind = [name for name, s in self.runs.items() if s.trained_steps is None and not s.done]
+                catching = (f" (all stop at step {self.stop_step}; {', '.join(behind)} catching up)"
+                            if self.stop_step is not None and len(behind) < len(states) else "")
+                return f"stopping: {steps}{catching}"
             parts = [s.progress() for s in states]
             rates = [p["images_per_s"] for p in parts if p["images_per_s"]]
             etas = [p["eta_s"] for p in parts if p["eta_s"] is not None]
-            rate = f", {sum(rates):.0f} images/s" if rates else ""
+            rate = f"; {sum(rates):.0f} images/s, all runs together" if rates else ""
             eta = f", about {max(etas):.0f} s left" if etas else ""
-            return f"training: step {steps}{rate}{eta}"
+            return f"training: {steps}{rate}{eta}"
         probing = " (measuring k-NN accuracy)" if self.running else ""
         if any(s.error for s in states):
-            return f"ended with an error at step {steps}{probing}"
+            return f"ended with an error: {steps}{probing}"
         if self.stopped and any(s.step < s.total_steps for s in states):
-            return f"stopped at step {steps}{probing}"
-        return f"finished: {steps} steps{probing}"
+            return f"stopped: {steps}{probing}"
+        return f"finished: {steps}{probing}"
 
     @property
     def running(self) -> bool:

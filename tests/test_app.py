@@ -278,7 +278,7 @@ def test_train_page_stop_says_stopped_and_start_is_disabled_while_running():
     start = [b for b in at.button if b.label == "Start training"][0]
     assert start.disabled
     deadline = time.time() + 120
-    while time.time() < deadline and "training: step" not in at.get("progress")[0].proto.text:
+    while time.time() < deadline and not at.get("progress")[0].proto.text.startswith("training: "):
         time.sleep(1)
         at.run()
     at.button(key="train-stop").click().run()
@@ -288,8 +288,10 @@ def test_train_page_stop_says_stopped_and_start_is_disabled_while_running():
         time.sleep(0.5)
         at.run()
     text = at.get("progress")[0].proto.text
-    assert text.startswith("stopped at step") and "finished" not in text, text
+    assert text.startswith("stopped: step ") and "finished" not in text, text  # both runs at one step
     assert "k-NN" in at.success[0].value
+    at.run()  # the form is back with the settings of the run, not the defaults
+    assert at.number_input[0].value == 5000 and at.checkbox[1].value
 
 
 def _png(image, **options) -> bytes:

@@ -40,6 +40,27 @@ def test_one_job_at_a_time_and_stop(tmp_path):
     slot.job.wait(300)
 
 
+def test_stop_ends_every_run_at_the_same_step(tmp_path):
+    """A run four times slower (a four times larger batch) catches up to the faster one after Stop,
+    so their k-NN points compare the same number of steps."""
+    sets = ["data.train_limit=512", "train.log_every=1", "train.max_steps=100000", "train.epochs=0"]
+    job = TrainingJob({"baseline": (small_config("simmim", *sets, "train.batch_size=16"), tmp_path / "a"),
+                       "MTO": (small_config("simmim-mto", *sets, "train.batch_size=64"), tmp_path / "b")})
+    job.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and job.runs["MTO"].step < 3:
+        time.sleep(0.05)
+    ahead = job.runs["baseline"].step
+    assert ahead > job.runs["MTO"].step  # they are apart when Stop comes
+    job.stop()
+    job.wait(300)
+    steps = {name: s.trained_steps for name, s in job.runs.items()}
+    assert steps["baseline"] == steps["MTO"] == job.stop_step >= ahead, steps
+    assert job.status() == f"stopped: step {job.stop_step} of 100000"
+    for state in job.runs.values():
+        assert state.error is None and state.rows[-1]["step"] == job.stop_step and state.knn is not None
+
+
 def test_errors_are_kept_not_raised(tmp_path):
     job = _job(tmp_path)
     (tmp_path / "a").mkdir(parents=True)
@@ -56,14 +77,14 @@ def test_stop_takes_effect_within_two_seconds_and_says_stopped(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not all(s.rows for s in job.runs.values()):
         time.sleep(0.05)
-    assert job.status().startswith("training: step ") and "images/s" in job.status()
+    assert job.status().startswith("training: ") and "images/s" in job.status()
     start = time.perf_counter()
     job.stop()
     while not job.trained:
         time.sleep(0.02)
     assert time.perf_counter() - start < 2.0
     job.wait(300)
-    assert job.status().startswith("stopped at step ") and "finished" not in job.status()
+    assert job.status().startswith("stopped: step ") and "finished" not in job.status(), job.status()
 
 
 def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
@@ -73,7 +94,7 @@ def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
     job = _job(tmp_path)
     job.start()
     job.wait(300)
-    assert job.status() == "finished: 4 of 4 / 4 of 4 steps"
+    assert job.status() == "finished: step 4 of 4"
     for state in job.runs.values():
         assert 0 < state.knn <= 1
         epochs, values = curve(read_metrics(state.run_dir), "knn_val")

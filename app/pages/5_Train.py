@@ -36,25 +36,34 @@ if jobs.busy:
     # goes the settings give way to a plain, disabled Start button.
     running = ", ".join(f"{name}: `{state.run_dir.name}`" for name, state in jobs.job.runs.items())
     st.markdown(f"Training now: {running}.")
+    states = list(jobs.job.runs.values())
+    m, t = states[-1].config.mto, states[-1].config.train
+    st.caption(f"Settings: {states[-1].total_steps} steps, batch {t.batch_size}; the MTO run with hard "
+               f"recalibration {'on' if m.hard_recalibration else 'off'}, λ_sing {m.singularity_weight:g}, "
+               f"λ_ent {m.entropy_weight:g}, λ_rec {m.recalibration_weight:g}.")
     st.button("Start training", disabled=True, key="train-start-busy",
               help="Disabled while a training runs on this server.")
 else:
+    # the last run's settings (the form is not drawn while a run goes, so its widgets forget them)
+    last = st.session_state.get("train-settings", {})
     with st.form("train-form"):
         c1, c2, c3 = st.columns(3)
-        method = c1.radio("Method", ["simmim", "mae"], horizontal=True,
-                          format_func=lambda m: {"simmim": "SimMIM", "mae": "MAE"}[m])
-        steps = c2.number_input("Steps", 10, 5000, 100, step=10)
-        batch = c3.select_slider("Batch size", [16, 32, 64, 128], value=64)
+        method = c1.radio("Method", ["simmim", "mae"], horizontal=True, index=["simmim", "mae"].index(
+            last.get("method", "simmim")), format_func=lambda m: {"simmim": "SimMIM", "mae": "MAE"}[m])
+        steps = c2.number_input("Steps", 10, 5000, last.get("steps", 100), step=10)
+        batch = c3.select_slider("Batch size", [16, 32, 64, 128], value=last.get("batch", 64))
         st.markdown("**MTO parts** (the baseline has all of them off)")
         d1, d2, d3, d4 = st.columns(4)
-        hard = d1.checkbox("Hard recalibration", True)
-        sing = d2.number_input("λ_sing", 0.0, 10.0, 0.1, step=0.05, format="%.3f")
-        ent = d3.number_input("λ_ent", 0.0, 10.0, 0.01, step=0.01, format="%.3f")
-        rec = d4.number_input("λ_rec (soft)", 0.0, 10.0, 0.0, step=0.05, format="%.3f")
-        shipped = st.checkbox("Use the small shipped data subset (faster start)", False)
+        hard = d1.checkbox("Hard recalibration", last.get("hard", True))
+        sing = d2.number_input("λ_sing", 0.0, 10.0, last.get("sing", 0.1), step=0.05, format="%.3f")
+        ent = d3.number_input("λ_ent", 0.0, 10.0, last.get("ent", 0.01), step=0.01, format="%.3f")
+        rec = d4.number_input("λ_rec (soft)", 0.0, 10.0, last.get("rec", 0.0), step=0.05, format="%.3f")
+        shipped = st.checkbox("Use the small shipped data subset (faster start)", last.get("shipped", False))
         started = st.form_submit_button("Start training")
 
 if started and not jobs.busy:
+    st.session_state["train-settings"] = dict(method=method, steps=int(steps), batch=int(batch), hard=hard,
+                                              sing=float(sing), ent=float(ent), rec=float(rec), shipped=shipped)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = [f"train.max_steps={int(steps)}", "train.epochs=0", f"train.batch_size={int(batch)}",
               "train.log_every=5", "train.warmup_fraction=0.1"] + (["data.root=shipped"] if shipped else [])
@@ -71,7 +80,9 @@ if started and not jobs.busy:
 if jobs.busy:
     job = jobs.job
     st.button("Stop", key="train-stop", on_click=job.stop, disabled=job.stopped, type="primary",
-              help="Stops both runs within a second or two; each keeps a checkpoint and gets its k-NN point.")
+              help="Stops both runs at the same step, so that their k-NN points compare like with like: "
+                   "the run that is ahead stops at once, the other catches up to it (a few seconds). "
+                   "Each keeps a checkpoint and gets its k-NN point.")
 
 
 def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
@@ -115,7 +126,8 @@ def live() -> None:
     if fig is not None:
         chart(fig, key="train-live")
     if not running:
-        done = [f"`{s.run_dir.relative_to(RUNS.parent)}`" + (f" (k-NN {s.knn:.3f})" if s.knn is not None else "")
+        done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
+                + (f" (k-NN {s.knn:.3f} after {s.step} steps)" if s.knn is not None else "")
                 for s in job.runs.values()]
         st.success("Saved: " + ", ".join(done))
         if st.session_state.get("train-was-running"):
