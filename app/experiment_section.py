@@ -41,11 +41,15 @@ def show_committed_experiments(results: Path) -> None:
         chart(family_figure(summary), key="curves-experiment-plot")
         sp = summary["speedup"]
         if sp.get("s") is not None:
-            st.metric("Speed-up factor s (95% interval)", f"{sp['s']:.2f}",
-                      help="MTO at epoch t reaches what the baseline reaches at epoch s t; s = 2 is the "
-                           "paper's 'about half the epochs'.")
-            st.markdown(f"95% interval **[{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]** over "
-                        f"{len(summary['seeds'])} paired seeds; the smallest speed-up these runs could "
+            low, high = sp["ci"]
+            reading = ("MTO learns faster" if low > 1 else "MTO learns slower" if high < 1 else
+                       "no clear speed-up (the interval includes 1, which means no effect)")
+            st.markdown(f"**Speed-up factor s = {sp['s']:.2f}, 95% interval [{low:.2f}, {high:.2f}]: {reading}.**",
+                        help="MTO at epoch t reaches what the baseline reaches at epoch s t; s = 1 is no "
+                             "effect, s = 2 the paper's 'about half the epochs'. Read the interval, not the "
+                             "point: the point alone can sit above 1 while the curves cross.")
+            st.markdown(f"Over "
+                        f"{len(summary['seeds'])} paired seeds. The smallest speed-up these runs could "
                         f"detect: **{sp['detectable']:.2f}**. Mean k-NN accuracy over the run, MTO minus "
                         f"baseline: {format_interval(summary['area'])} ({summary['area']['reading']}).")
         else:

@@ -131,11 +131,25 @@ def test_curves_page_shows_the_committed_efficiency_experiment():
     assert "simmim-mto vs simmim" in simmim and "raw pixels" in simmim and "random init" in simmim
     at.radio(key="curves-experiment-base").set_value("mae").run()
     assert not at.exception and "mae-mto vs mae" in str(at.get("plotly_chart")[-1].proto)
-    speedup = [m for m in at.metric if m.label.startswith("Speed-up factor")]
-    assert len(speedup) == 1 and float(speedup[0].value) > 0 and "paired seeds" in texts(at)
+    found = re.search(r"Speed-up factor s = ([\d.]+), 95% interval \[([\d.]+), ([\d.]+)\]: ([^.]+)", texts(at))
+    assert found and float(found[1]) > 0 and "paired seeds" in texts(at), texts(at)
+    low, high = float(found[2]), float(found[3])  # the headline reads the interval, not the point
+    assert found[4].startswith("MTO learns faster" if low > 1 else "MTO learns slower" if high < 1
+                               else "no clear speed-up"), found[0]
     at.selectbox(key="curves-experiment").set_value("ablation-cpu").run()
     at.radio(key="curves-experiment-base").set_value("mae").run()
     assert not at.exception and "| mae-entropy | 2 |" in texts(at) and "| entropy |" not in texts(at)
+
+
+def test_curves_page_gives_each_run_one_colour_on_every_chart():
+    at = run("pages/4_Curves.py")
+    accuracy, loss = specs(at)[0], specs(at)[1]
+    first = {t["name"]: t["line"]["color"] for t in accuracy["data"] if t.get("name")}
+    second = {t["name"]: t["line"]["color"] for t in loss["data"] if t.get("name")}
+    assert len(first) == 4 and first == second, (first, second)
+    assert len(set(first.values())) == 4
+    table = at.dataframe[0].value
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
 
 
 def test_train_page_runs_baseline_and_mto():
@@ -234,6 +248,8 @@ def test_tokens_page_measures_vary_and_axes_have_names():
     for trace in silhouette["data"]:
         assert max(values(trace["y"])) - min(values(trace["y"])) > 0.05  # the old measure moved by 6e-6
         assert silhouette["layout"]["xaxis"]["dtick"] == 1
+    auc = [f for f in figures if "ROC-AUC" in str(f["layout"]["yaxis"].get("title"))][0]
+    assert auc["layout"]["yaxis"]["range"] == [0.45, 1.02]  # chance to 1, not zoomed into 1e-4 steps
 
 
 def test_attention_page_has_layer_and_head_pickers_and_flags_a_flipped_query():

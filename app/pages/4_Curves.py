@@ -5,7 +5,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (CHECKPOINTS, CLASS_COLOURS, ROOT, RUNS, available, chart, integer_layers, page, run_label,
+from common import (CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, page, run_label,
                     train_frame)
 from experiment_section import show_committed_experiments
 
@@ -30,6 +30,13 @@ if not chosen:
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
 infos = {label: describe_run(found[label]) for label in chosen}
 short = {label: short_label(label) for label in chosen}
+# one colour per run on every chart of the page: blues and greens for baselines, reds and oranges for MTO
+BASELINE_COLOURS, MTO_COLOURS = ["#1f77b4", "#2ca02c", "#17becf", "#7f7f7f"], ["#d62728", "#ff7f0e", "#e377c2", "#8c564b"]
+colour, counts = {}, {True: 0, False: 0}
+for label in chosen:
+    palette = MTO_COLOURS if infos[label].mto else BASELINE_COLOURS
+    colour[label] = palette[counts[infos[label].mto] % len(palette)]
+    counts[infos[label].mto] += 1
 
 st.subheader("Probe accuracy vs epoch")
 present = [k for k in ("linear_val", "knn_val") if any(k in x for r in rows.values() for x in r)] or ["knn_val"]
@@ -44,7 +51,7 @@ if with_curve:
     fig = go.Figure()
     for label in with_curve:
         fig.add_trace(go.Scatter(x=points[label][0], y=points[label][1], mode="lines+markers", name=short[label],
-                                 customdata=[label] * len(points[label][0]),
+                                 line=dict(color=colour[label]), customdata=[label] * len(points[label][0]),
                                  hovertemplate="%{customdata} (" + infos[label].label + ")<br>epoch %{x}, "
                                                "accuracy %{y:.4f}<extra></extra>"))
     table, targets = [], {}
@@ -61,9 +68,11 @@ if with_curve:
             st.warning(f"{short[label]} vs {short[baseline]}: {error}")
             continue
         targets[baseline] = float(curve(rows[baseline], metric)[1][-1])
+        hit, ratio = result["epochs_to_target"], result["efficiency"]
         table.append({"run": short[label], "method": infos[label].label, "baseline": short[baseline],
-                      "RAUC": round(result["rauc"], 4), "epochs to target": result["epochs_to_target"],
-                      "efficiency (epochs / baseline's)": result["efficiency"]})
+                      "RAUC": round(result["rauc"], 4),
+                      "epochs to target": "not reached" if hit is None else round(hit, 2),
+                      "efficiency (epochs / baseline's)": "not reached" if ratio is None else round(ratio, 3)})
         if result["epochs_to_target"] is not None:
             fig.add_vline(x=result["epochs_to_target"], line_dash="dash", line_color="#888",
                           annotation_text=f"{short[label]} reaches its target", annotation_textangle=-90)
@@ -77,8 +86,10 @@ if with_curve:
         st.dataframe(pd.DataFrame(table), hide_index=True)
     st.caption("Each MTO run is scored against a baseline **of its own method** among the chosen runs (the one "
                "with the closest name). RAUC = area under a run's accuracy-vs-epoch curve / its baseline's "
-               "(trapezoids, shared epochs); > 1 learns faster. This is the project's definition: the paper's "
-               "is not public.")
+               "(trapezoids, shared epochs); > 1 learns faster. Epochs to target: the first epoch (interpolated) "
+               "at which the run reaches its baseline's final accuracy; \"not reached\" if it stays below it, "
+               "even by a little. Efficiency: that epoch over the baseline's epochs. These are the project's "
+               "definitions: the paper's are not public.")
 else:
     st.info("None of these runs logged per-epoch accuracy (train with --set train.knn_every=1).")
 
@@ -90,7 +101,7 @@ if data is not None:
     data = data.dropna(subset=[part]).assign(method=lambda d: d["run"].map(lambda r: infos[r].label.split(" ")[0]),
                                              label=lambda d: d["run"].map(short))
     fig = px.line(data, x="epoch", y=part, color="label", facet_col="method", height=360, facet_col_spacing=0.08,
-                  color_discrete_sequence=CLASS_COLOURS,
+                  color_discrete_map={short[label]: colour[label] for label in chosen},
                   hover_data={"run": True, "label": False})
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
