@@ -86,10 +86,13 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae"))
         st.error("No checkpoint found under checkpoints/ or runs/. Train one on the Train page or "
                  "with `mto train --out runs/x`.")
         return None
+    shared = _shared()
     method = st.sidebar.radio("Method", methods, horizontal=True, key=f"{key}-method",
+                              index=methods.index(shared["method"]) if shared.get("method") in methods else 0,
                               format_func=lambda m: {"simmim": "SimMIM", "mae": "MAE"}.get(m, m),
                               help="Both checkpoints are of this method: comparing SimMIM with MAE "
                                    "would compare two objectives, not the effect of MTO.")
+    shared["method"] = method
     infos = {label: _info(path) for label, path in found.items()}
     mine = [k for k, v in infos.items() if v.method in (method, "")]
     bases = [k for k in mine if not infos[k].mto] + [k for k in mine if infos[k].mto]
@@ -98,11 +101,14 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae"))
     def default(options: list[str], name: str) -> int:
         return options.index(name) if name in options else 0
 
-    base = st.sidebar.selectbox("Baseline checkpoint", bases, index=default(bases, f"checkpoints/{method}"),
+    base = st.sidebar.selectbox("Baseline checkpoint", bases,
+                                index=default(bases, shared.get(f"base-{method}", f"checkpoints/{method}")),
                                 key=f"{key}-base-{method}", format_func=run_label,
                                 help="Full path: the label's folder under checkpoints/ or runs/.")
-    mto = st.sidebar.selectbox("MTO checkpoint", mtos, index=default(mtos, f"checkpoints/{method}-mto"),
+    mto = st.sidebar.selectbox("MTO checkpoint", mtos,
+                               index=default(mtos, shared.get(f"mto-{method}", f"checkpoints/{method}-mto")),
                                key=f"{key}-mto-{method}", format_func=run_label)
+    shared[f"base-{method}"], shared[f"mto-{method}"] = base, mto
     st.sidebar.caption(f"Baseline: `{base}`  \nMTO: `{mto}`")
     pair = []
     for label in (base, mto):
@@ -123,12 +129,21 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae"))
     return tuple(pair)
 
 
+def _shared() -> dict:
+    """The sidebar's choices (method, checkpoints, mask ratio and seed), kept across pages: each
+    page's widgets start from them and write them back, so a choice made on one page holds on the
+    next (a page's own widgets are forgotten when another page is open)."""
+    return st.session_state.setdefault("sidebar-choices", {})
+
+
 def mask_controls(key: str, kinds: tuple[str, ...] = ()) -> tuple[float, int, str]:
     """The mask ratio, seed and (where a page offers several) type, in the sidebar under the
-    checkpoints on every page: (ratio, seed, kind)."""
-    ratio = st.sidebar.slider("Mask ratio", 0.1, 0.9, 0.6, 0.05, key=f"{key}-ratio",
+    checkpoints on every page, shared across pages: (ratio, seed, kind)."""
+    shared = _shared()
+    ratio = st.sidebar.slider("Mask ratio", 0.1, 0.9, shared.get("ratio", 0.6), 0.05, key=f"{key}-ratio",
                               help="Share of the 49 patches hidden")
-    seed = st.sidebar.number_input("Mask seed", 0, 10_000, 0, key=f"{key}-seed")
+    seed = st.sidebar.number_input("Mask seed", 0, 10_000, shared.get("seed", 0), key=f"{key}-seed")
+    shared["ratio"], shared["seed"] = float(ratio), int(seed)
     kind = st.sidebar.radio("Mask type", kinds, key=f"{key}-kind") if kinds else "random"
     return float(ratio), int(seed), kind
 

@@ -151,13 +151,41 @@ def _composite(image: Image.Image, background: tuple[int, int, int], notes: list
     return Image.alpha_composite(canvas, rgba).convert("RGB")
 
 
+def _square(image: Image.Image, notes: list[str]) -> Image.Image:
+    """A non-square image centred on a square of its own border colour (the median of its edge
+    pixels), with a note: shrunk as it is, it would be stretched."""
+    w, h = image.size
+    if w == h:
+        return image
+    array = np.asarray(image)
+    edges = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]]).reshape(-1, len(image.getbands()))
+    colour = tuple(int(v) for v in np.median(edges, axis=0))
+    side = max(w, h)
+    canvas = Image.new(image.mode, (side, side), colour if len(colour) > 1 else colour[0])
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    notes.append(f"The image is {w} x {h} pixels; it was centred on a square of its border colour before "
+                 "shrinking, so that it is not stretched.")
+    return canvas
+
+
+def _note_light_border(array: np.ndarray, notes: list[str]) -> None:
+    """A note when the image's border is light: Fashion-MNIST's items are light on black."""
+    grey = array if array.ndim == 2 else array.mean(-1)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if float(border.mean()) > 127:
+        notes.append("Its background is light, while Fashion-MNIST's items are light on a black background, "
+                     "the only kind of image the models have seen: their predictions for it mean little. "
+                     "Inverting the grey levels makes it look like their data.")
+
+
 def load_image(source: str | Path | bytes, size: int, channels: int,
                background: tuple[int, int, int] = (0, 0, 0), preview: int = 256) -> LoadedImage:
     """Any PIL-readable image (path or bytes) -> :class:`LoadedImage`, resized and converted.
 
     Nothing is changed silently: 16-bit pixels are scaled (not clipped), transparent pixels are
     laid on ``background`` (black by default, like Fashion-MNIST's), an animation gives its first
-    frame; each of these adds a note.
+    frame, a non-square image is centred on a square of its border colour (not stretched); each
+    of these adds a note, as does a light background (Fashion-MNIST's is black).
     """
     import io
 
@@ -176,9 +204,12 @@ def load_image(source: str | Path | bytes, size: int, channels: int,
             image = _composite(_to_8_bit(opened, notes), background, notes)
             shown = image.convert("RGB")
             shown.thumbnail((preview, preview), Image.Resampling.NEAREST)
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = image.resize((size, size), Image.Resampling.BICUBIC)
+            image = _square(image.convert("L" if channels == 1 else "RGB"), notes)
+            # box averaging when shrinking: no ringing halo at sharp edges (bicubic's overshoot)
+            shrink = image.width >= size
+            image = image.resize((size, size), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
+            _note_light_border(array, notes)
     except DataError:
         raise
     except Image.DecompressionBombError:

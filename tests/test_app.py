@@ -141,6 +141,22 @@ def test_curves_page_shows_the_committed_efficiency_experiment():
     assert not at.exception and "| mae-entropy | 2 |" in texts(at) and "| entropy |" not in texts(at)
 
 
+def test_sidebar_choices_hold_on_the_next_page():
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=180)
+    at.run()
+    at.radio(key="learn-method").set_value("mae").run()
+    at.slider(key="learn-ratio").set_value(0.75).run()
+    at.number_input(key="learn-seed").set_value(7).run()
+    at.switch_page("pages/1_Reconstruct.py").run()
+    assert not at.exception
+    assert at.radio(key="recon-method").value == "mae"
+    assert at.slider(key="recon-ratio").value == 0.75 and at.number_input(key="recon-seed").value == 7
+    assert [box.value for box in at.sidebar.selectbox] == ["checkpoints/mae", "checkpoints/mae-mto"]
+    at.selectbox(key="recon-mto-mae").set_value("checkpoints/mae").run()  # a checkpoint choice holds too
+    at.switch_page("pages/3_Attention.py").run()
+    assert not at.exception and at.selectbox(key="attn-mto-mae").value == "checkpoints/mae"
+
+
 def test_curves_page_gives_each_run_one_colour_on_every_chart():
     at = run("pages/4_Curves.py")
     accuracy, loss = specs(at)[0], specs(at)[1]
@@ -342,6 +358,14 @@ def test_uploads_say_what_was_done_to_them():
     frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
     at.file_uploader(key="recon-upload").set_value(("moving.gif", gif.getvalue(), "image/gif")).run()
     assert any("first frame" in w.value for w in at.warning)
+    light = np.full((28, 28), 240, np.uint8)
+    light[6:22, 9:19] = 20  # a dark item on a light background
+    at.file_uploader(key="recon-upload").set_value(("light.png", _png(Image.fromarray(light)), "image/png")).run()
+    assert any("background is light" in w.value for w in at.warning)
+    before = texts(at)
+    at.checkbox(key="recon-invert").check().run()
+    assert not at.exception and not any("background is light" in w.value for w in at.warning)
+    assert texts(at) != before  # a new reconstruction: the inverted image
     at.file_uploader(key="recon-upload").set_value(("notes.png", b"not an image", "image/png")).run()
     assert not at.exception
     assert any("not a readable image" in e.value and "BytesIO" not in e.value for e in at.error)

@@ -59,6 +59,28 @@ def test_an_animation_says_it_uses_the_first_frame():
     assert loaded.preview.ndim == 3 and loaded.preview.shape[2] == 3
 
 
+def test_a_wide_upload_is_centred_on_a_square_not_stretched():
+    wide = np.zeros((30, 60), np.uint8)
+    wide[5:25, 20:40] = 255  # a white 20 x 20 square in the middle of a black 60 x 30 image
+    loaded = read_upload(_encode(Image.fromarray(wide)), 28, 1)
+    assert any("60 x 30" in note and "not stretched" in note for note in loaded.notes)
+    image = loaded.image[0].float()
+    # on a 60 x 60 black square the white one stays square, rows and columns 9.3..18.7 of 28;
+    # stretched to 28 x 28 it would have been 20 rows tall (4.7..23.3)
+    assert image[10:18, 10:18].min() > 200
+    assert image[:8].max() < 10 and image[21:].max() < 10 and image[:, :8].max() < 10
+    # box averaging: the edge pixels lie between black and white, no overshoot past either
+    assert 0 < float(image[9, 12]) < 255 and image.min() == 0
+
+
+def test_a_light_background_says_the_models_know_dark_ones():
+    light = np.full((28, 28), 240, np.uint8)
+    light[8:20, 10:18] = 30  # a dark item on a light background
+    assert any("background is light" in n for n in read_upload(_encode(Image.fromarray(light)), 28, 1).notes)
+    assert not any("background is light" in n
+                   for n in read_upload(_encode(Image.fromarray(255 - light)), 28, 1).notes)
+
+
 def test_upload_errors_are_plain_words():
     for data in (b"hello", b"GIF89a broken", b"\x89PNG\r\n\x1a\n" + b"\0" * 40):
         with pytest.raises(DataError) as error:

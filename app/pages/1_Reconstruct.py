@@ -37,6 +37,9 @@ else:
                               f"{MAX_UPLOAD_BYTES // 2**20} MB; it is turned grey and shrunk to "
                               f"{cfg.img_size} x {cfg.img_size}, as the model sees it", key="recon-upload")
     background = c2.radio("Transparent pixels on", ["black (like Fashion-MNIST)", "white"], key="recon-background")
+    invert = c2.checkbox("Invert the grey levels", key="recon-invert",
+                         help="Fashion-MNIST's items are light on black: a dark item on a light background "
+                              "looks like the models' data once inverted.")
     if upload is not None:
         try:
             loaded = read_upload(upload.getvalue(), cfg.img_size, cfg.in_chans, MAX_UPLOAD_BYTES,
@@ -44,12 +47,14 @@ else:
         except DataError as error:
             st.error(f"That file cannot be used: {error}.")
         else:
-            image = loaded.image.unsqueeze(0)
+            image = (255 - loaded.image if invert else loaded.image).unsqueeze(0)
             for note in loaded.notes:
-                st.warning(note)
+                if not (invert and note.startswith("Its background is light")):
+                    st.warning(note)
             p1, p2 = st.columns(2)
             picture(p1, upscale(loaded.preview, 160), caption=f"your upload ({upload.name})")
-            picture(p2, upscale(loaded.image), caption=f"what the model sees: {cfg.img_size} x {cfg.img_size}")
+            picture(p2, upscale(image[0]), caption=f"what the model sees: {cfg.img_size} x {cfg.img_size}"
+                                                   + (", inverted" if invert else ""))
     if image is None:
         st.info("Upload an image to reconstruct it.")
         st.stop()
@@ -63,7 +68,8 @@ if kind == "hand-edited":
         st.session_state[state_key] = mask.clone()
     st.session_state.setdefault(clicks_key, 0)
     mask = st.session_state[state_key]
-    st.caption("Click a patch to hide or show it (click it again to undo).")
+    st.caption("Click a patch to hide or show it (click it again to undo). The sidebar's mask ratio and seed "
+               "set only the random mask you start from (\"Start again\") and the batch's masks below.")
     # A new key after every click: Plotly keeps a selection until the chart is redrawn, so the same
     # patch clicked twice would otherwise not count as a new click.
     points = patch_picker(image, mask, p, f"recon-click-{g}-{st.session_state[clicks_key]}", 320)
