@@ -182,7 +182,9 @@ def picture(where, array: np.ndarray, caption: str) -> None:
 def spec_expander() -> None:
     """The project's MTO specification (docs/mto-spec.md), readable inside the app."""
     with st.expander("The project's MTO specification (docs/mto-spec.md): what is the paper's, what is ours"):
-        st.markdown(SPEC.read_text() if SPEC.exists() else "docs/mto-spec.md is missing from this copy.")
+        # its headings two levels down: inside the expander they sit under the page's own
+        text = SPEC.read_text() if SPEC.exists() else "docs/mto-spec.md is missing from this copy."
+        st.markdown(re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m[1]) + 2) + " ", text, flags=re.MULTILINE))
 
 
 @st.cache_data(show_spinner="Measuring layers…")

@@ -33,8 +33,16 @@ class RunState:
     error: str | None = None
     trained_steps: int | None = None  # set when train() has returned
     knn: float | None = None
+    knn_images: int = 0  # validation images the k-NN accuracy was measured on
     done: bool = False
     live_step: int = 0  # steps taken so far (counted where train() asks whether to stop, once a step)
+
+    @property
+    def knn_margin(self) -> float | None:
+        """Half-width of the k-NN accuracy's 95% interval (normal approximation to the binomial)."""
+        if self.knn is None or not self.knn_images:
+            return None
+        return 1.96 * (self.knn * (1 - self.knn) / self.knn_images) ** 0.5
 
     @property
     def step(self) -> int:
@@ -48,9 +56,10 @@ class RunState:
         return run_progress(self.rows, self.total_steps, t.batch_size * t.accum_steps)
 
 
-def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) -> float:
+def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) -> tuple[float, int]:
     """k-NN (k = 20, cosine) accuracy on the first ``val`` validation images with ``bank``
-    training images as the bank: a few seconds on a CPU, enough to place a run on the curves."""
+    training images as the bank, and how many validation images it used: a few seconds on a
+    CPU, enough to place a run on the curves."""
     import torch
 
     train_set = load_dataset(config.data, config.model, "train")
@@ -59,7 +68,7 @@ def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) 
         train_set = train_set.subset(pick)
     val_set = load_dataset(config.data, config.model, "val")
     val_set = val_set.subset(slice(0, val))
-    return probes(model, train_set, val_set, ("knn",), split="val")["knn"].accuracy
+    return probes(model, train_set, val_set, ("knn",), split="val")["knn"].accuracy, len(val_set)
 
 
 class TrainingJob:
@@ -95,7 +104,7 @@ class TrainingJob:
                 from .checkpoint import load_checkpoint
 
                 model = load_checkpoint(result.last_checkpoint).model
-                state.knn = quick_knn(model, state.config)
+                state.knn, state.knn_images = quick_knn(model, state.config)
                 # the quick k-NN at the end of an app run (numbers only: read_metrics reads numbers)
                 row = {"kind": "epoch", "step": result.steps, "epoch": round(result.epochs_done, 4),
                        "knn_val": state.knn}

@@ -166,7 +166,10 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
                 return [l.xaxis._offset + l.xaxis.d2p(t.x[0]), l.yaxis._offset + l.yaxis.d2p(t.y[0])]; }""")
             page.mouse.click(box["x"] + x, box["y"] + y)
             settle(page)
-            page.get_by_text("(framed)").first.wait_for(timeout=60_000)
+            page.get_by_text("(framed;").first.wait_for(timeout=60_000)
+            page.get_by_text("class", exact=True).click()  # another colouring: the token stays picked
+            settle(page)
+            assert page.get_by_text("(framed;").count() == 1
         if name == "attention":
             before = page.get_by_text("Query: patch").inner_text()
             grid = page.locator(".js-plotly-plot").first

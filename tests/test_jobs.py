@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from mto_core.jobs import JobSlot, TrainingJob
 
 from .conftest import small_config
@@ -96,6 +98,7 @@ def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
     job.wait(300)
     assert job.status() == "finished: step 4 of 4"
     for state in job.runs.values():
-        assert 0 < state.knn <= 1
+        assert 0 < state.knn <= 1 and state.knn_images > 0
+        assert state.knn_margin == pytest.approx(1.96 * (state.knn * (1 - state.knn) / state.knn_images) ** 0.5)
         epochs, values = curve(read_metrics(state.run_dir), "knn_val")
         assert len(values) == 1 and values[0] == state.knn

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_layers, layer_table, load,
@@ -67,19 +68,32 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
                       plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
     fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+    # the clicked token (image, patch) is kept, so it stays picked when the colouring, layer or
+    # embedding changes (the chart is redrawn then and forgets its selection)
+    picked_key = f"tokens-picked-{side}"
+    state = st.session_state.get(f"tokens-{side}")
+    points = list(state["selection"]["points"]) if state and "selection" in state else []
+    # the clicked point by its coordinates (the figure has one trace per colour)
+    hits = frame[(frame["x"] == points[0]["x"]) & (frame["y"] == points[0]["y"])] if points else frame[:0]
+    if len(hits):
+        st.session_state[picked_key] = (int(hits.iloc[0]["image"]), int(hits.iloc[0]["patch"]))
+    picked = st.session_state.get(picked_key)
+    row = None
+    if picked is not None:
+        match = frame[(frame["image"] == picked[0]) & (frame["patch"] == picked[1])]
+        row = match.iloc[0] if len(match) else None
+    if row is not None:
+        fig.add_trace(go.Scatter(x=[row["x"]], y=[row["y"]], mode="markers", name="picked", hoverinfo="skip",
+                                 marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="#111", width=2.5))))
     with col:
-        event = chart(fig, key=f"tokens-{side}", on_select="rerun", selection_mode="points")
+        chart(fig, key=f"tokens-{side}", on_select="rerun", selection_mode="points")
         if method == "umap":
             st.caption(f"UMAP computed in {seconds:.1f} s (kept for this checkpoint, layer, ratio and seed)")
-        points = event.selection.points if event else []
-        # one trace per colour: find the clicked token by its coordinates
-        hits = frame[(frame["x"] == points[0]["x"]) & (frame["y"] == points[0]["y"])] if points else frame[:0]
-        if len(hits):
-            row = hits.iloc[0]
+        if row is not None:
             whole = images[int(row["image"])].float() / 255
             picture(st, outline_patch(whole, int(row["patch"]), ckpt.config.model.patch_size),
-                     caption=f"{row['token']} token: image {row['image']} ({row['class']}), patch {row['patch']} "
-                             "(framed)")
+                    caption=f"{row['token']} token: image {row['image']} ({row['class']}), patch {row['patch']} "
+                            "(framed; ringed in the plot). Click another point to change it.")
         else:
             st.caption("Click a point to see its patch inside its image.")
 

@@ -127,9 +127,14 @@ def live() -> None:
         chart(fig, key="train-live")
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
-                + (f" (k-NN {s.knn:.3f} after {s.step} steps)" if s.knn is not None else "")
+                + (f" (k-NN {s.knn:.3f} ± {s.knn_margin:.3f} after {s.step} steps)" if s.knn is not None else "")
                 for s in job.runs.values()]
         st.success("Saved: " + ", ".join(done))
+        if all(s.knn is not None for s in job.runs.values()):
+            st.caption(f"± : 95% interval of each accuracy over its {max(s.knn_images for s in job.runs.values()):,} "
+                       "validation images (binomial). A difference between the two runs smaller than that is "
+                       "not evidence that either learns better; the **Curves** page has the committed "
+                       "multi-seed experiments.")
         if st.session_state.get("train-was-running"):
             st.session_state["train-was-running"] = False
             st.rerun(scope="app")  # Start enabled again, Stop gone
