@@ -65,7 +65,7 @@ if with_curve:
         try:
             result = efficiency(curve(rows[label], metric), curve(rows[baseline], metric))
         except ValueError as error:
-            st.warning(f"{short[label]} vs {short[baseline]}: {error}")
+            st.warning(f"{label} vs {baseline}: {error}")
             continue
         targets[baseline] = float(curve(rows[baseline], metric)[1][-1])
         hit, ratio = result["epochs_to_target"], result["efficiency"]
@@ -78,7 +78,7 @@ if with_curve:
                           annotation_text=f"{short[label]} reaches its target", annotation_textangle=-90)
     for baseline, target in targets.items():
         fig.add_hline(y=target, line_dash="dot", line_color="#888",
-                      annotation_text=f"target: {short[baseline]} final", annotation_position="bottom right")
+                      annotation_text=f"target: {short[baseline]} final", annotation_position="top left")
     fig.update_layout(height=400, yaxis_title=f"{'k-NN' if metric == 'knn_val' else 'linear probe'} accuracy",
                       margin=dict(l=60, r=10, t=30, b=50), legend_title_text="")
     chart(integer_layers(fig, "epoch"), key="curves-acc")
