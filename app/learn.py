@@ -101,8 +101,8 @@ st.markdown(" · ".join(stats))
 if pair[0][1].config.model.method == "simmim":  # SimMIM embeds each patch alone: equal pixels, equal cosine
     p, g = pair[0][1].config.model.patch_size, pair[0][1].config.model.grid
     blank = images[:64].reshape(64, -1, g, p, g, p).amax(dim=(1, 3, 5)) == 0
-    st.caption(f"The tall bar: {float(blank.float().mean()):.0%} of these patches are plain black background. "
-               "Equal pixels give equal embeddings, so they all share one cosine.")
+    st.caption(f"The tall bars: {float(blank.float().mean()):.0%} of these patches are plain black background. "
+               "Equal pixels give equal embeddings, so in each checkpoint they all share one cosine.")
 st.info("**What to look for:** mass near 0 or below (the token points away from every real patch) means "
         "a distinct token; mass near 1 means the network could mistake a hidden patch for a real one. "
         "The **Tokens** page follows the same question through the layers.")

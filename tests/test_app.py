@@ -217,7 +217,7 @@ def test_learn_page_draws_every_figure_at_a_readable_size():
     assert "docs/mto-spec.md" in " ".join(e.label for e in at.expander)
     spec = [m.value for m in at.markdown if "what comes from the paper" in m.value][0]
     assert not re.search(r"^#{1,2} ", spec, flags=re.MULTILINE)  # no heading as large as the page's title
-    tall = [c.value for c in at.caption if c.value.startswith("The tall bar: ")]
+    tall = [c.value for c in at.caption if c.value.startswith("The tall bars: ")]
     assert len(tall) == 1 and 0.2 < int(tall[0].split("%")[0].split()[-1]) / 100 < 0.6, tall
 
 
