@@ -211,9 +211,18 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
                             "Choose a writable --out with free space.") from None
     for leftover in run_dir.glob(".step-*.tmp"):
         shutil.rmtree(leftover, ignore_errors=True)
+    if (run_dir / WEIGHTS).exists():  # a checkpoint itself (checkpoints/simmim), not a run folder of them
+        raise TrainingError(f"{run_dir} is a checkpoint (its weights are at its top level), not a run folder "
+                            "made by `mto train --out`; nothing was changed. Train into another --out "
+                            "(--resume continues a run folder from its step-* checkpoints)")
     saved = run_dir / "config.json"
     checkpoints = list_checkpoints(run_dir)
-    if not checkpoints and not any(r.get("kind") == "train" for r in read_metrics(run_dir)):
+    logged = [r["step"] for r in read_metrics(run_dir) if r.get("kind") == "train"] if saved.exists() else []
+    if not checkpoints and not logged:
+        foreign = _foreign_files(run_dir)
+        if foreign:
+            raise TrainingError(f"{run_dir} holds files that are not an mto run's ({', '.join(foreign)}); "
+                                "nothing was changed. Choose a new or empty --out")
         if resume:
             warnings.warn(f"{run_dir} holds no checkpoint and no logged step, so there is nothing to "
                           "resume: starting at step 0", MTOWarning, stacklevel=4)
@@ -224,6 +233,9 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it, "
                             "or choose another --out")
     resume_from = checkpoints[-1] if checkpoints else None
+    if resume_from is None:  # stopped before its first checkpoint: those steps are trained again
+        warnings.warn(f"{run_dir} holds no checkpoint yet: starting again at step 0; the {len(logged)} "
+                      "steps it logged are trained and logged again", MTOWarning, stacklevel=4)
     changed: dict[str, float] = {}
     if saved.exists():
         before = RunConfig.load(saved).to_dict()
@@ -246,6 +258,18 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
                                  **changed})
     write_text_atomic(saved, config.to_json())
     return resume_from
+
+
+def _foreign_files(run_dir: Path) -> list[str]:
+    """What in a folder without checkpoints is not what a run start leaves (its config.json, read
+    as a run config, and metrics.jsonl), up to five names: a folder that must not be written over."""
+    ours = {".write-test"}
+    try:
+        RunConfig.load(run_dir / "config.json")
+        ours |= {"config.json", METRICS}
+    except (ConfigError, OSError, ValueError, TypeError, KeyError):
+        pass
+    return sorted(p.name for p in run_dir.iterdir() if p.name not in ours)[:5]
 
 
 def _cut_metrics(run_dir: Path, checkpoint: Path | None) -> None:

@@ -257,3 +257,38 @@ def test_training_a_model_too_large_for_memory_is_refused_before_writing(tmp_pat
     with pytest.raises(ConfigError, match="cannot fit in memory"):
         train(small_config("simmim", "model.embed_dim=65536"), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_training_into_a_checkpoint_folder_is_refused_and_changes_nothing(tmp_path, resume):
+    import shutil
+
+    from mto_core.engine import TrainingError, train
+
+    copy = tmp_path / "simmim"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "checkpoints" / "simmim", copy)
+    before = _snapshot(copy)
+    with pytest.raises(TrainingError, match="is a checkpoint .*not a run folder"):
+        train(small_config("simmim", "train.max_steps=1", "train.epochs=0"), copy, resume=resume, progress=False)
+    assert _snapshot(copy) == before
+
+
+def test_training_into_a_folder_of_other_files_is_refused_and_changes_nothing(tmp_path):
+    from mto_core.engine import TrainingError, train
+
+    (tmp_path / "config.json").write_text('{"my": "important settings"}')
+    (tmp_path / "metrics.jsonl").write_text('{"note": 1}\n')
+    (tmp_path / "notes.txt").write_text("keep me")
+    before = _snapshot(tmp_path)
+    with pytest.raises(TrainingError, match=r"not an mto run's \(config.json, metrics.jsonl, notes.txt\)"):
+        train(small_config("simmim", "train.max_steps=1", "train.epochs=0"), tmp_path, progress=False)
+    assert _snapshot(tmp_path) == before
+    empty = tmp_path / "new"
+    empty.mkdir()  # an empty folder is fine
+    train(small_config("simmim", "data.train_limit=64", "train.batch_size=32", "train.max_steps=1",
+                       "train.epochs=0"), empty, progress=False)
+    assert (empty / "step-00000001").is_dir()

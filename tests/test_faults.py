@@ -37,7 +37,12 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
     for attempt in range(8):
         args = _command(run) + (["--resume"] if (run / "config.json").exists() else [])
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 4.0))  # start-up is about 1.5 s, then an epoch every few 0.1 s
+        # a random step of the 48, then a random moment within the next few (checkpoint writes
+        # included): by progress, not by the clock, so a fast machine cannot finish first
+        target, deadline = rng.randint(1, 47), time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline and max(_logged_steps(run), default=0) < target:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             kills += 1
