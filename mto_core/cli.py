@@ -260,15 +260,55 @@ def _train_config(args: argparse.Namespace):
     return apply_overrides(config, args.set)
 
 
+class _Interrupts:
+    """The first Ctrl-C (SIGINT) asks the training loop to stop after its step, with a checkpoint;
+    a second one quits at once. Only in one process: under torchrun every rank gets the signal and
+    could stop at a different step, so there Ctrl-C keeps its usual meaning."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self._event = threading.Event()
+        self._previous = None
+        alone = int(os.environ.get("WORLD_SIZE", "1")) == 1
+        if alone and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+
+    def _on_interrupt(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
+        if self._event.is_set():
+            raise KeyboardInterrupt
+        self._event.set()
+        print("\nmto train: interrupted; finishing this step and writing a checkpoint "
+              "(Ctrl-C again to quit at once, keeping the last checkpoint)", file=sys.stderr)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .engine import train
 
     if not args.out.strip():
         raise ValueError("--out is empty; give the run's folder, e.g. --out runs/x")
     config = _train_config(args)
-    result = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    stop = _Interrupts()
+    try:
+        result = train(config, args.out, resume=args.resume, progress=not args.quiet, should_stop=stop.is_set)
+    finally:
+        stop.restore()
     if os.environ.get("RANK", "0") != "0":
         return 0
+    if stop.is_set():
+        print(f"mto train: stopped by Ctrl-C at step {result.steps}; checkpoint: {result.last_checkpoint}. "
+              "The same command with --resume continues from there.", file=sys.stderr)
+        return 130
     if math.isnan(result.final_loss):  # no step was left to train, so none was logged
         print(f"{args.out} is already trained to step {result.steps} ({result.epochs_done:.2f} epochs); "
               f"nothing to do. To train longer, --resume with a larger --epochs or --max-steps. "
@@ -333,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mto {args.command}: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     except KeyboardInterrupt:
-        print(f"mto {args.command}: interrupted; the last checkpoint is kept (use --resume)",
-              file=sys.stderr)
+        kept = "; the last checkpoint is kept (use --resume)" if args.command == "train" else ""
+        print(f"mto {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
 
 

@@ -163,3 +163,27 @@ def test_killed_runs_log_every_step_once(tmp_path):
     assert list_checkpoints(tmp_path)[-1].name == "step-00000032"
     subprocess.run(second, check=True, capture_output=True, timeout=600)
     assert _logged_steps(tmp_path) == list(range(1, 61))
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp_path):
+    """A real SIGINT mid-epoch: the run ends after that step with a checkpoint there (not only the
+    last epoch's), exit status 130, and --resume from it gives the uninterrupted run's weights."""
+    sets = ["--set", "data.train_limit=2048", "--max-steps", "40"]  # 64 steps an epoch: no epoch ends
+    reference = tmp_path / "reference"
+    subprocess.run(_short(reference, *sets), check=True, capture_output=True, timeout=600)
+    run = tmp_path / "interrupted"
+    process = subprocess.Popen(_short(run, *sets), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and len(_logged_steps(run)) < 5:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    stopped = list_checkpoints(run)[-1]
+    step = int(stopped.name.split("-")[1])
+    assert 5 <= step < 40 and f"stopped by Ctrl-C at step {step}" in stderr and "Traceback" not in stderr
+    assert max(_logged_steps(run)) == step
+    subprocess.run(_short(run, *sets, "--resume"), check=True, capture_output=True, timeout=600)
+    a = load_file(str(reference / "step-00000040" / "model.safetensors"))
+    b = load_file(str(run / "step-00000040" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
