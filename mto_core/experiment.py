@@ -8,6 +8,7 @@ statistics are in :mod:`mto_core.efficiency`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -61,6 +62,19 @@ def compare(runs: list[Path], baseline: str | None = None, metric: str | None = 
     missing = [str(run) for run in runs if not Path(run).is_dir()]
     if missing:
         raise ValueError(f"not a run folder: {', '.join(missing)}")
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        if Path(run).resolve() in seen:
+            raise ValueError(f"{run} is given twice (as {seen[Path(run).resolve()]} too): each run counts once")
+        seen[Path(run).resolve()] = Path(run)
+    methods: dict[str, list[str]] = {}
+    for run in runs:  # runs without a readable config.json (hand-made folders) are not checked
+        with contextlib.suppress(Exception):
+            methods.setdefault(RunConfig.load(Path(run) / "config.json").model.method, []).append(Path(run).name)
+    if len(methods) > 1:
+        listed = "; ".join(f"{m}: {', '.join(names)}" for m, names in methods.items())
+        raise ValueError(f"these runs are of different methods ({listed}); MTO is scored against a baseline "
+                         "of its own method: compare each method's runs on their own")
     rows = {run: read_metrics(run) for run in runs}
     if metric is None:  # the k-NN probe is the primary measure (docs/results/README.md)
         metric = "knn_val" if all(len(curve(r, "knn_val")[0]) > 1 for r in rows.values()) else "linear_val"
@@ -68,8 +82,9 @@ def compare(runs: list[Path], baseline: str | None = None, metric: str | None = 
     for run, r in rows.items():
         c = curve(r, metric)
         if not len(c[0]):
+            keys = ("linear_points", "linear_every") if metric == "linear_val" else ("probe_points", "knn_every")
             raise ValueError(f"{run} has no '{metric}' probe point in its metrics.jsonl; train with "
-                             "--set train.probe_points=0,1,2 (or train.knn_every=1)")
+                             f"--set train.{keys[0]}=0,1,2 (or train.{keys[1]}=1)")
         curves[run] = c
     common = _common_points(list(curves.values()))
     if not common.size:

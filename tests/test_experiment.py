@@ -52,6 +52,24 @@ def test_compare_groups_seeds_and_measures_efficiency(tmp_path):
         compare([*runs, tmp_path / "missing"])
 
 
+def test_compare_refuses_runs_of_two_methods_and_a_run_given_twice(tmp_path):
+    import shutil
+
+    from mto_core.cli import main
+
+    root = Path(__file__).resolve().parent.parent / "checkpoints"
+    runs = [shutil.copytree(root / name, tmp_path / name) for name in ("simmim", "simmim-mto", "mae", "mae-mto")]
+    with pytest.raises(ValueError, match=r"different methods \(simmim: simmim, simmim-mto; mae: mae, mae-mto\)"):
+        compare(runs)
+    with pytest.raises(ValueError, match="given twice"):
+        compare([runs[0], runs[1], tmp_path / "simmim"])
+    assert compare(runs[:2])["baseline"] == "simmim"
+    assert main(["compare", *map(str, runs)]) == 1
+    knn_only = [_probe_run(tmp_path / "k-s0", [0.5, 0.6], [0, 1]), _probe_run(tmp_path / "k-mto-s0", [0.5, 0.7], [0, 1])]
+    with pytest.raises(ValueError, match=r"train.linear_points=0,1,2 \(or train.linear_every=1\)"):
+        compare(knn_only, metric="linear_val")  # the hint names the linear probe's keys, not the k-NN's
+
+
 def test_compare_cuts_runs_of_different_lengths_to_the_common_epochs(tmp_path):
     runs = [_fake_run(tmp_path / "base-s0", [0.5, 0.6, 0.7, 0.8]), _fake_run(tmp_path / "base-s1", [0.5, 0.6]),
             _fake_run(tmp_path / "x-mto-s0", [0.6, 0.7, 0.9]), _fake_run(tmp_path / "x-mto-s1", [0.6, 0.7])]
