@@ -38,7 +38,7 @@ config keys for --set (section.field=value, value read as JSON):
   mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
   mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
-  mto experiment efficiency --preset gpu     # full Fashion-MNIST, 5 seeds, on a CUDA GPU""",
+  mto experiment efficiency --preset gpu     # full Fashion-MNIST, 6 SimMIM and 8 MAE seeds, on a CUDA GPU""",
     "eval": """examples:
   mto eval runs/x --probe knn
   mto eval runs/x --probe linear --json
@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", help="write an HTML plot of the measures per layer")
 
-    p = sub.add_parser("experiment", formatter_class=fmt, help="efficiency and ablation experiments",
+    p = sub.add_parser("experiment", formatter_class=fmt, help="efficiency, ablation and fine-tuning experiments",
                        epilog=EXAMPLES["experiment"], description="Train every variant for every seed "
                        "on one budget (finished runs are kept and skipped, interrupted ones resumed), "
                        "then write a report generated entirely from the runs.")
