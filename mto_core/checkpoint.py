@@ -148,10 +148,17 @@ def resolve(path: str | Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a run folder (runs/x) or a "
                               "checkpoint folder holding model.safetensors and config.json")
+    if path.is_file():
+        raise CheckpointError(f"{path} is a file; give the folder that holds it ({path.parent}) if it is a "
+                              "checkpoint's, or a run folder (runs/x)")
     if (path / WEIGHTS).is_file():
         return path
     steps = list_checkpoints(path)
     if not steps:
+        inside = sorted(p.name for p in path.iterdir() if p.is_dir() and ((p / WEIGHTS).is_file() or list_checkpoints(p)))
+        if inside:
+            raise CheckpointError(f"{path} is not a checkpoint but holds some: give one of its folders, e.g. "
+                                  f"{path / inside[0]} ({', '.join(inside[:6])}{', ...' if len(inside) > 6 else ''})")
         raise CheckpointError(f"{path} holds no checkpoint (no {WEIGHTS}, no complete "
                               f"{_PREFIX}* folder). Train one with: mto train --out {path}")
     return steps[-1]

@@ -151,8 +151,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     for run in map(Path, args.runs):
         if not (run / METRICS).is_file():
-            raise ValueError(f"{run} {'has no ' + METRICS if run.is_dir() else 'does not exist'}; "
-                             "give run folders made by mto train")
+            what = "has no " + METRICS if run.is_dir() else "is a file" if run.exists() else "does not exist"
+            raise ValueError(f"{run} {what}; give run folders made by mto train")
     result = compare([Path(r) for r in args.runs], args.baseline, args.metric)
     if args.plot:
         plot_compare(result, args.plot)

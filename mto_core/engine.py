@@ -201,6 +201,8 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
     not logged twice, and records there any change of the learning-rate and clipping settings.
     """
     check_model_fits(config.model)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"the output folder {run_dir} is a file; choose a folder for --out")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"

@@ -1,5 +1,7 @@
 import json
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -66,8 +68,14 @@ def test_foreign_folder(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
-        load_checkpoint(tmp_path.parent)
+        load_checkpoint(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match=r"is a file; give the folder that holds it"):
+        load_checkpoint(tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"is not a checkpoint but holds some: give one of its folders, "
+                                              r"e\.g\. .*checkpoints/mae \(mae, mae-mto, simmim, simmim-mto\)"):
+        load_checkpoint(Path(__file__).resolve().parent.parent / "checkpoints")
 
 
 def test_torn_metrics_line_is_skipped(tmp_path):

@@ -153,6 +153,9 @@ def _bad_file(tmp_path, name):
                 '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1]\n'
                 '{"kind": "epoch", "epoch": 2, "knn_val": "0.9"}\n{"kind": "epoch", "epoch": 3, "knn_val": 0.7}\n')
         return tmp_path
+    if name == "file":
+        (tmp_path / "notes.txt").write_text("a file")
+        return tmp_path / "notes.txt"
     return tmp_path / name
 
 
@@ -166,6 +169,9 @@ def _bad_file(tmp_path, name):
     (["eval", "@", "--bank-size", "-1"], "--bank-size must be at least 0, got -1"),
     (["train", "--out", ""], "--out is empty"),
     (["compare", "@missing", "@missing2"], "missing does not exist"),
+    (["compare", "@file", "@missing"], "notes.txt is a file; give run folders"),
+    (["train", "--out", "@file", "--max-steps", "1"], "notes.txt is a file; choose a folder for --out"),
+    (["eval", "@file"], "notes.txt is a file; give the folder that holds it"),
 ])
 def test_small_mistakes_get_one_line(tmp_path, args, words):
     args = [str(_bad_file(tmp_path, a[1:])) if a.startswith("@") else a for a in args]
