@@ -245,6 +245,15 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
         for key in RESUME_RECORDED:
             if before["train"][key] != now["train"][key]:
                 changed.update({key: now["train"][key], f"{key}_was": before["train"][key]})
+        lengths = [key for key in ("epochs", "max_steps") if before["train"][key] != now["train"][key]]
+        if lengths and resume_from is not None:  # the schedule is a function of the run's length
+            changed.update({k: v for key in lengths for k, v in ((key, now["train"][key]),
+                                                                  (f"{key}_was", before["train"][key]))})
+            told = ", ".join(f"train.{key} {before['train'][key]} -> {now['train'][key]}" for key in lengths)
+            warnings.warn(f"resuming with a new length ({told}): the warm-up and cosine learning-rate "
+                          "schedule are recomputed for it, so from the resumed step on the rate follows the "
+                          "new schedule, not the one the run had (recorded in metrics.jsonl as a 'resume' row)",
+                          MTOWarning, stacklevel=4)
         for section in (before, now):
             for key in (*RESUME_FREE, *RESUME_RECORDED):
                 section["train"].pop(key)

@@ -96,7 +96,8 @@ def test_the_non_finite_loss_advice_can_be_followed(tmp_path):
               *_sets("data.train_limit=64", "train.log_every=1")]
     mto(*common, "--epochs", "1")
     failed = mto(*common, "--epochs", "3", "--resume", "--set", "train.base_lr=1e30", check=False)
-    lines = failed.stderr.strip().splitlines()
+    warning, *lines = failed.stderr.strip().splitlines()  # the new length's schedule, then the error
+    assert "warning: resuming with a new length (train.epochs 1 -> 3)" in warning, failed.stderr
     assert failed.returncode == 1 and len(lines) == 1 and "non-finite" in lines[0], failed.stderr
     assert "step-00000002" in lines[0] and "--resume --set train.base_lr=LOWER (now 1e+30)" in lines[0]
     assert "--set train.warmup_fraction=HIGHER (now 0.1)" in lines[0]
@@ -106,7 +107,8 @@ def test_the_non_finite_loss_advice_can_be_followed(tmp_path):
     assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, 9))
     resumes = [r for r in rows if r["kind"] == "resume"]
     assert resumes[-2:] == [{"kind": "resume", "step": 2, "base_lr": 0.0015, "base_lr_was": 1e30},
-                            {"kind": "resume", "step": 6, "warmup_fraction": 0.5, "warmup_fraction_was": 0.1}]
+                            {"kind": "resume", "step": 6, "warmup_fraction": 0.5, "warmup_fraction_was": 0.1,
+                             "epochs": 4, "epochs_was": 3}]
     other = mto(*common, "--epochs", "4", "--resume", "--set", "mto.entropy_weight=1", check=False)
     assert other.returncode == 1 and "mto.entropy_weight" in other.stderr
 
