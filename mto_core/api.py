@@ -37,16 +37,27 @@ def _model(model: MIMModel | Checkpoint) -> MIMModel:
     return model.model if isinstance(model, Checkpoint) else model
 
 
-def _inputs(model: MIMModel, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(model: MIMModel, images: torch.Tensor, mask: torch.Tensor,
+            some_hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images converted for the model, the mask checked against them; ``some_hidden``: every
+    image must hide at least one patch and show at least one (the losses average over both)."""
     cfg = model.config
     device = next(model.parameters()).device
+    if images.is_floating_point() and images.numel() and not -1e-3 <= float(images.min()) <= float(images.max()) <= 1 + 1e-3:
+        raise ValueError(f"float images must hold pixels in 0..1, got {float(images.min()):g}..{float(images.max()):g}; "
+                         "divide by 255, or pass uint8 images (0..255)")
     images = prepare_images(images, cfg.img_size, cfg.in_chans).to(device)
     if mask.ndim == 1:
         mask = mask.unsqueeze(0).expand(images.shape[0], -1)
     if mask.shape != (images.shape[0], cfg.num_patches):
         raise ValueError(f"mask must be (B, {cfg.num_patches}) for {images.shape[0]} images, got "
                          f"{tuple(mask.shape)}")
-    return images, mask.to(device=device, dtype=torch.bool)
+    mask = mask.to(device=device, dtype=torch.bool)
+    hidden = mask.sum(1)
+    if some_hidden and not bool(((hidden > 0) & (hidden < cfg.num_patches)).all()):
+        raise ValueError("every image's mask must hide at least one patch and show at least one; got "
+                         f"{int(hidden.min())} to {int(hidden.max())} of {cfg.num_patches} hidden")
+    return images, mask
 
 
 def patch_mask_to_pixels(mask: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -61,7 +72,7 @@ def patch_mask_to_pixels(mask: torch.Tensor, patch_size: int) -> torch.Tensor:
 def reconstruct(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> Reconstruction:
     """Reconstruct the masked patches of ``images`` (any size or channels, converted)."""
     model = _model(model)
-    images, mask = _inputs(model, images, mask)
+    images, mask = _inputs(model, images, mask, some_hidden=True)
     out = model(images, mask)
     prediction = model.to_pixels(out.pred.float(), images)
     pix = patch_mask_to_pixels(mask, model.config.patch_size)
@@ -97,7 +108,7 @@ def compute_mto_losses(model: MIMModel | Checkpoint, images: torch.Tensor,
     """L_MIM and the MTO terms (L_rec, L_sing, L_ent) of a batch, whether or not the model's
     config weights them in (the MTO config's tau and K are used)."""
     model = _model(model)
-    images, mask = _inputs(model, images, mask)
+    images, mask = _inputs(model, images, mask, some_hidden=True)
     k = model.plan.depth
     with torch.no_grad():
         out = model(images, mask, probs_layers=range(1, k + 1), hidden_layers=range(k + 1))

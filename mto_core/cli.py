@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", formatter_class=fmt, help="pre-train a model",
                        epilog=EXAMPLES["train"].format(keys="\n  ".join(known_keys())),
                        description="Pre-train SimMIM or MAE, with or without MTO, into a run folder.")
-    p.add_argument("--preset", choices=PRESETS, default="simmim-mto", help="method (default simmim-mto)")
+    p.add_argument("--preset", choices=PRESETS, help="method (default simmim-mto; not with --config, whose "
+                                                      "file names its own)")
     p.add_argument("--size", choices=SIZES, default=None, help="model size (default tiny: CPU-sized)")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics.jsonl")
     p.add_argument("--epochs", type=int, help="epochs to train (default 10)")
@@ -247,7 +248,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _train_config(args: argparse.Namespace):
     from .config import RunConfig, apply_overrides, preset, set_size
 
-    config = RunConfig.load(args.config) if args.config else preset(args.preset)
+    if args.config and args.preset:
+        raise ValueError(f"give --config or --preset, not both: {args.config} sets its own method and model "
+                         "(change them with --set)")
+    config = RunConfig.load(args.config) if args.config else preset(args.preset or "simmim-mto")
     if args.size:
         set_size(config, args.size)
     for flag, key in (("epochs", "epochs"), ("max_steps", "max_steps"), ("batch_size", "batch_size"),
@@ -339,11 +343,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             checkpoint, model=build_model(checkpoint.config.model, checkpoint.config.mto).to(device).eval())
     result = evaluate_checkpoint(checkpoint, args.probe, args.split, args.bank_size, device,
                                  progress=not args.json)
+    weights = "its architecture, untrained (--scratch)" if args.scratch else str(checkpoint.path)
     if args.json:
-        print(json.dumps({**result.to_dict(), "checkpoint": str(checkpoint.path)}))
+        print(json.dumps({**result.to_dict(), "checkpoint": str(checkpoint.path), "scratch": bool(args.scratch)}))
     else:
         print(f"{result.probe} probe accuracy on {result.split} ({result.test_images} images, "
-              f"{result.train_images} training images): {result.accuracy:.4f}  [{checkpoint.path}]")
+              f"{result.train_images} training images): {result.accuracy:.4f}  [{checkpoint.path}"
+              + (f": {weights}]" if args.scratch else "]"))
     return 0
 
 

@@ -52,3 +52,15 @@ def test_compute_mto_losses_reports_every_term(model, images):
 
 def test_features(model, images):
     assert mto_core.features(model, images).shape == (4, 32)
+
+
+def test_pixels_out_of_range_and_masks_that_hide_nothing_are_refused(model, images):
+    mask = make_mask(4, 7, 0.6, 0)
+    with pytest.raises(ValueError, match=r"float images must hold pixels in 0..1, got .*; divide by 255"):
+        mto_core.reconstruct(model, images * 255, mask)  # 0..255 as floats: errors of thousands before
+    for empty in (torch.zeros(4, 49, dtype=torch.bool), torch.ones(4, 49, dtype=torch.bool)):
+        with pytest.raises(ValueError, match="hide at least one patch and show at least one"):
+            mto_core.compute_mto_losses(model, images, empty)  # NaN losses before
+        with pytest.raises(ValueError, match="hide at least one patch and show at least one"):
+            mto_core.reconstruct(model, images, empty)
+    assert torch.isfinite(mto_core.reconstruct(model, (images * 255).to(torch.uint8), mask).masked_error).all()

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -37,7 +38,9 @@ def test_train_eval_resume(tmp_path):
         *_sets("train.warmup_fraction=0"))
     result = json.loads(mto("eval", run, "--probe", "knn", "--json", "--bank-size", "2000").stdout)
     assert result["probe"] == "knn" and 0.1 < result["accuracy"] <= 1
-    assert result["checkpoint"].endswith("step-00000004")
+    assert result["checkpoint"].endswith("step-00000004") and result["scratch"] is False
+    scratch = mto("eval", run, "--probe", "knn", "--bank-size", "2000", "--scratch").stdout
+    assert "untrained (--scratch)" in scratch  # not printed as if it were the trained checkpoint's
     again = mto("train", "--preset", "mae-mto", "--max-steps", "6", "--batch-size", "32", "--out", run,
                 "--quiet", "--resume", *_sets("train.warmup_fraction=0"))
     assert "trained 6 steps" in again.stdout
@@ -155,6 +158,10 @@ def _bad_file(tmp_path, name):
                 '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1]\n'
                 '{"kind": "epoch", "epoch": 2, "knn_val": "0.9"}\n{"kind": "epoch", "epoch": 3, "knn_val": 0.7}\n')
         return tmp_path
+    if name == "config":
+        (tmp_path / "run.json").write_text((Path(__file__).resolve().parent.parent / "checkpoints" / "simmim"
+                                            / "config.json").read_text())
+        return tmp_path / "run.json"
     if name == "file":
         (tmp_path / "notes.txt").write_text("a file")
         return tmp_path / "notes.txt"
@@ -174,6 +181,7 @@ def _bad_file(tmp_path, name):
     (["compare", "@file", "@missing"], "notes.txt is a file; give run folders"),
     (["train", "--out", "@file", "--max-steps", "1"], "notes.txt is a file; choose a folder for --out"),
     (["eval", "@file"], "notes.txt is a file; give the folder that holds it"),
+    (["train", "--out", "X", "--config", "@config", "--preset", "mae"], "give --config or --preset, not both"),
 ])
 def test_small_mistakes_get_one_line(tmp_path, args, words):
     args = [str(_bad_file(tmp_path, a[1:])) if a.startswith("@") else a for a in args]
