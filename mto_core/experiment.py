@@ -107,7 +107,7 @@ def compare(runs: list[Path], baseline: str | None = None, metric: str | None = 
         finals = [float(v[-1]) for _, v in own]
         entry = {"seeds": len(own), "runs": [run.name for run in members], "finals": finals,
                  "final_mean": statistics.fmean(finals),
-                 "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+                 "final_std": statistics.stdev(finals) if len(finals) > 1 else None,  # undefined for one seed
                  "epochs": epochs.tolist(), "mean": mean.tolist(), "std": std.tolist(),
                  "minutes": [_run_minutes(rows[run]) for run in members],
                  **efficiency((epochs, mean), (base_epochs, base_mean))}
@@ -163,7 +163,8 @@ def format_compare(result: dict[str, Any]) -> str:
         timed = [m for m in g.get("minutes", []) if m is not None]
         minutes = "-" if not timed else f"{statistics.fmean(timed):.1f}" + (
             f" ({len(timed)} of {g['seeds']} timed)" if len(timed) < g["seeds"] else "")
-        lines.append(f"| {name} | {g['seeds']} | {g['final_mean']:.4f} ± {g['final_std']:.4f} | {g['rauc']:.4f} "
+        spread = f" ± {g['final_std']:.4f}" if g["final_std"] is not None else " (one seed: no spread)"
+        lines.append(f"| {name} | {g['seeds']} | {g['final_mean']:.4f}{spread} | {g['rauc']:.4f} "
                      f"| {reach} | {eff} | {best} | {minutes} |")
     lines += [f"\nWarning: {w}" for w in result.get("warnings", [])]
     return "\n".join(lines)

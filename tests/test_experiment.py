@@ -63,7 +63,9 @@ def test_compare_refuses_runs_of_two_methods_and_a_run_given_twice(tmp_path):
         compare(runs)
     with pytest.raises(ValueError, match="given twice"):
         compare([runs[0], runs[1], tmp_path / "simmim"])
-    assert compare(runs[:2])["baseline"] == "simmim"
+    single = compare(runs[:2])
+    assert single["baseline"] == "simmim" and single["groups"]["simmim"]["final_std"] is None
+    assert "(one seed: no spread)" in format_compare(single) and "± 0.0000" not in format_compare(single)
     assert main(["compare", *map(str, runs)]) == 1
     knn_only = [_probe_run(tmp_path / "k-s0", [0.5, 0.6], [0, 1]), _probe_run(tmp_path / "k-mto-s0", [0.5, 0.7], [0, 1])]
     with pytest.raises(ValueError, match=r"train.linear_points=0,1,2 \(or train.linear_every=1\)"):
