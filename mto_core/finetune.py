@@ -64,6 +64,10 @@ def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, r
     copies = report.with_name(f"{report.stem}-runs")
     results = copies / RESULTS
     if not report_only:
+        if not source.is_dir():
+            raise ValueError(f"{source} does not exist: fine-tuning reads the snapshots of an efficiency "
+                             "experiment's runs there; run `mto experiment efficiency` first, or give its "
+                             "folder with --out")
         copies.mkdir(parents=True, exist_ok=True)
         done = {(r["method"], r["seed"], r["epoch"]) for r in _read(results)}
         # seed-major, each seed's floors first: a stopped run still leaves whole pairs and floors
@@ -87,7 +91,9 @@ def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, r
                   f"({row['seconds']:.0f} s)", flush=True)
     rows = _read(results)
     if not rows:
-        raise ValueError(f"{results} holds no result; run the command without --report-only first")
+        raise ValueError(f"{results} holds no result yet" + ("; run the command without --report-only first"
+                                                             if report_only else
+                                                             f": none of the snapshots it needs is in {source} yet"))
     report.write_text(_report(spec, rows, command, copies))
     return report
 

@@ -72,6 +72,15 @@ def test_compare_refuses_runs_of_two_methods_and_a_run_given_twice(tmp_path):
         compare(knn_only, metric="linear_val")  # the hint names the linear probe's keys, not the k-NN's
 
 
+def test_finetune_without_its_source_names_the_missing_folder(tmp_path):
+    from mto_core.finetune import FINETUNES
+
+    with pytest.raises(ValueError, match=r"missing does not exist: fine-tuning reads the snapshots"):
+        run_finetune(FINETUNES["cpu"], tmp_path / "missing", "mto experiment finetune", tmp_path / "ft.md",
+                     progress=False)
+    assert not (tmp_path / "ft-runs").exists()
+
+
 def test_compare_cuts_runs_of_different_lengths_to_the_common_epochs(tmp_path):
     runs = [_fake_run(tmp_path / "base-s0", [0.5, 0.6, 0.7, 0.8]), _fake_run(tmp_path / "base-s1", [0.5, 0.6]),
             _fake_run(tmp_path / "x-mto-s0", [0.6, 0.7, 0.9]), _fake_run(tmp_path / "x-mto-s1", [0.6, 0.7])]
