@@ -446,8 +446,8 @@ def family_summary(groups: dict[str, list[Path]], base: str, method: str,
     diffs = np.stack([knn[method][s][1] - knn[base][s][1] for s in seeds])
     out["per_point"] = [paired(diffs[:, j]) for j in range(len(common))]
     out["area"] = paired([mean_accuracy(knn[method][s]) - mean_accuracy(knn[base][s]) for s in seeds])
-    if 0.0 in common:
-        init = [knn[g][s][1][0] for g in (base, method) for s in seeds]
+    if 0.0 in common:  # a seed's two runs start from the same weights: one value per seed, not two
+        init = [(knn[base][s][1][0] + knn[method][s][1][0]) / 2 for s in seeds]
         out["floors"]["init_knn"] = statistics.fmean(init)
         out["floors"]["init_knn_sd"] = statistics.stdev(init) if len(init) > 1 else 0.0
     base_mean = np.array(out["curves"][base]["mean"])
@@ -541,7 +541,7 @@ def _family_section(s: dict[str, Any], plot: str) -> list[str]:
                  ("pixels_knn", f"raw pixels k-NN {floors.get('pixels_knn', 0):.4f}"),
                  ("pixels_linear", f"raw pixels linear {floors.get('pixels_linear', 0):.4f}"),
                  ("init_knn", f"random init (the runs at epoch 0) k-NN {floors.get('init_knn', 0):.4f} "
-                              f"± {floors.get('init_knn_sd', 0):.4f}"),
+                              f"± {floors.get('init_knn_sd', 0):.4f} (sample sd over seeds)"),
                  ("init_linear", f"random init linear {floors.get('init_linear', 0):.4f}")) if key in floors) + ".", "",
              f"| epoch | {base} k-NN (mean ± sd) | {method} k-NN (mean ± sd) | {method} - {base} [95% CI] | sign test |",
              "|---|---|---|---|---|"]
