@@ -246,14 +246,10 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
             if before["train"][key] != now["train"][key]:
                 changed.update({key: now["train"][key], f"{key}_was": before["train"][key]})
         lengths = [key for key in ("epochs", "max_steps") if before["train"][key] != now["train"][key]]
+        told = ", ".join(f"train.{key} {before['train'][key]} -> {now['train'][key]}" for key in lengths)
         if lengths and resume_from is not None:  # the schedule is a function of the run's length
             changed.update({k: v for key in lengths for k, v in ((key, now["train"][key]),
                                                                   (f"{key}_was", before["train"][key]))})
-            told = ", ".join(f"train.{key} {before['train'][key]} -> {now['train'][key]}" for key in lengths)
-            warnings.warn(f"resuming with a new length ({told}): the warm-up and cosine learning-rate "
-                          "schedule are recomputed for it, so from the resumed step on the rate follows the "
-                          "new schedule, not the one the run had (recorded in metrics.jsonl as a 'resume' row)",
-                          MTOWarning, stacklevel=4)
         for section in (before, now):
             for key in (*RESUME_FREE, *RESUME_RECORDED):
                 section["train"].pop(key)
@@ -263,6 +259,11 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
             raise TrainingError(f"--resume with a config that differs from the run's own "
                                 f"({', '.join(diff) or 'preset'}); only epochs, max_steps, device and "
                                 f"train.{', train.'.join(RESUME_RECORDED)} may change when resuming")
+        if "epochs" in changed or "max_steps" in changed:
+            warnings.warn(f"resuming with a new length ({told}): the warm-up and cosine learning-rate "
+                          "schedule are recomputed for it, so from the resumed step on the rate follows the "
+                          "new schedule, not the one the run had (recorded in metrics.jsonl as a 'resume' row)",
+                          MTOWarning, stacklevel=4)
     _cut_metrics(run_dir, resume_from)
     if changed:
         append_metrics(run_dir, {"kind": "resume", "step": step_of(resume_from) if resume_from else 0,
