@@ -27,7 +27,7 @@ def slot() -> JobSlot:
 jobs = slot()
 st.markdown("Trains the tiny model on Fashion-MNIST: the baseline and its MTO variant side by side, "
             "same data, masks and seed. The runs are saved under `runs/`, end with a quick k-NN probe "
-            "(2,000 training images as the bank, 1,000 validation images) and appear on the other pages, "
+            "(up to 2,000 training images as the bank, up to 1,000 validation images) and appear on the other pages, "
             "with an accuracy point on **Curves**.")
 
 started = False
