@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per process and step (default 128)")
     p.add_argument("--seed", type=int, help="seed of weights, data order, masks (default 0)")
     p.add_argument("--device", help="cpu, cuda or auto (default auto)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with that run's own config.json "
+                        "unless --preset or --config is given (--epochs, --max-steps, --set still apply)")
     p.add_argument("--config", help="JSON config file (as saved in a run's config.json)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. mto.entropy_weight=0 (repeatable)")
@@ -246,12 +248,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
+    from pathlib import Path
+
     from .config import RunConfig, apply_overrides, preset, set_size
 
     if args.config and args.preset:
         raise ValueError(f"give --config or --preset, not both: {args.config} sets its own method and model "
                          "(change them with --set)")
-    config = RunConfig.load(args.config) if args.config else preset(args.preset or "simmim-mto")
+    own = Path(args.out) / "config.json" if args.out else None
+    if args.config:
+        config = RunConfig.load(args.config)
+    elif args.resume and not args.preset and own is not None and own.is_file():
+        config = RunConfig.load(own)  # --resume alone continues the run with its own config
+    else:
+        config = preset(args.preset or "simmim-mto")
     if args.size:
         set_size(config, args.size)
     for flag, key in (("epochs", "epochs"), ("max_steps", "max_steps"), ("batch_size", "batch_size"),

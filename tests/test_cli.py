@@ -46,6 +46,9 @@ def test_train_eval_resume(tmp_path):
     assert "trained 6 steps" in again.stdout
     linear = json.loads(mto("eval", run, "--probe", "linear", "--json", "--bank-size", "1000").stdout)
     assert linear["probe"] == "linear" and linear["checkpoint"].endswith("step-00000006")
+    bare = mto("train", "--out", run, "--quiet", "--resume", "--max-steps", "7")  # the run's own config
+    assert "trained 7 steps" in bare.stdout and json.loads((tmp_path / "run" / "config.json").read_text())[
+        "model"]["method"] == "mae"
 
 
 def test_quick_start_scores_clearly_above_chance(tmp_path):
