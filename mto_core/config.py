@@ -133,6 +133,9 @@ class TrainConfig:
     the untrained initialization. ``linear_points``: the same for the linear probe.
     ``snapshot_points``: epochs at which the weights are kept in ``snapshots/epoch-<e>/``
     (never pruned), e.g. for fine-tuning from several points of one run.
+    ``checkpoint_every``: also write a checkpoint every N steps within an epoch (0 = only at the
+    end of each epoch, of the run and at a stop), so that a killed run loses at most N steps;
+    ``keep_checkpoints`` of them are kept, these and the epochs' together.
     """
 
     epochs: int = 10
@@ -148,6 +151,7 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 10
     keep_checkpoints: int = 2
+    checkpoint_every: int = 0
     knn_every: int = 0
     linear_every: int = 0
     probe_bank: int = 5000
@@ -396,6 +400,7 @@ def validate(config: RunConfig) -> None:
     _check(0 <= t.min_lr_fraction <= 1, "train.min_lr_fraction must be in [0, 1]")
     _check(t.weight_decay >= 0 and t.clip_grad >= 0, "train.weight_decay and train.clip_grad must be >= 0")
     _check(t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
+    _check(t.checkpoint_every >= 0, "train.checkpoint_every must be >= 0 (0 = at the end of each epoch only)")
     _check(t.knn_every >= 0 and t.linear_every >= 0,
            "train.knn_every and train.linear_every must be >= 0 (0 = never)")
     _check(t.probe_bank > 0 and t.probe_val >= 0, "train.probe_bank must be > 0, train.probe_val >= 0 (0 = all)")

@@ -189,7 +189,7 @@ class TrainResult:
 # train, and (recorded in metrics.jsonl) the learning-rate and clipping settings, which the
 # non-finite-loss message advises changing; every other key shapes the model, the data or the
 # optimizer state.
-RESUME_FREE = ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "compile")
+RESUME_FREE = ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "checkpoint_every", "compile")
 RESUME_RECORDED = ("base_lr", "warmup_fraction", "min_lr_fraction", "clip_grad")
 
 
@@ -320,6 +320,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
             stopped = should_stop is not None and should_stop()
             if end_of_epoch or last or stopped:
                 loop.end_epoch(end_of_epoch)
+            elif t.checkpoint_every and loop.step % t.checkpoint_every == 0:
+                loop.within_epoch_checkpoint()
             if stopped or last:
                 break
     return loop.finish()
@@ -489,6 +491,14 @@ class _Loop:
             self.epoch_sum, self.epoch_count = torch.zeros((), device=run.device), 0
         self.last_checkpoint = self.checkpoint(epochs_done) or self.last_checkpoint
         self.epoch_tick, self.point_s = time.perf_counter(), 0.0
+
+    def within_epoch_checkpoint(self) -> None:
+        """A checkpoint between epoch ends (``train.checkpoint_every``); its time is left out of
+        the epoch's train_s, as the probes' is."""
+        start = time.perf_counter()
+        self.stop_if_bad()
+        self.last_checkpoint = self.checkpoint(self.step / self.run.plan.steps_per_epoch) or self.last_checkpoint
+        self.point_s += time.perf_counter() - start
 
     def checkpoint(self, epochs_done: float) -> Path | None:
         """Save weights and optimizer state at this step (rank 0 only); its folder."""

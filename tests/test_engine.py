@@ -127,3 +127,22 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path):
     a = load_file(str(tmp_path / "big" / "step-00000004" / "model.safetensors"))
     b = load_file(str(tmp_path / "acc" / "step-00000004" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_checkpoint_every_writes_within_the_epoch_and_resumes_from_there(tmp_path):
+    import shutil
+
+    config = small_config("simmim-mto", "data.train_limit=256", "train.batch_size=32", "train.epochs=1",
+                          "train.checkpoint_every=3", "train.keep_checkpoints=10", "train.log_every=1")
+    train(config, tmp_path / "full", progress=False)
+    assert [c.name for c in list_checkpoints(tmp_path / "full")] == ["step-00000003", "step-00000006",
+                                                                     "step-00000008"]
+    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, 9))
+    assert all(r["train_s"] > 0 for r in rows if r["kind"] == "epoch")
+    shutil.copytree(tmp_path / "full", tmp_path / "killed")  # as if killed after step 7: step 6 is the newest
+    shutil.rmtree(tmp_path / "killed" / "step-00000008")
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    a = load_file(str(tmp_path / "full" / "step-00000008" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "step-00000008" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
