@@ -90,7 +90,7 @@ st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta). Error is t
            "error (pixels in 0..1) of the model's prediction in each patch, the same measure for SimMIM and "
            "MAE (their training losses differ: L1 on normalised pixels vs MSE), on one shared scale; the "
            "visible patches are left blank in the error maps.")
-c = st.columns(2)
+c = st.columns([1, 1, 1.3])  # the columns of the rows below, so the pictures line up
 picture(c[0], upscale(image[0]), caption="original")
 picture(c[1], upscale(paint_patches(results[0][2].images[0], mask, p)), caption="masked (what the model is given)")
 for side, (label, ckpt, rec) in enumerate(results):
