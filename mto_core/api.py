@@ -43,9 +43,11 @@ def _inputs(model: MIMModel, images: torch.Tensor, mask: torch.Tensor,
     image must hide at least one patch and show at least one (the losses average over both)."""
     cfg = model.config
     device = next(model.parameters()).device
-    if images.is_floating_point() and images.numel() and not -1e-3 <= float(images.min()) <= float(images.max()) <= 1 + 1e-3:
-        raise ValueError(f"float images must hold pixels in 0..1, got {float(images.min()):g}..{float(images.max()):g}; "
-                         "divide by 255, or pass uint8 images (0..255)")
+    if images.is_floating_point() and images.numel():
+        low, high = float(images.min()), float(images.max())
+        if not -1e-3 <= low <= high <= 1 + 1e-3:
+            raise ValueError(f"float images must hold pixels in 0..1, got {low:g}..{high:g}; divide by 255, "
+                             "or pass uint8 images (0..255)")
     images = prepare_images(images, cfg.img_size, cfg.in_chans).to(device)
     if mask.ndim == 1:
         mask = mask.unsqueeze(0).expand(images.shape[0], -1)

@@ -155,7 +155,8 @@ def resolve(path: str | Path) -> Path:
         return path
     steps = list_checkpoints(path)
     if not steps:
-        inside = sorted(p.name for p in path.iterdir() if p.is_dir() and ((p / WEIGHTS).is_file() or list_checkpoints(p)))
+        inside = sorted(p.name for p in path.iterdir()
+                        if p.is_dir() and ((p / WEIGHTS).is_file() or list_checkpoints(p)))
         if inside:
             raise CheckpointError(f"{path} is not a checkpoint but holds some: give one of its folders, e.g. "
                                   f"{path / inside[0]} ({', '.join(inside[:6])}{', ...' if len(inside) > 6 else ''})")

@@ -6,7 +6,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import warnings
 
 EXAMPLES = {
@@ -280,9 +282,6 @@ class _Interrupts:
     could stop at a different step, so there Ctrl-C keeps its usual meaning."""
 
     def __init__(self) -> None:
-        import signal
-        import threading
-
         self._event = threading.Event()
         self._previous = None
         alone = int(os.environ.get("WORLD_SIZE", "1")) == 1
@@ -301,8 +300,6 @@ class _Interrupts:
 
     def restore(self) -> None:
         if self._previous is not None:
-            import signal
-
             signal.signal(signal.SIGINT, self._previous)
 
 
@@ -353,13 +350,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             checkpoint, model=build_model(checkpoint.config.model, checkpoint.config.mto).to(device).eval())
     result = evaluate_checkpoint(checkpoint, args.probe, args.split, args.bank_size, device,
                                  progress=not args.json)
-    weights = "its architecture, untrained (--scratch)" if args.scratch else str(checkpoint.path)
     if args.json:
         print(json.dumps({**result.to_dict(), "checkpoint": str(checkpoint.path), "scratch": bool(args.scratch)}))
     else:
         print(f"{result.probe} probe accuracy on {result.split} ({result.test_images} images, "
               f"{result.train_images} training images): {result.accuracy:.4f}  [{checkpoint.path}"
-              + (f": {weights}]" if args.scratch else "]"))
+              + (": its architecture, untrained (--scratch)]" if args.scratch else "]"))
     return 0
 
 

@@ -151,14 +151,18 @@ def _composite(image: Image.Image, background: tuple[int, int, int], notes: list
     return Image.alpha_composite(canvas, rgba).convert("RGB")
 
 
+def _edges(array: np.ndarray) -> np.ndarray:
+    """The pixels on the border of an (H, W[, C]) image, (n[, C])."""
+    return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+
+
 def _square(image: Image.Image, notes: list[str]) -> Image.Image:
     """A non-square image centred on a square of its own border colour (the median of its edge
     pixels), with a note: shrunk as it is, it would be stretched."""
     w, h = image.size
     if w == h:
         return image
-    array = np.asarray(image)
-    edges = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]]).reshape(-1, len(image.getbands()))
+    edges = _edges(np.asarray(image)).reshape(-1, len(image.getbands()))
     colour = tuple(int(v) for v in np.median(edges, axis=0))
     side = max(w, h)
     canvas = Image.new(image.mode, (side, side), colour if len(colour) > 1 else colour[0])
@@ -170,9 +174,7 @@ def _square(image: Image.Image, notes: list[str]) -> Image.Image:
 
 def _note_light_border(array: np.ndarray, notes: list[str]) -> None:
     """A note when the image's border is light: Fashion-MNIST's items are light on black."""
-    grey = array if array.ndim == 2 else array.mean(-1)
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if float(border.mean()) > 127:
+    if float(_edges(array).mean()) > 127:
         notes.append("Its background is light, while Fashion-MNIST's items are light on a black background, "
                      "the only kind of image the models have seen: their predictions for it mean little. "
                      "Inverting the grey levels makes it look like their data.")

@@ -189,7 +189,8 @@ class TrainResult:
 # train, and (recorded in metrics.jsonl) the learning-rate and clipping settings, which the
 # non-finite-loss message advises changing; every other key shapes the model, the data or the
 # optimizer state.
-RESUME_FREE = ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "checkpoint_every", "compile")
+RESUME_FREE = ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "checkpoint_every",
+               "compile")
 RESUME_RECORDED = ("base_lr", "warmup_fraction", "min_lr_fraction", "clip_grad")
 
 
@@ -245,11 +246,11 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
         for key in RESUME_RECORDED:
             if before["train"][key] != now["train"][key]:
                 changed.update({key: now["train"][key], f"{key}_was": before["train"][key]})
-        lengths = [key for key in ("epochs", "max_steps") if before["train"][key] != now["train"][key]]
-        told = ", ".join(f"train.{key} {before['train'][key]} -> {now['train'][key]}" for key in lengths)
-        if lengths and resume_from is not None:  # the schedule is a function of the run's length
-            changed.update({k: v for key in lengths for k, v in ((key, now["train"][key]),
-                                                                  (f"{key}_was", before["train"][key]))})
+        # the schedule is a function of the run's length: a new length from a checkpoint changes it
+        lengths = [key for key in ("epochs", "max_steps")
+                   if before["train"][key] != now["train"][key] and resume_from is not None]
+        for key in lengths:
+            changed.update({key: now["train"][key], f"{key}_was": before["train"][key]})
         for section in (before, now):
             for key in (*RESUME_FREE, *RESUME_RECORDED):
                 section["train"].pop(key)
@@ -259,7 +260,8 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
             raise TrainingError(f"--resume with a config that differs from the run's own "
                                 f"({', '.join(diff) or 'preset'}); only epochs, max_steps, device and "
                                 f"train.{', train.'.join(RESUME_RECORDED)} may change when resuming")
-        if "epochs" in changed or "max_steps" in changed:
+        if lengths:
+            told = ", ".join(f"train.{key} {changed[f'{key}_was']} -> {changed[key]}" for key in lengths)
             warnings.warn(f"resuming with a new length ({told}): the warm-up and cosine learning-rate "
                           "schedule are recomputed for it, so from the resumed step on the rate follows the "
                           "new schedule, not the one the run had (recorded in metrics.jsonl as a 'resume' row)",

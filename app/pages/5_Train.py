@@ -36,9 +36,9 @@ if jobs.busy:
     # goes the settings give way to a plain, disabled Start button.
     running = ", ".join(f"{name}: `{state.run_dir.name}`" for name, state in jobs.job.runs.items())
     st.markdown(f"Training now: {running}.")
-    states = list(jobs.job.runs.values())
-    m, t = states[-1].config.mto, states[-1].config.train
-    st.caption(f"Settings: {states[-1].total_steps} steps, batch {t.batch_size}; the MTO run with hard "
+    mto_run = jobs.job.runs["MTO"]
+    m, t = mto_run.config.mto, mto_run.config.train
+    st.caption(f"Settings: {mto_run.total_steps} steps, batch {t.batch_size}; the MTO run with hard "
                f"recalibration {'on' if m.hard_recalibration else 'off'}, λ_sing {m.singularity_weight:g}, "
                f"λ_ent {m.entropy_weight:g}, λ_rec {m.recalibration_weight:g}.")
     st.button("Start training", disabled=True, key="train-start-busy",
