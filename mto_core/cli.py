@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError, MTOWarning
     from .data import DataError
     from .engine import TrainingError
+    from .runlock import RunFolderBusy
 
     args = _parser().parse_args(argv)
     show = warnings.showwarning
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "experiment":
             return _cmd_experiment(args, argv)
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, DataError, TrainingError, ValueError) as error:
+    except (ConfigError, CheckpointError, DataError, TrainingError, RunFolderBusy, ValueError) as error:
         print(f"mto {args.command}: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     except KeyboardInterrupt:

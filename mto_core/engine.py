@@ -33,6 +33,7 @@ from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
 from .models import build_model
 from .objective import MIMModel, check_model_fits
+from .runlock import LOCK, run_folder_lock
 
 
 class TrainingError(RuntimeError):
@@ -229,7 +230,7 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
         if resume:
             warnings.warn(f"{run_dir} holds no checkpoint and no logged step, so there is nothing to "
                           "resume: starting at step 0", MTOWarning, stacklevel=4)
-        (run_dir / METRICS).unlink(missing_ok=True)
+        write_text_atomic(run_dir / METRICS, "")  # every run folder has one, from its start on
         write_text_atomic(saved, config.to_json())
         return None
     if not resume:
@@ -277,7 +278,7 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
 def _foreign_files(run_dir: Path) -> list[str]:
     """What in a folder without checkpoints is not what a run start leaves (its config.json, read
     as a run config, and metrics.jsonl), up to five names: a folder that must not be written over."""
-    ours = {".write-test"}
+    ours = {".write-test", LOCK}
     try:
         RunConfig.load(run_dir / "config.json")
         ours |= {"config.json", METRICS}
@@ -301,8 +302,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     """Pre-train ``config`` into ``run_dir``; resume from its newest checkpoint if asked.
 
     ``on_log`` receives each metrics row as it is written; ``should_stop`` is polled every step
-    and ends the run early with a checkpoint (the app's stop button).
+    and ends the run early with a checkpoint (the app's stop button). The run folder has one
+    writer at a time: ``runlock.RunFolderBusy`` if another process or thread trains into it.
     """
+    with run_folder_lock(run_dir, enabled=os.environ.get("RANK", "0") == "0"):
+        return _train(config, run_dir, resume, progress, on_log, should_stop)
+
+
+def _train(config: RunConfig, run_dir: str | Path, resume: bool, progress: bool,
+           on_log: Callable[[dict[str, Any]], None] | None,
+           should_stop: Callable[[], bool] | None) -> TrainResult:
     run = _prepare(config, run_dir, resume)
     loop = _Loop(run, _resume(run), progress, on_log)
     plan, t = run.plan, config.train
@@ -345,10 +354,13 @@ class _Run:
 
 
 def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
-    """Check the config, pick the device, join DDP, make or check the run folder (rank 0),
-    load the data, plan the steps, build the model and the optimizer."""
+    """Check the config, pick the device, join DDP, load the data, plan the steps, make or check
+    the run folder (rank 0), build the model and the optimizer."""
     validate(config)
     run_dir = Path(run_dir)
+    if resume and not (run_dir.is_file() or (run_dir / "config.json").is_file() or list_checkpoints(run_dir)):
+        raise TrainingError(f"--resume: {run_dir} holds no run to resume (no config.json, no checkpoint); "
+                            "nothing was changed. Check the --out path, or leave out --resume to start a new run")
     device = resolve_device(config.train.device)
     if device.type == "cpu":
         keep_freed_memory()
@@ -356,14 +368,13 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     if info.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
+    data = load_dataset(config.data, config.model, "train")
+    plan = make_plan(config, len(data), info.world_size)  # both may refuse the config: before writing
     resume_from = _prepare_run_dir(run_dir, config, resume) if info.main else None
     if info.world_size > 1:
         box = [str(resume_from) if resume_from else ""]
         dist.broadcast_object_list(box, src=0)
         resume_from = Path(box[0]) if box[0] else None
-
-    data = load_dataset(config.data, config.model, "train")
-    plan = make_plan(config, len(data), info.world_size)
     torch.manual_seed(config.train.seed)
     model: MIMModel = build_model(config.model, config.mto).to(device)
     optimizer = build_optimizer(model, config)

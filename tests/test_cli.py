@@ -119,20 +119,26 @@ def test_the_non_finite_loss_advice_can_be_followed(tmp_path):
     assert other.returncode == 1 and "mto.entropy_weight" in other.stderr
 
 
-@pytest.mark.parametrize("resume", [False, True])
-def test_a_start_that_failed_does_not_block_the_retry(tmp_path, resume):
+def test_a_start_that_failed_does_not_block_the_retry(tmp_path):
     run = tmp_path / "run"
     common = ["train", "--preset", "simmim", "--out", str(run), "--quiet", "--max-steps", "2",
               *_sets("data.train_limit=64")]
     failed = mto(*common, "--batch-size", "1000000000", check=False)
     assert failed.returncode == 2 and "fewer than one global batch" in failed.stderr
-    assert (run / "config.json").exists()
-    retry = mto(*common, "--batch-size", "32", *(["--resume"] if resume else []))
+    assert not run.exists()  # refused before anything was written
+    retry = mto(*common, "--batch-size", "32")
     assert "trained 2 steps" in retry.stdout
-    assert ("nothing to resume" in retry.stderr) == resume
-    if resume:
-        again = mto(*common, "--batch-size", "32", "--resume")
-        assert "already trained to step 2" in again.stdout and "nan" not in again.stdout
+    again = mto(*common, "--batch-size", "32", "--resume")
+    assert "already trained to step 2" in again.stdout and "nan" not in again.stdout
+
+
+def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path):
+    missing = tmp_path / "no-such-run"
+    result = mto("train", "--out", str(missing), "--resume", "--quiet", *_sets("data.train_limit=64"), check=False)
+    assert result.returncode == 1 and not missing.exists()
+    assert result.stderr.strip() == (f"mto train: error: --resume: {missing} holds no run to resume (no "
+                                     "config.json, no checkpoint); nothing was changed. Check the --out path, "
+                                     "or leave out --resume to start a new run")
 
 
 def _nan_checkpoint(folder):
@@ -197,10 +203,15 @@ def test_small_mistakes_get_one_line(tmp_path, args, words):
 
 
 def test_warnings_are_one_line_and_the_work_goes_on(tmp_path):
-    missing = tmp_path / "missing"
-    result = mto("train", "--preset", "simmim", "--out", str(missing), "--quiet", "--resume", "--max-steps", "1",
-                 "--batch-size", "32", *_sets("data.train_limit=64"))
-    assert result.stderr.strip() == (f"mto train: warning: {missing} holds no checkpoint and no logged step, "
+    from mto_core.config import apply_overrides, preset
+
+    started = tmp_path / "started"  # a run killed after its start, before its first step
+    started.mkdir()
+    config = apply_overrides(preset("simmim"), [*SMALL, "data.train_limit=64", "train.batch_size=32",
+                                                "train.max_steps=1", "train.epochs=0"])
+    (started / "config.json").write_text(config.to_json())
+    result = mto("train", "--out", str(started), "--quiet", "--resume")
+    assert result.stderr.strip() == (f"mto train: warning: {started} holds no checkpoint and no logged step, "
                                      "so there is nothing to resume: starting at step 0")
     metrics = _bad_file(tmp_path, "metrics")
     compared = mto("compare", str(metrics / "a"), str(metrics / "b"))
