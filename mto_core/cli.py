@@ -278,29 +278,61 @@ def _train_config(args: argparse.Namespace):
 
 class _Interrupts:
     """The first Ctrl-C (SIGINT) asks the training loop to stop after its step, with a checkpoint;
-    a second one quits at once. Only in one process: under torchrun every rank gets the signal and
-    could stop at a different step, so there Ctrl-C keeps its usual meaning."""
+    a second one quits at once, even in the middle of a long step. Only in one process: under
+    torchrun every rank gets the signal and could stop at a different step, so there Ctrl-C
+    keeps its usual meaning.
 
-    def __init__(self) -> None:
+    The signals are read by a thread from Python's wakeup file descriptor, which the signal
+    handler writes to the moment a signal arrives: the main thread may be inside one long
+    PyTorch call (a backward pass) for seconds, and would only see the signal after it."""
+
+    def __init__(self, out: str) -> None:
         self._event = threading.Event()
+        self._out = out
         self._previous = None
         alone = int(os.environ.get("WORLD_SIZE", "1")) == 1
         if alone and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+            read, self._write = os.pipe()
+            os.set_blocking(self._write, False)
+            self._previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+            self._wakeup = signal.set_wakeup_fd(self._write)
+            threading.Thread(target=self._watch, args=(read,), name="ctrl-c", daemon=True).start()
 
-    def _on_interrupt(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
-        if self._event.is_set():
-            raise KeyboardInterrupt
-        self._event.set()
-        print("\nmto train: interrupted; finishing this step and writing a checkpoint "
-              "(Ctrl-C again to quit at once, keeping the last checkpoint)", file=sys.stderr)
+    def _watch(self, read: int) -> None:
+        while data := os.read(read, 64):
+            for _ in range(data.count(signal.SIGINT)):
+                if self._event.is_set():
+                    print(f"\nmto train: interrupted again: quit at once; {_kept(self._out)}", file=sys.stderr,
+                          flush=True)
+                    os._exit(130)
+                self._event.set()
+                print("\nmto train: interrupted; finishing this step and writing a checkpoint "
+                      "(Ctrl-C again to quit at once, keeping the last checkpoint)", file=sys.stderr, flush=True)
+        os.close(read)
 
     def is_set(self) -> bool:
         return self._event.is_set()
 
     def restore(self) -> None:
         if self._previous is not None:
+            signal.set_wakeup_fd(self._wakeup)
             signal.signal(signal.SIGINT, self._previous)
+            os.close(self._write)  # the watching thread reads the end of the pipe and ends
+
+
+def _kept(out: str) -> str:
+    """What an interrupted ``mto train --out out`` leaves, and how to go on from it."""
+    from pathlib import Path
+
+    from .checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(Path(out))
+    if checkpoints:
+        return f"the last checkpoint, {checkpoints[-1]}, is kept; the same command with --resume continues from it"
+    if (Path(out) / "config.json").is_file():
+        return ("no checkpoint was written yet; the same command with --resume starts the run again "
+                "from step 0")
+    return "nothing was written; run the same command again"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -309,7 +341,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not args.out.strip():
         raise ValueError("--out is empty; give the run's folder, e.g. --out runs/x")
     config = _train_config(args)
-    stop = _Interrupts()
+    stop = _Interrupts(args.out)
     try:
         result = train(config, args.out, resume=args.resume, progress=not args.quiet, should_stop=stop.is_set)
     finally:
@@ -386,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mto {args.command}: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     except KeyboardInterrupt:
-        kept = "; the last checkpoint is kept (use --resume)" if args.command == "train" else ""
+        kept = f"; {_kept(args.out)}" if args.command == "train" else ""
         print(f"mto {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
 

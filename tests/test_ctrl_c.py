@@ -1,0 +1,48 @@
+"""Ctrl-C on ``mto train`` as a user presses it: real SIGINTs to a real process."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from mto_core.checkpoint import list_checkpoints
+
+
+def _train(out):
+    # the default tiny model on a batch of 512: one step takes seconds, mostly in one backward call
+    return subprocess.Popen([sys.executable, "-m", "mto_core.cli", "train", "--out", str(out), "--max-steps", "2",
+                             "--batch-size", "512", "--set", "data.root=shipped", "--set", "data.train_limit=1024"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _collect(stream, into):
+    while chunk := stream.read1(4096):
+        into.append(chunk.decode(errors="replace"))
+
+
+def test_a_second_ctrl_c_quits_at_once_in_a_long_step_and_says_no_checkpoint_exists(tmp_path):
+    run = tmp_path / "x"
+    process = _train(run)
+    err: list[str] = []
+    reader = threading.Thread(target=_collect, args=(process.stderr, err), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "0/2" not in "".join(err) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the progress bar is up: the first step is about to start
+    time.sleep(0.3)
+    os.kill(process.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.kill(process.pid, signal.SIGINT)
+    sent = time.monotonic()
+    process.wait(timeout=120)
+    took = time.monotonic() - sent
+    reader.join(timeout=5)
+    stderr = "".join(err)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert took < 1.0, f"quit {took:.1f} s after the second Ctrl-C"
+    assert not list_checkpoints(run)
+    assert stderr.rstrip().splitlines()[-1] == (
+        "mto train: interrupted again: quit at once; no checkpoint was written yet; the same command with "
+        "--resume starts the run again from step 0")
