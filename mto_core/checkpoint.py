@@ -103,8 +103,20 @@ def save_snapshot(folder: Path, model: MIMModel, config: RunConfig) -> Path:
 
 def _model_files(model: MIMModel, config: RunConfig) -> dict[str, bytes]:
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return {WEIGHTS: safetensors_bytes(weights, metadata={"format": "mto", "method": config.model.method}),
-            CONFIG: config.to_json().encode()}
+    blob = safetensors_bytes(weights, metadata={"format": "mto", "method": config.model.method})
+    return {WEIGHTS: _sorted_metadata(blob), CONFIG: config.to_json().encode()}
+
+
+def _sorted_metadata(blob: bytes) -> bytes:
+    """The safetensors file with its metadata keys in sorted order: safetensors writes them in
+    the order of a hash map seeded anew in each process, so equal weights would give files that
+    differ byte for byte. The tensors' bytes, placed relative to the header's end, are untouched."""
+    length = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + length])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the tensors stay 8-byte aligned
+    return len(text).to_bytes(8, "little") + text + blob[8 + length:]
 
 
 def _write_folder(final: Path, files: dict[str, bytes]) -> Path:

@@ -381,23 +381,25 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     return _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer)
 
 
-def _resume(run: _Run) -> int:
+def _resume(run: _Run) -> dict[str, Any]:
     """Load the weights and optimizer state of the checkpoint to resume from, if any; return
-    the step to go on from."""
+    its training state (the step to go on from, the loss sums since the last logged row)."""
     if run.resume_from is None:
-        return 0
+        return {"step": 0}
     load_weights(run.model, run.resume_from / WEIGHTS)
     state = load_train_state(run.resume_from)
     run.optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+    return state
 
 
 class _Loop:
     """The training loop's state between steps: the step, the running sums, the clocks."""
 
-    def __init__(self, run: _Run, step: int, progress: bool,
+    def __init__(self, run: _Run, state: dict[str, Any], progress: bool,
                  on_log: Callable[[dict[str, Any]], None] | None) -> None:
-        """Wrap the model for DDP and torch.compile; start the sums, clocks and progress bar."""
+        """Wrap the model for DDP and torch.compile; start the sums (those of the checkpoint's
+        ``state`` when resuming), clocks and progress bar."""
+        step = int(state["step"])
         self.run, self.step, self.on_log = run, step, on_log
         info, device = run.info, run.device
         self.net: torch.nn.Module = run.model
@@ -413,6 +415,8 @@ class _Loop:
         self.running: dict[str, torch.Tensor] = {}
         self.epoch_sum, self.epoch_count = torch.zeros((), device=device), 0
         self.tick, self.tick_step = time.perf_counter(), step
+        if "sums" in state and info.world_size == 1:  # under DDP each process has its own sums
+            self.restore_sums(state["sums"])
         self.epoch_tick = self.tick
         self.lr = 0.0
         self.final_loss = float("nan")
@@ -518,7 +522,8 @@ class _Loop:
         run = self.run
         if not run.info.main:
             return None
-        state = {"optimizer": run.optimizer.state_dict(), "step": self.step, "epoch": epochs_done}
+        state = {"optimizer": run.optimizer.state_dict(), "step": self.step, "epoch": epochs_done,
+                 "sums": self.sums()}
         try:
             return save_checkpoint(run.run_dir, self.step, run.model, run.config, state,
                                    run.config.train.keep_checkpoints)
@@ -526,6 +531,18 @@ class _Loop:
             raise TrainingError(f"could not write a checkpoint to {run.run_dir}: "
                                 f"{error.strerror or error}. The previous checkpoint "
                                 f"({self.last_checkpoint}) is intact; free space and --resume.") from None
+
+    def sums(self) -> dict[str, Any]:
+        """The loss sums since the last 'train' row and since the epoch began: a run resumed at
+        this step logs from them the same losses as the uninterrupted run."""
+        return {"running": {k: v.cpu() for k, v in self.running.items()}, "since": self.tick_step,
+                "epoch_sum": self.epoch_sum.cpu(), "epoch_count": self.epoch_count}
+
+    def restore_sums(self, sums: dict[str, Any]) -> None:
+        device = self.run.device
+        self.running = {k: v.to(device) for k, v in sums["running"].items()}
+        self.tick_step, self.epoch_count = int(sums["since"]), int(sums["epoch_count"])
+        self.epoch_sum = sums["epoch_sum"].to(device)
 
     def stop_if_bad(self) -> None:
         """TrainingError if the loss has become non-finite, naming the last good checkpoint."""
