@@ -161,24 +161,44 @@ def allocator(repeats: int, steps: int) -> dict:
     return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in found.items()}
 
 
+class Progress:
+    """A line on stderr as each stage begins: its number, the time so far and, from the second
+    stage on, the time left if the stages to come take as long as those done, on average."""
+
+    def __init__(self, stages: int) -> None:
+        self.stages, self.done, self.start = stages, 0, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        left = f"; about {elapsed / self.done * (self.stages - self.done):.0f} s left" if self.done else ""
+        print(f"attempts: stage {self.done + 1} of {self.stages}, {name} ({elapsed:.0f} s so far{left})",
+              file=sys.stderr, flush=True)
+        self.done += 1
+
+
 def measure(rounds: int) -> dict:
     cpu = torch.device("cpu")
     result: dict = {"torch_threads": torch.get_num_threads(), "batch": BATCH, "rounds": rounds, "mto": {}}
+    progress = Progress(stages=5)
     for method in ("simmim", "mae"):
+        progress(f"{method}: the baseline and four MTO passes, {rounds} rounds")
         ms = time_steps({"baseline": step(method), "rows": step(f"{method}-mto"),
                          "full maps": step(f"{method}-mto", full_maps=True),
                          "explicit entropy": step(f"{method}-mto", explicit_entropy=True),
                          "autograd gram": step(f"{method}-mto", autograd_gram=True)}, cpu, rounds)
         result["mto"][method] = {k: 1000 * v for k, v in ms.items()}
+    progress("compiling the blocks")
     compiled = step("simmim", compiled=True)
     start = time.perf_counter()
     compiled()
     result["compile_s"] = time.perf_counter() - start
+    progress(f"the plain loop and five SimMIM steps, {rounds} rounds")
     ms = time_steps({"plain": plain_loop().plain_step(BATCH), "library": step("simmim"),
                      "explicit attention": step("simmim", explicit=True), "compiled blocks": compiled,
                      "half batches": half_batches("simmim"),
                      "permuted qkv": with_qkv(step("simmim"), permuted_qkv)}, cpu, rounds)
     result["step"] = {k: 1000 * v for k, v in ms.items()}
+    progress("freed memory kept or not: 18 fresh processes")
     result["allocator"] = allocator(repeats=3, steps=rounds)
     return result
 

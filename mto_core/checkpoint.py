@@ -172,9 +172,20 @@ def resolve(path: str | Path) -> Path:
         if inside:
             raise CheckpointError(f"{path} is not a checkpoint but holds some: give one of its folders, e.g. "
                                   f"{path / inside[0]} ({', '.join(inside[:6])}{', ...' if len(inside) > 6 else ''})")
-        raise CheckpointError(f"{path} holds no checkpoint (no {WEIGHTS}, no complete "
-                              f"{_PREFIX}* folder). Train one with: mto train --out {path}")
+        raise CheckpointError(f"{path} holds no checkpoint (no {WEIGHTS}, no complete {_PREFIX}* folder)"
+                              f"{_no_checkpoint_advice(path)}")
     return steps[-1]
+
+
+def _no_checkpoint_advice(path: Path) -> str:
+    """What to do with a folder that holds no checkpoint: only a command that training accepts."""
+    if (path / CONFIG).is_file():
+        return (f"; it is a run stopped before its first checkpoint. Continue it with: "
+                f"mto train --out {path} --resume")
+    if any(path.iterdir()):
+        return ("; it is not a run folder either. Give a run folder made by mto train (runs/x) or a checkpoint "
+                "folder (checkpoints/simmim)")
+    return f". Train one with: mto train --out {path}"
 
 
 def read_config(folder: Path) -> RunConfig:

@@ -36,7 +36,8 @@ config keys for --set (section.field=value, value read as JSON):
   mto analyze checkpoints/simmim-mto
   mto analyze runs/x --images 128 --json --plot layers.html""",
     "experiment": """examples:
-  mto experiment efficiency --preset cpu     # about 90 min on 2 cores; resumes when started again
+  mto experiment efficiency --preset cpu     # 176 min for 28 runs on 2 cores (recorded in its report);
+                                             # resumes when started again
   mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
   mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
@@ -79,13 +80,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", formatter_class=fmt, help="probe a checkpoint's features",
                        epilog=EXAMPLES["eval"],
-                       description="Accuracy of a probe on frozen features, on the Fashion-MNIST test split.")
+                       description="Accuracy of a probe on the checkpoint's features, on its data's test split: "
+                                   "Fashion-MNIST's test set, or for an image folder (data.dataset=folder) the "
+                                   "images held out from training.")
     p.add_argument("dir", help="run folder or checkpoint folder")
     p.add_argument("--probe", choices=("knn", "linear", "finetune"), default="knn",
                    help="knn / linear: frozen features; finetune: end to end, a short fixed schedule")
     p.add_argument("--scratch", action="store_true",
                    help="the from-scratch floor: the checkpoint's architecture, randomly initialised")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test (default): the test set, or an image folder's held-out images; val: the images "
+                        "held out from the training split (data.val_fraction; for an image folder, the same as test)")
     p.add_argument("--bank-size", type=int, default=10000, help="training images the probe uses (0 = all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")

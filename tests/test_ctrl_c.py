@@ -43,6 +43,7 @@ def test_a_second_ctrl_c_quits_at_once_in_a_long_step_and_says_no_checkpoint_exi
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     assert took < 1.0, f"quit {took:.1f} s after the second Ctrl-C"
     assert not list_checkpoints(run)
+    assert (run / "metrics.jsonl").read_text() == ""  # every run folder has one, from its start on
     assert stderr.rstrip().splitlines()[-1] == (
         "mto train: interrupted again: quit at once; no checkpoint was written yet; the same command with "
         "--resume starts the run again from step 0")
