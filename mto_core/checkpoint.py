@@ -183,8 +183,8 @@ def _no_checkpoint_advice(path: Path) -> str:
         return (f"; it is a run stopped before its first checkpoint. Continue it with: "
                 f"mto train --out {path} --resume")
     if any(path.iterdir()):
-        return ("; it is not a run folder either. Give a run folder made by mto train (runs/x) or a checkpoint "
-                "folder (checkpoints/simmim)")
+        return ("; it is not a run folder either. Give a run folder made by mto train (runs/x) or a "
+                "checkpoint folder (checkpoints/simmim)")
     return f". Train one with: mto train --out {path}"
 
 

@@ -80,17 +80,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", formatter_class=fmt, help="probe a checkpoint's features",
                        epilog=EXAMPLES["eval"],
-                       description="Accuracy of a probe on the checkpoint's features, on its data's test split: "
-                                   "Fashion-MNIST's test set, or for an image folder (data.dataset=folder) the "
-                                   "images held out from training.")
+                       description="Accuracy of a probe on the checkpoint's features, on its data's test "
+                                   "split: Fashion-MNIST's test set, or for an image folder "
+                                   "(data.dataset=folder) the images held out from training.")
     p.add_argument("dir", help="run folder or checkpoint folder")
     p.add_argument("--probe", choices=("knn", "linear", "finetune"), default="knn",
                    help="knn / linear: frozen features; finetune: end to end, a short fixed schedule")
     p.add_argument("--scratch", action="store_true",
                    help="the from-scratch floor: the checkpoint's architecture, randomly initialised")
     p.add_argument("--split", choices=("test", "val"), default="test",
-                   help="test (default): the test set, or an image folder's held-out images; val: the images "
-                        "held out from the training split (data.val_fraction; for an image folder, the same as test)")
+                   help="test (default): the test set, or an image folder's held-out images; val: the "
+                        "images held out from the training split (data.val_fraction; for an image folder, "
+                        "the same as test)")
     p.add_argument("--bank-size", type=int, default=10000, help="training images the probe uses (0 = all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -307,12 +308,13 @@ class _Interrupts:
         while data := os.read(read, 64):
             for _ in range(data.count(signal.SIGINT)):
                 if self._event.is_set():
-                    print(f"\nmto train: interrupted again: quit at once; {_kept(self._out)}", file=sys.stderr,
-                          flush=True)
+                    print(f"\nmto train: interrupted again: quit at once; {_kept(self._out)}",
+                          file=sys.stderr, flush=True)
                     os._exit(130)
                 self._event.set()
                 print("\nmto train: interrupted; finishing this step and writing a checkpoint "
-                      "(Ctrl-C again to quit at once, keeping the last checkpoint)", file=sys.stderr, flush=True)
+                      "(Ctrl-C again to quit at once, keeping the last checkpoint)",
+                      file=sys.stderr, flush=True)
         os.close(read)
 
     def is_set(self) -> bool:
@@ -333,7 +335,8 @@ def _kept(out: str) -> str:
 
     checkpoints = list_checkpoints(Path(out))
     if checkpoints:
-        return f"the last checkpoint, {checkpoints[-1]}, is kept; the same command with --resume continues from it"
+        return (f"the last checkpoint, {checkpoints[-1]}, is kept; the same command with --resume "
+                "continues from it")
     if (Path(out) / "config.json").is_file():
         return ("no checkpoint was written yet; the same command with --resume starts the run again "
                 "from step 0")

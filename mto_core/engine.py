@@ -360,7 +360,8 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     run_dir = Path(run_dir)
     if resume and not (run_dir.is_file() or (run_dir / "config.json").is_file() or list_checkpoints(run_dir)):
         raise TrainingError(f"--resume: {run_dir} holds no run to resume (no config.json, no checkpoint); "
-                            "nothing was changed. Check the --out path, or leave out --resume to start a new run")
+                            "nothing was changed. Check the --out path, or leave out --resume to start a "
+                            "new run")
     device = resolve_device(config.train.device)
     if device.type == "cpu":
         keep_freed_memory()
@@ -415,6 +416,7 @@ class _Loop:
         self.running: dict[str, torch.Tensor] = {}
         self.epoch_sum, self.epoch_count = torch.zeros((), device=device), 0
         self.tick, self.tick_step = time.perf_counter(), step
+        self.tick_from = step  # the step self.tick was taken at (a resumed run's sums start earlier)
         if "sums" in state and info.world_size == 1:  # under DDP each process has its own sums
             self.restore_sums(state["sums"])
         self.epoch_tick = self.tick
@@ -466,14 +468,15 @@ class _Loop:
         now = time.perf_counter()
         row = {"kind": "train", "step": self.step, "epoch": round(self.step / run.plan.steps_per_epoch, 4),
                "lr": self.lr, **{k: float(v) / n for k, v in self.running.items()},
-               "images_per_s": n * run.plan.global_batch / max(now - self.tick, 1e-9)}
+               "images_per_s": (self.step - self.tick_from) * run.plan.global_batch
+               / max(now - self.tick, 1e-9)}
         self.final_loss = row["loss"]
         self.bar.set_postfix(loss=f"{row['loss']:.4f}")
         if run.info.main:
             append_metrics(run.run_dir, row)
         if self.on_log:
             self.on_log(row)
-        self.running, self.tick, self.tick_step = {}, now, self.step
+        self.running, self.tick, self.tick_step, self.tick_from = {}, now, self.step, self.step
 
     def at_point(self) -> None:
         """Probe rows and snapshots due at this step (rank 0 only)."""

@@ -39,8 +39,9 @@ def _acquire(file: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunFolderBusy(f"{file.parent} is being written by {_holder(file)} (a training run); "
-                                "nothing was changed. Wait for it to end, stop it, or choose another --out") from None
+            message = (f"{file.parent} is being written by {_holder(file)} (a training run); nothing was "
+                       "changed. Wait for it to end, stop it, or choose another --out")
+            raise RunFolderBusy(message) from None
         try:  # a holder that ended may have removed the file between our open and our lock
             if os.stat(file).st_ino == os.fstat(fd).st_ino:
                 return fd

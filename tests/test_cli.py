@@ -134,11 +134,12 @@ def test_a_start_that_failed_does_not_block_the_retry(tmp_path):
 
 def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path):
     missing = tmp_path / "no-such-run"
-    result = mto("train", "--out", str(missing), "--resume", "--quiet", *_sets("data.train_limit=64"), check=False)
+    result = mto("train", "--out", str(missing), "--resume", "--quiet", *_sets("data.train_limit=64"),
+                 check=False)
     assert result.returncode == 1 and not missing.exists()
     assert result.stderr.strip() == (f"mto train: error: --resume: {missing} holds no run to resume (no "
-                                     "config.json, no checkpoint); nothing was changed. Check the --out path, "
-                                     "or leave out --resume to start a new run")
+                                     "config.json, no checkpoint); nothing was changed. Check the --out "
+                                     "path, or leave out --resume to start a new run")
 
 
 def _nan_checkpoint(folder):

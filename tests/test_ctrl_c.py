@@ -12,8 +12,9 @@ from mto_core.checkpoint import list_checkpoints
 
 def _train(out):
     # the default tiny model on a batch of 512: one step takes seconds, mostly in one backward call
-    return subprocess.Popen([sys.executable, "-m", "mto_core.cli", "train", "--out", str(out), "--max-steps", "2",
-                             "--batch-size", "512", "--set", "data.root=shipped", "--set", "data.train_limit=1024"],
+    args = ["train", "--out", str(out), "--max-steps", "2", "--batch-size", "512",
+            "--set", "data.root=shipped", "--set", "data.train_limit=1024"]
+    return subprocess.Popen([sys.executable, "-m", "mto_core.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -13,8 +13,8 @@ def test_the_python_api_snippet_runs_as_written_and_prints_what_it_computed(tmp_
     readme = (ROOT / "README.md").read_text()
     snippet = re.search(r"## Python API\n.*?```python\n(.*?)```", readme, re.S)[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}  # its run folder
-    result = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"trained 5 steps, loss \d\.\d{4}, checkpoint .*step-00000005", lines[0]), lines

@@ -25,8 +25,8 @@ SETS = [*SMALL, "data.train_limit=512", "train.batch_size=32", "train.log_every=
 
 
 def _command(out, *extra):
-    return [sys.executable, "-m", "mto_core.cli", "train", "--preset", "simmim-mto", "--out", str(out), "--quiet",
-            "--max-steps", "20", *[a for s in SETS for a in ("--set", s)], *extra]
+    return [sys.executable, "-m", "mto_core.cli", "train", "--preset", "simmim-mto", "--out", str(out),
+            "--quiet", "--max-steps", "20", *[a for s in SETS for a in ("--set", s)], *extra]
 
 
 def _rows(run):
@@ -40,7 +40,8 @@ def test_an_interrupted_and_resumed_run_leaves_the_uninterrupted_runs_files(tmp_
     process = subprocess.Popen(_command(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     metrics = run / "metrics.jsonl"
-    while process.poll() is None and time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
+    logged = lambda: metrics.is_file() and metrics.stat().st_size  # noqa: E731
+    while process.poll() is None and time.monotonic() < deadline and not logged():
         time.sleep(0.005)  # step 5 is logged: stop between two logged steps
     os.kill(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=300)

@@ -52,7 +52,7 @@ def test_the_attempts_benchmark_prints_progress_and_the_time_left(monkeypatch, c
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import attempts
 
-    idle = lambda *args, **kwargs: (lambda: None)  # noqa: E731  (the measured steps themselves are not tested)
+    idle = lambda *args, **kwargs: (lambda: None)  # noqa: E731  (the steps themselves are not tested)
     monkeypatch.setattr(attempts, "step", idle)
     monkeypatch.setattr(attempts, "half_batches", idle)
     monkeypatch.setattr(attempts, "with_qkv", lambda run, qkv: run)
