@@ -202,7 +202,6 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | N
     Resuming cuts metrics.jsonl back to the resumed step, so that the steps trained again are
     not logged twice, and records there any change of the learning-rate and clipping settings.
     """
-    check_model_fits(config.model)
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainingError(f"the output folder {run_dir} is a file; choose a folder for --out")
     try:
@@ -357,6 +356,7 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     """Check the config, pick the device, join DDP, load the data, plan the steps, make or check
     the run folder (rank 0), build the model and the optimizer."""
     validate(config)
+    check_model_fits(config.model)
     run_dir = Path(run_dir)
     if resume and not (run_dir.is_file() or (run_dir / "config.json").is_file() or list_checkpoints(run_dir)):
         raise TrainingError(f"--resume: {run_dir} holds no run to resume (no config.json, no checkpoint); "
