@@ -7,13 +7,16 @@ import sys
 import threading
 import time
 
+import pytest
+
 from mto_core.checkpoint import list_checkpoints
 
 
 def _train(out):
-    # the default tiny model on a batch of 512: one step takes seconds, mostly in one backward call
-    args = ["train", "--out", str(out), "--max-steps", "2", "--batch-size", "512",
-            "--set", "data.root=shipped", "--set", "data.train_limit=1024"]
+    # the default tiny model on a batch of 2048: a step of many seconds on a CPU, mostly in one
+    # backward call; the test does not wait for it
+    args = ["train", "--out", str(out), "--max-steps", "2", "--batch-size", "2048",
+            "--set", "data.root=shipped", "--set", "data.train_limit=2048"]
     return subprocess.Popen([sys.executable, "-m", "mto_core.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -23,7 +26,8 @@ def _collect(stream, into):
         into.append(chunk.decode(errors="replace"))
 
 
-def test_a_second_ctrl_c_quits_at_once_in_a_long_step_and_says_no_checkpoint_exists(tmp_path):
+@pytest.mark.parametrize("gap", [0.3, 3.0])  # seconds between the two Ctrl-C, as a user presses them
+def test_a_second_ctrl_c_quits_at_once_in_a_long_step_and_says_no_checkpoint_exists(tmp_path, gap):
     run = tmp_path / "x"
     process = _train(run)
     err: list[str] = []
@@ -34,7 +38,7 @@ def test_a_second_ctrl_c_quits_at_once_in_a_long_step_and_says_no_checkpoint_exi
         time.sleep(0.01)  # the progress bar is up: the first step is about to start
     time.sleep(0.3)
     os.kill(process.pid, signal.SIGINT)
-    time.sleep(0.3)
+    time.sleep(gap)
     os.kill(process.pid, signal.SIGINT)
     sent = time.monotonic()
     process.wait(timeout=120)
