@@ -1,5 +1,5 @@
 """The Curves page's view of the committed experiments (docs/results/*-runs): computed by
-mto_core.experiment, drawn here."""
+mto_core.experiments, drawn here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 from common import chart
 
-from mto_core.experiment import (committed_experiments, compare, compare_figure, families, family_figure,
+from mto_core.experiments import (committed_experiments, compare, compare_figure, families, family_figure,
                                  family_summary, format_compare, format_interval, read_floors)
 
 

@@ -152,7 +152,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .checkpoint import METRICS
-    from .experiment import compare, format_compare, plot_compare
+    from .experiments import compare, format_compare, plot_compare
 
     for run in map(Path, args.runs):
         if not (run / METRICS).is_file():
@@ -197,7 +197,7 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     from pathlib import Path
 
     from .config import apply_overrides, preset
-    from .experiment import EXPERIMENTS, report_only, run_experiment, write_report
+    from .experiments import EXPERIMENTS, report_only, run_experiment, write_report
 
     apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
     _at_least(args.seeds, 1, "--seeds")
@@ -205,7 +205,7 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     command = "mto " + " ".join(a for a in (argv or sys.argv[1:]))
     report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
     if args.kind == "finetune":
-        from .finetune import FINETUNES, run_finetune
+        from .experiments.finetune import FINETUNES, run_finetune
 
         spec = FINETUNES[args.preset]
         if args.seeds:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mto_core.evaluate import FinetuneSchedule
-from mto_core.experiment import Experiment, compare, format_compare, group_name, report_only, write_report
-from mto_core.finetune import FinetuneSpec, run_finetune
+from mto_core.experiments import Experiment, compare, format_compare, group_name, report_only, write_report
+from mto_core.experiments.finetune import FinetuneSpec, run_finetune
 
 from .conftest import SMALL
 from .test_cli import mto
@@ -73,7 +73,7 @@ def test_compare_refuses_runs_of_two_methods_and_a_run_given_twice(tmp_path):
 
 
 def test_finetune_without_its_source_names_the_missing_folder(tmp_path):
-    from mto_core.finetune import FINETUNES
+    from mto_core.experiments.finetune import FINETUNES
 
     with pytest.raises(ValueError, match=r"missing does not exist: fine-tuning reads the snapshots"):
         run_finetune(FINETUNES["cpu"], tmp_path / "missing", "mto experiment finetune", tmp_path / "ft.md",

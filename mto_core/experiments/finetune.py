@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint, read_config
-from .efficiency import paired
-from .evaluate import FinetuneSchedule, finetune_accuracy
-from .experiment import format_interval, format_sign
+from ..checkpoint import load_checkpoint, read_config
+from ..efficiency import paired
+from ..evaluate import FinetuneSchedule, finetune_accuracy
+from .stats import format_interval, format_sign
 
 RESULTS = "finetune.jsonl"
 
@@ -108,8 +108,8 @@ def _snapshot(source: Path, method: str, seed: int, point: float) -> Path:
 
 def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: FinetuneSchedule,
                   progress: bool) -> float:
-    from .engine import probe_sets
-    from .models import build_model
+    from ..engine import probe_sets
+    from ..models import build_model
 
     folder = _snapshot(source, method, seed, point)
     if method.endswith("-scratch"):
@@ -124,7 +124,7 @@ def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: 
 
 
 def _report(spec: FinetuneSpec, rows: list[dict[str, Any]], command: str, copies: Path) -> str:
-    from .bench import machine
+    from ..bench import machine
 
     acc = {(r["method"], int(r["seed"]), float(r["epoch"])): float(r["accuracy"]) for r in rows}
     minutes = sum(float(r.get("seconds", 0)) for r in rows) / 60
