@@ -108,7 +108,7 @@ def _snapshot(source: Path, method: str, seed: int, point: float) -> Path:
 
 def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: FinetuneSchedule,
                   progress: bool) -> float:
-    from ..engine import probe_sets
+    from ..probes import probe_sets
     from ..models import build_model
 
     folder = _snapshot(source, method, seed, point)

@@ -46,7 +46,7 @@ def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | Non
 
 def write_floors(config: RunConfig, path: Path) -> dict[str, float]:
     """k-NN and linear-probe accuracy of raw pixels on a run's probe sets, saved as JSON."""
-    from ..engine import probe_sets
+    from ..probes import probe_sets
     from ..evaluate import pixel_features, scores
 
     bank, val = probe_sets(config)
