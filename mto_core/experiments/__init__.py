@@ -14,11 +14,12 @@ validation-split probe accuracies per probe point (metrics.jsonl).
 
 from .figures import compare_figure, family_figure, plot_compare
 from .registry import EXPERIMENTS, Experiment, plan_runs, run_config
-from .report import format_compare, read_floors, report_only, write_report
-from .runner import is_complete, run_experiment
-from .stats import committed_experiments, compare, families, family_summary, format_interval, group_name
+from .report import format_compare, report_only, write_report
+from .runner import is_complete, read_floors, run_experiment
+from .stats import (committed_experiments, compare, families, family_summary, format_interval, group_name,
+                    summarize_family)
 
 __all__ = ["EXPERIMENTS", "Experiment", "committed_experiments", "compare", "compare_figure", "families",
            "family_figure", "family_summary", "format_compare", "format_interval", "group_name", "is_complete",
            "plan_runs", "plot_compare", "read_floors", "report_only", "run_config", "run_experiment",
-           "write_report"]
+           "summarize_family", "write_report"]

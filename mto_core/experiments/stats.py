@@ -15,11 +15,11 @@ import numpy as np
 
 from ..checkpoint import read_metrics
 from ..config import RunConfig
-from ..efficiency import curve, efficiency, mean_accuracy, paired, restrict, speedup
+from ..efficiency import Curve, curve, efficiency, mean_accuracy, paired, reach, restrict, speedup
 
-# The speed-up thresholds: the baseline's mean k-NN accuracy at these epochs (fixed before the
-# runs; every run of both methods must reach a threshold for it to count).
-THRESHOLD_EPOCHS = (1.0, 1.5, 2.0, 3.0)
+# How many speed-up thresholds (:func:`thresholds`); every run of both methods must reach a
+# threshold for it to count.
+THRESHOLDS = 4
 
 
 def group_name(run: Path) -> str:
@@ -163,8 +163,18 @@ def committed_experiments(folder: str | Path) -> dict[str, dict[str, list[Path]]
     return found
 
 
+def thresholds(knn: dict[str, dict[str, Curve]], common: np.ndarray, base_mean: list[float],
+               top_epoch: float, count: int = THRESHOLDS) -> list[float]:
+    """The speed-up thresholds: ``count`` accuracies evenly spaced above the highest accuracy
+    any run has at its first point (its random init), up to the baseline's mean accuracy at
+    ``top_epoch``. A threshold that some run meets at its start measures no time, so none is."""
+    start = max(float(c[1][0]) for runs in knn.values() for c in runs.values())
+    top = float(np.interp(top_epoch, common, base_mean))
+    return [start + (top - start) * k / count for k in range(1, count + 1)]
+
+
 def family_summary(groups: dict[str, list[Path]], base: str, method: str,
-                   floors: dict[str, float] | None = None) -> dict[str, Any]:
+                   floors: dict[str, float] | None = None, threshold_epoch: float = 3.0) -> dict[str, Any]:
     """Everything the efficiency report and the Curves page show for one pair of methods:
     mean curves with 95% t-bands, floors, per-point paired differences, the paired
     mean-accuracy difference, the speed-up factor and the linear probe's paired differences."""
@@ -189,10 +199,11 @@ def family_summary(groups: dict[str, list[Path]], base: str, method: str,
         init = [(knn[base][s][1][0] + knn[method][s][1][0]) / 2 for s in seeds]
         out["floors"]["init_knn"] = statistics.fmean(init)
         out["floors"]["init_knn_sd"] = statistics.stdev(init) if len(init) > 1 else 0.0
-    base_mean = np.array(out["curves"][base]["mean"])
-    thresholds = [float(np.interp(e, common, base_mean)) for e in THRESHOLD_EPOCHS if e <= common[-1]]
-    out["threshold_epochs"] = [e for e in THRESHOLD_EPOCHS if e <= common[-1]]
-    out["speedup"] = speedup([(knn[method][s], knn[base][s]) for s in seeds], thresholds)
+    out["thresholds"] = thresholds(knn, common, out["curves"][base]["mean"], threshold_epoch)
+    pairs = [(knn[method][s], knn[base][s]) for s in seeds]
+    out["speedup"] = speedup(pairs, out["thresholds"])
+    # per used threshold and seed: the epoch each run reaches it (linear interpolation)
+    out["reach"] = {g: [[reach(knn[g][s], th) for s in seeds] for th in out["speedup"]["used"]] for g in knn}
     linear = {g: curves_of(g, "linear_val") for g in (base, method)}
     points = _common_points([linear[g][s] for g in linear for s in seeds]) if all(
         linear[g][s][0].size for g in linear for s in seeds) else np.zeros(0)
@@ -206,3 +217,59 @@ def family_summary(groups: dict[str, list[Path]], base: str, method: str,
             out["floors"]["init_linear"] = statistics.fmean(values[base] + values[method])
     return out
 
+
+
+def wall_clock(summary: dict[str, Any], cost: dict[str, Any] | None, steps_per_epoch: float) -> dict[str, Any] | None:
+    """The wall-clock speed-up of ``summary``'s method: s_wall = s / c, with c the measured cost of
+    its step relative to the baseline's (``cost``: a family of step_cost.json). The interval is
+    s's 95% interval divided by c (c is measured to well under the interval's width; its
+    interquartile range is reported beside it). ``time_ratio`` = c / s is how long the method takes
+    to reach an accuracy, as a multiple of the baseline's time. ``minutes``: per used threshold,
+    the mean over seeds of the minutes each method needs to reach it (epochs x steps per epoch x
+    the measured step time). None without a step cost or a speed-up."""
+    sp = summary["speedup"]
+    if cost is None or sp.get("s") is None:
+        return None
+    c = float(cost["c"])
+    step_minutes = {summary["base"]: cost["base_ms"] / 60000, summary["method"]: cost["method_ms"] / 60000}
+    minutes = [{"threshold": th, **{g: statistics.fmean(summary["reach"][g][i]) * steps_per_epoch * step_minutes[g]
+                                    for g in step_minutes},
+                "epochs": {g: statistics.fmean(summary["reach"][g][i]) for g in step_minutes}}
+               for i, th in enumerate(sp["used"])]
+    lo, hi = sp["ci"]
+    return {"c": c, "c_iqr": cost.get("c_iqr"), "s_wall": sp["s"] / c, "ci": (lo / c, hi / c),
+            "per_seed": [v / c for v in sp["per_seed"]], "time_ratio": c / sp["s"],
+            "time_ratio_ci": (c / hi, c / lo), "minutes": minutes}
+
+
+def recorded_cost(groups: dict[str, list[Path]], base: str, method: str) -> list[float]:
+    """Per paired seed, the method's recorded training time (the sum of its epochs' train_s) over
+    the baseline's: a cross-check of the measured c only, since runs that share a machine with
+    other work record that work's load too."""
+    def train_s(run: Path) -> float | None:
+        epochs = [r for r in read_metrics(run) if r.get("kind") == "epoch"]
+        return sum(r["train_s"] for r in epochs) if epochs and all("train_s" in r for r in epochs) else None
+
+    own = {seed_of(r.name): train_s(r) for r in groups[method]}
+    ref = {seed_of(r.name): train_s(r) for r in groups[base]}
+    return [own[s] / ref[s] for s in own if own[s] and ref.get(s)]
+
+
+def steps_per_epoch(run: Path) -> float:
+    """Optimizer steps per epoch of a run, from its metrics.jsonl (0 if it has no epoch row)."""
+    rows = [r for r in read_metrics(run) if r.get("kind") == "epoch" and r.get("epoch")]
+    return rows[0]["step"] / rows[0]["epoch"] if rows else 0.0
+
+
+def summarize_family(groups: dict[str, list[Path]], base: str, method: str, folder: Path,
+                     threshold_epoch: float = 3.0) -> dict[str, Any]:
+    """:func:`family_summary` with what the runs folder ``folder`` recorded beside the runs (the
+    floors, the step cost): adds ``wall`` (:func:`wall_clock`) and ``recorded_cost``."""
+    from .runner import read_floors
+    from .step_cost import read_step_cost
+
+    summary = family_summary(groups, base, method, read_floors(folder), threshold_epoch)
+    cost = (read_step_cost(folder) or {}).get("families", {}).get(method)
+    summary["wall"] = wall_clock(summary, cost, steps_per_epoch(groups[base][0]))
+    summary["recorded_cost"] = recorded_cost(groups, base, method)
+    return summary
