@@ -102,6 +102,9 @@ def _efficiency_runs(tmp_path, speed=2.0, seeds=4):
         runs.append(_probe_run(tmp_path / f"simmim-s{seed}", base(epochs), epochs, {0.0: 0.75, 6.0: 0.78}))
         runs.append(_probe_run(tmp_path / f"simmim-mto-s{seed}", base(pace * epochs), epochs, {0.0: 0.75, 6.0: 0.79}))
     (tmp_path / "floors.json").write_text(json.dumps({"pixels_knn": 0.757, "pixels_linear": 0.774}))
+    cost = {"baseline": "simmim", "batch": 128, "base_ms": 100.0, "method_ms": 125.0, "c": 1.25, "c_iqr": [1.2, 1.3]}
+    (tmp_path / "step_cost.json").write_text(json.dumps({"machine": {"cpu": "test"}, "measured": "today",
+                                                        "rounds": 30, "families": {"simmim-mto": cost}}))
     return runs
 
 
@@ -117,9 +120,15 @@ def test_efficiency_report_shows_floors_intervals_and_the_speedup(tmp_path):
     assert "from 4 of 4 thresholds" in text and "MTO is faster" in text
     assert re.search(r"the paper's s = 2 is (ruled out|inside the interval)|the interval lies above 2", text)
     assert "| 6 | 0.7800 | 0.7900 | +0.0100 [+0.0100, +0.0100] |" in text  # the linear probe, secondary
+    wall = re.search(r"\*\*Wall-clock speed-up s_wall\*\* = s / c = ([\d.]+), 95% interval \[([\d.]+), ([\d.]+)\]", text)
+    assert wall and float(wall[1]) == pytest.approx(float(speed[1]) / 1.25, abs=0.01)
+    assert float(wall[2]) == pytest.approx(float(speed[2]) / 1.25, abs=0.01)
+    assert f"simmim-mto took {1.25 / float(speed[1]):.2f}x the time simmim took" in text
+    assert "| k-NN threshold | simmim epochs | simmim min |" in text and "Step cost c = 1.250" in text
     assert (report.parent / "eff-simmim.html").exists()
     copies = report.parent / "eff-runs"
-    assert sorted(p.name for p in copies.iterdir()) == sorted([*(r.name for r in runs), "floors.json"])
+    assert sorted(p.name for p in copies.iterdir()) == sorted([*(r.name for r in runs), "floors.json",
+                                                               "step_cost.json"])
     assert report_only(experiment, tmp_path / "again" / "eff.md", copies).read_text() == text
 
 

@@ -52,3 +52,13 @@ def test_time_limit_stops_a_run_cleanly_and_the_next_call_resumes_it_in_parallel
     text = report.read_text()
     assert "Step cost c = " in text and "mae-mto vs mae: time to accuracy" in text
     assert "runs made from " in text and (report.parent / "efficiency-gpu-runs" / "step_cost.json").is_file()
+
+
+def test_parallel_and_time_limit_refuse_nonsense_in_one_line(tmp_path, capsys):
+    from mto_core.cli import main
+
+    assert main(["experiment", "efficiency", "--preset", "gpu", "--parallel", "0"]) == 2
+    assert main(["experiment", "efficiency", "--time-limit", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--parallel must be positive, got 0" in err and "--time-limit must be a positive number" in err
+    assert "Traceback" not in err

@@ -70,7 +70,9 @@ def family_figure(summary: dict[str, Any]):  # -> plotly.graph_objects.Figure
     title = f"{summary['method']} vs {summary['base']}: k-NN accuracy, mean and 95% band over paired seeds"
     if s.get("s") is not None:
         interval = f" [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] (95%)" if np.isfinite(s["ci"][0]) else " (one seed)"
-        title += f"<br><sup>speed-up s = {s['s']:.2f}{interval}</sup>"
+        wall = summary.get("wall")
+        timed = "" if wall is None else f"; wall-clock s_wall = {wall['s_wall']:.2f}"
+        title += f"<br><sup>speed-up s = {s['s']:.2f}{interval}{timed}</sup>"
     fig.update_layout(title=title, xaxis_title="pre-training epoch", yaxis_title="k-NN accuracy (validation)",
                       height=460, legend=dict(orientation="h", y=-0.2), margin=dict(t=80))
     return fig

@@ -191,17 +191,19 @@ def _wall_section(s: dict[str, Any], cost: dict[str, Any] | None) -> list[str]:
                   f"{m.get('torch_threads', '?')} torch threads"
                   + (f"; {cost['note']}" if cost.get("note") else "") + ").", ""]
     if wall is not None:
-        lo, hi = wall["ci"]
-        lines += [f"- **Wall-clock speed-up s_wall** = s / c = {wall['s_wall']:.2f}, 95% interval [{lo:.2f}, {hi:.2f}] "
-                  f"(per seed {', '.join(f'{v:.2f}' for v in wall['per_seed'])}). Reading: **to reach the same "
-                  f"k-NN accuracy, {method} took {wall['time_ratio']:.2f}x the time {base} took** (95% interval "
-                  f"{wall['time_ratio_ci'][0]:.2f}-{wall['time_ratio_ci'][1]:.2f}x).", "",
+        (lo, hi), (t_lo, t_hi) = wall["ci"], wall["time_ratio_ci"]
+        one = len(wall["per_seed"]) < 2
+        lines += [f"- **Wall-clock speed-up s_wall** = s / c = {wall['s_wall']:.2f}, "
+                  + ("one seed: no interval" if one else f"95% interval [{lo:.2f}, {hi:.2f}]")
+                  + f" (per seed {', '.join(f'{v:.2f}' for v in wall['per_seed'])}). Reading: **to reach the same "
+                  f"k-NN accuracy, {method} took {wall['time_ratio']:.2f}x the time {base} took**"
+                  + ("." if one else f" (95% interval {t_lo:.2f}-{t_hi:.2f}x)."), "",
                   "Time to reach each threshold, minutes of training (mean over seeds of the epochs to reach it, "
                   "x steps per epoch x the measured step time):", "",
                   f"| k-NN threshold | {base} epochs | {base} min | {method} epochs | {method} min | {method} / {base} |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {t['threshold']:.4f} | {t['epochs'][base]:.2f} | {t[base]:.2f} | {t['epochs'][method]:.2f} | "
-                  f"{t[method]:.2f} | {t[method] / t[base]:.2f} |" for t in wall["minutes"]]
+                  f"{t[method]:.2f} | {t[method] / t[base] if t[base] else float('nan'):.2f} |" for t in wall["minutes"]]
         lines.append("")
     elif cost is not None:
         lines += ["- **Wall-clock speed-up**: not estimable, as s is not.", ""]

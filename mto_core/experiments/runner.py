@@ -39,8 +39,8 @@ def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | Non
 
     ``parallel`` runs train at once, one process each; ``time_limit`` (minutes) stops every run
     cleanly with a checkpoint when it is up, and starts no new one (the next call resumes them).
-    Once every run is finished, the floors (raw pixels on the same probe sets) and the step cost
-    (:mod:`.step_cost`) are written beside the runs, and ``record.json`` keeps the command, the
+    Beside the runs: the floors (raw pixels on the same probe sets) once a run has finished, the
+    step cost (:mod:`.step_cost`) once every run has, and ``record.json``, the command, the
     machine and the dates of each call that trained. Returns (finished runs, all finished)."""
     overrides = overrides or []
     deadline = None if time_limit is None else time.time() + 60 * time_limit
@@ -56,9 +56,10 @@ def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | Non
             record_call(out, command, started)
     finished = [run for config, run in plan if is_complete(run, config)]
     done = len(finished) == len(plan)
-    if done and experiment.common and any("probe_points" in s for s in experiment.common):
-        write_floors(plan[0][0], out / FLOORS)
-        if not (out / STEP_COST).exists():
+    if finished and experiment.common and any("probe_points" in s for s in experiment.common):
+        if not (out / FLOORS).exists():
+            write_floors(plan[0][0], out / FLOORS)
+        if done and not (out / STEP_COST).exists():
             write_step_cost(experiment, overrides, out / STEP_COST)
     if not done:
         print(f"{len(plan) - len(finished)} runs not finished (time limit): the same command resumes them",

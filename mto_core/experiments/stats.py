@@ -257,8 +257,8 @@ def recorded_cost(groups: dict[str, list[Path]], base: str, method: str) -> list
 
 def steps_per_epoch(run: Path) -> float:
     """Optimizer steps per epoch of a run, from its metrics.jsonl (0 if it has no epoch row)."""
-    rows = [r for r in read_metrics(run) if r.get("kind") == "epoch" and r.get("epoch")]
-    return rows[0]["step"] / rows[0]["epoch"] if rows else 0.0
+    rows = [r for r in read_metrics(run) if r.get("kind") in ("epoch", "probe") and r.get("epoch") and r.get("step")]
+    return rows[-1]["step"] / rows[-1]["epoch"] if rows else 0.0
 
 
 def summarize_family(groups: dict[str, list[Path]], base: str, method: str, folder: Path,
