@@ -1,8 +1,7 @@
 """Measure the step cost c of an experiment's MTO variants on this machine and store it with its
 runs (step_cost.json), for runs that were made before the experiment measured it itself.
 
-    flock /tmp/mto-heavy.lock python benchmarks/step_cost.py efficiency-cpu \
-        --note "measured after the runs, on the same kind of machine"
+    python3 benchmarks/step_cost.py efficiency-cpu --note "measured after the runs, on the same kind of machine"
 """
 
 from __future__ import annotations

@@ -62,8 +62,8 @@ def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | Non
         if done and not (out / STEP_COST).exists():
             write_step_cost(experiment, overrides, out / STEP_COST)
     if not done:
-        print(f"{len(plan) - len(finished)} runs not finished (time limit): the same command resumes them",
-              flush=True)
+        print(f"{len(plan) - len(finished)} of {len(plan)} runs not finished (a time limit, or a failure named "
+              "above): the same command resumes them", flush=True)
     return finished, done
 
 
