@@ -40,8 +40,8 @@ config keys for --set (section.field=value, value read as JSON):
   mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
   mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
-  mto experiment efficiency --preset gpu --set data.root=DIR --time-limit 8.5
-        # full Fashion-MNIST at 28 x 28, 4 SimMIM and 6 MAE pairs, 10 runs at once on one GPU""",
+  mto experiment efficiency --preset gpu --set data.root=DIR --time-limit 8
+        # DIR: the Fashion-MNIST .gz files; 4 SimMIM and 6 MAE pairs at 28 x 28, 10 runs at once""",
     "eval": """examples:
   mto eval runs/x --probe knn
   mto eval runs/x --probe linear --json
@@ -138,8 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: render the report again from the committed run copies "
                         "(docs/results/<kind>-<preset>-runs/), or with --out from the finished runs of that folder")
-    p.add_argument("--parallel", type=int, help="runs trained at once, one process each (default: the preset's, "
-                                                "1 for cpu, 10 for gpu)")
+    p.add_argument("--parallel", type=int, help="runs trained at once, one process each (default: 10 for "
+                                                "the gpu efficiency preset, else 1)")
     p.add_argument("--time-limit", type=float, metavar="MIN",
                    help="stop every run cleanly after MIN minutes; the same command resumes them")
     p.add_argument("--device", help="override the preset's device (cpu, cuda, cuda:N)")
