@@ -1,5 +1,5 @@
 """The Curves page's view of the committed experiments (docs/results/*-runs): computed by
-mto_core.experiment, drawn here."""
+mto_core.experiments, drawn here."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from pathlib import Path
 import streamlit as st
 from common import chart
 
-from mto_core.experiment import (committed_experiments, compare, compare_figure, families, family_figure,
-                                 family_summary, format_compare, format_interval, read_floors)
+from mto_core.experiments import (EXPERIMENTS, committed_experiments, compare, compare_figure, families,
+                                  family_figure, format_compare, format_interval, summarize_family)
 
 
 @st.cache_data(show_spinner="Reading the experiment's runs...")
 def _summary(folder: str, base: str, method: str) -> dict:
-    groups = committed_experiments(Path(folder).parent)[Path(folder).name[:-len("-runs")]]
-    return family_summary(groups, base, method, read_floors(Path(folder)))
+    name = Path(folder).name[:-len("-runs")]
+    groups = committed_experiments(Path(folder).parent)[name]
+    threshold_epoch = next((e.threshold_epoch for e in EXPERIMENTS.values() if e.name == name), 3.0)
+    return summarize_family(groups, base, method, Path(folder), threshold_epoch)
 
 
 def show_committed_experiments(results: Path) -> None:
@@ -52,8 +54,21 @@ def show_committed_experiments(results: Path) -> None:
                         f"{len(summary['seeds'])} paired seeds. The smallest speed-up these runs could "
                         f"detect: **{sp['detectable']:.2f}**. Mean k-NN accuracy over the run, MTO minus "
                         f"baseline: {format_interval(summary['area'])} ({summary['area']['reading']}).")
+            wall = summary["wall"]
+            if wall is not None:
+                w_low, w_high = wall["ci"]
+                st.markdown(f"**Wall-clock speed-up s_wall = s / c = {wall['s_wall']:.2f}, 95% interval "
+                            f"[{w_low:.2f}, {w_high:.2f}]**: to reach the same k-NN accuracy, MTO took "
+                            f"**{wall['time_ratio']:.2f}x** the baseline's time (an MTO step costs c = "
+                            f"{wall['c']:.3f}x a baseline step, measured interleaved and stored with the runs).",
+                            help="s counts epochs; a user pays in time. s_wall > 1: MTO reaches an accuracy "
+                                 "sooner in time. The full report has the minutes to each threshold.")
+            else:
+                st.caption("No step cost stored with these runs (step_cost.json): no wall-clock speed-up.")
         else:
-            st.info("No speed-up estimate: not every run reaches the thresholds yet.")
+            st.info("No speed-up estimate, in epochs or in time: some run never reaches the thresholds above "
+                    f"the random-init level. Mean k-NN accuracy over the run, MTO minus baseline: "
+                    f"{format_interval(summary['area'])} ({summary['area']['reading']}).")
     else:
         result = compare(runs, baseline=base)
         chart(compare_figure(result), key="curves-experiment-plot")

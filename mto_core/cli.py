@@ -41,7 +41,8 @@ config keys for --set (section.field=value, value read as JSON):
   mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
   mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
-  mto experiment efficiency --preset gpu     # full Fashion-MNIST, 6 SimMIM and 8 MAE seeds, on a CUDA GPU""",
+  mto experiment efficiency --preset gpu --set data.root=DIR --time-limit 8
+        # DIR: the Fashion-MNIST .gz files; 4 SimMIM and 6 MAE pairs at 28 x 28, 10 runs at once""",
     "eval": """examples:
   mto eval runs/x --probe knn
   mto eval runs/x --probe linear --json
@@ -141,8 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--report-only", action="store_true",
-                   help="train nothing: regenerate the report from its committed run copies (<report>-runs/), "
-                        "or with --out from the finished runs of that folder")
+                   help="train nothing: render the report again from the committed run copies "
+                        "(docs/results/<kind>-<preset>-runs/), or with --out from the finished runs of that folder")
+    p.add_argument("--parallel", type=int, help="runs trained at once, one process each (default: 10 for "
+                                                "the gpu efficiency preset, else 1)")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="stop every run cleanly after MIN minutes; the same command resumes them")
+    p.add_argument("--device", help="override the preset's device (cpu, cuda, cuda:N)")
     return parser
 
 
@@ -158,7 +164,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .checkpoint import METRICS
-    from .experiment import compare, format_compare, plot_compare
+    from .experiments import compare, format_compare, plot_compare
 
     for run in map(Path, args.runs):
         if not (run / METRICS).is_file():
@@ -203,15 +209,22 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     from pathlib import Path
 
     from .config import apply_overrides, preset
-    from .experiment import EXPERIMENTS, report_only, run_experiment, write_report
+    from .experiments import EXPERIMENTS, report_only, run_experiment, write_report
 
+    if args.device:
+        args.set = [*args.set, f"train.device={args.device}"]
     apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
     _at_least(args.seeds, 1, "--seeds")
     _at_least(args.epochs, 1, "--epochs")
+    _at_least(args.parallel, 1, "--parallel")
+    if args.time_limit is not None and not args.time_limit > 0:
+        from .config import ConfigError
+
+        raise ConfigError(f"--time-limit must be a positive number of minutes, got {args.time_limit:g}")
     command = "mto " + " ".join(a for a in (argv or sys.argv[1:]))
     report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
     if args.kind == "finetune":
-        from .finetune import FINETUNES, run_finetune
+        from .experiments.finetune import FINETUNES, run_finetune
 
         spec = FINETUNES[args.preset]
         if args.seeds:
@@ -227,12 +240,17 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     if args.epochs:
         experiment = dataclasses.replace(experiment, epochs=args.epochs)
     if args.report_only:
-        path = report_only(experiment, command, report, Path(args.out) if args.out else None)
+        path = report_only(experiment, report, Path(args.out) if args.out else None)
         print(path.read_text())
         return 0
     out = Path(args.out or f"runs/experiments/{args.kind}-{args.preset}")
-    runs = run_experiment(experiment, out, args.set, progress=not args.quiet)
-    path = write_report(experiment, runs, command, report)
+    runs, _ = run_experiment(experiment, out, args.set, progress=not args.quiet,
+                             parallel=args.parallel or experiment.parallel, time_limit=args.time_limit,
+                             command=command)
+    if not runs:
+        print(f"no run of {out} has finished yet: run the same command again to resume them")
+        return 0
+    path = write_report(experiment, runs, report)
     print(path.read_text())
     return 0
 

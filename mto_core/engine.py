@@ -28,11 +28,12 @@ from tqdm import tqdm
 from .allocator import keep_freed_memory
 from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, load_weights,
                          read_metrics, save_checkpoint, save_snapshot, step_of, write_text_atomic)
-from .config import ConfigError, MTOWarning, RunConfig, validate
+from .config import ConfigError, MTOWarning, RunConfig, parse_points, validate
 from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
 from .models import build_model
 from .objective import MIMModel, check_model_fits
+from .probes import ProbeSchedule
 from .runlock import LOCK, run_folder_lock
 
 
@@ -424,7 +425,8 @@ class _Loop:
         self.final_loss = float("nan")
         self.bar = tqdm(total=run.plan.total_steps, initial=step, desc=f"{run.config.preset}", unit="step",
                         disable=not (progress and info.main), dynamic_ncols=True)
-        self.points = PointProbes(run.config, run.plan, device)
+        self.probes = ProbeSchedule(run.config, run.plan.steps_per_epoch, device)
+        self.snapshots = {round(p * run.plan.steps_per_epoch): p for p in parse_points(run.config.train.snapshot_points)}
         self.point_s = 0.0  # time spent in point probes since the epoch began, not counted as training
 
     def train_step(self, micro: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
@@ -483,13 +485,14 @@ class _Loop:
         run = self.run
         if not run.info.main:
             return
-        row = self.points.probe(run.model, self.step)
+        row = self.probes.at_step(run.model, self.step)
         if row:
             self.point_s += row["probe_s"]
             append_metrics(run.run_dir, row)
             if self.on_log:
                 self.on_log(row)
-        self.points.snapshot(run.model, self.step, run.run_dir)
+        if self.step in self.snapshots:
+            save_snapshot(run.run_dir / "snapshots" / f"epoch-{self.snapshots[self.step]:g}", run.model, run.config)
 
     def end_epoch(self, end_of_epoch: bool) -> None:
         """At the end of an epoch, the last step or a stop: the 'epoch' row with its probes
@@ -501,8 +504,7 @@ class _Loop:
             row = {"kind": "epoch", "step": self.step, "epoch": self.step // run.plan.steps_per_epoch,
                    "loss": float(self.epoch_sum) / max(self.epoch_count, 1)}
             probe_start = time.perf_counter()
-            row.update(_epoch_probe(run.model, run.config, row["epoch"], self.step == run.plan.total_steps,
-                                    run.device))
+            row.update(self.probes.at_epoch(run.model, row["epoch"], self.step == run.plan.total_steps))
             row["train_s"] = round(probe_start - self.epoch_tick - self.point_s, 3)
             row["probe_s"] = round(time.perf_counter() - probe_start, 3)
             append_metrics(run.run_dir, row)
@@ -573,65 +575,3 @@ def _all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     stacked = torch.stack([torch.as_tensor(values[n], dtype=torch.float32) for n in names])
     dist.all_reduce(stacked)
     return dict(zip(names, stacked / dist.get_world_size()))
-
-
-class PointProbes:
-    """The probes and snapshots of ``train.probe_points``, ``linear_points`` and
-    ``snapshot_points``, keyed by the step that ends each point's epoch fraction."""
-
-    def __init__(self, config: RunConfig, plan: Plan, device: torch.device) -> None:
-        from .config import parse_points
-
-        t = config.train
-        self.config, self.device = config, device
-        steps = lambda key: {round(p * plan.steps_per_epoch): p for p in parse_points(getattr(t, key))}  # noqa: E731
-        self.knn, self.linear, self.snapshots = steps("probe_points"), steps("linear_points"), steps("snapshot_points")
-        self._sets: tuple[ImageSet, ImageSet] | None = None
-
-    def probe(self, model: MIMModel, step: int) -> dict[str, Any] | None:
-        due = tuple(kind for kind, at in (("knn", self.knn), ("linear", self.linear)) if step in at)
-        if not due or not self.config.data.val_fraction:
-            return None
-        from .evaluate import probes
-
-        start = time.perf_counter()
-        if self._sets is None:
-            self._sets = probe_sets(self.config)
-        epoch = self.knn.get(step, self.linear.get(step))
-        scores = probes(model, *self._sets, due, self.device)
-        return {"kind": "probe", "step": step, "epoch": epoch,
-                **{f"{kind}_val": result.accuracy for kind, result in scores.items()},
-                "probe_s": round(time.perf_counter() - start, 3)}
-
-    def snapshot(self, model: MIMModel, step: int, run_dir: Path) -> None:
-        if step in self.snapshots:
-            save_snapshot(run_dir / "snapshots" / f"epoch-{self.snapshots[step]:g}", model, self.config)
-
-
-def probe_sets(config: RunConfig) -> tuple[ImageSet, ImageSet]:
-    """The fixed probe sets of a run: ``train.probe_bank`` training images (one fixed draw,
-    the same for every run of the same data) and the first ``train.probe_val`` validation
-    images (0 = all)."""
-    t = config.train
-    train = load_dataset(config.data, config.model, "train")
-    if len(train) > t.probe_bank:
-        train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:t.probe_bank])
-    val = load_dataset(config.data, config.model, "val")
-    if t.probe_val and len(val) > t.probe_val:
-        val = val.subset(slice(0, t.probe_val))
-    return train, val
-
-
-def _epoch_probe(model: MIMModel, config: RunConfig, epoch: int, final: bool,
-                 device: torch.device) -> dict[str, float]:
-    """Validation-split probes due at this epoch: k-NN every ``train.knn_every`` epochs, linear
-    every ``train.linear_every`` epochs and after the last one (0 = never)."""
-    t = config.train
-    due = [kind for kind, every in (("knn", t.knn_every), ("linear", t.linear_every))
-           if every and (epoch % every == 0 or (final and kind == "linear"))]
-    if not due or not config.data.val_fraction:
-        return {}
-    from .evaluate import probes
-
-    train, val = probe_sets(config)
-    return {f"{kind}_val": result.accuracy for kind, result in probes(model, train, val, tuple(due), device).items()}

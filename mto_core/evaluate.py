@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .checkpoint import Checkpoint
 from .config import MTOWarning
-from .data import ImageSet, load_dataset, prepare_images
+from .data import ImageSet, prepare_images
 from .objective import MIMModel
 
 PROBES = ("knn", "linear")
@@ -189,19 +189,11 @@ def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, .
             for kind, accuracy in scores(train_x, train.labels, test_x, test.labels, kinds).items()}
 
 
-def probe_sets(checkpoint: Checkpoint, split: str = "test", bank_size: int = 10000) -> tuple[ImageSet, ImageSet]:
-    """The labelled sets a checkpoint is probed on: (up to ``bank_size`` training images, split)."""
-    data, model = checkpoint.config.data, checkpoint.config.model
-    train = load_dataset(data, model, "train")
-    if bank_size and len(train) > bank_size:
-        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:bank_size]
-        train = train.subset(pick.sort().values)
-    return train, load_dataset(data, model, split)
-
-
 def evaluate_checkpoint(checkpoint: Checkpoint, kind: str = "knn", split: str = "test",
                         bank_size: int = 10000, device: str | torch.device = "cpu",
                         progress: bool = False) -> ProbeResult:
     """Probe a checkpoint on its own dataset's ``test`` (or ``val``) split."""
-    train, test = probe_sets(checkpoint, split, bank_size)
+    from .probes import probe_sets
+
+    train, test = probe_sets(checkpoint.config, bank_size, 0, split)
     return probe(checkpoint.model.to(device), train, test, kind, device, progress, split)

@@ -21,7 +21,7 @@ from .app_support import run_progress
 from .config import RunConfig
 from .data import load_dataset
 from .engine import append_metrics, make_plan, train
-from .evaluate import probes
+from .probes import quick_knn
 
 
 @dataclass
@@ -54,21 +54,6 @@ class RunState:
         """step, images_per_s and eta_s (seconds left) of this run."""
         t = self.config.train
         return run_progress(self.rows, self.total_steps, t.batch_size * t.accum_steps)
-
-
-def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) -> tuple[float, int]:
-    """k-NN (k = 20, cosine) accuracy on the first ``val`` validation images with ``bank``
-    training images as the bank, and how many validation images it used: a few seconds on a
-    CPU, enough to place a run on the curves."""
-    import torch
-
-    train_set = load_dataset(config.data, config.model, "train")
-    if len(train_set) > bank:
-        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:bank]
-        train_set = train_set.subset(pick)
-    val_set = load_dataset(config.data, config.model, "val")
-    val_set = val_set.subset(slice(0, val))
-    return probes(model, train_set, val_set, ("knn",), split="val")["knn"].accuracy, len(val_set)
 
 
 class TrainingJob:

@@ -136,6 +136,8 @@ def test_curves_page_shows_the_committed_efficiency_experiment():
     low, high = float(found[2]), float(found[3])  # the headline reads the interval, not the point
     assert found[4].startswith("MTO learns faster" if low > 1 else "MTO learns slower" if high < 1
                                else "no clear speed-up"), found[0]
+    wall = re.search(r"Wall-clock speed-up s_wall = s / c = ([\d.]+), 95% interval .*MTO took \*\*([\d.]+)x\*\*", texts(at))
+    assert wall and abs(float(wall[1]) * float(wall[2]) - 1) < 0.02, texts(at)  # s_wall and the time ratio agree
     at.selectbox(key="curves-experiment").set_value("ablation-cpu").run()
     at.radio(key="curves-experiment-base").set_value("mae").run()
     assert not at.exception and "| mae-entropy | 2 |" in texts(at) and "| entropy |" not in texts(at)

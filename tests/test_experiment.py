@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mto_core.evaluate import FinetuneSchedule
-from mto_core.experiment import Experiment, compare, format_compare, group_name, report_only, write_report
-from mto_core.finetune import FinetuneSpec, run_finetune
+from mto_core.experiments import Experiment, compare, format_compare, group_name, report_only, write_report
+from mto_core.experiments.finetune import FinetuneSpec, run_finetune
 
 from .conftest import SMALL
 from .test_cli import mto
@@ -73,7 +73,7 @@ def test_compare_refuses_runs_of_two_methods_and_a_run_given_twice(tmp_path):
 
 
 def test_finetune_without_its_source_names_the_missing_folder(tmp_path):
-    from mto_core.finetune import FINETUNES
+    from mto_core.experiments.finetune import FINETUNES
 
     with pytest.raises(ValueError, match=r"missing does not exist: fine-tuning reads the snapshots"):
         run_finetune(FINETUNES["cpu"], tmp_path / "missing", "mto experiment finetune", tmp_path / "ft.md",
@@ -102,6 +102,9 @@ def _efficiency_runs(tmp_path, speed=2.0, seeds=4):
         runs.append(_probe_run(tmp_path / f"simmim-s{seed}", base(epochs), epochs, {0.0: 0.75, 6.0: 0.78}))
         runs.append(_probe_run(tmp_path / f"simmim-mto-s{seed}", base(pace * epochs), epochs, {0.0: 0.75, 6.0: 0.79}))
     (tmp_path / "floors.json").write_text(json.dumps({"pixels_knn": 0.757, "pixels_linear": 0.774}))
+    cost = {"baseline": "simmim", "batch": 128, "base_ms": 100.0, "method_ms": 125.0, "c": 1.25, "c_iqr": [1.2, 1.3]}
+    (tmp_path / "step_cost.json").write_text(json.dumps({"machine": {"cpu": "test"}, "measured": "today",
+                                                        "rounds": 30, "families": {"simmim-mto": cost}}))
     return runs
 
 
@@ -110,30 +113,31 @@ def test_efficiency_report_shows_floors_intervals_and_the_speedup(tmp_path):
     experiment = Experiment("efficiency-test", {"simmim": ("simmim", []), "simmim-mto": ("simmim-mto", [])},
                             [0, 1, 2, 3], 6)
     report = tmp_path / "results" / "eff.md"
-    text = write_report(experiment, runs, "mto experiment efficiency --preset cpu", report).read_text()
+    text = write_report(experiment, runs, report).read_text()
     assert "raw pixels k-NN 0.7570; raw pixels linear 0.7740; random init (the runs at epoch 0) k-NN 0.5500" in text
     speed = re.search(r"\*\*Speed-up factor s\*\* = ([\d.]+), 95% interval \[([\d.]+), ([\d.]+)\]", text)
     assert speed and 1.9 < float(speed[1]) < 2.1 and float(speed[2]) > 1.5
     assert "from 4 of 4 thresholds" in text and "MTO is faster" in text
-    assert "the interval lies above 2" in text or "cannot rule it out" in text
+    assert re.search(r"the paper's s = 2 is (ruled out|inside the interval)|the interval lies above 2", text)
     assert "| 6 | 0.7800 | 0.7900 | +0.0100 [+0.0100, +0.0100] |" in text  # the linear probe, secondary
+    wall = re.search(r"\*\*Wall-clock speed-up s_wall\*\* = s / c = ([\d.]+), 95% interval \[([\d.]+), ([\d.]+)\]", text)
+    assert wall and float(wall[1]) == pytest.approx(float(speed[1]) / 1.25, abs=0.01)
+    assert float(wall[2]) == pytest.approx(float(speed[2]) / 1.25, abs=0.01)
+    assert f"simmim-mto took {1.25 / float(speed[1]):.2f}x the time simmim took" in text
+    assert "| k-NN threshold | simmim epochs | simmim min |" in text and "Step cost c = 1.250" in text
     assert (report.parent / "eff-simmim.html").exists()
     copies = report.parent / "eff-runs"
-    assert sorted(p.name for p in copies.iterdir()) == sorted([*(r.name for r in runs), "floors.json"])
-    again = report_only(experiment, "mto experiment efficiency --preset cpu", report).read_text()
-    assert _strip_date(again) == _strip_date(text)
+    assert sorted(p.name for p in copies.iterdir()) == sorted([*(r.name for r in runs), "floors.json",
+                                                               "step_cost.json"])
+    assert report_only(experiment, tmp_path / "again" / "eff.md", copies).read_text() == text
 
 
 def test_efficiency_report_says_when_nothing_is_resolved(tmp_path):
     runs = _efficiency_runs(tmp_path / "runs", speed=1.0)
     experiment = Experiment("efficiency-test", {"simmim": ("simmim", []), "simmim-mto": ("simmim-mto", [])},
                             [0, 1, 2, 3], 6)
-    text = write_report(experiment, runs, "mto experiment efficiency", tmp_path / "e.md").read_text()
+    text = write_report(experiment, runs, tmp_path / "e.md").read_text()
     assert "no speed-up resolved" in text and "the paper's s = 2 is ruled out" in text
-
-
-def _strip_date(text):
-    return re.sub(r"; \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", text)
 
 
 def test_ablation_report_reads_each_family_against_its_own_baseline(tmp_path):
@@ -143,7 +147,7 @@ def test_ablation_report_reads_each_family_against_its_own_baseline(tmp_path):
     experiment = Experiment("ablation-test", {"simmim": ("simmim", []), "entropy": ("simmim", ["mto.entropy_weight=0.01"]),
                                               "mae": ("mae", []), "mae-entropy": ("mae", ["mto.entropy_weight=0.01"])},
                             [0, 1], 2)
-    text = write_report(experiment, runs, "mto experiment ablation", tmp_path / "a.md").read_text()
+    text = write_report(experiment, runs, tmp_path / "a.md").read_text()
     assert "## simmim family: effect of each variant" in text and "## mae family: effect of each variant" in text
     # two seeds, both +0.03: the interval is a point and excludes 0
     assert "| entropy | +0.0300 [+0.0300, +0.0300] **helps** |" in text
@@ -168,7 +172,7 @@ def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_fi
     assert "## mae-mto vs mae (2 paired seeds)" in text and "raw pixels k-NN" in text
     assert "What the data says" in text and (report.parent / "efficiency-simmim.html").exists()
     again = mto(*args)
-    assert again.stdout.count("complete, kept") == 8
+    assert "8 of 8 runs finished already; training 0" in again.stdout
     spec = FinetuneSpec("finetune-test", [("mae", "mae-mto")], [0], [1.0], FinetuneSchedule(epochs=1))
     ft = run_finetune(spec, out, "mto experiment finetune", tmp_path / "results" / "ft.md", progress=False)
     results = [json.loads(line) for line in (tmp_path / "results" / "ft-runs" / "finetune.jsonl").read_text().splitlines()]

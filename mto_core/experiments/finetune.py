@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -17,10 +18,11 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint, read_config
-from .efficiency import paired
-from .evaluate import FinetuneSchedule, finetune_accuracy
-from .experiment import format_interval, format_sign
+from ..checkpoint import load_checkpoint, read_config
+from ..efficiency import paired
+from ..evaluate import FinetuneSchedule, finetune_accuracy
+from .runner import RECORD, now, read_record, record_call
+from .stats import format_interval, format_sign
 
 RESULTS = "finetune.jsonl"
 
@@ -38,7 +40,7 @@ class FinetuneSpec:
 
 FINETUNES = {
     "cpu": FinetuneSpec("finetune-cpu", [("simmim", "simmim-mto"), ("mae", "mae-mto")], [0, 1, 2], [2.0, 6.0]),
-    "gpu": FinetuneSpec("finetune-gpu", [("simmim", "simmim-mto"), ("mae", "mae-mto")], [0, 1, 2, 3], [4.0, 20.0],
+    "gpu": FinetuneSpec("finetune-gpu", [("simmim", "simmim-mto"), ("mae", "mae-mto")], [0, 1, 2, 3], [2.0, 12.0],
                         FinetuneSchedule(epochs=10, batch_size=256)),
 }
 
@@ -60,15 +62,25 @@ def _read(file: Path) -> list[dict[str, Any]]:
 def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, report_only: bool = False,
                  progress: bool = True) -> Path:
     """Fine-tune every (method, seed, point) snapshot of the runs in ``source`` and a from-scratch
-    model per (family, seed); append each result to the results file; write the report."""
+    model per (family, seed); append each result to the results file beside the report
+    (``<report stem>-runs/``); write the report. With ``report_only``, train nothing: render
+    the report from the committed results (docs/results/<spec name>-runs/, copied beside it)."""
     copies = report.with_name(f"{report.stem}-runs")
     results = copies / RESULTS
-    if not report_only:
+    if report_only:
+        committed = Path("docs") / "results" / f"{spec.name}-runs"
+        if committed.is_dir() and committed.resolve() != copies.resolve():
+            copies.mkdir(parents=True, exist_ok=True)
+            for name in (RESULTS, RECORD):
+                if (committed / name).exists():
+                    shutil.copyfile(committed / name, copies / name)
+    else:
         if not source.is_dir():
             raise ValueError(f"{source} does not exist: fine-tuning reads the snapshots of an efficiency "
                              "experiment's runs there; run `mto experiment efficiency` first, or give its "
                              "folder with --out")
         copies.mkdir(parents=True, exist_ok=True)
+        started, trained = now(), False
         done = {(r["method"], r["seed"], r["epoch"]) for r in _read(results)}
         # seed-major, each seed's floors first: a stopped run still leaves whole pairs and floors
         todo = [item for s in spec.seeds for item in
@@ -87,14 +99,17 @@ def run_finetune(spec: FinetuneSpec, source: Path, command: str, report: Path, r
                    "seconds": round(time.perf_counter() - start, 1)}
             with open(results, "a") as handle:
                 handle.write(json.dumps(row) + "\n")
+            trained = True
             print(f"[{i}/{len(todo)}] {method} seed {seed} epoch {point:g}: {accuracy:.4f} "
                   f"({row['seconds']:.0f} s)", flush=True)
+        if trained:
+            record_call(copies, command, started)
     rows = _read(results)
     if not rows:
         raise ValueError(f"{results} holds no result yet" + ("; run the command without --report-only first"
                                                              if report_only else
                                                              f": none of the snapshots it needs is in {source} yet"))
-    report.write_text(_report(spec, rows, command, copies))
+    report.write_text(_report(spec, rows, copies))
     return report
 
 
@@ -108,8 +123,8 @@ def _snapshot(source: Path, method: str, seed: int, point: float) -> Path:
 
 def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: FinetuneSchedule,
                   progress: bool) -> float:
-    from .engine import probe_sets
-    from .models import build_model
+    from ..probes import probe_sets
+    from ..models import build_model
 
     folder = _snapshot(source, method, seed, point)
     if method.endswith("-scratch"):
@@ -123,42 +138,45 @@ def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: 
     return finetune_accuracy(model, bank, val, dataclasses.replace(schedule, seed=seed), progress=progress)
 
 
-def _report(spec: FinetuneSpec, rows: list[dict[str, Any]], command: str, copies: Path) -> str:
-    from .bench import machine
+def _report(spec: FinetuneSpec, rows: list[dict[str, Any]], copies: Path) -> str:
+    """The page, from the results and the record alone (seeds are those the results hold)."""
+    from .report import recorded_machine, rerender_command
 
     acc = {(r["method"], int(r["seed"]), float(r["epoch"])): float(r["accuracy"]) for r in rows}
     minutes = sum(float(r.get("seconds", 0)) for r in rows) / 60
-    info = machine()
-    lines = [f"# {spec.name}", "", "Generated by:", "", f"    {command}", "",
+    record = read_record(copies)
+    seeds = sorted({int(r["seed"]) for r in rows})
+    lines = [f"# {spec.name}", "", "Results made by:", "",
+             f"    {record.get('command') if record and record.get('command') else 'not recorded'}", "",
              f"End-to-end fine-tuning of the efficiency runs' weights at pre-training epochs "
-             f"{', '.join(f'{p:g}' for p in spec.points)}, seeds {', '.join(map(str, spec.seeds))}; every result "
+             f"{', '.join(f'{p:g}' for p in spec.points)}, seeds {', '.join(map(str, seeds))}; every result "
              f"is a line of [{copies.name}/{RESULTS}]({copies.name}/{RESULTS}) ({len(rows)} results, "
-             f"{minutes:.0f} min recorded), and `{command.split(' --')[0]} --report-only` rewrites this page "
-             "from it.",
+             f"{minutes:.0f} min recorded), and `{rerender_command(spec.name)}` renders this page again "
+             "from it, the same to the byte.",
              f"Schedule, the same for every model: {spec.schedule.epochs} epochs on the runs' probe bank (the "
              f"fixed labelled training images of the k-NN probe), batch {spec.schedule.batch_size}, AdamW lr "
              f"{spec.schedule.lr:g} (one epoch of warmup, cosine decay), weight decay {spec.schedule.weight_decay:g}, "
              "crop-and-flip augmentation, a linear head on the average-pooled encoder features; accuracy on "
              "the fixed validation set. The floor is the same architecture from random weights (seeded as the "
              "runs), fine-tuned on the same schedule. Intervals: 95% paired t over seeds; sd: sample std.",
-             f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; {info['date']}.", ""]
+             recorded_machine(record), ""]
     verdicts = []
     for base, method in spec.pairs:
-        seeds = [s for s in spec.seeds if all((m, s, p) in acc for m in (base, method) for p in spec.points)]
-        scratch = [acc[(f"{base}-scratch", s, 0.0)] for s in spec.seeds if (f"{base}-scratch", s, 0.0) in acc]
-        lines += [f"## {method} vs {base} ({len(seeds)} paired seeds)", ""]
+        paired_seeds = [s for s in seeds if all((m, s, p) in acc for m in (base, method) for p in spec.points)]
+        scratch = [acc[(f"{base}-scratch", s, 0.0)] for s in seeds if (f"{base}-scratch", s, 0.0) in acc]
+        lines += [f"## {method} vs {base} ({len(paired_seeds)} paired seeds)", ""]
         if scratch:
             lines.append(f"From-scratch floor ({len(scratch)} seeds): {statistics.fmean(scratch):.4f}"
                          + (f" ± {statistics.stdev(scratch):.4f}" if len(scratch) > 1 else "") + ".")
             lines.append("")
-        if not seeds:
+        if not paired_seeds:
             lines += ["No seed has every result yet.", ""]
             continue
         lines += [f"| pre-training epoch | {base} (mean ± sd) | {method} (mean ± sd) | {method} - {base} "
                   "[95% CI] | sign test | reading |", "|---|---|---|---|---|---|"]
         for p in spec.points:
-            b = [acc[(base, s, p)] for s in seeds]
-            m = [acc[(method, s, p)] for s in seeds]
+            b = [acc[(base, s, p)] for s in paired_seeds]
+            m = [acc[(method, s, p)] for s in paired_seeds]
             stats = paired([y - x for x, y in zip(b, m)])
             sd = lambda v: f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else ""  # noqa: E731
             lines.append(f"| {p:g} | {statistics.fmean(b):.4f}{sd(b)} | {statistics.fmean(m):.4f}{sd(m)} | "

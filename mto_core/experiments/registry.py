@@ -1,0 +1,88 @@
+"""The experiments: which variants, seeds, epochs and settings each preset runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..config import RunConfig, apply_overrides, preset
+
+
+@dataclass
+class Experiment:
+    """A set of runs: names -> (preset, config overrides), each for every seed, on one budget.
+
+    ``seeds_of`` gives a variant other seeds than ``seeds`` (families of different sizes)."""
+
+    name: str
+    variants: dict[str, tuple[str, list[str]]]
+    seeds: list[int]
+    epochs: int
+    common: list[str] = field(default_factory=list)
+    baseline: str = "simmim"
+    seeds_of: dict[str, list[int]] = field(default_factory=dict)
+    # the speed-up thresholds end at the baseline's mean accuracy at this epoch (stats.thresholds)
+    threshold_epoch: float = 3.0
+    # runs trained at once by default, one process each (--parallel)
+    parallel: int = 1
+
+    def seeds_for(self, variant: str) -> list[int]:
+        return self.seeds_of.get(variant, self.seeds)
+
+    def limit_seeds(self, n: int) -> Experiment:
+        return replace(self, seeds=self.seeds[:n], seeds_of={k: v[:n] for k, v in self.seeds_of.items()})
+
+
+# The efficiency protocol (docs/results/README.md): constant learning rate after a fixed warmup,
+# so that a run's state at a step does not depend on its planned length; k-NN (primary) at
+# fractions of an epoch early on, the linear probe at three points; fixed probe sets; weights
+# kept at four points for fine-tuning.
+_EFFICIENCY_CPU = ["data.train_limit=10000", "train.batch_size=128", "train.schedule=constant",
+                   "train.warmup_steps=20", "train.knn_every=0", "train.linear_every=0",
+                   "train.probe_points=0,0.5,1,1.5,2,3,4,6", "train.linear_points=0,2,6",
+                   "train.snapshot_points=1,2,4,6", "train.probe_bank=3000", "train.probe_val=4000"]
+# The GPU protocol, sized to finish in one short call on one H100 (docs/results/README.md): the
+# tiny model at native 28 x 28 on the full training split (54,000 images after the validation
+# hold-out), 10 runs at once on the one GPU; k-NN at sub-epoch points, then sparser.
+_EFFICIENCY_GPU = ["train.device=cuda", "train.batch_size=256", "train.schedule=constant",
+                   "train.warmup_steps=100", "train.knn_every=0", "train.linear_every=0",
+                   "train.probe_points=0,0.25,0.5,1,1.5,2,3,4,6,8,10,12", "train.linear_points=0,4,12",
+                   "train.snapshot_points=2,12", "train.probe_bank=10000", "train.probe_val=5000"]
+_EFFICIENCY_VARIANTS = {p: (p, []) for p in ("simmim", "simmim-mto", "mae", "mae-mto")}
+_CPU_ABLATION_COMMON = ["data.train_limit=8000", "train.knn_every=1", "train.linear_every=2",
+                        "train.probe_bank=3000", "train.probe_val=2000", "train.batch_size=128"]
+_GPU_COMMON = ["train.knn_every=1", "train.linear_every=2", "train.probe_bank=10000", "train.device=cuda"]
+_PARTS = {"hard-recalibration": ["mto.hard_recalibration=true"],
+          "soft-recalibration": ["mto.recalibration_weight=0.1"],
+          "singularity": ["mto.singularity_weight=0.1"],
+          "entropy": ["mto.entropy_weight=0.01"]}
+# Each MTO part alone (at the spec's starting weight) and all together, for SimMIM (mask tokens in
+# the encoder) and for MAE (mask tokens in the decoder); the MAE variants carry a "mae-" prefix.
+_ABLATION = {"simmim": ("simmim", []), **{part: ("simmim", sets) for part, sets in _PARTS.items()},
+             "simmim-mto": ("simmim-mto", []),
+             "mae": ("mae", []), **{f"mae-{part}": ("mae", sets) for part, sets in _PARTS.items()},
+             "mae-mto": ("mae-mto", [])}
+_MAE_SEEDS, _SIMMIM_SEEDS = list(range(8)), list(range(6))
+_GPU_MAE_SEEDS, _GPU_SIMMIM_SEEDS = list(range(6)), list(range(4))
+EXPERIMENTS = {
+    ("efficiency", "cpu"): Experiment("efficiency-cpu", _EFFICIENCY_VARIANTS, _SIMMIM_SEEDS, 6, _EFFICIENCY_CPU,
+                                      seeds_of={"mae": _MAE_SEEDS, "mae-mto": _MAE_SEEDS}),
+    ("efficiency", "gpu"): Experiment("efficiency-gpu", _EFFICIENCY_VARIANTS, _GPU_SIMMIM_SEEDS, 12, _EFFICIENCY_GPU,
+                                      seeds_of={"mae": _GPU_MAE_SEEDS, "mae-mto": _GPU_MAE_SEEDS},
+                                      threshold_epoch=4.0, parallel=10),
+    ("ablation", "cpu"): Experiment("ablation-cpu", _ABLATION, [0, 1], 6, _CPU_ABLATION_COMMON),
+    ("ablation", "gpu"): Experiment("ablation-gpu", _ABLATION, [0, 1, 2], 30, _GPU_COMMON),
+}
+
+
+def run_config(experiment: Experiment, variant: str, seed: int, overrides: list[str]) -> RunConfig:
+    base, sets = experiment.variants[variant]
+    return apply_overrides(preset(base), [*experiment.common, *sets, f"train.epochs={experiment.epochs}",
+                                          f"train.seed={seed}", *overrides])
+
+
+def plan_runs(experiment: Experiment) -> list[tuple[str, int]]:
+    """(variant, seed) in the order they run: seed-major, so that an early stop still leaves
+    whole pairs to compare."""
+    seeds = sorted({s for v in experiment.variants for s in experiment.seeds_for(v)})
+    return [(v, s) for s in seeds for v in experiment.variants if s in experiment.seeds_for(v)]
+

@@ -1,0 +1,178 @@
+"""Running an experiment: every (variant, seed) trained or resumed, the floors measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import list_checkpoints, read_metrics
+from ..config import RunConfig
+from .registry import Experiment, plan_runs, run_config
+from .step_cost import STEP_COST, write_step_cost
+
+FLOORS = "floors.json"
+RECORD = "record.json"
+
+
+def is_recorded(run: Path, config: RunConfig) -> bool:
+    """A run whose metrics.jsonl records its planned last epoch (all a report needs)."""
+    epochs = [r["epoch"] for r in read_metrics(run) if r.get("kind") in ("epoch", "probe")]
+    return bool(epochs) and max(epochs) >= config.train.epochs
+
+
+def is_complete(run: Path, config: RunConfig) -> bool:
+    """A recorded run whose newest checkpoint is at its planned last step."""
+    return bool(list_checkpoints(run)) and is_recorded(run, config)
+
+
+def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | None = None, progress: bool = True,
+                   parallel: int = 1, time_limit: float | None = None, command: str = "") -> tuple[list[Path], bool]:
+    """Train every (variant, seed) into ``out``: finished runs are kept, interrupted ones resumed.
+
+    ``parallel`` runs train at once, one process each; ``time_limit`` (minutes) stops every run
+    cleanly with a checkpoint when it is up, and starts no new one (the next call resumes them).
+    Beside the runs: the floors (raw pixels on the same probe sets) once a run has finished, the
+    step cost (:mod:`.step_cost`) once every run has, and ``record.json``, the command, the
+    machine and the dates of each call that trained. Returns (finished runs, all finished)."""
+    overrides = overrides or []
+    deadline = None if time_limit is None else time.time() + 60 * time_limit
+    plan = [(run_config(experiment, v, s, overrides), out / f"{v}-s{s}") for v, s in plan_runs(experiment)]
+    todo = [(config, run) for config, run in plan if not is_complete(run, config)]
+    print(f"{len(plan) - len(todo)} of {len(plan)} runs finished already; training {len(todo)}"
+          + (f", {parallel} at a time" if parallel > 1 and todo else ""), flush=True)
+    if todo:
+        started = now()
+        trained = (_train_in_processes(todo, out, parallel, deadline) if parallel > 1
+                   else _train_here(todo, deadline, progress))
+        if trained:
+            record_call(out, command, started)
+    finished = [run for config, run in plan if is_complete(run, config)]
+    done = len(finished) == len(plan)
+    if finished and experiment.common and any("probe_points" in s for s in experiment.common):
+        if not (out / FLOORS).exists():
+            write_floors(plan[0][0], out / FLOORS)
+        if done and not (out / STEP_COST).exists():
+            write_step_cost(experiment, overrides, out / STEP_COST)
+    if not done:
+        print(f"{len(plan) - len(finished)} of {len(plan)} runs not finished (a time limit, or a failure named "
+              "above): the same command resumes them", flush=True)
+    return finished, done
+
+
+def _should_stop(deadline: float | None):  # -> Callable[[], bool] | None
+    return None if deadline is None else (lambda: time.time() >= deadline)
+
+
+def _train_here(todo: list[tuple[RunConfig, Path]], deadline: float | None, progress: bool) -> int:
+    """Train the runs one after another in this process; how many were started."""
+    from ..engine import train
+
+    for i, (config, run) in enumerate(todo, start=1):
+        if deadline is not None and time.time() >= deadline:
+            return i - 1
+        start = time.perf_counter()
+        train(config, run, resume=(run / "config.json").exists(), progress=progress,
+              should_stop=_should_stop(deadline))
+        print(f"[{i}/{len(todo)}] {run}: {time.perf_counter() - start:.0f} s", flush=True)
+    return len(todo)
+
+
+def _train_in_processes(todo: list[tuple[RunConfig, Path]], out: Path, parallel: int,
+                        deadline: float | None) -> int:
+    """One process per run (:mod:`.worker`), ``parallel`` at a time, each with an equal share of
+    the CPU threads; each run's output goes to ``out/logs/<run>.log``. How many were started."""
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    waiting, running, started = list(todo), {}, 0
+    while waiting or running:
+        while waiting and len(running) < parallel and (deadline is None or time.time() < deadline):
+            config, run = waiting.pop(0)
+            log = open(out / "logs" / f"{run.name}.log", "a")
+            process = subprocess.Popen([sys.executable, "-m", "mto_core.experiments.worker", str(run),
+                                        str(deadline or 0), str(threads)], stdin=subprocess.PIPE,
+                                       stdout=log, stderr=subprocess.STDOUT, text=True)
+            process.stdin.write(config.to_json())  # type: ignore[union-attr]
+            process.stdin.close()  # type: ignore[union-attr]
+            running[run] = (process, log, time.perf_counter())
+            started += 1
+        if deadline is not None and time.time() >= deadline:
+            waiting.clear()
+        for run, (process, log, start) in list(running.items()):
+            if process.poll() is None:
+                continue
+            log.close()
+            del running[run]
+            state = "done" if process.returncode == 0 else f"failed (exit {process.returncode}, see {log.name})"
+            print(f"{run}: {state}, {time.perf_counter() - start:.0f} s", flush=True)
+        time.sleep(0.5)
+    return started
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def record_call(out: Path, command: str, started: str) -> None:
+    """Append this call (machine, start and end) to ``out/record.json``; the first call's command
+    is the experiment's."""
+    from ..bench import machine
+
+    record = read_record(out) or {"command": command, "calls": []}
+    info = machine()
+    info.pop("date")
+    record["calls"].append({"machine": info, "started": started, "ended": now()})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_record(folder: Path) -> dict[str, Any] | None:
+    """What ``folder``'s runs recorded about how they were made (``record.json``); None if nothing."""
+    try:
+        data = json.loads((folder / RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("calls"), list) else None
+
+
+def write_floors(config: RunConfig, path: Path) -> dict[str, float]:
+    """k-NN and linear-probe accuracy of raw pixels on a run's probe sets, saved as JSON."""
+    from ..evaluate import pixel_features, scores
+    from ..probes import probe_sets
+
+    bank, val = probe_sets(config)
+    floors = {f"pixels_{kind}": value for kind, value in scores(
+        pixel_features(bank.images), bank.labels, pixel_features(val.images), val.labels).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(floors, indent=2) + "\n")
+    return floors
+
+
+def copy_runs(runs: list[Path], copies: Path, extra: tuple[Path, ...] = ()) -> None:
+    """Each run's metrics.jsonl and config.json (tens of kB) into ``copies/<run>/``, so that the
+    report is recomputed without the weights."""
+    for run in runs:
+        (copies / run.name).mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.jsonl", "config.json"):
+            if (run / name).exists():
+                shutil.copyfile(run / name, copies / run.name / name)
+    for file in extra:
+        if file.exists():
+            shutil.copyfile(file, copies / file.name)
+
+
+def read_floors(folder: Path) -> dict[str, float]:
+    file = folder / FLOORS
+    try:
+        data = json.loads(file.read_text()) if file.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        warnings.warn(f"{file} cannot be read; the report shows no pixel floor", stacklevel=2)
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
