@@ -1,7 +1,9 @@
 """``train.compile``: the model compiled for its device, or run eagerly where compiling fails.
 
 The training forward reads nothing back to the host (no graph break: tests/test_compile.py), so
-one graph holds the whole model with its MTO losses. Mode per device: on the CPU inductor's
+one graph holds the whole model with its MTO losses, and it is compiled whole (``fullgraph``): a
+graph break that crept in shows as the fallback's warning, not as a silently slower step.
+Mode per device: on the CPU inductor's
 default; on CUDA "reduce-overhead" (CUDA graphs, which pay where kernel launches dominate a step)
 for models under :data:`SMALL_MODEL` parameters, the default for larger ones, whose kernels are
 long enough to hide their launches.
@@ -56,7 +58,8 @@ def compile_model(model: torch.nn.Module, device: torch.device, backend: str | C
     """``model`` compiled with ``backend`` in the mode of :func:`compile_mode`, falling back to
     eager with one warning where compiling fails (``backend`` is a parameter for the tests)."""
     try:
-        compiled = torch.compile(model, backend=backend, mode=compile_mode(model, device) if backend == "inductor" else None)
+        mode = compile_mode(model, device) if backend == "inductor" else None
+        compiled = torch.compile(model, fullgraph=True, backend=backend, mode=mode)
     except TorchDynamoException as error:
         _warn(error)
         compiled = None
