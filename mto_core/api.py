@@ -14,7 +14,7 @@ from .checkpoint import Checkpoint
 from .data import prepare_images
 from .mto import mto_losses
 from .objective import MIMModel
-from .vit import Path, TokenOrder, TokenTrace, VisibleFirst, patchify
+from .vit import StackPath, TokenOrder, TokenTrace, VisibleFirst, patchify
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _inputs(model: MIMModel, images: torch.Tensor, mask: torch.Tensor,
     return images, mask
 
 
-def _path(mask: torch.Tensor, maps: bool) -> Path:
+def _path(mask: torch.Tensor, maps: bool) -> StackPath:
     """Visible-first (MTO's rows through fused kernels) where no attention map is asked for and
     every sample hides as many patches; token order otherwise."""
     counts = mask.sum(1)

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int, recalibrated: bool) -> torch.Tensor:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int,
+           recalibrated: bool) -> torch.Tensor:
     """Attention output (B, H, T, d) of visible-first q, k, v; ``recalibrated``: visible queries
     attend over the first ``visible`` keys only (two kernel calls, the masked-key block skipped)."""
     if not recalibrated:
@@ -48,7 +49,8 @@ def attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if q.device.type == "cpu":
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, scale=scale)
     if q.device.type == "cuda":
-        out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True, scale=scale)
+        out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True,
+                                                                                scale=scale)
         return out, lse[..., :q.shape[-2]]  # the kernel pads the rows of lse to its tile
     logits = scale * q @ k.transpose(-2, -1)
     return logits.softmax(-1) @ v, logits.logsumexp(-1)

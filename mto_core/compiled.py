@@ -54,7 +54,8 @@ def _warn(error: Exception) -> None:
                   "mode. Set train.compile=false to skip the attempt.", RuntimeWarning, stacklevel=3)
 
 
-def compile_model(model: torch.nn.Module, device: torch.device, backend: str | Callable = "inductor") -> EagerFallback:
+def compile_model(model: torch.nn.Module, device: torch.device,
+                  backend: str | Callable = "inductor") -> EagerFallback:
     """``model`` compiled with ``backend`` in the mode of :func:`compile_mode`, falling back to
     eager with one warning where compiling fails (``backend`` is a parameter for the tests)."""
     try:

@@ -10,7 +10,7 @@ from torch import nn
 
 from .config import ModelConfig, MTOConfig
 from .objective import MIMModel, MIMOutput, masked_mean
-from .vit import (Block, MaskedViT, Path, TokenOrder, init_weights, run_blocks,
+from .vit import (Block, MaskedViT, StackPath, TokenOrder, init_weights, run_blocks,
                   sincos_pos_embed, visible_first_order)
 
 
@@ -48,7 +48,7 @@ class MAE(MIMModel):
             pred = pred * (var + 1e-6).sqrt() + mean
         return super().to_pixels(pred, images)
 
-    def forward(self, images: torch.Tensor, mask: torch.Tensor, *, path: Path = TokenOrder(),
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, *, path: StackPath = TokenOrder(),
                 probs_layers: Collection[int] = (), hidden_layers: Collection[int] = ()) -> MIMOutput:
         """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
 

@@ -64,7 +64,8 @@ def plain_step(batch: int = 128, device: torch.device | str = "cpu") -> Callable
     images = torch.rand(batch, 1, IMG, IMG, device=device)
     keep = torch.rand(batch, N).argsort(dim=1) < round(RATIO * N)
     mask = keep.to(device)
-    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+    kind = torch.device(device).type
+    autocast = torch.autocast(kind, dtype=torch.bfloat16, enabled=kind == "cuda")
 
     def step() -> None:
         with autocast:

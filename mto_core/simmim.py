@@ -9,7 +9,7 @@ from torch import nn
 
 from .config import ModelConfig, MTOConfig
 from .objective import MIMModel, MIMOutput, masked_mean
-from .vit import MaskedViT, Path, TokenOrder, init_weights
+from .vit import MaskedViT, StackPath, TokenOrder, init_weights
 
 
 class SimMIM(MIMModel):
@@ -21,7 +21,7 @@ class SimMIM(MIMModel):
         self.head = nn.Linear(model.embed_dim, model.patch_size**2 * model.in_chans)
         init_weights(self.head)
 
-    def forward(self, images: torch.Tensor, mask: torch.Tensor, *, path: Path = TokenOrder(),
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, *, path: StackPath = TokenOrder(),
                 probs_layers: Collection[int] = (), hidden_layers: Collection[int] = ()) -> MIMOutput:
         """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
 

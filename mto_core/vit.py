@@ -154,7 +154,7 @@ class VisibleFirst:
     name = "visible-first"
 
 
-Path = TokenOrder | VisibleFirst
+StackPath = TokenOrder | VisibleFirst
 
 
 @dataclass
@@ -202,7 +202,7 @@ def visible_first_order(mask: torch.Tensor) -> torch.Tensor:
 
 
 def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor | None, plan: MTOPlan,
-               path: Path, *, probs_layers: Collection[int] = (),
+               path: StackPath, *, probs_layers: Collection[int] = (),
                hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
     """Run ``blocks`` on x (B, T, D) along ``path``; ``plan``: MTO's recalibrated layers and reads.
 
@@ -289,7 +289,7 @@ class MaskedViT(nn.Module):
             nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None, *, drop_masked: bool = False,
-                plan: MTOPlan = MTOPlan(), path: Path = TokenOrder(), probs_layers: Collection[int] = (),
+                plan: MTOPlan = MTOPlan(), path: StackPath = TokenOrder(), probs_layers: Collection[int] = (),
                 hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
         """images (B, C, H, W), mask (B, N) bool -> (normed tokens (B, T, D), trace).
 
@@ -326,7 +326,7 @@ class MaskedViT(nn.Module):
         return tokens[:, 1:].mean(dim=1)
 
 
-def masked_per_sample(mask: torch.Tensor, path: Path) -> int:
+def masked_per_sample(mask: torch.Tensor, path: StackPath) -> int:
     """How many patches each sample of ``mask`` (B, N) hides: the visible-first path's count, or,
     on the token-order path, read from the mask (one host read); ValueError if the samples differ."""
     if isinstance(path, VisibleFirst):
