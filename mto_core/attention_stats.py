@@ -69,5 +69,6 @@ def mass_on_masked(q: torch.Tensor, k: torch.Tensor, visible: int) -> torch.Tens
     """(B, H, V): each of the first ``visible`` queries' attention mass on the keys after them
     (module docstring, item 3)."""
     b, h, t, d = k.shape
-    indicator = (torch.arange(t, device=k.device) >= visible).to(k.dtype)
-    return F.scaled_dot_product_attention(q[:, :, :visible], k, indicator[:, None].expand(b, h, t, d))[..., 0]
+    indicator = (torch.arange(t, device=k.device) >= visible).to(k.dtype)[:, None].expand(t, d).contiguous()
+    # (T, d) rows contiguous, as the fused kernels want; broadcast over batch and heads without a copy
+    return F.scaled_dot_product_attention(q[:, :, :visible], k, indicator.expand(b, h, t, d))[..., 0]
