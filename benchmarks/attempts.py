@@ -188,13 +188,14 @@ def allocator(repeats: int, steps: int, progress: Progress) -> dict:
 
 
 ALLOCATOR_PROCESS_STEPS = 10  # what starting a process costs, counted in steps (imports, model build)
+COMPILE_STEPS = 100  # what compiling the blocks costs, counted in steps
 
 
 def measure(rounds: int) -> dict:
     cpu = torch.device("cpu")
     result: dict = {"torch_threads": torch.get_num_threads(), "batch": BATCH, "rounds": rounds, "mto": {}}
     warmup = 2  # time_steps' default
-    progress = Progress(2 * 5 * (warmup + rounds) + 1 + 6 * (warmup + rounds)
+    progress = Progress(2 * 5 * (warmup + rounds) + COMPILE_STEPS + 6 * (warmup + rounds)
                         + 3 * 6 * (ALLOCATOR_PROCESS_STEPS + 3 + rounds))
     print(f"attempts.py: {rounds} rounds; MTO parts (2 methods x 5 variants), 6 step variants, then 18 fresh "
           "processes; progress and an estimate of the time left follow", file=sys.stderr, flush=True)
@@ -205,7 +206,7 @@ def measure(rounds: int) -> dict:
                          "explicit entropy": step(f"{method}-mto", explicit_entropy=True),
                          "autograd gram": step(f"{method}-mto", autograd_gram=True)}, cpu, rounds)
         result["mto"][method] = {k: 1000 * v for k, v in ms.items()}
-    progress.stage("compiling the SimMIM blocks", 1)
+    progress.stage("compiling the SimMIM blocks", COMPILE_STEPS)
     compiled = step("simmim", compiled=True)
     start = time.perf_counter()
     compiled()
