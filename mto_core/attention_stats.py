@@ -8,7 +8,8 @@ log-sum-exp form, on the CPU and on CUDA alike:
 
 1. Hard recalibration (visible queries do not see masked keys) is a block structure:
    visible queries over visible keys, masked queries over all keys. Two mask-free kernel calls;
-   the (visible query, masked key) block is skipped, not masked.
+   the (visible query, masked key) block is skipped, not masked (on the CPU, whose flash kernel
+   takes a mask cheaply, one call with the block masked).
 2. The entropy of a masked query's row,
 
        H_i = -sum_j p_ij log p_ij = lse_i - E_p[s]_i,
@@ -35,9 +36,24 @@ import torch.nn.functional as F
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int,
            recalibrated: bool) -> torch.Tensor:
     """Attention output (B, H, T, d) of visible-first q, k, v; ``recalibrated``: visible queries
-    attend over the first ``visible`` keys only (two kernel calls, the masked-key block skipped)."""
+    attend over the first ``visible`` keys only. On CUDA (and elsewhere) as two blocks
+    (:func:`attend_blocks`), the masked-key block skipped; on the CPU as one call of its flash
+    kernel with an additive mask, which that kernel takes at less cost than two calls and their
+    slices (docs/performance.md). Both are tested equal to the explicit rows."""
     if not recalibrated:
         return F.scaled_dot_product_attention(q, k, v)
+    if q.device.type == "cpu":
+        t = q.shape[-2]
+        blocked = (torch.arange(t, device=q.device) < visible)[:, None] & (torch.arange(t, device=q.device) >= visible)
+        bias = torch.zeros(t, t, dtype=q.dtype, device=q.device).masked_fill(blocked, float("-inf"))
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias,
+                                                                           scale=q.shape[-1] ** -0.5)[0]
+    return attend_blocks(q, k, v, visible)
+
+
+def attend_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int) -> torch.Tensor:
+    """Hard-recalibrated attention as a block structure: the first ``visible`` queries over the
+    first ``visible`` keys, the rest over all keys; two mask-free kernel calls."""
     seen = F.scaled_dot_product_attention(q[:, :, :visible], k[:, :, :visible], v[:, :, :visible])
     return torch.cat([seen, F.scaled_dot_product_attention(q[:, :, visible:], k, v)], dim=2)
 

@@ -10,7 +10,7 @@ largest gradient entry (gradients).
 import pytest
 import torch
 
-from mto_core.attention_stats import attend, mass_on_masked, masked_row_entropy
+from mto_core.attention_stats import attend, attend_blocks, mass_on_masked, masked_row_entropy
 from mto_core.masking import hidden_count, make_mask
 from mto_core.models import build_model
 from mto_core.vit import TokenOrder, VisibleFirst
@@ -39,6 +39,12 @@ def fused_rows(q, k, v, visible, recalibrated):
             mass_on_masked(q, k, visible))
 
 
+def block_rows(q, k, v, visible, recalibrated):
+    """The block structure that attend runs on CUDA, run here on any device."""
+    out, entropy, mass = fused_rows(q, k, v, visible, recalibrated)
+    return (attend_blocks(q, k, v, visible) if recalibrated else out), entropy, mass
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("recalibrated", [False, True])
 def test_fused_statistics_equal_the_explicit_rows_in_float32(device, recalibrated):
@@ -50,16 +56,17 @@ def test_fused_statistics_equal_the_explicit_rows_in_float32(device, recalibrate
     weights = [torch.randn(b, h, t, d, device=device), torch.randn(b, h, t - visible, device=device),
                torch.randn(b, h, visible, device=device)]
     results = []
-    for rows in (fused_rows, explicit_rows):
+    for rows in (fused_rows, block_rows, explicit_rows):
         values = rows(q, k, v, visible, recalibrated)[:2 if recalibrated else 3]
         loss = sum((value * w).sum() for value, w in zip(values, weights))
         results.append((values, torch.autograd.grad(loss, (q, k, v))))
-    (values, grads), (ref_values, ref_grads) = results
-    for value, ref in zip(values, ref_values):
-        torch.testing.assert_close(value, ref, atol=1e-5, rtol=1e-5)
-    for grad, ref in zip(grads, ref_grads):
-        torch.testing.assert_close(grad, ref, atol=1e-5, rtol=1e-4)
-    assert bool((values[1] > 0).all())
+    ref_values, ref_grads = results[-1]
+    for values, grads in results[:-1]:
+        for value, ref in zip(values, ref_values):
+            torch.testing.assert_close(value, ref, atol=1e-5, rtol=1e-5)
+        for grad, ref in zip(grads, ref_grads):
+            torch.testing.assert_close(grad, ref, atol=1e-5, rtol=1e-4)
+        assert bool((values[1] > 0).all())
 
 
 @pytest.mark.parametrize("device", DEVICES)
