@@ -2,12 +2,12 @@
 round, median step time, batch 128, tiny preset, fp32, this machine's torch threads):
 
 - MTO, all default parts, with the rows-only visible-first pass (what training runs) against the
-  full-map pass it replaced (forced by asking for one attention map), and with L_ent from fused
-  kernels (log-sum-exp minus E_p[s]; what training runs on the CPU) against L_ent from the
+  full-map pass it replaced (the token-order path), and with L_ent from fused
+  kernels (log-sum-exp minus E_p[s]; what training runs) against L_ent from the
   explicit masked rows it replaced, and with L_sing's Gram matrix taking its one-product backward
   (mto_core.mto_terms.gram; what training runs) against autograd's backward of h @ h^T, per
   method, against the method's baseline;
-- the library's SimMIM baseline step against the plain PyTorch loop (benchmarks/plain_loop.py),
+- the library's SimMIM baseline step against the plain PyTorch loop (mto_core/plain_loop.py),
   and three candidates for a faster step: explicit attention (softmax(QK^T)V in three kernels)
   instead of the fused kernel, each transformer block compiled (torch.compile, static shapes), and
   the batch cut in two halves run at once on two threads of one torch thread each (their
@@ -18,6 +18,7 @@ round, median step time, batch 128, tiny preset, fp32, this machine's torch thre
   these run in fresh processes, alternating, each timing its own steps.
 
 Usage: python benchmarks/attempts.py [--rounds 10] [--json]
+(progress and an estimate of the time left go to stderr, the table or JSON to stdout)
 """
 
 from __future__ import annotations
@@ -36,18 +37,40 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import mto_core.attention_stats as stats
 import mto_core.mto_terms as terms
 import mto_core.vit as vit
-from mto_core.bench import plain_loop, time_steps
+from mto_core.bench import time_steps
 from mto_core.config import preset
 from mto_core.engine import build_optimizer
-from mto_core.masking import make_mask
+from mto_core.masking import hidden_count, make_mask
 from mto_core.models import build_model
+from mto_core.plain_loop import plain_step
 
 BATCH = 128
 FUSED = F.scaled_dot_product_attention
-FLASH = vit._HAS_CPU_FLASH
+ENTROPY = stats.masked_row_entropy
 GRAM = terms.gram
+
+
+class Progress:
+    """Prints to stderr where the run is and about how long is left, from the steps taken so far."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total, self.done, self.start = total_steps, 0, time.perf_counter()
+
+    def stage(self, label: str, steps: int) -> None:
+        elapsed = time.perf_counter() - self.start
+        left = f", about {elapsed / self.done * (self.total - self.done):.0f} s left" if self.done else ""
+        print(f"attempts.py [{elapsed:4.0f} s, {100 * self.done / self.total:3.0f}%{left}] {label}",
+              file=sys.stderr, flush=True)
+        self.done += steps
+
+
+def explicit_entropy_rows(q, k, visible, scale):
+    """The masked rows' entropy from explicit log-softmax rows (what the fused form replaced)."""
+    log_probs = ((q[:, :, visible:] * scale) @ k.transpose(-2, -1)).float().log_softmax(-1)
+    return -(log_probs.exp() * log_probs).sum(-1)
 
 
 def autograd_gram_product(h: torch.Tensor) -> torch.Tensor:
@@ -71,16 +94,16 @@ def step(name: str, *, full_maps: bool = False, explicit: bool = False, compiled
             block.compile(dynamic=False)
     optimizer = build_optimizer(model, config)
     images, mask = torch.rand(BATCH, 1, 28, 28), make_mask(BATCH, config.model.grid, config.mask.ratio, 0)
-    extra = {"probs_layers": {1}} if full_maps else {}
+    path = vit.TokenOrder() if full_maps else vit.VisibleFirst(hidden_count(config.model.grid, config.mask))
 
     def run() -> None:
-        vit.F.scaled_dot_product_attention = explicit_attention if explicit else FUSED
-        vit._HAS_CPU_FLASH = FLASH and not explicit_entropy
+        F.scaled_dot_product_attention = explicit_attention if explicit else FUSED
+        stats.masked_row_entropy = explicit_entropy_rows if explicit_entropy else ENTROPY
         terms.gram = autograd_gram_product if autograd_gram else GRAM
         try:
-            model(images, mask, **extra).loss.backward()
+            model(images, mask, path=path).loss.backward()
         finally:
-            vit.F.scaled_dot_product_attention, vit._HAS_CPU_FLASH, terms.gram = FUSED, FLASH, GRAM
+            F.scaled_dot_product_attention, stats.masked_row_entropy, terms.gram = FUSED, ENTROPY, GRAM
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -98,9 +121,10 @@ def half_batches(name: str) -> Callable[[], None]:
     params = [p for p in model.parameters() if p.requires_grad]
     pool = ThreadPoolExecutor(2, initializer=torch.set_num_threads, initargs=(1,))
     halves = [(images[:BATCH // 2], mask[:BATCH // 2]), (images[BATCH // 2:], mask[BATCH // 2:])]
+    path = vit.VisibleFirst(hidden_count(config.model.grid, config.mask))
 
     def run() -> None:
-        first, second = pool.map(lambda half: torch.autograd.grad(model(*half).loss, params), halves)
+        first, second = pool.map(lambda half: torch.autograd.grad(model(*half, path=path).loss, params), halves)
         for p, a, b in zip(params, first, second):
             p.grad = (a + b) / 2
         optimizer.step()
@@ -134,7 +158,7 @@ if sys.argv[2] == "kept":
     from mto_core.allocator import keep_freed_memory
     assert keep_freed_memory()
 import attempts
-run = attempts.plain_loop().plain_step(attempts.BATCH) if sys.argv[1] == "plain" else attempts.step(sys.argv[1])
+run = attempts.plain_step(attempts.BATCH) if sys.argv[1] == "plain" else attempts.step(sys.argv[1])
 for _ in range(3):
     run()
 times, before = [], resource.getrusage(resource.RUSAGE_SELF)
@@ -148,58 +172,53 @@ print(json.dumps({"ms": 1000 * statistics.median(times), "faults": (after.ru_min
 """
 
 
-def allocator(repeats: int, steps: int) -> dict:
+def allocator(repeats: int, steps: int, progress: Progress) -> dict:
     """Median over fresh processes (alternating) of each one's median step time, faults, kernel time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "MTO_KEEP"))}
     found: dict[str, list[dict]] = {}
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for what in ("plain", "simmim", "simmim-mto"):
             for memory in ("default", "kept"):
+                progress.stage(f"allocator: {what} with {memory} malloc settings, fresh process {repeat + 1} of "
+                               f"{repeats}", ALLOCATOR_PROCESS_STEPS + 3 + steps)
                 out = subprocess.run([sys.executable, "-c", CHILD, what, memory, str(steps)], check=True,
                                      capture_output=True, text=True, env=env, cwd=ROOT).stdout
                 found.setdefault(f"{what} {memory}", []).append(json.loads(out.strip().splitlines()[-1]))
     return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in found.items()}
 
 
-class Progress:
-    """A line on stderr as each stage begins: its number, the time so far and, from the second
-    stage on, the time left if the stages to come take as long as those done, on average."""
-
-    def __init__(self, stages: int) -> None:
-        self.stages, self.done, self.start = stages, 0, time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        elapsed = time.perf_counter() - self.start
-        left = f"; about {elapsed / self.done * (self.stages - self.done):.0f} s left" if self.done else ""
-        print(f"attempts: stage {self.done + 1} of {self.stages}, {name} ({elapsed:.0f} s so far{left})",
-              file=sys.stderr, flush=True)
-        self.done += 1
+ALLOCATOR_PROCESS_STEPS = 10  # what starting a process costs, counted in steps (imports, model build)
+COMPILE_STEPS = 100  # what compiling the blocks costs, counted in steps
 
 
 def measure(rounds: int) -> dict:
     cpu = torch.device("cpu")
     result: dict = {"torch_threads": torch.get_num_threads(), "batch": BATCH, "rounds": rounds, "mto": {}}
-    progress = Progress(stages=5)
+    warmup = 2  # time_steps' default
+    progress = Progress(2 * 5 * (warmup + rounds) + COMPILE_STEPS + 6 * (warmup + rounds)
+                        + 3 * 6 * (ALLOCATOR_PROCESS_STEPS + 3 + rounds))
+    print(f"attempts.py: {rounds} rounds; MTO parts (2 methods x 5 variants), 6 step variants, then 18 fresh "
+          "processes; progress and an estimate of the time left follow", file=sys.stderr, flush=True)
     for method in ("simmim", "mae"):
-        progress(f"{method}: the baseline and four MTO passes, {rounds} rounds")
+        progress.stage(f"{method}: baseline and MTO with each attempt undone, interleaved", 5 * (warmup + rounds))
         ms = time_steps({"baseline": step(method), "rows": step(f"{method}-mto"),
                          "full maps": step(f"{method}-mto", full_maps=True),
                          "explicit entropy": step(f"{method}-mto", explicit_entropy=True),
                          "autograd gram": step(f"{method}-mto", autograd_gram=True)}, cpu, rounds)
         result["mto"][method] = {k: 1000 * v for k, v in ms.items()}
-    progress("compiling the blocks")
+    progress.stage("compiling the SimMIM blocks", COMPILE_STEPS)
     compiled = step("simmim", compiled=True)
     start = time.perf_counter()
     compiled()
     result["compile_s"] = time.perf_counter() - start
-    progress(f"the plain loop and five SimMIM steps, {rounds} rounds")
-    ms = time_steps({"plain": plain_loop().plain_step(BATCH), "library": step("simmim"),
+    progress.stage("the SimMIM step, the plain loop and four candidates, interleaved", 6 * (warmup + rounds))
+    ms = time_steps({"plain": plain_step(BATCH), "library": step("simmim"),
                      "explicit attention": step("simmim", explicit=True), "compiled blocks": compiled,
                      "half batches": half_batches("simmim"),
                      "permuted qkv": with_qkv(step("simmim"), permuted_qkv)}, cpu, rounds)
     result["step"] = {k: 1000 * v for k, v in ms.items()}
-    progress("freed memory kept or not: 18 fresh processes")
-    result["allocator"] = allocator(repeats=3, steps=rounds)
+    result["allocator"] = allocator(repeats=3, steps=rounds, progress=progress)
+    progress.stage("done", 0)
     return result
 
 

@@ -44,6 +44,13 @@ same script (in this file's history) missed four of the five budgets. What chang
   a second; the script waits until the load average is below a quarter of the cores."""
 
 
+def kept_gpu_section(path: str) -> str:
+    """The doc's "On the GPU" section as it stands: measured on a GPU by benchmarks/gpu_check.sh."""
+    text = Path(path).read_text() if Path(path).is_file() else ""
+    start, end = text.find("## On the GPU"), text.find("## The app's budgets")
+    return text[start:end].rstrip("\n") if 0 <= start < end else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--compile", action="store_true")
@@ -93,7 +100,7 @@ def main() -> None:
         f"| {verdict(base['share_of_peak'] >= 0.7)} |",
         f"| MTO, all parts on: step time <= 1.05x baseline, same losses to 1e-5 | SimMIM {overheads['simmim']:.3f}x, "
         f"MAE {overheads['mae']:.3f}x (losses, predictions and gradients equal to 1e-5: "
-        "`tests/test_mto.py::test_visible_first_pass_gives_the_full_pass_losses_and_gradients`) "
+        "`tests/test_attention_stats.py::test_visible_first_path_gives_the_token_order_losses_and_gradients`) "
         f"| {verdict(max(overheads.values()) <= 1.05)} |",
         f"| CPU tiny SimMIM step >= 1.15x a plain PyTorch loop of the same shape | {plain['speedup']:.2f}x in one "
         f"process, same malloc settings ({plain['mto_ms']:.1f} vs {plain['plain_ms']:.1f} ms per step); "
@@ -107,6 +114,8 @@ def main() -> None:
            "not measured: no CUDA GPU at hand for this run | open |"),
         f"| Peak memory of a tiny-preset CPU training run <= 2 GB | {memory:.0f} MiB | "
         f"{verdict(memory <= 2048)} |",
+        "",
+        kept_gpu_section(args.out),
         "",
         "## The app's budgets",
         "",
@@ -142,8 +151,9 @@ def main() -> None:
         "its formula needs (`mto_core/mto.py`, `mto_core/mto_terms.py`): the tokens of each sample are put "
         "visible-first for the whole mask-token stack, so the masked queries' rows (L_ent), the visible "
         "queries' rows (L_rec) and the masked rows of one Gram matrix (L_sing) are contiguous slices, and "
-        "on the CPU L_ent forms no attention map at all: the entropy is the fused kernel's log-sum-exp "
-        "minus E_p[s], which a second fused pass of the masked queries with the keys as values gives. "
+        "no attention map is formed (`mto_core/attention_stats.py`): the entropy is log-sum-exp minus "
+        "E_p[s], which one float32 fused pass of the masked queries with the keys as values gives, and "
+        "L_rec's mass is a fused pass with the masked-key indicator as values. "
         "What is left is work the formulas need, in kernels that are slow at this shape: per layer 1..K "
         "a second fused attention pass over the masked queries (forward and backward), "
         "and per layer 0..K a (B, T, T) Gram matrix of 50 x 128 x 50 batched products, "

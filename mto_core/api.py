@@ -14,7 +14,7 @@ from .checkpoint import Checkpoint
 from .data import prepare_images
 from .mto import mto_losses
 from .objective import MIMModel
-from .vit import TokenTrace, patchify
+from .vit import StackPath, TokenOrder, TokenTrace, VisibleFirst, patchify
 
 
 @dataclass
@@ -62,6 +62,15 @@ def _inputs(model: MIMModel, images: torch.Tensor, mask: torch.Tensor,
     return images, mask
 
 
+def _path(mask: torch.Tensor, maps: bool) -> StackPath:
+    """Visible-first (MTO's rows through fused kernels) where no attention map is asked for and
+    every sample hides as many patches; token order otherwise."""
+    counts = mask.sum(1)
+    if not maps and bool((counts == counts[0]).all()):
+        return VisibleFirst(int(counts[0]))
+    return TokenOrder()
+
+
 def patch_mask_to_pixels(mask: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, N) patch mask -> (B, 1, H, W) pixel mask."""
     b, n = mask.shape
@@ -75,7 +84,7 @@ def reconstruct(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.
     """Reconstruct the masked patches of ``images`` (any size or channels, converted)."""
     model = _model(model)
     images, mask = _inputs(model, images, mask, some_hidden=True)
-    out = model(images, mask)
+    out = model(images, mask, path=_path(mask, maps=False))
     prediction = model.to_pixels(out.pred.float(), images)
     pix = patch_mask_to_pixels(mask, model.config.patch_size)
     recon = torch.where(pix, prediction, images)
@@ -102,7 +111,8 @@ def token_trace(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.
     layers = model.config.mask_layers
     hidden = range(layers + 1) if hidden_layers is None else hidden_layers
     attention = range(1, layers + 1) if attention_layers is None else attention_layers
-    return model(images, mask, probs_layers=attention, hidden_layers=hidden).trace
+    return model(images, mask, path=_path(mask, maps=bool(attention)), probs_layers=attention,
+                 hidden_layers=hidden).trace
 
 
 def compute_mto_losses(model: MIMModel | Checkpoint, images: torch.Tensor,

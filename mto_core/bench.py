@@ -11,7 +11,6 @@ Measures, on this machine, in one run:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import resource
@@ -22,7 +21,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,8 +29,11 @@ from .allocator import keep_freed_memory
 from .api import reconstruct, token_trace
 from .config import ModelConfig, RunConfig, apply_overrides, preset, set_size
 from .engine import build_optimizer, resolve_device
-from .masking import make_mask, masked_count
+from .compiled import compile_model
+from .masking import hidden_count, make_mask, masked_count
 from .models import build_model
+from .plain_loop import plain_step
+from .vit import VisibleFirst
 
 MTO_PARTS = {
     "baseline": [],
@@ -105,23 +106,22 @@ def train_flops(model: ModelConfig, batch: int, ratio: float) -> float:
     return 3 * batch * fwd
 
 
-def _step_fn(config: RunConfig, device: torch.device, batch: int) -> Callable[[], None]:
+def training_step(config: RunConfig, device: torch.device, batch: int) -> Callable[[], None]:
+    """One training step of ``config``'s model on fixed data, as training runs it (the visible-first
+    path, bf16 autocast on CUDA, compiled with ``train.compile``)."""
     torch.manual_seed(0)
-    model = build_model(config.model, config.mto).to(device)
-    if config.train.compile:
-        model = torch.compile(model)  # type: ignore[assignment]
-    optimizer = build_optimizer(model, config)
-    m = config.model
+    eager = build_model(config.model, config.mto).to(device)
+    model = compile_model(eager, device) if config.train.compile else eager
+    optimizer = build_optimizer(eager, config)
+    m, k = config.model, config.mask
     images = torch.rand(batch, m.in_chans, m.img_size, m.img_size, device=device)
-    mask = make_mask(batch, m.grid, config.mask.ratio, 0).to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    mask = make_mask(batch, m.grid, k.ratio, 0, k.kind, k.mask_patch_size, k.min_block).to(device)
+    path = VisibleFirst(hidden_count(m.grid, k))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step() -> None:
-        if autocast is not None:
-            with autocast:
-                loss = model(images, mask).loss
-        else:
-            loss = model(images, mask).loss
+        with autocast:
+            loss = model(images, mask, path=path).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -155,7 +155,7 @@ def training_table(size: str, device: torch.device, batch: int, rounds: int, pea
             config = preset(method)
             set_size(config, size)
             configs[part] = apply_overrides(config, [*sets, *overrides])
-        steps = {part: _step_fn(c, device, batch) for part, c in configs.items()}
+        steps = {part: training_step(c, device, batch) for part, c in configs.items()}
         seconds = time_steps(steps, device, rounds)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -220,7 +220,7 @@ def profile_step(preset_name: str = "simmim", batch: int = 128, steps: int = 5,
     """Where a tiny-preset training step's CPU time goes: the top operators by own time."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = _step_fn(preset(preset_name), torch.device("cpu"), batch)
+    step = training_step(preset(preset_name), torch.device("cpu"), batch)
     for _ in range(2):
         step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -249,25 +249,11 @@ def machine() -> dict[str, Any]:
     return info
 
 
-PLAIN_LOOP = Path(__file__).resolve().parent.parent / "benchmarks" / "plain_loop.py"
-
-
-def plain_loop() -> Any:
-    """benchmarks/plain_loop.py as a module (it lives beside the package, in the repository)."""
-    spec = importlib.util.spec_from_file_location("plain_loop", PLAIN_LOOP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str]) -> dict[str, Any] | None:
+def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str]) -> dict[str, Any]:
     """The library's tiny SimMIM baseline step against a plain PyTorch loop of the same shape
-    (benchmarks/plain_loop.py), interleaved; None where the benchmarks folder is not at hand."""
-    if not PLAIN_LOOP.is_file():
-        return None
+    (:mod:`mto_core.plain_loop`), interleaved."""
     ours = apply_overrides(preset("simmim"), overrides)
-    seconds = time_steps({"plain": plain_loop().plain_step(batch, device), "mto": _step_fn(ours, device, batch)},
+    seconds = time_steps({"plain": plain_step(batch, device), "mto": training_step(ours, device, batch)},
                          device, rounds)
     return {"batch": batch, "plain_ms": 1000 * seconds["plain"], "mto_ms": 1000 * seconds["mto"],
             "speedup": seconds["plain"] / seconds["mto"]}
@@ -324,13 +310,10 @@ def format_report(result: dict[str, Any]) -> str:
                      f"| {100 * r['share_of_peak']:.0f}% | {r['time_vs_baseline']:.3f} |")
     plain = result.get("plain_reference")
     if plain:
-        lines += ["", f"Against a plain PyTorch loop of the same shape (`benchmarks/plain_loop.py`: nn.Linear, "
+        lines += ["", f"Against a plain PyTorch loop of the same shape (`mto_core/plain_loop.py`: nn.Linear, "
                       f"F.scaled_dot_product_attention, LayerNorm, GELU, fused AdamW), SimMIM baseline, batch "
                       f"{plain['batch']}, interleaved: {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms per step, "
                       f"**{plain['speedup']:.2f}x** the plain loop's speed."]
-    elif "plain_reference" in result:
-        lines += ["", "The plain PyTorch reference (benchmarks/plain_loop.py) is not in this install: "
-                      "run `mto bench` from a checkout of the repository to compare with it."]
     if "training_run_memory" in result:
         mem = result["training_run_memory"]
         lines += ["", f"Peak resident memory of `{mem['command']}`: {mem['peak_rss_mib']:.0f} MiB "

@@ -122,8 +122,9 @@ class TrainConfig:
     ``knn_every`` / ``linear_every``: probe on the validation split every N epochs (the linear
     probe also after the last epoch), with ``probe_bank`` training images and ``probe_val``
     validation images (0 = all); logged as knn_val / linear_val in the epoch rows.
-    ``compile``: ``torch.compile`` the model (measured slower on the tiny CPU preset; see
-    docs/performance.md).
+    ``compile``: ``torch.compile`` the whole model, in a mode chosen per device (CUDA graphs for
+    small models on CUDA), falling back to eager with one warning where compiling fails
+    (mto_core/compiled.py; measured slower on the tiny CPU preset, docs/performance.md).
     ``schedule``: ``cosine`` (warmup, then cosine decay to ``min_lr_fraction``) or ``constant``
     (warmup, then the peak rate): with ``constant`` and a fixed ``warmup_steps``, the model at
     a given step does not depend on the planned length of the run.

@@ -30,11 +30,13 @@ from .checkpoint import (METRICS, WEIGHTS, list_checkpoints, load_train_state, l
                          read_metrics, save_checkpoint, save_snapshot, step_of, write_text_atomic)
 from .config import ConfigError, MTOWarning, RunConfig, parse_points, validate
 from .data import ImageSet, augment, load_dataset, prepare_images
-from .masking import make_mask
+from .compiled import compile_model
+from .masking import hidden_count, make_mask
 from .models import build_model
 from .objective import MIMModel, check_model_fits
 from .probes import ProbeSchedule
 from .runlock import LOCK, run_folder_lock
+from .vit import VisibleFirst
 
 
 class TrainingError(RuntimeError):
@@ -409,7 +411,8 @@ class _Loop:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 run.model, device_ids=[device.index] if device.type == "cuda" else None)
         if run.config.train.compile:
-            self.net = torch.compile(self.net)
+            self.net = compile_model(self.net, device)  # type: ignore[assignment]
+        self.path = VisibleFirst(hidden_count(run.config.model.grid, run.config.mask))
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                          else contextlib.nullcontext())
         self.last_checkpoint = run.resume_from
@@ -443,7 +446,7 @@ class _Loop:
             sync = a == len(micro) - 1 or run.info.world_size == 1
             ctx = contextlib.nullcontext() if sync else self.net.no_sync()  # type: ignore[operator]
             with ctx, self.autocast:
-                out = self.net(images, mask)
+                out = self.net(images, mask, path=self.path)
             (out.loss / t.accum_steps).backward()
             for name, value in {"loss": out.loss, "mim": out.mim_loss, **out.mto}.items():
                 parts[name] = parts.get(name, 0) + value.detach().float() / t.accum_steps

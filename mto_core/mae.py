@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig, MTOConfig
-from .objective import MIMModel, MIMOutput
-from .vit import Block, MaskedViT, init_weights, run_blocks, sincos_pos_embed
+from .objective import MIMModel, MIMOutput, masked_mean
+from .vit import (Block, MaskedViT, StackPath, TokenOrder, init_weights, run_blocks,
+                  sincos_pos_embed, visible_first_order)
 
 
 class MAE(MIMModel):
@@ -47,24 +48,28 @@ class MAE(MIMModel):
             pred = pred * (var + 1e-6).sqrt() + mean
         return super().to_pixels(pred, images)
 
-    def forward(self, images: torch.Tensor, mask: torch.Tensor, *,
-                probs_layers: Collection[int] = (),
-                hidden_layers: Collection[int] = ()) -> MIMOutput:
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, *, path: StackPath = TokenOrder(),
+                probs_layers: Collection[int] = (), hidden_layers: Collection[int] = ()) -> MIMOutput:
         """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
 
         L_MIM = mean over masked patches of the mean squared error. The trace covers the
-        decoder (T = 1 + N tokens), whose layers see the mask token.
+        decoder (T = 1 + N tokens), whose layers see the mask token. path: the decoder's path
+        (:func:`mto_core.vit.run_blocks`; training takes ``VisibleFirst``), which also gives the
+        encoder its count of visible patches; probs_layers / hidden_layers: attention maps /
+        hidden states to trace, in token order.
         """
         self.check_images(images)
-        latent, _ = self.encoder(self.normalize(images), mask, drop_masked=True)
+        latent, _ = self.encoder(self.normalize(images), mask, drop_masked=True, path=path)
         y = self.decoder_embed(latent)
         b, n = mask.shape
-        tokens = self.mask_token.to(y.dtype).expand(b, n, -1)
-        tokens = tokens.masked_scatter(~mask.unsqueeze(-1), y[:, 1:])
+        masked = n - (y.shape[1] - 1)
+        tokens = torch.cat([y[:, 1:], self.mask_token.to(y.dtype).expand(b, masked, -1)], dim=1)
+        index = visible_first_order(mask).unsqueeze(-1).expand(b, n, y.shape[2])
+        tokens = torch.empty_like(tokens).scatter(1, index, tokens)  # back to patch order
         x = torch.cat([y[:, :1], tokens], dim=1) + self.decoder_pos_embed.to(y.dtype)
         token_mask = F.pad(mask, (1, 0), value=False)
-        x, trace = run_blocks(self.decoder_blocks, x, token_mask,
-                              **self.layers_for(probs_layers, hidden_layers))
+        x, trace = run_blocks(self.decoder_blocks, x, token_mask, self.plan, path,
+                              probs_layers=probs_layers, hidden_layers=hidden_layers)
         pred = self.decoder_pred(self.decoder_norm(x))[:, 1:]
-        mim = (pred - self.target(images)).pow(2).mean(-1)[mask].mean()
+        mim = masked_mean((pred - self.target(images)).pow(2).mean(-1), mask)
         return self.finish(mim, pred, trace)

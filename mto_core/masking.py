@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .config import ConfigError, check_ratio
+from .config import ConfigError, MaskConfig, check_ratio
 
 
 def masked_count(num_units: int, ratio: float) -> int:
@@ -84,3 +84,11 @@ def make_mask(batch: int, grid: int, ratio: float, generator: torch.Generator | 
     if kind == "block":
         return block_mask(batch, grid, ratio, generator, min_block)
     raise ConfigError(f"unknown mask kind '{kind}'; choose 'random' or 'block'")
+
+
+def hidden_count(grid: int, config: MaskConfig) -> int:
+    """Patches every mask of :func:`make_mask` with this config hides, known without drawing one."""
+    if config.kind == "random":
+        units = grid // config.mask_patch_size
+        return masked_count(units * units, config.ratio) * config.mask_patch_size**2
+    return masked_count(grid * grid, config.ratio)

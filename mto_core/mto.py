@@ -12,8 +12,9 @@ output of layer l, h^0 the input with position; the layers of SimMIM's encoder, 
 4. L_ent  = mean_{l=1..K, heads, i in M} H_i / log T,  H_i = -sum_j A^l_ij log A^l_ij
 5. L = L_MIM + lambda_sing L_sing + lambda_ent L_ent + lambda_rec L_rec,  K = ``depth``
 
-Each term reads only the rows it needs (``trace.rows``, :func:`mto_core.vit.run_blocks`); with
-unequal mask counts, full maps. Both forms: :mod:`mto_core.mto_terms`.
+Each term reads only the rows it needs (``trace.rows``) on the visible-first path, through fused
+kernels (:mod:`mto_core.attention_stats`); on the token-order path, full maps
+(:func:`mto_core.vit.run_blocks`). Both forms: :mod:`mto_core.mto_terms`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
+from typing import TYPE_CHECKING
+
 from .config import MTOConfig
 from .mto_terms import entropy_loss, recalibration_loss, singularity_loss, singularity_rows
-from .vit import TokenTrace
+
+if TYPE_CHECKING:
+    from .vit import TokenTrace
 
 
 def default_depth(mask_layers: int) -> int:
@@ -41,13 +46,19 @@ def depth_weights(k: int) -> list[float]:
 @dataclass(frozen=True)
 class MTOPlan:
     """Which layers each part touches: recalibrated 1..R; L_ent's masked rows in layers 1..K, L_rec's
-    visible rows in R+1..K; L_sing's h^l for l = 0..K (empty where the part is off)."""
+    visible rows in R+1..K; L_sing's h^l for l = 0..K (empty where the part is off). The default
+    touches nothing (a stack without MTO)."""
 
-    recalibrated: int
-    depth: int
-    row_layers: frozenset[int]
-    visible_row_layers: frozenset[int]
-    hidden_layers: frozenset[int]
+    recalibrated: int = 0
+    depth: int = 0
+    row_layers: frozenset[int] = frozenset()
+    visible_row_layers: frozenset[int] = frozenset()
+    hidden_layers: frozenset[int] = frozenset()
+
+    @property
+    def reads_rows(self) -> bool:
+        """Whether any loss reads attention rows or hidden states."""
+        return bool(self.row_layers or self.visible_row_layers or self.hidden_layers)
 
 
 def plan(config: MTOConfig, mask_layers: int) -> MTOPlan:
@@ -69,8 +80,7 @@ def mto_losses(trace: TokenTrace, config: MTOConfig, depth: int) -> dict[str, to
         raise ValueError("MTO losses need a trace of a masked pass (token_mask is missing)")
     layers, weights = range(1, depth + 1), depth_weights(depth)
     if rows is not None:  # in recalibrated layers the visible rows' mass on masked keys is 0
-        on["rec"] = lambda: sum(rows.visible_probs[l][..., rows.visible:].sum(-1).mean()
-                                if l in rows.visible_probs else 0 for l in layers) / depth
+        on["rec"] = lambda: sum(rows.mass[l].mean() if l in rows.mass else 0 for l in layers) / depth
         on["ent"] = lambda: sum(rows.entropy[l].mean() for l in layers) / depth / math.log(mask.shape[1])
         on["sing"] = lambda: sum(w * singularity_rows(rows.hidden[l], rows.visible, config.tau)
                                  for l, w in enumerate(weights))

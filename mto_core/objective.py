@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -64,16 +63,15 @@ class MIMModel(nn.Module):
         losses = mto_losses(trace, self.mto_config, self.plan.depth) if self.mto_config.enabled else {}
         return MIMOutput(total_loss(mim, losses, self.mto_config), mim, pred, trace, losses)
 
-    def layers_for(self, probs_layers: Collection[int], hidden_layers: Collection[int]) -> dict:
-        """Keyword arguments for the mask-token stack: MTO's needs plus the caller's."""
-        return dict(recalibrated=self.plan.recalibrated, probs_layers=frozenset(probs_layers),
-                    hidden_layers=frozenset(hidden_layers), row_layers=self.plan.row_layers,
-                    visible_row_layers=self.plan.visible_row_layers,
-                    loss_hidden_layers=self.plan.hidden_layers)
-
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen-probe features: average-pooled encoder patch tokens of whole images, (B, D)."""
         return self.encoder.features(self.normalize(images))
+
+
+def masked_mean(error: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``error`` (B, N) over the positions where ``mask`` (B, N) is True; no
+    data-dependent shape, so a compiled graph holds it whole."""
+    return (error * mask).sum() / mask.sum()
 
 
 def model_size(model: ModelConfig) -> tuple[int, int]:

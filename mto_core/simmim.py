@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from .config import ModelConfig, MTOConfig
-from .objective import MIMModel, MIMOutput
-from .vit import MaskedViT, init_weights
+from .objective import MIMModel, MIMOutput, masked_mean
+from .vit import MaskedViT, StackPath, TokenOrder, init_weights
 
 
 class SimMIM(MIMModel):
@@ -21,17 +21,18 @@ class SimMIM(MIMModel):
         self.head = nn.Linear(model.embed_dim, model.patch_size**2 * model.in_chans)
         init_weights(self.head)
 
-    def forward(self, images: torch.Tensor, mask: torch.Tensor, *,
-                probs_layers: Collection[int] = (),
-                hidden_layers: Collection[int] = ()) -> MIMOutput:
+    def forward(self, images: torch.Tensor, mask: torch.Tensor, *, path: StackPath = TokenOrder(),
+                probs_layers: Collection[int] = (), hidden_layers: Collection[int] = ()) -> MIMOutput:
         """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
 
         L_MIM = mean over masked patches of the mean absolute pixel error (normalized pixels).
-        The trace covers the encoder, whose layers see the mask token.
+        The trace covers the encoder, whose layers see the mask token. path: the encoder's
+        path (:func:`mto_core.vit.run_blocks`; training takes ``VisibleFirst``);
+        probs_layers / hidden_layers: attention maps / hidden states to trace, in token order.
         """
         self.check_images(images)
-        tokens, trace = self.encoder(self.normalize(images), mask,
-                                     **self.layers_for(probs_layers, hidden_layers))
+        tokens, trace = self.encoder(self.normalize(images), mask, plan=self.plan, path=path,
+                                     probs_layers=probs_layers, hidden_layers=hidden_layers)
         pred = self.head(tokens[:, 1:])
-        mim = (pred - self.target(images)).abs().mean(-1)[mask].mean()
+        mim = masked_mean((pred - self.target(images)).abs().mean(-1), mask)
         return self.finish(mim, pred, trace)

@@ -4,17 +4,16 @@ Parameter names match ``timm.models.vision_transformer.VisionTransformer`` (``cl
 ``pos_embed``, ``patch_embed.proj``, ``blocks.i.*``, ``norm``), so encoder weights load into
 timm's model of the same shape (:func:`to_timm`).
 
-Attention runs through the fused ``scaled_dot_product_attention`` kernel, except in layers
-whose post-softmax probabilities are asked for; those compute them explicitly.
-Tokens are (B, T, D) with T = 1 + number of patch tokens (a [CLS] token first).
+Tokens are (B, T, D) with T = 1 + number of patch tokens (a [CLS] token first). A mask-token
+stack runs one of two paths, named by the caller (:func:`run_blocks`):
 
-When MTO's losses read attention rows or hidden states and every sample hides the same number
-of patches, :func:`run_blocks` reorders each sample's tokens
-visible-first ([CLS] and visible patches, then masked) for the whole stack; the blocks are
-indifferent to token order, and the output comes back in patch order. Attention then splits
-into contiguous blocks: hard recalibration is one (T, T) mask for every sample, and the query
-rows a loss reads are contiguous slices of the attention (:class:`LossRows`). The masked rows'
-entropy then comes from fused kernels too, without an attention map (:func:`attend_with_entropy`).
+- :class:`TokenOrder`: tokens in patch order, any mask; hard recalibration is a (B, 1, T, T)
+  mask, and the layers whose attention or loss rows are asked for form their maps explicitly.
+- :class:`VisibleFirst`: every sample hides the same number of patches, a count the mask sampler
+  knows (never read back from the device). Each sample's tokens are put visible-first for the
+  whole stack (the blocks are indifferent to token order; the output comes back in patch order),
+  so attention splits into contiguous blocks and MTO reads its rows through fused kernels
+  (:mod:`mto_core.attention_stats`).
 """
 
 from __future__ import annotations
@@ -26,13 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import attention_stats
 from ._torchvision_compat import ensure_torchvision
+from .mto import MTOPlan
 
 ensure_torchvision()
 from timm.layers import Attention, PatchEmbed  # noqa: E402
 from timm.models.vision_transformer import Block as TimmBlock  # noqa: E402
 from timm.models.vision_transformer import VisionTransformer  # noqa: E402
-
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, p * p * C), patches in row-major order, pixels (p, p, C)."""
@@ -77,10 +77,14 @@ class MaskedAttention(Attention):
         q, k, v = (u.transpose(1, 2) for u in self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).unbind(2))
         return self.q_norm(q), self.k_norm(k), v
 
+    def _out(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, d) -> the projected (B, T, D)."""
+        b, _, t, _ = out.shape
+        return self.proj(self.norm(out.transpose(1, 2).reshape(b, t, self.attn_dim)))
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
                 need_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T, D); attn_mask (B, 1, T, T) bool, True = may attend. Returns (out, probs)."""
-        b, t, _ = x.shape
         q, k, v = self._qkv(x)
         probs = None
         if need_probs:
@@ -91,80 +95,21 @@ class MaskedAttention(Attention):
             out = probs @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        out = out.transpose(1, 2).reshape(b, t, self.attn_dim)
-        return self.proj(self.norm(out)), probs
+        return self._out(out), probs
 
-    def forward_sorted(self, x: torch.Tensor, visible: int, recalibrated: bool, masked_rows: bool,
-                       visible_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_visible_first(self, x: torch.Tensor, visible: int, recalibrated: bool, entropy: bool,
+                              mass: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x (B, T, D) visible-first (the first ``visible`` tokens are visible); recalibrated:
         visible queries do not see masked keys. Returns (out, rows): rows['entropy'] = H (B, H, M)
-        of the masked queries' rows, rows['visible'] = probs (B, H, V, T) of the visible queries,
-        as asked; without the visible rows, fused kernels only (:func:`attend_with_entropy`)."""
-        b, t, _ = x.shape
+        of the masked queries' rows, rows['mass'] (B, H, V) the visible queries' mass on masked
+        keys, as asked; fused kernels only (:mod:`mto_core.attention_stats`)."""
         q, k, v = self._qkv(x)
-        allowed = sorted_recalibration_mask(t, visible, x.device) if recalibrated else None
         rows: dict[str, torch.Tensor] = {}
-        # fp32 only: under bf16 autocast lse - E_p[s] would subtract two large, rounded numbers
-        fused_entropy = masked_rows and _HAS_CPU_FLASH and q.device.type == "cpu" and q.dtype == torch.float32
-        if visible_rows or (masked_rows and not fused_entropy):
-            logits = (q * self.scale) @ k.transpose(-2, -1)
-            if allowed is not None:
-                logits = logits.masked_fill(~allowed, float("-inf"))
-            if masked_rows:  # log-softmax on the masked rows: no clamp, no log of a zero
-                log_probs = logits[:, :, visible:].log_softmax(dim=-1)
-                masked_probs = log_probs.exp()
-                rows["entropy"] = -(masked_probs * log_probs).sum(-1)
-                probs = torch.cat([logits[:, :, :visible].softmax(dim=-1), masked_probs], dim=2)
-            else:
-                probs = logits.softmax(dim=-1)
-            if visible_rows:
-                rows["visible"] = probs[:, :, :visible]
-            out = probs @ v
-        elif masked_rows:
-            out, rows["entropy"] = attend_with_entropy(q, k, v, visible, allowed, self.scale)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        out = out.transpose(1, 2).reshape(b, t, self.attn_dim)
-        return self.proj(self.norm(out)), rows
-
-
-def _cpu_flash_with_mask() -> bool:
-    """Whether this torch has the CPU flash-attention op with ``attn_mask`` and ``scale`` (torch >= 2.3)."""
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    schema = str(op.default._schema) if op is not None else ""
-    return "attn_mask" in schema and "scale" in schema and "logsumexp" in schema
-
-
-_HAS_CPU_FLASH = _cpu_flash_with_mask()
-
-
-def attend_with_entropy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: int,
-                        allowed: torch.Tensor | None, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of q, k, v (B, H, T, d) on the CPU's fused kernel, and the entropy (B, H, M) of the
-    rows of the queries after the first ``visible``, without forming any attention map.
-
-    H_i = -sum_j p_ij log p_ij = lse_i - sum_j p_ij s_ij (s the scaled logits, lse their
-    log-sum-exp): lse comes with the kernel's output, and sum_j p_ij s_ij = scale q_i . (P k)_i from a
-    second fused pass of those queries with the keys as values. Those values and q_i in the product
-    are detached and lse carries no gradient, so H's gradient flows through the softmax alone,
-    -p_ij (s_ij - sum_l p_il s_il): that is H's whole gradient, lse's own share cancelling the
-    product's direct terms. For float32 on the CPU (the caller checks).
-    """
-    bias = None
-    if allowed is not None:  # this kernel takes an additive mask of the queries' dtype
-        bias = torch.zeros(allowed.shape[-2:], dtype=q.dtype, device=q.device).masked_fill(~allowed[0, 0], float("-inf"))
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
-    queries = q[:, :, visible:]
-    expected = (queries.detach() * F.scaled_dot_product_attention(queries, k, k.detach(), scale=scale)).sum(-1)
-    return out, lse[:, :, visible:].detach() - scale * expected
-
-
-def sorted_recalibration_mask(tokens: int, visible: int, device: torch.device) -> torch.Tensor:
-    """Hard recalibration for visible-first tokens, (1, 1, T, T), True = may attend: the block
-    (visible query, masked key) is False; one mask for every sample."""
-    allowed = torch.ones(tokens, tokens, dtype=torch.bool, device=device)
-    allowed[:visible, visible:] = False
-    return allowed[None, None]
+        if entropy:
+            rows["entropy"] = attention_stats.masked_row_entropy(q, k, visible, self.scale)
+        if mass:
+            rows["mass"] = attention_stats.mass_on_masked(q, k, visible)
+        return self._out(attention_stats.attend(q, k, v, visible, recalibrated)), rows
 
 
 class Block(TimmBlock):
@@ -184,11 +129,32 @@ class Block(TimmBlock):
         x = x + self.ls1(attended)
         return x + self.ls2(self.mlp(self.norm2(x)))
 
-    def forward_sorted(self, x: torch.Tensor, visible: int, recalibrated: bool, masked_rows: bool,
-                       visible_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """:meth:`forward` on visible-first tokens (see :meth:`MaskedAttention.forward_sorted`)."""
-        out, rows = self.attn.forward_sorted(self.norm1(x), visible, recalibrated, masked_rows, visible_rows)
+    def forward_visible_first(self, x: torch.Tensor, visible: int, recalibrated: bool, entropy: bool,
+                              mass: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`forward` on visible-first tokens (:meth:`MaskedAttention.forward_visible_first`)."""
+        out, rows = self.attn.forward_visible_first(self.norm1(x), visible, recalibrated, entropy, mass)
         return self._rest(x, out), rows
+
+
+@dataclass(frozen=True)
+class TokenOrder:
+    """The token-order path: tokens in patch order, any mask (samples may hide different counts)."""
+
+    name = "token-order"
+
+
+@dataclass(frozen=True)
+class VisibleFirst:
+    """The visible-first path: every sample hides ``masked`` patches, the mask sampler's count
+    (:func:`mto_core.masking.hidden_count`), so no count is read back from the device. A stack
+    that neither recalibrates nor reads loss rows gains nothing from the order and keeps its tokens
+    in patch order (the same result, without the reordering)."""
+
+    masked: int
+    name = "visible-first"
+
+
+StackPath = TokenOrder | VisibleFirst
 
 
 @dataclass
@@ -198,12 +164,14 @@ class TokenTrace:
     hidden: {l: h^l (B, T, D)} for the layers asked for, l = 0 is the input with position.
     attn: {l: A^l (B, H, T, T)} post-softmax, l = 1..L, for the layers asked for.
     token_mask: (B, T) bool, True = a mask token (the [CLS] token counts as visible).
+    rows: what MTO's losses read, on the visible-first path; path: the path's name.
     """
 
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)
     attn: dict[int, torch.Tensor] = field(default_factory=dict)
     token_mask: torch.Tensor | None = None
     rows: LossRows | None = None
+    path: str = TokenOrder.name
 
 
 @dataclass
@@ -212,14 +180,14 @@ class LossRows:
     ``visible`` tokens of each sample are [CLS] and its visible patches, the rest masked.
 
     hidden: {l: h^l (B, T, D)} visible-first; entropy: {l: H (B, H, M)} of the masked queries'
-    attention rows (nats); visible: {l: probs (B, H, V, T)} of the visible queries (unrecalibrated
-    layers only: in recalibrated ones their mass on masked keys is exactly 0).
+    attention rows (nats); mass: {l: (B, H, V)} the visible queries' attention mass on masked
+    keys (unrecalibrated layers only: in recalibrated ones it is exactly 0).
     """
 
     visible: int
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)
     entropy: dict[int, torch.Tensor] = field(default_factory=dict)
-    visible_probs: dict[int, torch.Tensor] = field(default_factory=dict)
+    mass: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def visible_cannot_see_masked(token_mask: torch.Tensor) -> torch.Tensor:
@@ -228,36 +196,38 @@ def visible_cannot_see_masked(token_mask: torch.Tensor) -> torch.Tensor:
     return allowed.unsqueeze(1)
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor | None, *,
-               recalibrated: int = 0, probs_layers: Collection[int] = (),
-               hidden_layers: Collection[int] = (), row_layers: Collection[int] = (),
-               visible_row_layers: Collection[int] = (),
-               loss_hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
-    """Run ``blocks`` on x (B, T, D); the first ``recalibrated`` layers are hard-recalibrated.
+def visible_first_order(mask: torch.Tensor) -> torch.Tensor:
+    """(B, N) indices putting each sample's unmasked positions first, each group in order."""
+    return torch.argsort(mask.to(torch.int8), dim=1, stable=True)
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor | None, plan: MTOPlan,
+               path: StackPath, *, probs_layers: Collection[int] = (),
+               hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
+    """Run ``blocks`` on x (B, T, D) along ``path``; ``plan``: MTO's recalibrated layers and reads.
 
     Layers are numbered from 1 (0 is the input). ``probs_layers`` and ``hidden_layers`` fill the
-    trace in token order (full attention maps leave the fused kernel). What MTO's losses read goes
-    into ``trace.rows`` (:class:`LossRows`): masked-query rows of ``row_layers``, visible-query
-    rows of ``visible_row_layers``, hidden states of ``loss_hidden_layers``. That takes the
-    visible-first pass when every sample hides the same number of patches and no full attention
-    map is asked for; otherwise the loss layers are traced in full and ``trace.rows`` stays None.
+    trace in token order (full attention maps: the token-order path only). On the token-order
+    path MTO's layers are traced in full (``trace.attn``, ``trace.hidden``); on the visible-first
+    path what its losses read goes into ``trace.rows`` (:class:`LossRows`).
     """
-    needs_rows = bool(row_layers or visible_row_layers or loss_hidden_layers)
-    counts = token_mask.sum(1) if token_mask is not None else None
-    if (token_mask is not None and needs_rows and not probs_layers
-            and bool((counts == counts[0]).all()) and 0 < int(counts[0]) < token_mask.shape[1]):
-        return _run_sorted(blocks, x, token_mask, recalibrated, hidden_layers, row_layers,
-                           visible_row_layers, loss_hidden_layers)
-    probs_layers = frozenset(probs_layers) | frozenset(row_layers) | frozenset(visible_row_layers)
-    hidden_layers = frozenset(hidden_layers) | frozenset(loss_hidden_layers)
+    if isinstance(path, VisibleFirst):
+        if token_mask is None:
+            raise ValueError("the visible-first path needs a mask; use TokenOrder() for unmasked images")
+        if probs_layers:
+            raise ValueError("attention maps are drawn on the token-order path; pass path=TokenOrder()")
+        if plan.recalibrated or plan.reads_rows:
+            return _run_visible_first(blocks, x, token_mask, plan, path.masked, hidden_layers)
     trace = TokenTrace(token_mask=token_mask)
+    probs_layers = frozenset(probs_layers) | plan.row_layers | plan.visible_row_layers
+    hidden_layers = frozenset(hidden_layers) | plan.hidden_layers
     attn_mask = None
-    if recalibrated and token_mask is not None:
+    if plan.recalibrated and token_mask is not None:
         attn_mask = visible_cannot_see_masked(token_mask)
     if 0 in hidden_layers:
         trace.hidden[0] = x
     for layer, block in enumerate(blocks, start=1):
-        x, probs = block(x, attn_mask if layer <= recalibrated else None, layer in probs_layers)
+        x, probs = block(x, attn_mask if layer <= plan.recalibrated else None, layer in probs_layers)
         if probs is not None:
             trace.attn[layer] = probs
         if layer in hidden_layers:
@@ -265,17 +235,15 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor 
     return x, trace
 
 
-def _run_sorted(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor, recalibrated: int,
-                hidden_layers: Collection[int], row_layers: Collection[int],
-                visible_row_layers: Collection[int],
-                loss_hidden_layers: Collection[int]) -> tuple[torch.Tensor, TokenTrace]:
-    """:func:`run_blocks` with each sample's tokens visible-first (same masked count in all)."""
+def _run_visible_first(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor, plan: MTOPlan,
+                       masked: int, hidden_layers: Collection[int]) -> tuple[torch.Tensor, TokenTrace]:
+    """:func:`run_blocks` with each sample's tokens visible-first, ``masked`` of them masked in each."""
     b, t, d = x.shape
-    order = torch.argsort(token_mask.to(torch.int8), dim=1, stable=True)  # visible first, in order
-    index = order.unsqueeze(-1).expand(b, t, d)
-    visible = t - int(token_mask[0].sum())
-    rows = LossRows(visible)
-    trace = TokenTrace(token_mask=token_mask, rows=rows)
+    torch._assert_async((token_mask.sum(1) == masked).all(),
+                        f"the visible-first path was told every sample hides {masked} patches; some do not")
+    index = visible_first_order(token_mask).unsqueeze(-1).expand(b, t, d)
+    rows = LossRows(t - masked)
+    trace = TokenTrace(token_mask=token_mask, rows=rows, path=VisibleFirst.name)
     x = x.gather(1, index)
 
     def unsorted(h: torch.Tensor) -> torch.Tensor:
@@ -283,13 +251,14 @@ def _run_sorted(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor
 
     for layer in range(len(blocks) + 1):
         if layer:
-            x, found = blocks[layer - 1].forward_sorted(x, visible, layer <= recalibrated, layer in row_layers,
-                                                        layer in visible_row_layers)
+            x, found = blocks[layer - 1].forward_visible_first(
+                x, rows.visible, layer <= plan.recalibrated, layer in plan.row_layers,
+                layer in plan.visible_row_layers)
             if "entropy" in found:
                 rows.entropy[layer] = found["entropy"]
-            if "visible" in found:
-                rows.visible_probs[layer] = found["visible"]
-        if layer in loss_hidden_layers:
+            if "mass" in found:
+                rows.mass[layer] = found["mass"]
+        if layer in plan.hidden_layers:
             rows.hidden[layer] = x
         if layer in hidden_layers:
             trace.hidden[layer] = unsorted(x)
@@ -319,15 +288,14 @@ class MaskedViT(nn.Module):
         if self.mask_token is not None:
             nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None, *,
-                drop_masked: bool = False, recalibrated: int = 0,
-                probs_layers: Collection[int] = (), hidden_layers: Collection[int] = (),
-                **loss_layers: Collection[int]) -> tuple[torch.Tensor, TokenTrace]:
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None, *, drop_masked: bool = False,
+                plan: MTOPlan = MTOPlan(), path: StackPath = TokenOrder(), probs_layers: Collection[int] = (),
+                hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
         """images (B, C, H, W), mask (B, N) bool -> (normed tokens (B, T, D), trace).
 
         SimMIM: masked patches are replaced by w, T = 1 + N. MAE (``drop_masked``): only the
         visible patches go in, T = 1 + |V| (every sample must hide the same number).
-        ``loss_layers``: what MTO's losses read (:func:`run_blocks`).
+        plan, path, probs_layers, hidden_layers: :func:`run_blocks`.
         """
         x = self.patch_embed(images)
         b, n, d = x.shape
@@ -337,7 +305,8 @@ class MaskedViT(nn.Module):
             if mask.shape != (b, n):
                 raise ValueError(f"mask must have shape {(b, n)} (batch, patches), got {tuple(mask.shape)}")
             if drop_masked:
-                x = keep_visible(x + pos[:, 1:], mask)
+                x = keep_visible(x + pos[:, 1:], mask, masked_per_sample(mask, path))
+                path = TokenOrder()  # no mask token is left in this stack
             else:
                 if self.mask_token is None:
                     raise ValueError("this encoder has no mask token; use drop_masked=True (MAE)")
@@ -347,8 +316,8 @@ class MaskedViT(nn.Module):
             x = x + pos[:, 1:]
         cls = (self.cls_token + pos[:, :1]).expand(b, -1, -1)
         x = torch.cat([cls, x], dim=1)
-        x, trace = run_blocks(self.blocks, x, token_mask, recalibrated=recalibrated,
-                              probs_layers=probs_layers, hidden_layers=hidden_layers, **loss_layers)
+        x, trace = run_blocks(self.blocks, x, token_mask, plan, path, probs_layers=probs_layers,
+                              hidden_layers=hidden_layers)
         return self.norm(x), trace
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -357,13 +326,24 @@ class MaskedViT(nn.Module):
         return tokens[:, 1:].mean(dim=1)
 
 
-def keep_visible(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Gather the visible tokens of x (B, N, D) in patch order -> (B, |V|, D)."""
-    counts = (~mask).sum(dim=1)
+def masked_per_sample(mask: torch.Tensor, path: StackPath) -> int:
+    """How many patches each sample of ``mask`` (B, N) hides: the visible-first path's count, or,
+    on the token-order path, read from the mask (one host read); ValueError if the samples differ."""
+    if isinstance(path, VisibleFirst):
+        return path.masked
+    counts = mask.sum(dim=1)
     if bool((counts != counts[0]).any()):
         raise ValueError("MAE needs the same number of visible patches in every sample of a "
-                         f"batch; got {sorted(set(counts.tolist()))}")
-    return x[~mask].reshape(x.shape[0], int(counts[0]), x.shape[2])
+                         f"batch; got {sorted(set((mask.shape[1] - counts).tolist()))}")
+    return int(counts[0])
+
+
+def keep_visible(x: torch.Tensor, mask: torch.Tensor, masked: int) -> torch.Tensor:
+    """Gather the visible tokens of x (B, N, D) in patch order -> (B, N - masked, D); every sample
+    of ``mask`` (B, N) hides ``masked`` patches."""
+    b, n, d = x.shape
+    keep = visible_first_order(mask)[:, :n - masked]
+    return x.gather(1, keep.unsqueeze(-1).expand(b, n - masked, d))
 
 
 def init_weights(module: nn.Module) -> None:

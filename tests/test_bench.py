@@ -48,6 +48,6 @@ def test_bench_command_reports_every_figure():
     assert all(r["images_per_s"] > 0 and 0 < r["share_of_peak"] for r in result["training"])
     assert {r["operation"] for r in result["app_latency"]} >= {"reconstruct 1 image, baseline + MTO"}
     assert "| tiny | simmim | baseline |" in format_report(result)
-    plain = result["plain_reference"]  # the plain PyTorch loop of benchmarks/plain_loop.py
+    plain = result["plain_reference"]  # the plain PyTorch loop of mto_core/plain_loop.py
     assert plain["plain_ms"] > 0 and plain["speedup"] == pytest.approx(plain["plain_ms"] / plain["mto_ms"])
     assert "plain PyTorch loop of the same shape" in format_report(result)

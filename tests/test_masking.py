@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mto_core.config import ConfigError
-from mto_core.masking import block_mask, make_mask, random_mask
+from mto_core.config import ConfigError, MaskConfig
+from mto_core.masking import block_mask, hidden_count, make_mask, random_mask
 
 
 @pytest.mark.parametrize("kind", ["random", "block"])
@@ -46,3 +46,10 @@ def test_bad_ratio(ratio):
 def test_unknown_kind():
     with pytest.raises(ConfigError, match="unknown mask kind"):
         make_mask(2, 7, 0.5, 0, kind="stripes")
+
+
+@pytest.mark.parametrize("kind, unit", [("random", 1), ("random", 7), ("block", 1)])
+def test_hidden_count_is_what_every_drawn_mask_hides(kind, unit):
+    config = MaskConfig(kind=kind, ratio=0.6, mask_patch_size=unit)
+    mask = make_mask(16, 14, config.ratio, 0, kind, unit, config.min_block)
+    assert set(mask.sum(1).tolist()) == {hidden_count(14, config)}

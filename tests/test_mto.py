@@ -10,7 +10,7 @@ from mto_core.masking import make_mask
 from mto_core.mto import depth_weights, mto_losses, plan
 from mto_core.mto_terms import entropy_loss, gram, recalibration_loss, singularity_loss
 from mto_core.models import build_model
-from mto_core.vit import TokenTrace
+from mto_core.vit import TokenTrace, VisibleFirst
 
 from .conftest import small_config
 
@@ -165,46 +165,15 @@ def test_plan_asks_for_rows_only_where_needed():
     assert plan(MTOConfig(recalibration_weight=1, hard_recalibration=True), 6).visible_row_layers == set()  # all recalibrated: L_rec = 0
 
 
-PARTS = {"hard recalibration": ["mto.singularity_weight=0", "mto.entropy_weight=0"],
-         "L_rec (soft)": ["mto.hard_recalibration=false", "mto.recalibration_weight=0.1"],
-         "L_rec, 2 of 6 layers recalibrated": ["mto.recalibrated_layers=2", "mto.recalibration_weight=0.1"],
-         "L_sing": ["mto.hard_recalibration=false", "mto.entropy_weight=0"],
-         "L_ent": ["mto.hard_recalibration=false", "mto.singularity_weight=0"],
-         "all defaults": []}
-
-
-@pytest.mark.parametrize("part", list(PARTS))
-@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
-def test_visible_first_pass_gives_the_full_pass_losses_and_gradients(method, part):
-    """The rows-only pass (what training runs) against the full maps (what a full-map request
-    forces): the same loss terms, prediction and gradients, to 1e-5."""
-    torch.manual_seed(0)
-    model = build_model(*_cfg(method, *PARTS[part]))
-    images, mask = torch.rand(4, 1, 28, 28), make_mask(4, 7, 0.6, 3)
-    results = []
-    for full in (False, True):
-        model.zero_grad()
-        out = model(images, mask, probs_layers={1} if full else ())
-        assert (out.trace.rows is None) == (full or part == "hard recalibration")
-        out.loss.backward()
-        results.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (fast, fast_grads), (full, full_grads) = results
-    assert fast.mto.keys() == full.mto.keys()
-    for name in fast.mto:
-        assert fast.mto[name].item() == pytest.approx(full.mto[name].item(), abs=1e-5), name
-    torch.testing.assert_close(fast.pred, full.pred, atol=1e-5, rtol=1e-5)
-    assert fast_grads.keys() == full_grads.keys()
-    for name in fast_grads:
-        torch.testing.assert_close(fast_grads[name], full_grads[name], atol=1e-5, rtol=1e-4, msg=name)
-
-
-def test_unequal_mask_counts_take_the_full_pass():
+def test_unequal_mask_counts_take_the_token_order_path_and_visible_first_refuses_them():
     torch.manual_seed(0)
     model = build_model(*_cfg("simmim-mto"))
     mask = make_mask(2, 7, 0.6, 0)
     mask[0, mask[0].nonzero()[0]] = False  # one sample hides one patch fewer
     out = model(torch.rand(2, 1, 28, 28), mask)
     assert out.trace.rows is None and set(out.mto) == {"sing", "ent"} and torch.isfinite(out.loss)
+    with pytest.raises(RuntimeError, match="told every sample hides 29 patches; some do not"):
+        model(torch.rand(2, 1, 28, 28), mask, path=VisibleFirst(29))
 
 
 def _cfg(name, *extra):
@@ -243,33 +212,14 @@ def test_singularity_loss_with_unequal_mask_counts():
     assert torch.allclose(singularity_loss(hidden, mask, 0.1), expected, atol=1e-6)
 
 
-def test_training_pass_takes_the_entropy_from_fused_kernels_on_the_cpu(monkeypatch):
-    """With the default parts, L_ent's layers 1..K go through attend_with_entropy (no attention map);
-    if a torch update took the CPU op away, this fails instead of training slowing down unseen."""
-    import mto_core.vit as vit
+def test_training_path_reads_the_entropy_through_fused_kernels(monkeypatch):
+    """On the visible-first path L_ent's layers 1..K go through masked_row_entropy, and no attention
+    map is formed; if the path lost its fused rows, this fails instead of training slowing down unseen."""
+    import mto_core.attention_stats as stats
 
-    assert vit._HAS_CPU_FLASH
     calls = []
-    original = vit.attend_with_entropy
-    monkeypatch.setattr(vit, "attend_with_entropy", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = stats.masked_row_entropy
+    monkeypatch.setattr(stats, "masked_row_entropy", lambda *a, **k: calls.append(1) or original(*a, **k))
     model = build_model(*_cfg("simmim-mto"))
-    out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0))
+    out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0), path=VisibleFirst(29))
     assert len(calls) == model.plan.depth == len(out.trace.rows.entropy) and not out.trace.attn
-
-
-def test_under_bf16_autocast_the_entropy_comes_from_the_explicit_rows(monkeypatch):
-    """lse - E_p[s] in bf16 would subtract two large rounded numbers; bf16 takes the log-softmax rows."""
-    import mto_core.vit as vit
-
-    calls = []
-    original = vit.attend_with_entropy
-    monkeypatch.setattr(vit, "attend_with_entropy", lambda *a, **k: calls.append(1) or original(*a, **k))
-    torch.manual_seed(0)
-    model = build_model(*_cfg("simmim-mto"))
-    images, mask = torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(images, mask)
-    assert not calls and all(bool((h >= 0).all()) for h in out.trace.rows.entropy.values())
-    reference = model(images, mask).mto["ent"]
-    assert calls  # float32: the fused kernels
-    assert out.mto["ent"].item() == pytest.approx(reference.item(), abs=0.02)

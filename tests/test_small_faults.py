@@ -3,7 +3,6 @@ benchmark that shows it is alive."""
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -56,10 +55,11 @@ def test_the_attempts_benchmark_prints_progress_and_the_time_left(monkeypatch, c
     monkeypatch.setattr(attempts, "step", idle)
     monkeypatch.setattr(attempts, "half_batches", idle)
     monkeypatch.setattr(attempts, "with_qkv", lambda run, qkv: run)
-    monkeypatch.setattr(attempts, "plain_loop", lambda: SimpleNamespace(plain_step=idle))
+    monkeypatch.setattr(attempts, "plain_step", idle)
     monkeypatch.setattr(attempts, "time_steps", lambda steps, device, rounds: {name: 0.001 for name in steps})
-    monkeypatch.setattr(attempts, "allocator", lambda repeats, steps: {})
+    monkeypatch.setattr(attempts, "allocator", lambda repeats, steps, progress: {})
     attempts.measure(2)
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 5 and lines[0].startswith("attempts: stage 1 of 5, simmim")
-    assert all(re.search(r"\(\d+ s so far; about \d+ s left\)$", line) for line in lines[1:]), lines
+    assert lines[0].startswith("attempts.py: 2 rounds") and len(lines) == 6, lines
+    assert "simmim" in lines[1] and "s left" not in lines[1]
+    assert all(re.search(r"\[ *\d+ s, +\d+%, about \d+ s left\] ", line) for line in lines[2:]), lines

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from mto_core.masking import make_mask
-from mto_core.vit import (MaskedViT, attend_with_entropy, patchify, sorted_recalibration_mask, to_timm, unpatchify,
-                          visible_cannot_see_masked)
+from mto_core.mto import MTOPlan
+from mto_core.vit import MaskedViT, VisibleFirst, patchify, to_timm, unpatchify, visible_cannot_see_masked
 
 
 def test_patchify_round_trip():
@@ -29,9 +29,11 @@ def test_probability_path_matches_fused_kernel():
     encoder = MaskedViT(28, 4, 1, 32, 3, 4, mask_token=True).eval()
     x = torch.randn(2, 1, 28, 28)
     mask = make_mask(2, 7, 0.6, 0)
-    fused, trace0 = encoder(x, mask, recalibrated=3)
-    explicit, trace = encoder(x, mask, recalibrated=3, probs_layers={1, 2, 3})
-    assert torch.allclose(fused, explicit, atol=1e-5)
+    plan = MTOPlan(recalibrated=3)
+    fused, trace0 = encoder(x, mask, plan=plan)
+    explicit, trace = encoder(x, mask, plan=plan, probs_layers={1, 2, 3})
+    blocks, _ = encoder(x, mask, plan=plan, path=VisibleFirst(29))  # recalibration as a block structure
+    assert torch.allclose(fused, explicit, atol=1e-5) and torch.allclose(blocks, explicit, atol=1e-5)
     assert not trace0.attn and set(trace.attn) == {1, 2, 3}
     attn = trace.attn[2]
     assert attn.shape == (2, 4, 50, 50)
@@ -59,32 +61,3 @@ def test_mask_shape_checked():
     encoder = MaskedViT(28, 4, 1, 32, 1, 2, mask_token=True)
     with pytest.raises(ValueError, match="mask must have shape"):
         encoder(torch.randn(2, 1, 28, 28), torch.zeros(2, 48, dtype=torch.bool))
-
-
-@pytest.mark.parametrize("recalibrated", [False, True])
-def test_attention_with_entropy_equals_the_explicit_rows(recalibrated):
-    """The fused kernels' output and masked-row entropy (lse - E_p[s], no map formed) against
-    softmax(QK^T) written out: values and the gradients of a loss that reads both."""
-    torch.manual_seed(0)
-    b, h, t, d, visible = 3, 2, 9, 8, 4
-    q, k, v = (torch.randn(b, h, t, d, requires_grad=True) for _ in range(3))
-    allowed = sorted_recalibration_mask(t, visible, q.device) if recalibrated else None
-    weights = torch.randn(b, h, t, d), torch.randn(b, h, t - visible)
-    results = []
-    for fused in (True, False):
-        if fused:
-            out, entropy = attend_with_entropy(q, k, v, visible, allowed, d ** -0.5)
-        else:
-            logits = (q * d ** -0.5) @ k.transpose(-2, -1)
-            if allowed is not None:
-                logits = logits.masked_fill(~allowed, float("-inf"))
-            log_probs = logits[:, :, visible:].log_softmax(-1)  # masked rows: nothing masked out
-            out, entropy = logits.softmax(-1) @ v, -(log_probs.exp() * log_probs).sum(-1)
-        loss = (out * weights[0]).sum() + (entropy * weights[1]).sum()
-        results.append((out, entropy, torch.autograd.grad(loss, (q, k, v))))
-    (out, entropy, grads), (ref_out, ref_entropy, ref_grads) = results
-    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(entropy, ref_entropy, atol=1e-5, rtol=1e-5)
-    for grad, ref in zip(grads, ref_grads):
-        torch.testing.assert_close(grad, ref, atol=1e-5, rtol=1e-4)
-    assert entropy.shape == (b, h, t - visible) and bool((entropy > 0).all())
