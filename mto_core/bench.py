@@ -46,7 +46,7 @@ MTO_PARTS = {
 }
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -57,11 +57,11 @@ def _best_gflops(fn: Callable[[], object], flops: float, device: torch.device, s
         fn()
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
-        _sync(device)
+        sync_device(device)
         start = time.perf_counter()
         for _ in range(5):
             fn()
-        _sync(device)
+        sync_device(device)
         best = max(best, 5 * flops / (time.perf_counter() - start) / 1e9)
     return best
 
@@ -138,10 +138,10 @@ def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, round
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            _sync(device)
+            sync_device(device)
             start = time.perf_counter()
             step()
-            _sync(device)
+            sync_device(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -206,10 +206,10 @@ def app_latency(device: torch.device, rounds: int = 20) -> list[dict[str, Any]]:
         op()
         times = []
         for _ in range(rounds):
-            _sync(device)
+            sync_device(device)
             start = time.perf_counter()
             op()
-            _sync(device)
+            sync_device(device)
             times.append(time.perf_counter() - start)
         rows.append({"operation": name, "ms": 1000 * statistics.median(times)})
     return rows

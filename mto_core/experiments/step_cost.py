@@ -28,7 +28,7 @@ def measure_step_cost(experiment: Experiment, overrides: list[str], rounds: int 
     method_ms, c, c_iqr}}}`` for every method of ``experiment`` against its family's baseline.
 
     ``overrides`` are the experiment's ``--set`` flags (device, data, batch), as the runs got them."""
-    from ..bench import _step_fn, _sync, machine
+    from ..bench import training_step, sync_device, machine
     from ..engine import resolve_device
 
     out: dict[str, Any] = {"machine": machine(), "rounds": rounds, "families": {}}
@@ -36,17 +36,17 @@ def measure_step_cost(experiment: Experiment, overrides: list[str], rounds: int 
         configs = {v: run_config(experiment, v, experiment.seeds_for(v)[0], overrides) for v in family}
         device = resolve_device(configs[base].train.device)
         batch = configs[base].train.batch_size
-        steps = {v: _step_fn(config, device, batch) for v, config in configs.items()}
+        steps = {v: training_step(config, device, batch) for v, config in configs.items()}
         for step in steps.values():
             for _ in range(warmup):
                 step()
         times: dict[str, list[float]] = {v: [] for v in steps}
         for _ in range(rounds):
             for v, step in steps.items():
-                _sync(device)
+                sync_device(device)
                 start = time.perf_counter()
                 step()
-                _sync(device)
+                sync_device(device)
                 times[v].append(time.perf_counter() - start)
         for method in family[1:]:
             ratios = [m / b for m, b in zip(times[method], times[base])]
