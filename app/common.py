@@ -6,7 +6,6 @@ Computation lives in mto_core; this module only loads, caches and draws.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,18 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from app_support import (MAX_UPLOAD_BYTES, describe_config, describe_run, pair_problem, safe_path,
+                         scan_checkpoints, short_label)
+from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist
 
-from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist  # noqa: E402
-from mto_core.app_support import (MAX_UPLOAD_BYTES, describe_config, describe_run, pair_problem,  # noqa: E402
-                                  safe_path, scan_checkpoints, short_label)
+ROOT = Path(__file__).resolve().parent.parent
 
 CHECKPOINTS, RUNS = ROOT / "checkpoints", ROOT / "runs"
 SPEC = ROOT / "docs" / "mto-spec.md"
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf"]  # D3's ten: every one readable on white
 TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
-MASK_RGBA = "rgba(255,0,200,0.75)"  # the mask colour of mto_core.app_support.MASK_COLOUR, see-through
+MASK_RGBA = "rgba(255,0,200,0.75)"  # the mask colour of app_support.MASK_COLOUR, see-through
 
 
 def page(title: str, icon: str) -> None:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .app_support import run_progress
-from .config import RunConfig
-from .data import load_dataset
-from .engine import append_metrics, make_plan, train
-from .evaluate import probes
+from app_support import run_progress
+from mto_core.config import RunConfig
+from mto_core.data import load_dataset
+from mto_core.engine import append_metrics, make_plan, train
+from mto_core.evaluate import probes
 
 
 @dataclass
@@ -101,7 +101,7 @@ class TrainingJob:
                            should_stop=lambda: self._should_stop(state))
             state.trained_steps = result.steps
             if result.last_checkpoint is not None and state.config.data.val_fraction:
-                from .checkpoint import load_checkpoint
+                from mto_core.checkpoint import load_checkpoint
 
                 model = load_checkpoint(result.last_checkpoint).model
                 state.knn, state.knn_images = quick_knn(model, state.config)

@@ -10,20 +10,17 @@ the server is started from.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import plotly.express  # noqa: F401
+import torch
+import sklearn.decomposition  # noqa: F401
+import sklearn.linear_model  # noqa: F401
+import sklearn.metrics  # noqa: F401
+import umap  # noqa: F401
+from streamlit.web import cli
 
-import plotly.express  # noqa: E402,F401
-import torch  # noqa: E402
-import sklearn.decomposition  # noqa: E402,F401
-import sklearn.linear_model  # noqa: E402,F401
-import sklearn.metrics  # noqa: E402,F401
-import umap  # noqa: E402,F401
-from streamlit.web import cli  # noqa: E402
-
-import mto_core.analysis  # noqa: E402,F401
-import mto_core.jobs  # noqa: E402,F401
-from mto_core.app_support import server_args  # noqa: E402
-
+import jobs  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
+import mto_core.analysis  # noqa: F401
+from app_support import server_args
 
 
 def warm_up() -> None:
@@ -57,7 +54,7 @@ def warm_up() -> None:
 
 if __name__ == "__main__":
     # Page computations are small and share the two cores with the browser: one thread each runs
-    # them faster than two that wait on each other (training sets its own, mto_core.jobs).
+    # them faster than two that wait on each other (training sets its own, app/jobs.py).
     torch.set_num_threads(1)
     warm_up()
     try:

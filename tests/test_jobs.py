@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from mto_core.jobs import JobSlot, TrainingJob
+from jobs import JobSlot, TrainingJob
 
 from .conftest import small_config
 

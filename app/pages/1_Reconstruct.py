@@ -9,7 +9,7 @@ from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load,
 
 from mto_core import make_mask, reconstruct
 from mto_core.analysis import masked_error_over
-from mto_core.app_support import paint_patches, read_upload, toggle_patches, upscale
+from app_support import paint_patches, read_upload, toggle_patches, upscale
 
 page("Reconstruct", "🧩")
 pair = choose_pair("recon")

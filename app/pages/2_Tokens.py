@@ -13,7 +13,7 @@ from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_la
 
 from mto_core import make_mask
 from mto_core.analysis import embed_2d, layer_tokens
-from mto_core.app_support import outline_patch
+from app_support import outline_patch
 
 page("Tokens", "🔬")
 pair = choose_pair("tokens")

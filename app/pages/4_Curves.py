@@ -10,7 +10,7 @@ from common import (CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, p
 from experiment_section import show_committed_experiments
 
 from mto_core import read_metrics
-from mto_core.app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
+from app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
 from mto_core.efficiency import curve, efficiency
 
 RESULTS = ROOT / "docs" / "results"

@@ -10,7 +10,7 @@ from common import RUNS, chart, page
 
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
-from mto_core.jobs import JobSlot, TrainingJob
+from jobs import JobSlot, TrainingJob
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
