@@ -33,6 +33,7 @@ from .data import ImageSet, augment, load_dataset, prepare_images
 from .masking import make_mask
 from .models import build_model
 from .objective import MIMModel, check_model_fits
+from .trace import TRACES, Tracer
 
 
 class TrainingError(RuntimeError):
@@ -280,7 +281,7 @@ def _foreign_files(run_dir: Path) -> list[str]:
     ours = {".write-test"}
     try:
         RunConfig.load(run_dir / "config.json")
-        ours |= {"config.json", METRICS}
+        ours |= {"config.json", METRICS, TRACES}
     except (ConfigError, OSError, ValueError, TypeError, KeyError):
         pass
     return sorted(p.name for p in run_dir.iterdir() if p.name not in ours)[:5]
@@ -409,6 +410,8 @@ class _Loop:
                         disable=not (progress and info.main), dynamic_ncols=True)
         self.points = PointProbes(run.config, run.plan, device)
         self.point_s = 0.0  # time spent in point probes since the epoch began, not counted as training
+        self.tracer = (Tracer(run.config, run.run_dir, run.plan.total_steps, run.plan.steps_per_epoch, step)
+                       if run.config.train.trace_every and info.main else None)
 
     def train_step(self, micro: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
         """One optimizer step over this rank's micro-batches (gradient accumulation)."""
@@ -472,6 +475,13 @@ class _Loop:
             if self.on_log:
                 self.on_log(row)
         self.points.snapshot(run.model, self.step, run.run_dir)
+        if self.tracer is not None:
+            start = time.perf_counter()
+            for row in self.tracer(run.model, self.step):
+                append_metrics(run.run_dir, row)
+                if self.on_log:
+                    self.on_log(row)
+            self.point_s += time.perf_counter() - start
 
     def end_epoch(self, end_of_epoch: bool) -> None:
         """At the end of an epoch, the last step or a stop: the 'epoch' row with its probes
