@@ -166,7 +166,7 @@ def chart(fig: go.Figure, key: str, modebar: bool = True, **kwargs):
     makes Plotly's default, rewrite colour scales and palettes) and no placeholder colours."""
     fig.update_layout(template="plotly_white")
     spec = fig.to_dict()
-    clean = go.Figure({"data": _no_placeholders(spec["data"]), "layout": _no_placeholders(spec["layout"])})
+    clean = go.Figure({key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec})
     config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False}
     return st.plotly_chart(clean, key=key, theme=None, config=config, **kwargs)
 

@@ -7,7 +7,8 @@ at once, the others catch up to them).
 Each run ends with a quick k-NN probe on the validation split, written to its metrics.jsonl as
 an 'epoch' row, so runs made in the app have an accuracy point on the Curves page.
 A :class:`JobSlot` admits one job at a time, so a 2-core server stays responsive; other
-callers see that it is busy.
+callers see that it is busy. A job started with an ``owner`` (the app passes the browser
+session's id) can be stopped only by that owner.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def quick_knn(model: Any, config: RunConfig, bank: int = 2000, val: int = 1000) 
 
 
 class TrainingJob:
-    """Train ``runs`` ({name: (config, run folder)}) side by side in background threads."""
+    """Train ``runs`` ({name: (config, run folder)}) side by side in background threads; only
+    ``owner`` (None: anyone) may stop them."""
 
-    def __init__(self, runs: dict[str, tuple[RunConfig, Path]]) -> None:
+    def __init__(self, runs: dict[str, tuple[RunConfig, Path]], owner: str | None = None) -> None:
+        self.owner = owner
         self.runs: dict[str, RunState] = {}
         for name, (config, run_dir) in runs.items():
             n = len(load_dataset(config.data, config.model, "train"))
@@ -128,8 +131,12 @@ class TrainingJob:
                                      for s in self.runs.values())
             return state.live_step >= self.stop_step
 
-    def stop(self) -> None:
+    def stop(self, by: str | None = None) -> bool:
+        """Ask every run to stop, if ``by`` owns the job (or it has no owner); True if asked."""
+        if self.owner is not None and by != self.owner:
+            return False
         self._stop.set()
+        return True
 
     @property
     def stopped(self) -> bool:

@@ -186,6 +186,20 @@ def test_train_page_runs_baseline_and_mto():
     assert {"total loss", "L_MIM (reconstruction)", "L_sing (data singularity)", "L_ent (attention entropy)",
             "images/s"} <= panels  # every term MTO logs, and the speed
     assert {t["name"] for t in live[0]["data"]} == {"baseline", "MTO"}
+    emergence = [s for s in specs(at) if any("singularity score S" in a.get("text", "")
+                                             for a in s["layout"].get("annotations", []))][0]
+    titles = {a["text"] for a in emergence["layout"]["annotations"]}
+    assert {"baseline: singularity score S", "MTO: silhouette, masked vs visible",
+            "MTO: visible-to-masked attention a_VM", "baseline: masked rows' attention entropy"} <= titles
+    for panel in ("", "2"):  # the baseline's and MTO's S panels: a line per layer, steps 0, 5 and 10
+        lines = [t for t in emergence["data"] if t.get("xaxis", "x") == f"x{panel}"]
+        assert len(lines) == 7 and all(values(t["x"]) == [0, 5, 10] for t in lines)
+    replay = [s for s in specs(at) if s.get("frames")][0]
+    assert [f["name"] for f in replay["frames"]] == ["0", "5", "10"] and replay["layout"]["sliders"]
+    assert len(replay["frames"][-1]["data"]) == 4  # masked and visible, both runs
+    assert "PCA" not in texts(at) or "principal axes" in texts(at)
+    assert re.search(r"At step 10, layer 1: (the two runs look alike|MTO's masked|the baseline's|the two measures)",
+                     texts(at))
 
 
 def test_a_broken_checkpoint_gives_a_message_not_a_crash():
