@@ -148,6 +148,16 @@ class TokenFrames:
     explained: float
 
 
+def traced_run(path: str | Path) -> Path | None:
+    """The run folder holding the traces of the checkpoint at ``path`` (a shipped checkpoint's own
+    folder, or a step folder's run folder), or None if it has none."""
+    path = Path(path)
+    for folder in (path, path.parent):
+        if snapshot_steps(folder):
+            return folder
+    return None
+
+
 def snapshot_steps(run_dir: str | Path) -> list[int]:
     """The steps of a run's token snapshots, in order."""
     return sorted(int(p.stem[5:]) for p in (Path(run_dir) / TRACES).glob("step-*.safetensors"))
