@@ -32,19 +32,21 @@ def page(title: str, icon: str) -> None:
     st.title(title)
 
 
-@st.cache_resource(show_spinner="Loading checkpoint…")
+# Every cache has a size limit: a server that many visitors share keeps its memory bounded
+# (benchmarks/load.py).
+@st.cache_resource(show_spinner="Loading checkpoint…", max_entries=16)
 def load(path: str):
     return load_checkpoint(path)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=1)
 def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """The whole test split (10,000 images with the full dataset, 1,000 with the shipped subset)."""
     data = load_fashion_mnist("test")
     return data.images, data.labels, data.classes
 
 
-@st.cache_data(show_spinner=False, ttl=3)
+@st.cache_data(show_spinner=False, ttl=3, max_entries=4)
 def _scan(stamp: tuple) -> tuple[dict[str, str], dict[str, str]]:
     """One scan serves every call of a page run. ``stamp`` (the folders' modification times) makes
     a new or removed folder show at once; weights written later into a folder show within 3 s."""
@@ -64,7 +66,7 @@ def available() -> dict[str, str]:
     return found
 
 
-@st.cache_data(show_spinner=False, ttl=30)
+@st.cache_data(show_spinner=False, ttl=30, max_entries=128)
 def _info(path: str):
     return describe_run(path)
 
@@ -184,7 +186,7 @@ def spec_expander() -> None:
         st.markdown(re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m[1]) + 2) + " ", text, flags=re.MULTILINE))
 
 
-@st.cache_data(show_spinner="Measuring layers…")
+@st.cache_data(show_spinner="Measuring layers…", max_entries=64)
 def _measures(path: str, ratio: float):
     import pandas as pd
 

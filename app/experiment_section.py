@@ -12,7 +12,7 @@ from mto_core.experiment import (committed_experiments, compare, compare_figure,
                                  family_summary, format_compare, format_interval, read_floors)
 
 
-@st.cache_data(show_spinner="Reading the experiment's runs...")
+@st.cache_data(show_spinner="Reading the experiment's runs...", max_entries=16)
 def _summary(folder: str, base: str, method: str) -> dict:
     groups = committed_experiments(Path(folder).parent)[Path(folder).name[:-len("-runs")]]
     return family_summary(groups, base, method, read_floors(Path(folder)))

@@ -104,7 +104,7 @@ for side, (label, ckpt, rec) in enumerate(results):
                    colorbar="MSE"), key=f"recon-err-{side}")
 
 
-@st.cache_data(show_spinner="Reconstructing a batch of test images…")
+@st.cache_data(show_spinner="Reconstructing a batch of test images…", max_entries=64)
 def batch_errors(path: str, ratio: float, seed: int, kind: str) -> dict:
     return masked_error_over(load(path), test_set()[0][:BATCH], ratio, seed, kind)
 

@@ -22,7 +22,7 @@ TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing 
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=1)
 def slot() -> JobSlot:
     """One training at a time for the whole server: a 2-core machine stays responsive."""
     return JobSlot()
