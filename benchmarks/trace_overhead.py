@@ -6,7 +6,7 @@ training time (every step, the traces included); the overhead is 1 - traced / un
 trace point is also timed alone, so that the cost of any other N can be read off:
 overhead(N) ~ trace_s / (N * step_s).
 
-    python benchmarks/trace_overhead.py [--every 25] [--steps 150] [--repeats 2]
+    python benchmarks/trace_overhead.py [--every 25] [--steps 100] [--repeats 1] [--presets simmim-mto mae-mto]
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def trace_seconds(name: str, repeats: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--every", type=int, default=25)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--presets", nargs="*", default=["simmim-mto", "mae-mto"])
     args = parser.parse_args()
     torch.manual_seed(0)
