@@ -22,6 +22,9 @@ def over_training(pair, layer: int, where: str) -> None:
     """The pair's traced measures over the steps and ``layer``'s tokens replayed from step 0,
     for checkpoints whose runs were traced; a line saying how to get them otherwise."""
     st.subheader("Over training: how the masked tokens parted from the visible ones")
+    # off at first: the page's first render stays within its budget (benchmarks/app_budgets.py)
+    if not st.toggle("Replay these two runs' training", key="tokens-over-training"):
+        return
     runs = {label: traced_run(ckpt.path) for label, ckpt in pair}
     missing = [label for label, run in runs.items() if run is None]
     if missing:
@@ -33,7 +36,7 @@ def over_training(pair, layer: int, where: str) -> None:
     if scatter is None:
         st.caption(f"The traces hold no tokens of layer {layer}.")
     else:
-        chart(scatter, key="tokens-over-training")
+        chart(scatter, key="tokens-over-training-scatter")
         st.caption(f"Layer {layer} of the {where}: the patch tokens of 4 fixed held-out images under one fixed mask "
                    "(the same for both runs) at each token snapshot. One plane per run for all its frames (the "
                    "first two principal axes of all its snapshots' tokens pooled), so a point that moves has changed. "

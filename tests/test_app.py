@@ -414,6 +414,8 @@ def test_tokens_page_replays_a_traced_pair_over_training(traced_pair):
     at.sidebar.selectbox(key="tokens-base-simmim").set_value(traced_pair[0])
     at.sidebar.selectbox(key="tokens-mto-simmim").set_value(traced_pair[1]).run()
     assert not at.exception, [e.value for e in at.exception]
+    assert not [s for s in specs(at) if s.get("frames")]  # off until asked: the first render stays quick
+    at.toggle(key="tokens-over-training").set_value(True).run()
     replay = [s for s in specs(at) if s.get("frames")][0]
     assert [f["name"] for f in replay["frames"]] == ["0", "4", "8"] and len(replay["frames"][0]["data"]) == 4
     assert any("singularity score S" in a.get("text", "") for s in specs(at)
