@@ -197,15 +197,15 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             after = emergence_charts(page, steps_at_least=5)  # steps 0, 5, ..., 20
             assert after["frames"] == 5 and live["measure_traces"] > 0
             replay = page.locator(".js-plotly-plot").nth(after["scatter"])
-            replay.evaluate("gd => Plotly.animate(gd, ['0'], {frame: {duration: 0, redraw: true}, mode: 'immediate'})")
-            page.wait_for_timeout(500)
-            first = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")
-            screenshot(page, ARTIFACTS / "train-replay-step-0.png")
-            replay.evaluate("gd => Plotly.animate(gd, ['20'], {frame: {duration: 0, redraw: true}, mode: 'immediate'})")
-            page.wait_for_timeout(500)
+            replay.scroll_into_view_if_needed()
+            first = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
+            replay.screenshot(path=str(ARTIFACTS / "train-replay-step-0.png"))
+            rail = replay.locator(".slider-rail-touch-rect").bounding_box()
+            page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)  # the slider's last step
+            page.wait_for_timeout(1000)
             last = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")
             assert first != last, "the replay's frames are all alike"
-            screenshot(page, ARTIFACTS / "train-replay-step-20.png")
+            replay.screenshot(path=str(ARTIFACTS / "train-replay-step-20.png"))
         check_figures(page, name)
         screenshot(page, ARTIFACTS / f"{name}.png")
     page.close()
