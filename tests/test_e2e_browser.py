@@ -219,14 +219,16 @@ def emergence_charts(page, steps_at_least: int) -> dict:
         (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
         && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))""",
                            arg=steps_at_least, timeout=120_000)
-    charts = page.locator(".js-plotly-plot")
+    # one look at every chart at once: while the runs go, the page redraws them every 2.5 s
+    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+        const box = gd.getBoundingClientRect();
+        return {titles: (gd.layout.annotations || []).map(a => a.text),
+                axes: (gd.data || []).filter(t => t.x && t.x.length).map(t => t.xaxis || 'x'),
+                names: (gd.data || []).map(t => t.name), points: (gd.data || []).map(t => t.x ? t.x.length : 0),
+                frames: (gd._transitionData && gd._transitionData._frames || []).length,
+                width: box.width, height: box.height}; })""")
     found = {}
-    for i in range(charts.count()):
-        gd = charts.nth(i)
-        info = gd.evaluate("""gd => ({titles: (gd.layout.annotations || []).map(a => a.text),
-            axes: (gd.data || []).filter(t => t.x && t.x.length).map(t => t.xaxis || 'x'),
-            names: (gd.data || []).map(t => t.name), points: (gd.data || []).map(t => t.x ? t.x.length : 0),
-            frames: (gd._transitionData && gd._transitionData._frames || []).length})""")
+    for i, info in enumerate(charts):
         if any("singularity score S" in t for t in info["titles"]):
             assert {"x", "x2"} <= set(info["axes"]), info["axes"]  # the baseline's and MTO's panels
             found["measures"], found["measure_traces"] = i, len(info["axes"])
@@ -235,9 +237,7 @@ def emergence_charts(page, steps_at_least: int) -> dict:
             found["scatter"], found["frames"] = i, info["frames"]
         else:
             continue
-        gd.scroll_into_view_if_needed()
-        box = gd.bounding_box()
-        assert box["width"] >= 300 and box["height"] >= 300, box
+        assert info["width"] >= 300 and info["height"] >= 300, info
     assert {"measures", "scatter"} <= set(found), found
     return found
 
