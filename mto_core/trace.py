@@ -101,7 +101,8 @@ class Tracer:
         self.images, self.mask = trace_batch(config)
         m = config.model
         width = m.embed_dim if m.method == "simmim" else m.decoder_dim
-        size = min(SNAPSHOT_IMAGES, self.images.shape[0]) * m.num_patches * ((m.mask_layers + 1) * width * 2 + 1)
+        tokens = min(SNAPSHOT_IMAGES, self.images.shape[0]) * m.num_patches
+        size = tokens * ((m.mask_layers + 1) * width * 2 + 1)  # float16 tokens of every layer, the mask
         self.max_snapshots = max(1, SNAPSHOT_BYTES // size)
         points = total_steps // self.every + 1
         self.stride = math.ceil(points / self.max_snapshots)
