@@ -11,7 +11,7 @@ session that could not connect or a page that did not finish within the timeout.
 The server's memory is read from /proc: idle after start-up and one warm-up walk, its peak
 (VmHWM) under load, and again some seconds after every session has left.
 
-    python benchmarks/load.py [--sessions 20] [--rounds 1] [--json]
+    python benchmarks/load.py [--sessions 20] [--rounds 1] [--think 0] [--json]
 """
 
 from __future__ import annotations
@@ -86,24 +86,26 @@ class Session:
         if raised:
             self.errors.append(f"{name}: the script raised")
 
-    async def walk(self, rounds: int, seed: int) -> None:
+    async def walk(self, rounds: int, seed: int, think: float = 0) -> None:
         try:
             async with websockets.connect(self.url, subprotocols=["streamlit"], max_size=2**26,
                                           open_timeout=60) as ws:
                 await self.run_page(ws, "", "Learn (first visit)")
                 if not self.pages:
                     raise RuntimeError("the server sent no page list")
-                order = random.Random(seed).sample(list(self.pages), len(self.pages))
+                rng = random.Random(seed)
+                order = rng.sample(list(self.pages), len(self.pages))
                 for _ in range(rounds):
                     for name in order:
+                        await asyncio.sleep(rng.uniform(0, 2 * think))  # a reader's pause, ``think`` s on average
                         await self.run_page(ws, self.pages[name], name)
         except (OSError, RuntimeError, asyncio.TimeoutError, websockets.WebSocketException) as error:
             self.errors.append(f"{type(error).__name__}: {error}")
 
 
-async def crowd(url: str, sessions: int, rounds: int) -> list[Session]:
+async def crowd(url: str, sessions: int, rounds: int, think: float = 0) -> list[Session]:
     everyone = [Session(url) for _ in range(sessions)]
-    await asyncio.gather(*(s.walk(rounds, i) for i, s in enumerate(everyone)))
+    await asyncio.gather(*(s.walk(rounds, i, think) for i, s in enumerate(everyone)))
     return everyone
 
 
@@ -130,6 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1, help="walks of every page per session")
+    parser.add_argument("--think", type=float, default=0,
+                        help="mean seconds a session pauses before each page (uniform 0..2x); 0 = none, the worst case")
     parser.add_argument("--settle", type=float, default=20, help="seconds to wait after the sessions leave")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -142,7 +146,7 @@ def main() -> None:
         idle = memory_mib(server.pid)["VmRSS"]
         reset_peak(server.pid)
         start = time.perf_counter()
-        everyone = asyncio.run(crowd(url, args.sessions, args.rounds))
+        everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think))
         wall = time.perf_counter() - start
         peak = memory_mib(server.pid)["VmHWM"]
         time.sleep(args.settle)
@@ -156,7 +160,7 @@ def main() -> None:
         page = [t for s in everyone for t in s.times.get(name, [])]
         per_page[name] = {"n": len(page), "median_s": round(statistics.median(page), 2), "p95_s": round(p95(page), 2),
                           "max_s": round(max(page), 2)}
-    result = {"sessions": args.sessions, "rounds": args.rounds, "pages": len(per_page), "wall_s": round(wall, 1),
+    result = {"sessions": args.sessions, "rounds": args.rounds, "think_s": args.think, "pages": len(per_page), "wall_s": round(wall, 1),
               "page_runs": len(times), "p95_s": round(p95(times), 2) if times else None,
               "median_s": round(statistics.median(times), 2) if times else None,
               "errors": [e for s in [warm, *everyone] for e in s.errors],
@@ -165,7 +169,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{args.sessions} sessions x {args.rounds} walk(s) of {len(per_page)} pages, {len(times)} page runs "
+    print(f"{args.sessions} sessions x {args.rounds} walk(s) of {len(per_page)} pages (pauses {args.think:g} s on "
+          f"average), {len(times)} page runs "
           f"in {wall:.0f} s: page script time median {result['median_s']} s, p95 {result['p95_s']} s; "
           f"{len(result['errors'])} errors")
     for name, page in per_page.items():
