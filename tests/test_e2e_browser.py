@@ -215,9 +215,11 @@ def emergence_charts(page, steps_at_least: int) -> dict:
     """The emergence charts as drawn: the measures (both runs' panels with a line holding at least
     ``steps_at_least`` trace points) and the token scatter (both runs' masked and visible tokens),
     each at least 300 px tall and wide. Their indices among the page's charts, the replay's frames."""
-    page.wait_for_function("""n => Array.from(document.querySelectorAll('.js-plotly-plot')).some(gd =>
-        (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
-        && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))""",
+    page.wait_for_function("""n => {
+        const charts = Array.from(document.querySelectorAll('.js-plotly-plot'));
+        return charts.some(gd => (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
+                && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))
+            && charts.some(gd => (gd.data || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
                            arg=steps_at_least, timeout=120_000)
     # one look at every chart at once: while the runs go, the page redraws them every 2.5 s
     charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
