@@ -176,6 +176,7 @@ def live() -> None:
     fig = live_figure(rows)
     if fig is not None:
         chart(fig, key="train-live")
+    emergence(job, rows, replay=not running)
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
                 + (f" (k-NN {s.knn:.3f} ± {s.knn_margin:.3f} after {s.step} steps)" if s.knn is not None else "")
@@ -193,18 +194,4 @@ def live() -> None:
         st.session_state["train-was-running"] = True
 
 
-@st.fragment(run_every=10)
-def emergence_live() -> None:
-    """The emergence charts while the runs go, every 10 s: the browser's redraw of them costs more
-    CPU than the rest of the page, CPU that training shares on a 2-core machine; a trace point
-    comes every few seconds anyway."""
-    job = jobs.job
-    if job is not None and job.running:
-        emergence(job, {name: list(state.rows) for name, state in job.runs.items()}, replay=False)
-
-
 live()
-if jobs.job is not None and jobs.job.running:
-    emergence_live()
-elif jobs.job is not None:  # drawn once, outside the refreshing fragment: the replay keeps its slider
-    emergence(jobs.job, {name: list(state.rows) for name, state in jobs.job.runs.items()}, replay=True)
