@@ -215,7 +215,9 @@ def emergence_charts(page, steps_at_least: int) -> dict:
     """The emergence charts as drawn: the measures (both runs' panels with a line holding at least
     ``steps_at_least`` trace points) and the token scatter (both runs' masked and visible tokens),
     each at least 300 px tall and wide. Their indices among the page's charts, the replay's frames."""
-    page.wait_for_function("""n => {
+    page.wait_for_function("""n => {  // scrolled to the end: a chart below the window may not be drawn yet
+        const main = document.querySelector('[data-testid="stMain"]');
+        if (main) main.scrollTo(0, main.scrollHeight);
         const charts = Array.from(document.querySelectorAll('.js-plotly-plot'));
         return charts.some(gd => (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
                 && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))
