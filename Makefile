@@ -1,6 +1,7 @@
 # make test : install what is missing, then run the test suite (what CI runs)
 # make app  : install what is missing, then open the app on http://localhost:8501
-.PHONY: install test app
+# make app-public : the same for a classroom: every network interface, the addresses to share printed
+.PHONY: install test app app-public
 
 install:
 	bash scripts/install.sh
@@ -11,3 +12,6 @@ test:
 
 app: install
 	python3 app/serve.py --server.address localhost --server.headless true
+
+app-public: install
+	python3 app/serve.py --public --server.headless true

@@ -6,7 +6,6 @@ Computation lives in mto_core; this module only loads, caches and draws.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,18 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from app_support import (MAX_UPLOAD_BYTES, describe_config, describe_run, pair_problem, safe_path,
+                         scan_checkpoints, short_label)
+from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist
 
-from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist  # noqa: E402
-from mto_core.app_support import (MAX_UPLOAD_BYTES, describe_config, describe_run, pair_problem,  # noqa: E402
-                                  safe_path, scan_checkpoints, short_label)
+ROOT = Path(__file__).resolve().parent.parent
 
 CHECKPOINTS, RUNS = ROOT / "checkpoints", ROOT / "runs"
 SPEC = ROOT / "docs" / "mto-spec.md"
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf"]  # D3's ten: every one readable on white
 TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
-MASK_RGBA = "rgba(255,0,200,0.75)"  # the mask colour of mto_core.app_support.MASK_COLOUR, see-through
+MASK_RGBA = "rgba(255,0,200,0.75)"  # the mask colour of app_support.MASK_COLOUR, see-through
 
 
 def page(title: str, icon: str) -> None:
@@ -35,19 +32,21 @@ def page(title: str, icon: str) -> None:
     st.title(title)
 
 
-@st.cache_resource(show_spinner="Loading checkpoint…")
+# Every cache has a size limit: a server that many visitors share keeps its memory bounded
+# (benchmarks/load.py).
+@st.cache_resource(show_spinner="Loading checkpoint…", max_entries=16)
 def load(path: str):
     return load_checkpoint(path)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=1)
 def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """The whole test split (10,000 images with the full dataset, 1,000 with the shipped subset)."""
     data = load_fashion_mnist("test")
     return data.images, data.labels, data.classes
 
 
-@st.cache_data(show_spinner=False, ttl=3)
+@st.cache_data(show_spinner=False, ttl=3, max_entries=4)
 def _scan(stamp: tuple) -> tuple[dict[str, str], dict[str, str]]:
     """One scan serves every call of a page run. ``stamp`` (the folders' modification times) makes
     a new or removed folder show at once; weights written later into a folder show within 3 s."""
@@ -67,7 +66,7 @@ def available() -> dict[str, str]:
     return found
 
 
-@st.cache_data(show_spinner=False, ttl=30)
+@st.cache_data(show_spinner=False, ttl=30, max_entries=128)
 def _info(path: str):
     return describe_run(path)
 
@@ -169,7 +168,7 @@ def chart(fig: go.Figure, key: str, modebar: bool = True, **kwargs):
     makes Plotly's default, rewrite colour scales and palettes) and no placeholder colours."""
     fig.update_layout(template="plotly_white")
     spec = fig.to_dict()
-    clean = go.Figure({"data": _no_placeholders(spec["data"]), "layout": _no_placeholders(spec["layout"])})
+    clean = go.Figure({key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec})
     config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False}
     return st.plotly_chart(clean, key=key, theme=None, config=config, **kwargs)
 
@@ -187,7 +186,7 @@ def spec_expander() -> None:
         st.markdown(re.sub(r"^(#{1,4}) ", lambda m: "#" * min(6, len(m[1]) + 2) + " ", text, flags=re.MULTILINE))
 
 
-@st.cache_data(show_spinner="Measuring layers…")
+@st.cache_data(show_spinner="Measuring layers…", max_entries=64)
 def _measures(path: str, ratio: float):
     import pandas as pd
 

@@ -12,7 +12,7 @@ from mto_core.experiments import (EXPERIMENTS, committed_experiments, compare, c
                                   family_figure, format_compare, format_interval, summarize_family)
 
 
-@st.cache_data(show_spinner="Reading the experiment's runs...")
+@st.cache_data(show_spinner="Reading the experiment's runs...", max_entries=16)
 def _summary(folder: str, base: str, method: str) -> dict:
     name = Path(folder).name[:-len("-runs")]
     groups = committed_experiments(Path(folder).parent)[name]

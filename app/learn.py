@@ -12,7 +12,7 @@ from common import chart, choose_pair, mask_controls, page, picture, spec_expand
 
 from mto_core import make_mask
 from mto_core.analysis import mask_layer_inputs, mask_token_similarity, recalibration_views
-from mto_core.app_support import paint_patches, upscale
+from app_support import paint_patches, upscale
 
 page("Masked Token Optimization, explained", "🎭")
 

@@ -4,26 +4,24 @@
 which then waits seconds for them. Importing them here first, in the server's own process, moves
 that wait to start-up. Extra arguments go to ``streamlit run`` (e.g. --server.port 8502), after
 the app's own settings (localhost only, 10 MB uploads, no usage statistics), which hold wherever
-the server is started from.
+the server is started from. ``--public`` serves a classroom: every network interface, with the
+addresses to share and a warning printed at start.
 """
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import plotly.express  # noqa: F401
+import torch
+import sklearn.decomposition  # noqa: F401
+import sklearn.linear_model  # noqa: F401
+import sklearn.metrics  # noqa: F401
+import umap  # noqa: F401
+from streamlit.web import cli
 
-import plotly.express  # noqa: E402,F401
-import torch  # noqa: E402
-import sklearn.decomposition  # noqa: E402,F401
-import sklearn.linear_model  # noqa: E402,F401
-import sklearn.metrics  # noqa: E402,F401
-import umap  # noqa: E402,F401
-from streamlit.web import cli  # noqa: E402
-
-import mto_core.analysis  # noqa: E402,F401
-import mto_core.jobs  # noqa: E402,F401
-from mto_core.app_support import server_args  # noqa: E402
-
+import jobs  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
+import mto_core.analysis  # noqa: F401
+from app_support import server_args, share_addresses
 
 
 def warm_up() -> None:
@@ -57,12 +55,19 @@ def warm_up() -> None:
 
 if __name__ == "__main__":
     # Page computations are small and share the two cores with the browser: one thread each runs
-    # them faster than two that wait on each other (training sets its own, mto_core.jobs).
+    # them faster than two that wait on each other (training sets its own, app/jobs.py).
     torch.set_num_threads(1)
     warm_up()
+    public = "--public" in sys.argv[1:]
+    extra = [arg for arg in sys.argv[1:] if arg != "--public"]
     try:
-        options = server_args(sys.argv[1:])
+        options = server_args(extra, public)
     except ValueError as error:
         sys.exit(f"app/serve.py: error: {error}")
+    if public:
+        print("Serving on every network interface. Students open: " + "  ".join(share_addresses(extra)),
+              flush=True)
+        print("Warning: anyone who can reach this machine can use the app, train on it and upload images: "
+              "serve it only on a network you trust, and stop it (Ctrl+C) after class.", flush=True)
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parent / "Home.py"), *options]
     sys.exit(cli.main())

@@ -15,6 +15,23 @@ from pathlib import Path
 from mto_core.bench import format_profile, format_report, profile_step, run_bench
 
 
+# Sections measured by other scripts (each names its command): carried over as they are.
+KEPT = ("## Tracing while training", "## A classroom on one server")
+
+
+def kept_sections(path: Path) -> list[str]:
+    """The KEPT sections of the existing file, verbatim, each up to the next heading of its level."""
+    if not path.exists():
+        return []
+    out, keep = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line.startswith(KEPT)
+        if keep:
+            out.append(line)
+    return out + ([""] if out else [])
+
+
 def _row(result, method, variant):
     return next(r for r in result["training"] if r["method"] == method and r["variant"] == variant
                 and r["size"] == "tiny")
@@ -201,6 +218,7 @@ def main() -> None:
         lines += ["No GPU was available to this run; `mto bench` on a CUDA machine adds the vit-s and "
                   "vit-b rows (bf16 autocast, batch 64) and the GPU memory column.", ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    lines += kept_sections(Path(args.out))
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}")
 

@@ -36,6 +36,7 @@ from .models import build_model
 from .objective import MIMModel, check_model_fits
 from .probes import ProbeSchedule
 from .runlock import LOCK, run_folder_lock
+from .trace import TRACES, Tracer
 from .vit import VisibleFirst
 
 
@@ -283,7 +284,7 @@ def _foreign_files(run_dir: Path) -> list[str]:
     ours = {".write-test", LOCK}
     try:
         RunConfig.load(run_dir / "config.json")
-        ours |= {"config.json", METRICS}
+        ours |= {"config.json", METRICS, TRACES}
     except (ConfigError, OSError, ValueError, TypeError, KeyError):
         pass
     return sorted(p.name for p in run_dir.iterdir() if p.name not in ours)[:5]
@@ -431,6 +432,8 @@ class _Loop:
         self.probes = ProbeSchedule(run.config, run.plan.steps_per_epoch, device)
         self.snapshots = {round(p * run.plan.steps_per_epoch): p for p in parse_points(run.config.train.snapshot_points)}
         self.point_s = 0.0  # time spent in point probes since the epoch began, not counted as training
+        self.tracer = (Tracer(run.config, run.run_dir, run.plan.total_steps, run.plan.steps_per_epoch, step)
+                       if run.config.train.trace_every and info.main else None)
 
     def train_step(self, micro: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
         """One optimizer step over this rank's micro-batches (gradient accumulation)."""
@@ -496,6 +499,13 @@ class _Loop:
                 self.on_log(row)
         if self.step in self.snapshots:
             save_snapshot(run.run_dir / "snapshots" / f"epoch-{self.snapshots[self.step]:g}", run.model, run.config)
+        if self.tracer is not None:
+            start = time.perf_counter()
+            for row in self.tracer(run.model, self.step):
+                append_metrics(run.run_dir, row)
+                if self.on_log:
+                    self.on_log(row)
+            self.point_s += time.perf_counter() - start
 
     def end_epoch(self, end_of_epoch: bool) -> None:
         """At the end of an epoch, the last step or a stop: the 'epoch' row with its probes

@@ -2,7 +2,8 @@
 for each (exact command, data, wall time, hardware, probe accuracy).
 
 Usage: python scripts/make_checkpoints.py [--epochs 4] [--train-limit 20000] [--only simmim ...]
-Runs land in runs/shipped/<preset>; the checkpoint folders keep weights, config, metrics, card.
+Runs land in runs/shipped/<preset>; the checkpoint folders keep weights, config, metrics (with the
+trace rows of train.trace_every), the token snapshots (traces/), card.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 from mto_core.bench import machine
 from mto_core.checkpoint import resolve
 from mto_core.config import PRESETS
+from mto_core.trace import TRACES
+
+TRACE_EVERY = 25  # under 5% of training speed on the CPU these are made on (docs/performance.md)
 
 
 def main() -> None:
@@ -32,7 +36,7 @@ def main() -> None:
         shutil.rmtree(run, ignore_errors=True)
         command = ["mto", "train", "--preset", name, "--epochs", str(args.epochs), "--seed", "0",
                    "--out", str(run), "--quiet", "--set", f"data.train_limit={args.train_limit}",
-                   "--set", "train.knn_every=1"]
+                   "--set", "train.knn_every=1", "--set", f"train.trace_every={TRACE_EVERY}"]
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "mto_core.cli", *command[1:]], check=True)
         wall = time.perf_counter() - start
@@ -48,6 +52,7 @@ def main() -> None:
         for file in ("model.safetensors", "config.json"):
             shutil.copyfile(step / file, target / file)
         shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
+        shutil.copytree(run / TRACES, target / TRACES)
         info = machine()
         card = [
             f"# {name}",
@@ -63,7 +68,9 @@ def main() -> None:
             f"Python {platform.python_version()}, {info['date']}.",
             f"- Weights: {(target / 'model.safetensors').stat().st_size / 2**20:.1f} MiB safetensors; "
             "config.json is the full run config; metrics.jsonl the learning curve (k-NN on the "
-            "validation split after every epoch).",
+            "validation split after every epoch, and every trace row: S, silhouette, a_VM and masked-row "
+            f"attention entropy per layer every {TRACE_EVERY} steps on a fixed held-out batch); traces/ the "
+            "float16 token snapshots behind the Tokens page's view over training.",
             f"- Probe accuracy on the Fashion-MNIST test split ({probes['knn']['test_images']} images, "
             f"{probes['knn']['train_images']} training images as the probe's training set):"
             f" k-NN (k = 20, cosine) {probes['knn']['accuracy']:.4f}, linear {probes['linear']['accuracy']:.4f}"

@@ -188,6 +188,20 @@ def test_train_page_runs_baseline_and_mto():
     assert {"total loss", "L_MIM (reconstruction)", "L_sing (data singularity)", "L_ent (attention entropy)",
             "images/s"} <= panels  # every term MTO logs, and the speed
     assert {t["name"] for t in live[0]["data"]} == {"baseline", "MTO"}
+    emergence = [s for s in specs(at) if any("singularity score S" in a.get("text", "")
+                                             for a in s["layout"].get("annotations", []))][0]
+    titles = {a["text"] for a in emergence["layout"]["annotations"]}
+    assert {"baseline: singularity score S", "MTO: silhouette, masked vs visible",
+            "MTO: visible-to-masked attention a_VM", "baseline: masked rows' attention entropy"} <= titles
+    for panel in ("", "2"):  # the baseline's and MTO's S panels: a line per layer, steps 0, 5 and 10
+        lines = [t for t in emergence["data"] if t.get("xaxis", "x") == f"x{panel}"]
+        assert len(lines) == 7 and all(values(t["x"]) == [0, 5, 10] for t in lines)
+    replay = [s for s in specs(at) if s.get("frames")][0]
+    assert [f["name"] for f in replay["frames"]] == ["0", "5", "10"] and replay["layout"]["sliders"]
+    assert len(replay["frames"][-1]["data"]) == 4  # masked and visible, both runs
+    assert "PCA" not in texts(at) or "principal axes" in texts(at)
+    assert re.search(r"At step 10, layer 1: (the two runs look alike|MTO's masked|the baseline's|the two measures)",
+                     texts(at))
 
 
 def test_a_broken_checkpoint_gives_a_message_not_a_crash():
@@ -375,3 +389,47 @@ def test_uploads_say_what_was_done_to_them():
     at.file_uploader(key="recon-upload").set_value(("notes.png", b"not an image", "image/png")).run()
     assert not at.exception
     assert any("not a readable image" in e.value and "BytesIO" not in e.value for e in at.error)
+
+
+@pytest.fixture(scope="module")
+def traced_pair():
+    """A small traced baseline and MTO run in runs/ (removed afterwards): their labels."""
+    from mto_core.engine import train
+
+    from .conftest import small_config
+
+    labels = []
+    for name in ("simmim", "simmim-mto"):
+        run_dir = APP.parent / "runs" / f"app-traced-{name}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train(small_config(name, "data.train_limit=256", "train.batch_size=32", "train.epochs=1",
+                           "train.trace_every=4"), run_dir, progress=False)
+        labels.append(f"runs/app-traced-{name}")
+    yield labels
+    for label in labels:
+        shutil.rmtree(APP.parent / label, ignore_errors=True)
+
+
+def test_tokens_page_replays_a_traced_pair_over_training(traced_pair):
+    at = AppTest.from_file(str(APP / "pages/2_Tokens.py"), default_timeout=180)
+    at.run()
+    at.sidebar.selectbox(key="tokens-base-simmim").set_value(traced_pair[0])
+    at.sidebar.selectbox(key="tokens-mto-simmim").set_value(traced_pair[1]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [s for s in specs(at) if s.get("frames")]  # off until asked: the first render stays quick
+    at.toggle(key="tokens-over-training").set_value(True).run()
+    replay = [s for s in specs(at) if s.get("frames")][0]
+    assert [f["name"] for f in replay["frames"]] == ["0", "4", "8"] and len(replay["frames"][0]["data"]) == 4
+    assert any("singularity score S" in a.get("text", "") for s in specs(at)
+               for a in s["layout"].get("annotations", []))
+
+
+def test_curves_page_plots_a_traced_measure_against_epoch(traced_pair):
+    at = AppTest.from_file(str(APP / "pages/4_Curves.py"), default_timeout=180)
+    at.run()
+    at.multiselect(key="curves-runs").set_value(traced_pair).run()
+    at.radio(key="curves-trace-measure").set_value("silhouette").run()
+    assert not at.exception, [e.value for e in at.exception]
+    traced = [s for s in specs(at) if "silhouette" in s["layout"].get("yaxis", {}).get("title", {}).get("text", "")]
+    assert traced and {t["name"] for t in traced[0]["data"]} == {"app-traced-simmim", "app-traced-simmim-mto"}
+    assert all(values(t["x"]) == [0, 0.5, 1] for t in traced[0]["data"])

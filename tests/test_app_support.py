@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mto_core.app_support import (MASK_COLOUR, baseline_for, describe_run, outline_patch, paint_patches,
+from app_support import (MASK_COLOUR, baseline_for, describe_run, outline_patch, paint_patches,
                                   pair_problem, read_upload, run_progress, short_label, upscale)
 from mto_core.data import DataError
 

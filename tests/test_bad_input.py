@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mto_core.app_support import read_upload, safe_path, toggle_patches
+from app_support import read_upload, safe_path, toggle_patches
 from mto_core.config import ConfigError, apply_overrides, preset
 from mto_core.data import DataError, read_image
 from mto_core.masking import make_mask
@@ -208,7 +208,7 @@ def test_absurd_sizes_in_config_json_are_refused_before_allocating(tmp_path, fie
 
 
 def test_app_lists_runs_too_large_or_linked_outside_as_unusable(tmp_path):
-    from mto_core.app_support import scan_checkpoints
+    from app_support import scan_checkpoints
 
     runs, ckpts, outside = tmp_path / "runs", tmp_path / "checkpoints", tmp_path / "elsewhere"
     for name in ("good", "huge"):
@@ -240,7 +240,7 @@ def test_one_class_image_folder_warns_that_the_probe_says_nothing(tmp_path):
 
 
 def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path):
-    from mto_core.app_support import server_args
+    from app_support import server_args
 
     args = server_args(["--server.port", "8502"])
     assert "--server.address=localhost" in args and "--server.maxUploadSize=10" in args

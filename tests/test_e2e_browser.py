@@ -186,13 +186,64 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
             page.wait_for_timeout(300)
             assert page.get_by_role("button", name="Start training").is_disabled()
+            page.get_by_text("The masked tokens, as they emerge").wait_for(timeout=120_000)
+            live = emergence_charts(page, steps_at_least=2)  # live: drawn while the runs go
+            if not page.get_by_text("Saved:").count():
+                screenshot(page, ARTIFACTS / "train-live.png")
             page.get_by_text("Saved:").wait_for(timeout=300_000)
             settle(page)
             assert "k-NN" in page.get_by_text("Saved:").inner_text()
             assert page.get_by_role("button", name="Start training").is_enabled()
+            after = emergence_charts(page, steps_at_least=5)  # steps 0, 5, ..., 20
+            assert after["frames"] == 5 and live["measure_traces"] > 0
+            replay = page.locator(".js-plotly-plot").nth(after["scatter"])
+            replay.scroll_into_view_if_needed()
+            first = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
+            replay.screenshot(path=str(ARTIFACTS / "train-replay-step-0.png"))
+            rail = replay.locator(".slider-rail-touch-rect").bounding_box()
+            page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)  # the slider's last step
+            page.wait_for_timeout(1000)
+            last = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")
+            assert first != last, "the replay's frames are all alike"
+            replay.screenshot(path=str(ARTIFACTS / "train-replay-step-20.png"))
         check_figures(page, name)
         screenshot(page, ARTIFACTS / f"{name}.png")
     page.close()
+
+
+def emergence_charts(page, steps_at_least: int) -> dict:
+    """The emergence charts as drawn: the measures (both runs' panels with a line holding at least
+    ``steps_at_least`` trace points) and the token scatter (both runs' masked and visible tokens),
+    each at least 300 px tall and wide. Their indices among the page's charts, the replay's frames."""
+    page.wait_for_function("""n => {  // scrolled to the end: a chart below the window may not be drawn yet
+        const main = document.querySelector('[data-testid="stMain"]');
+        if (main) main.scrollTo(0, main.scrollHeight);
+        const charts = Array.from(document.querySelectorAll('.js-plotly-plot'));
+        return charts.some(gd => (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
+                && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))
+            && charts.some(gd => (gd.data || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
+                           arg=steps_at_least, timeout=120_000)
+    # one look at every chart at once: while the runs go, the page redraws them every 2.5 s
+    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+        const box = gd.getBoundingClientRect();
+        return {titles: (gd.layout.annotations || []).map(a => a.text),
+                axes: (gd.data || []).filter(t => t.x && t.x.length).map(t => t.xaxis || 'x'),
+                names: (gd.data || []).map(t => t.name), points: (gd.data || []).map(t => t.x ? t.x.length : 0),
+                frames: (gd._transitionData && gd._transitionData._frames || []).length,
+                width: box.width, height: box.height}; })""")
+    found = {}
+    for i, info in enumerate(charts):
+        if any("singularity score S" in t for t in info["titles"]):
+            assert {"x", "x2"} <= set(info["axes"]), info["axes"]  # the baseline's and MTO's panels
+            found["measures"], found["measure_traces"] = i, len(info["axes"])
+        elif "masked" in info["names"] and "visible" in info["names"]:
+            assert set(info["axes"]) == {"x", "x2"} and min(info["points"]) > 0, info
+            found["scatter"], found["frames"] = i, info["frames"]
+        else:
+            continue
+        assert info["width"] >= 300 and info["height"] >= 300, info
+    assert {"measures", "scatter"} <= set(found), found
+    return found
 
 
 def screenshot(page, path: Path) -> None:
@@ -203,3 +254,34 @@ def screenshot(page, path: Path) -> None:
     page.wait_for_timeout(1500)
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_leftover_runs):
+    """Two browsers on one server: the one that starts a training can stop it; the other watches it
+    read-only (no Stop, Start disabled) and gets Start back when it ends."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    owner, other = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2))
+    owner.goto(f"{server}/Train")
+    settle(owner)
+    owner.get_by_text("Use the small shipped data subset").click()
+    steps = owner.get_by_label("Steps")
+    steps.fill("5000")
+    steps.press("Tab")
+    owner.get_by_role("button", name="Start training").click()
+    owner.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+    other.goto(f"{server}/Train")
+    other.get_by_text("started from another browser").wait_for(timeout=120_000)
+    assert other.get_by_role("button", name="Stop").count() == 0
+    assert other.get_by_role("button", name="Start training").is_disabled()
+    screenshot(other, ARTIFACTS / "train-watched-from-another-browser.png")
+    owner.get_by_role("button", name="Stop").click()
+    owner.get_by_text("Saved:").wait_for(timeout=300_000)
+    other.get_by_text("Saved:").wait_for(timeout=300_000)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (other.get_by_role("button", name="Start training").count()
+                                          and other.get_by_role("button", name="Start training").is_enabled()):
+        other.wait_for_timeout(500)
+    assert other.get_by_role("button", name="Start training").is_enabled()
+    assert other.get_by_text("started from another browser").count() == 0
+    for page in (owner, other):
+        page.context.close()

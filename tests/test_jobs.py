@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from mto_core.jobs import JobSlot, TrainingJob
+from jobs import JobSlot, TrainingJob
 
 from .conftest import small_config
 
@@ -102,3 +102,11 @@ def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
         assert state.knn_margin == pytest.approx(1.96 * (state.knn * (1 - state.knn) / state.knn_images) ** 0.5)
         epochs, values = curve(read_metrics(state.run_dir), "knn_val")
         assert len(values) == 1 and values[0] == state.knn
+
+
+def test_only_the_owner_can_stop_a_job(tmp_path):
+    sets = ["data.train_limit=128", "train.batch_size=32", "train.max_steps=4", "train.epochs=0"]
+    job = TrainingJob({"baseline": (small_config("simmim", *sets), tmp_path / "a")}, owner="session-a")
+    assert not job.stop(by="session-b") and not job.stopped
+    assert not job.stop() and not job.stopped
+    assert job.stop(by="session-a") and job.stopped

@@ -9,7 +9,7 @@ from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load,
 
 from mto_core import make_mask, reconstruct
 from mto_core.analysis import masked_error_over
-from mto_core.app_support import paint_patches, read_upload, toggle_patches, upscale
+from app_support import paint_patches, read_upload, toggle_patches, upscale
 
 page("Reconstruct", "🧩")
 pair = choose_pair("recon")
@@ -104,7 +104,7 @@ for side, (label, ckpt, rec) in enumerate(results):
                    colorbar="MSE"), key=f"recon-err-{side}")
 
 
-@st.cache_data(show_spinner="Reconstructing a batch of test images…")
+@st.cache_data(show_spinner="Reconstructing a batch of test images…", max_entries=64)
 def batch_errors(path: str, ratio: float, seed: int, kind: str) -> dict:
     return masked_error_over(load(path), test_set()[0][:BATCH], ratio, seed, kind)
 

@@ -13,7 +13,8 @@ from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_la
 
 from mto_core import make_mask
 from mto_core.analysis import embed_2d, layer_tokens
-from mto_core.app_support import outline_patch
+from app_support import outline_patch
+from trace_section import over_training
 
 page("Tokens", "🔬")
 pair = choose_pair("tokens")
@@ -96,6 +97,8 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
                             "(framed; ringed in the plot). Click another point to change it.")
         else:
             st.caption("Click a point to see its patch inside its image.")
+
+over_training(pair, layer, where)
 
 st.subheader("Per layer: how distinct are masked and visible tokens?")
 st.caption("Held-out test images (32), with one fixed random mask at the sidebar's ratio (mask seed 1, so "

@@ -8,9 +8,10 @@ import streamlit as st
 from common import (CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, page, run_label,
                     train_frame)
 from experiment_section import show_committed_experiments
+from trace_section import traced_measures
 
 from mto_core import read_metrics
-from mto_core.app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
+from app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
 from mto_core.efficiency import curve, efficiency
 
 RESULTS = ROOT / "docs" / "results"
@@ -110,4 +111,5 @@ if data is not None:
     st.caption("SimMIM and MAE are drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
                "squared error, so their values are in different units and cannot be compared with each other.")
 
+traced_measures(rows, short, colour)
 show_committed_experiments(RESULTS)

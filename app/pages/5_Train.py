@@ -6,22 +6,36 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from common import RUNS, chart, page
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from common import RUNS, chart, page
+from emergence import LOOK_FOR, alike_sentence, measure_figure, scatter_figure
+from jobs import JobSlot, TrainingJob
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
-from mto_core.jobs import JobSlot, TrainingJob
+from mto_core.trace import snapshot_steps, token_frames
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
+SCATTER_LAYER = 1  # the first block that sees mask tokens: where MTO's constraints weigh most
 TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing (data singularity)",
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=1)
 def slot() -> JobSlot:
     """One training at a time for the whole server: a 2-core machine stays responsive."""
     return JobSlot()
+
+
+def trace_every(steps: int) -> int:
+    """About 20 trace points per run, never more often than every 5 steps (docs/performance.md)."""
+    return max(5, steps // 20)
+
+
+def me() -> str:
+    """This browser session's id: the owner of the training it starts."""
+    return get_script_run_ctx().session_id
 
 
 jobs = slot()
@@ -66,23 +80,27 @@ if started and not jobs.busy:
                                               sing=float(sing), ent=float(ent), rec=float(rec), shipped=shipped)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = [f"train.max_steps={int(steps)}", "train.epochs=0", f"train.batch_size={int(batch)}",
-              "train.log_every=5", "train.warmup_fraction=0.1"] + (["data.root=shipped"] if shipped else [])
+              "train.log_every=5", "train.warmup_fraction=0.1", f"train.trace_every={trace_every(int(steps))}"
+              ] + (["data.root=shipped"] if shipped else [])
     mto = [f"mto.hard_recalibration={'true' if hard else 'false'}", f"mto.singularity_weight={sing}",
            f"mto.entropy_weight={ent}", f"mto.recalibration_weight={rec}"]
     try:
         runs = {"baseline": (apply_overrides(preset(method), common), RUNS / f"app-{stamp}-{method}"),
                 "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / f"app-{stamp}-{method}-mto")}
-        jobs.try_start(TrainingJob(runs))  # False if another started first: that one is shown
+        jobs.try_start(TrainingJob(runs, owner=me()))  # False if another started first: that one is shown
         st.rerun()  # redraw: the running job's runs and a disabled Start instead of the form
     except (ConfigError, DataError) as error:
         st.error(f"Cannot start: {error}")
 
-if jobs.busy:
+if jobs.busy and jobs.job.owner == me():
     job = jobs.job
-    st.button("Stop", key="train-stop", on_click=job.stop, disabled=job.stopped, type="primary",
+    st.button("Stop", key="train-stop", on_click=job.stop, args=(me(),), disabled=job.stopped, type="primary",
               help="Stops both runs at the same step, so that their k-NN points compare like with like: "
                    "the run that is ahead stops at once, the other catches up to it (a few seconds). "
                    "Each keeps a checkpoint and gets its k-NN point.")
+elif jobs.busy:
+    st.info("This training was started from another browser: you can watch it here; only that browser can "
+            "stop it. Start comes back when it ends.")
 
 
 def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
@@ -109,6 +127,38 @@ def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
     return fig
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def frames_of(run_dir: str, steps: tuple[int, ...]):
+    """The run's snapshot tokens of SCATTER_LAYER on its plane (``steps``: the snapshots there are)."""
+    return token_frames(run_dir, SCATTER_LAYER, up_to=steps[-1]) if steps else None
+
+
+def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
+    """The masked tokens' measures over the steps and their scatter, the baseline beside MTO."""
+    st.subheader("The masked tokens, as they emerge")
+    figure = measure_figure(rows)
+    if figure is None:
+        st.caption("The first measures come at step 0, a few seconds after the start.")
+        return
+    sentence = alike_sentence(rows, SCATTER_LAYER)
+    if sentence:
+        st.markdown(f"**{sentence}**")
+    st.markdown(LOOK_FOR)
+    chart(figure, key="train-emergence")
+    frames = {name: frames_of(str(state.run_dir), tuple(snapshot_steps(state.run_dir)))
+              for name, state in job.runs.items()}
+    scatter = scatter_figure(frames, SCATTER_LAYER, animate=replay)
+    if scatter is not None:
+        chart(scatter, key="train-scatter-replay" if replay else "train-scatter")
+        st.caption(
+            f"Layer {SCATTER_LAYER}'s patch tokens of 4 fixed held-out images under one fixed mask, the same for "
+            "both runs. Each run has ONE plane for all its frames: the first two principal axes of its snapshots' "
+            "tokens pooled, so a token that moves between frames has changed, not the axes (while the run goes "
+            "the plane is refitted as snapshots arrive; once it has ended the plane is fixed). Each panel's axes "
+            "hold every frame. The two runs' planes are their own: compare how the groups part, not positions."
+            + (" Press ▶ Play or drag the step slider to replay from step 0." if replay else ""))
+
+
 @st.fragment(run_every=2.5)
 def live() -> None:
     """Progress, status, errors and the charts, every 2.5 s (each redraw of the page costs the
@@ -122,9 +172,11 @@ def live() -> None:
     for name, state in job.runs.items():
         if state.error:
             st.error(f"{name}: {state.error}")
-    fig = live_figure({name: list(state.rows) for name, state in job.runs.items()})
+    rows = {name: list(state.rows) for name, state in job.runs.items()}
+    fig = live_figure(rows)
     if fig is not None:
         chart(fig, key="train-live")
+    emergence(job, rows, replay=not running)
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
                 + (f" (k-NN {s.knn:.3f} ± {s.knn_margin:.3f} after {s.step} steps)" if s.knn is not None else "")

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import WEIGHTS, CheckpointError, list_checkpoints, read_config, resolve
-from .config import RunConfig
-from .data import DataError, LoadedImage, load_image
-from .objective import check_model_fits
+from mto_core.checkpoint import WEIGHTS, CheckpointError, list_checkpoints, read_config, resolve
+from mto_core.config import RunConfig
+from mto_core.data import DataError, LoadedImage, load_image
+from mto_core.objective import check_model_fits
 
 MAX_UPLOAD_BYTES = 10 * 2**20
 # Passed on Streamlit's command line by app/serve.py: Streamlit reads .streamlit/config.toml only
@@ -26,21 +26,53 @@ SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(MA
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
-def server_args(extra: list[str]) -> list[str]:
-    """Streamlit options for the app: ``SERVER_SETTINGS`` where ``extra`` does not give them,
-    then ``extra``; ValueError for an address other than this machine's or a larger upload limit."""
+def _given(extra: list[str]) -> dict[str, str]:
     given: dict[str, str] = {}
     for i, arg in enumerate(extra):
         if arg.startswith("--"):
             key, sep, value = arg[2:].partition("=")
             given[key] = value if sep else (extra[i + 1] if i + 1 < len(extra) else "")
-    if given.get("server.address", "localhost") not in LOOPBACK:
+    return given
+
+
+def server_args(extra: list[str], public: bool = False) -> list[str]:
+    """Streamlit options for the app: ``SERVER_SETTINGS`` where ``extra`` does not give them,
+    then ``extra``; ValueError for an address other than this machine's (unless ``public``: then
+    every interface by default) or a larger upload limit."""
+    given = _given(extra)
+    if public:
+        given.setdefault("server.address", "0.0.0.0")
+        extra = [*extra, f"--server.address={given['server.address']}"]
+    elif given.get("server.address", "localhost") not in LOOPBACK:
         raise ValueError(f"the app serves this machine only (--server.address one of {', '.join(LOOPBACK)}), "
-                         f"got {given['server.address']}; reach it from elsewhere through an SSH tunnel")
+                         f"got {given['server.address']}; to serve a classroom on this network start it with "
+                         "--public, or reach it from elsewhere through an SSH tunnel")
     limit = given.get("server.maxUploadSize", SERVER_SETTINGS["server.maxUploadSize"])
     if not limit.isdigit() or int(limit) > MAX_UPLOAD_BYTES // 2**20:
         raise ValueError(f"--server.maxUploadSize must be at most {MAX_UPLOAD_BYTES // 2**20} (MB), got {limit}")
     return [f"--{key}={value}" for key, value in SERVER_SETTINGS.items() if key not in given] + extra
+
+
+def share_addresses(extra: list[str]) -> list[str]:
+    """The addresses others on the network can open: http://<this machine's IPv4 address>:<port>,
+    the one of the default route first, then those the host name resolves to (no packet is sent);
+    a placeholder to fill in where none is found."""
+    import socket
+
+    port = _given(extra).get("server.port", "8501")
+    found = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # a documentation address: connecting a UDP socket sends nothing
+            found.append(probe.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        found += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    except OSError:
+        pass
+    ips = [ip for ip in dict.fromkeys(found) if not ip.startswith("127.")]
+    return [f"http://{ip}:{port}" for ip in ips] or [f"http://<this machine's address>:{port}"]
 
 
 def safe_path(path: str | Path, roots: list[Path]) -> Path:

@@ -7,7 +7,8 @@ at once, the others catch up to them).
 Each run ends with a quick k-NN probe on the validation split, written to its metrics.jsonl as
 an 'epoch' row, so runs made in the app have an accuracy point on the Curves page.
 A :class:`JobSlot` admits one job at a time, so a 2-core server stays responsive; other
-callers see that it is busy.
+callers see that it is busy. A job started with an ``owner`` (the app passes the browser
+session's id) can be stopped only by that owner.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .app_support import run_progress
-from .config import RunConfig
-from .data import load_dataset
-from .engine import append_metrics, make_plan, train
-from .probes import quick_knn
+from app_support import run_progress
+from mto_core.config import RunConfig
+from mto_core.data import load_dataset
+from mto_core.engine import append_metrics, make_plan, train
+from mto_core.probes import quick_knn
 
 
 @dataclass
@@ -57,9 +58,11 @@ class RunState:
 
 
 class TrainingJob:
-    """Train ``runs`` ({name: (config, run folder)}) side by side in background threads."""
+    """Train ``runs`` ({name: (config, run folder)}) side by side in background threads; only
+    ``owner`` (None: anyone) may stop them."""
 
-    def __init__(self, runs: dict[str, tuple[RunConfig, Path]]) -> None:
+    def __init__(self, runs: dict[str, tuple[RunConfig, Path]], owner: str | None = None) -> None:
+        self.owner = owner
         self.runs: dict[str, RunState] = {}
         for name, (config, run_dir) in runs.items():
             n = len(load_dataset(config.data, config.model, "train"))
@@ -86,7 +89,7 @@ class TrainingJob:
                            should_stop=lambda: self._should_stop(state))
             state.trained_steps = result.steps
             if result.last_checkpoint is not None and state.config.data.val_fraction:
-                from .checkpoint import load_checkpoint
+                from mto_core.checkpoint import load_checkpoint
 
                 model = load_checkpoint(result.last_checkpoint).model
                 state.knn, state.knn_images = quick_knn(model, state.config)
@@ -113,8 +116,12 @@ class TrainingJob:
                                      for s in self.runs.values())
             return state.live_step >= self.stop_step
 
-    def stop(self) -> None:
+    def stop(self, by: str | None = None) -> bool:
+        """Ask every run to stop, if ``by`` owns the job (or it has no owner); True if asked."""
+        if self.owner is not None and by != self.owner:
+            return False
         self._stop.set()
+        return True
 
     @property
     def stopped(self) -> bool:

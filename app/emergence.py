@@ -1,0 +1,151 @@
+"""The masked tokens' property as it emerges: figures drawn from runs' trace rows and token
+snapshots (mto_core.trace), the baseline beside its MTO run. Only drawing lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from mto_core.trace import MEASURES, TokenFrames, trace_rows
+
+TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
+ALIKE = 0.05  # S and silhouette differences below this are called alike
+LOOK_FOR = (
+    "**What to look for.** If MTO works as this project reads the paper, its masked tokens become "
+    "*distinct* from the visible ones early in training, in the early layers: in the MTO run the "
+    "singularity score S and the silhouette rise faster and higher than the baseline's, its masked "
+    "rows' attention entropy falls (L_ent pushes it down), and in the scatter the red masked tokens "
+    "leave the blue visible ones for a place of their own. a_VM is 0 in MTO's recalibrated layers "
+    "by construction (hard recalibration), so that panel shows the method's rule, not something "
+    "learned; the baseline's a_VM near the mask ratio means its visible tokens still attend to "
+    "masked ones as much as to any. In a short run the two often look alike: a tiny model, a "
+    "hundred steps, one batch of 32 images. The page then says so; that is a result, not a fault.")
+
+
+def layer_colours(n: int) -> list[str]:
+    """n colours from light (layer 0) to dark (the last layer), all readable on white."""
+    return sample_colorscale("Viridis", [0.85 - 0.85 * i / max(n - 1, 1) for i in range(n)])
+
+
+def measure_figure(rows_by_run: Mapping[str, list[dict]], height: int = 190) -> go.Figure | None:
+    """A row per measure, a column per run, a line per layer over the steps; each row's y axis
+    shared by the runs. None while no run has a trace row."""
+    traces = {name: trace_rows(list(rows)) for name, rows in rows_by_run.items()}
+    if not any(traces.values()):
+        return None
+    names = list(traces)
+    layers = sorted({r["layer"] for rows in traces.values() for r in rows})
+    colours = dict(zip(layers, layer_colours(len(layers))))
+    fig = make_subplots(rows=len(MEASURES), cols=len(names), shared_yaxes=True, shared_xaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.07,
+                        subplot_titles=[f"{name}: {label}" for label in MEASURES.values() for name in names])
+    for row, measure in enumerate(MEASURES, 1):
+        for col, name in enumerate(names, 1):
+            for layer in layers:
+                points = [(r["step"], r[measure]) for r in traces[name] if r["layer"] == layer and measure in r]
+                if not points:
+                    continue
+                fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                         marker=dict(size=4), line=dict(color=colours[layer], width=2),
+                                         name=f"layer {layer}", legendgroup=f"layer {layer}",
+                                         showlegend=row == 1 and col == 1),
+                              row=row, col=col)
+        fig.update_xaxes(title="step", row=len(MEASURES))
+    fig.update_annotations(font=dict(size=13))
+    fig.update_layout(height=height * len(MEASURES) + 90, margin=dict(l=50, r=10, t=80, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.03, x=0, title=dict(text="layer ")))
+    return fig
+
+
+def _range(values: np.ndarray) -> list[float]:
+    low, high = float(values.min()), float(values.max())
+    pad = 0.05 * max(high - low, 1e-6)
+    return [low - pad, high + pad]
+
+
+def _points(frames: TokenFrames, i: int) -> list[go.Scatter]:
+    """The masked and visible tokens of frame ``i``: two traces."""
+    out = []
+    for kind, picked in (("visible", ~frames.masked), ("masked", frames.masked)):
+        xy = frames.xy[i][picked]
+        out.append(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=kind, legendgroup=kind,
+                              marker=dict(size=6, color=TOKEN_COLOURS[kind], opacity=0.75)))
+    return out
+
+
+def scatter_figure(frames_by_run: Mapping[str, TokenFrames], layer: int, animate: bool = False,
+                   height: int = 430) -> go.Figure | None:
+    """Each run's tokens of ``layer`` in its fixed PCA plane, side by side: the latest snapshot,
+    or (``animate``) every snapshot as an animation frame with a step slider, from step 0. Each
+    panel's axes hold every frame, so a token that moves has moved in the plane."""
+    runs = {name: f for name, f in frames_by_run.items() if f is not None}
+    if not runs:
+        return None
+    names = list(runs)
+    fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.08,
+                        subplot_titles=[f"{name}: layer {layer} at step {int(runs[name].steps[-1])}"
+                                        if not animate else f"{name}: layer {layer}" for name in names])
+    for col, name in enumerate(names, 1):
+        frames = runs[name]
+        first = 0 if animate else len(frames.steps) - 1
+        for i, trace in enumerate(_points(frames, first)):
+            trace.showlegend = col == 1
+            fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(range=_range(frames.xy[..., 0]), title=f"PC 1 ({100 * frames.explained:.0f}% with PC 2)",
+                         row=1, col=col)
+        fig.update_yaxes(range=_range(frames.xy[..., 1]), title="PC 2", row=1, col=col)
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=60, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
+    if animate:
+        steps = [int(s) for s in runs[names[0]].steps]
+        frames_out = []
+        for step in steps:
+            data = []
+            for name in names:
+                f = runs[name]
+                data += _points(f, int(np.searchsorted(f.steps, step, side="right")) - 1)
+            frames_out.append(go.Frame(name=str(step), data=data, traces=list(range(len(data)))))
+        fig.frames = frames_out
+        still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+        fig.update_layout(
+            height=height + 80, margin=dict(l=50, r=10, t=60, b=110),
+            sliders=[dict(active=0, y=-0.12, currentvalue=dict(prefix="step "), pad=dict(t=30),
+                          steps=[dict(label=str(s), method="animate", args=[[str(s)], still]) for s in steps])],
+            updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="right", yanchor="top",
+                              buttons=[dict(label="▶ Play", method="animate",
+                                            args=[None, dict(mode="immediate", fromcurrent=False,
+                                                             frame=dict(duration=500, redraw=True),
+                                                             transition=dict(duration=0))])])])
+    return fig
+
+
+def alike_sentence(rows_by_run: Mapping[str, list[dict]], layer: int = 1) -> str | None:
+    """One plain sentence comparing the baseline and the MTO run at the last step both traced:
+    S and silhouette of ``layer``; differences under ALIKE are called alike. None without data."""
+    if len(rows_by_run) != 2:
+        return None
+    (base_name, base), (mto_name, mto) = [(n, [r for r in trace_rows(list(rows)) if r["layer"] == layer])
+                                          for n, rows in rows_by_run.items()]
+    common = sorted({r["step"] for r in base} & {r["step"] for r in mto})
+    if not common:
+        return None
+    step = common[-1]
+    b = next(r for r in base if r["step"] == step)
+    m = next(r for r in mto if r["step"] == step)
+    ds, dsil = m["singularity"] - b["singularity"], m["silhouette"] - b["silhouette"]
+    figures = (f"S {b['singularity']:.3f} ({base_name}) vs {m['singularity']:.3f} ({mto_name}), "
+               f"silhouette {b['silhouette']:.3f} vs {m['silhouette']:.3f}")
+    if abs(ds) < ALIKE and abs(dsil) < ALIKE:
+        return (f"At step {step}, layer {layer}: the two runs look alike ({figures}; both differences under "
+                f"{ALIKE}). Here MTO has not made the masked tokens more distinct than the baseline's.")
+    if ds > 0 and dsil > 0:
+        return (f"At step {step}, layer {layer}: MTO's masked tokens stand further apart from the visible ones "
+                f"than the baseline's ({figures}).")
+    if ds < 0 and dsil < 0:
+        return (f"At step {step}, layer {layer}: the baseline's masked tokens stand further apart than MTO's "
+                f"({figures}), the opposite of what MTO aims at.")
+    return f"At step {step}, layer {layer}: the two measures disagree ({figures}); neither run is clearly ahead."

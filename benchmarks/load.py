@@ -1,0 +1,185 @@
+"""A classroom's load on one app server: N sessions at once walk every page.
+
+Starts ``app/serve.py`` on a free port of 127.0.0.1, then opens N sessions at once. Each is a
+protocol-level client: it speaks Streamlit's own WebSocket protocol (protobuf BackMsg /
+ForwardMsg, as the browser does) and asks for each page in turn, in its own order, and times
+from the request to the server's ``script_finished``. No page is drawn: nothing of the figure is
+client rendering, it is the server's script time plus the messages' transfer on the loopback.
+A page whose script raised counts as an error (an exception element in its deltas), as does a
+session that could not connect or a page that did not finish within the timeout.
+
+The server's memory is read from /proc: idle after start-up and one warm-up walk, its peak
+(VmHWM) under load, and again some seconds after every session has left.
+
+    python benchmarks/load.py [--sessions 20] [--rounds 1] [--think 0] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak resident) of a process, MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM again from the current RSS (Linux: write 5 to clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+class Session:
+    """One browser tab, as the server sees it: a WebSocket and its reruns."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.pages: dict[str, str] = {}  # name -> page_script_hash
+        self.times: dict[str, list[float]] = {}
+        self.errors: list[str] = []
+
+    async def run_page(self, ws, page_hash: str, name: str) -> None:
+        message = BackMsg()
+        message.rerun_script.page_script_hash = page_hash
+        message.rerun_script.query_string = ""
+        start = time.perf_counter()
+        await ws.send(message.SerializeToString())
+        raised = False
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), PAGE_TIMEOUT_S)
+            reply = ForwardMsg()
+            reply.ParseFromString(raw)
+            kind = reply.WhichOneof("type")
+            if kind in ("new_session", "navigation"):  # the page list: the latter's is the full one
+                self.pages = {p.page_name or p.url_pathname or "Learn": p.page_script_hash
+                              for p in getattr(reply, kind).app_pages}
+            elif kind == "delta" and reply.delta.WhichOneof("type") == "new_element":
+                raised |= reply.delta.new_element.WhichOneof("type") == "exception"
+            elif kind == "script_finished":
+                if reply.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+                    break
+        self.times.setdefault(name, []).append(time.perf_counter() - start)
+        if raised:
+            self.errors.append(f"{name}: the script raised")
+
+    async def walk(self, rounds: int, seed: int, think: float = 0) -> None:
+        try:
+            async with websockets.connect(self.url, subprotocols=["streamlit"], max_size=2**26,
+                                          open_timeout=60) as ws:
+                await self.run_page(ws, "", "Learn (first visit)")
+                if not self.pages:
+                    raise RuntimeError("the server sent no page list")
+                rng = random.Random(seed)
+                order = rng.sample(list(self.pages), len(self.pages))
+                for _ in range(rounds):
+                    for name in order:
+                        await asyncio.sleep(rng.uniform(0, 2 * think))  # a reader's pause, ``think`` s on average
+                        await self.run_page(ws, self.pages[name], name)
+        except (OSError, RuntimeError, asyncio.TimeoutError, websockets.WebSocketException) as error:
+            self.errors.append(f"{type(error).__name__}: {error}")
+
+
+async def crowd(url: str, sessions: int, rounds: int, think: float = 0) -> list[Session]:
+    everyone = [Session(url) for _ in range(sessions)]
+    await asyncio.gather(*(s.walk(rounds, i, think) for i, s in enumerate(everyone)))
+    return everyone
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
+                               "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the app did not start within 120 s")
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="walks of every page per session")
+    parser.add_argument("--think", type=float, default=0,
+                        help="mean seconds a session pauses before each page (uniform 0..2x); 0 = none, the worst case")
+    parser.add_argument("--settle", type=float, default=20, help="seconds to wait after the sessions leave")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    port = free_port()
+    server = start_server(port)
+    url = f"ws://127.0.0.1:{port}/_stcore/stream"
+    try:
+        warm = asyncio.run(crowd(url, 1, 1))[0]  # one visitor first: what every cache holds after one walk
+        time.sleep(3)
+        idle = memory_mib(server.pid)["VmRSS"]
+        reset_peak(server.pid)
+        start = time.perf_counter()
+        everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think))
+        wall = time.perf_counter() - start
+        peak = memory_mib(server.pid)["VmHWM"]
+        time.sleep(args.settle)
+        after = memory_mib(server.pid)["VmRSS"]
+    finally:
+        server.terminate()
+        server.wait(30)
+    times = [t for s in everyone for ts in s.times.values() for t in ts]
+    per_page = {}
+    for name in sorted({n for s in everyone for n in s.times}):
+        page = [t for s in everyone for t in s.times.get(name, [])]
+        per_page[name] = {"n": len(page), "median_s": round(statistics.median(page), 2), "p95_s": round(p95(page), 2),
+                          "max_s": round(max(page), 2)}
+    result = {"sessions": args.sessions, "rounds": args.rounds, "think_s": args.think, "pages": len(per_page), "wall_s": round(wall, 1),
+              "page_runs": len(times), "p95_s": round(p95(times), 2) if times else None,
+              "median_s": round(statistics.median(times), 2) if times else None,
+              "errors": [e for s in [warm, *everyone] for e in s.errors],
+              "memory_mib": {"idle": round(idle), "peak": round(peak), "after": round(after)},
+              "per_page": per_page}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"{args.sessions} sessions x {args.rounds} walk(s) of {len(per_page)} pages (pauses {args.think:g} s on "
+          f"average), {len(times)} page runs "
+          f"in {wall:.0f} s: page script time median {result['median_s']} s, p95 {result['p95_s']} s; "
+          f"{len(result['errors'])} errors")
+    for name, page in per_page.items():
+        print(f"  {name:12s} median {page['median_s']:6.2f} s  p95 {page['p95_s']:6.2f} s  max {page['max_s']:6.2f} s")
+    m = result["memory_mib"]
+    print(f"server memory: idle {m['idle']} MiB, peak {m['peak']} MiB, {args.settle:g} s after {m['after']} MiB")
+    for error in result["errors"][:10]:
+        print("  error:", error)
+
+
+if __name__ == "__main__":
+    main()
