@@ -129,9 +129,10 @@ def training_step(config: RunConfig, device: torch.device, batch: int) -> Callab
     return step
 
 
-def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, rounds: int,
-               warmup: int = 2) -> dict[str, float]:
-    """Median seconds per step of each variant, stepping them in turn every round."""
+def interleaved_times(steps: dict[str, Callable[[], None]], device: torch.device, rounds: int,
+                      warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of each step of each variant, stepping the variants in turn every round (so that a
+    drift of the machine's speed falls on all of them alike)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -143,6 +144,13 @@ def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, round
             step()
             sync_device(device)
             times[name].append(time.perf_counter() - start)
+    return times
+
+
+def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, rounds: int,
+               warmup: int = 2) -> dict[str, float]:
+    """Median seconds per step of each variant, stepping them in turn every round."""
+    times = interleaved_times(steps, device, rounds, warmup)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

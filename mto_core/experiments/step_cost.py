@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ def measure_step_cost(experiment: Experiment, overrides: list[str], rounds: int 
     method_ms, c, c_iqr}}}`` for every method of ``experiment`` against its family's baseline.
 
     ``overrides`` are the experiment's ``--set`` flags (device, data, batch), as the runs got them."""
-    from ..bench import training_step, sync_device, machine
+    from ..bench import interleaved_times, machine, training_step
     from ..engine import resolve_device
 
     out: dict[str, Any] = {"machine": machine(), "rounds": rounds, "families": {}}
@@ -37,17 +36,7 @@ def measure_step_cost(experiment: Experiment, overrides: list[str], rounds: int 
         device = resolve_device(configs[base].train.device)
         batch = configs[base].train.batch_size
         steps = {v: training_step(config, device, batch) for v, config in configs.items()}
-        for step in steps.values():
-            for _ in range(warmup):
-                step()
-        times: dict[str, list[float]] = {v: [] for v in steps}
-        for _ in range(rounds):
-            for v, step in steps.items():
-                sync_device(device)
-                start = time.perf_counter()
-                step()
-                sync_device(device)
-                times[v].append(time.perf_counter() - start)
+        times = interleaved_times(steps, device, rounds, warmup)
         for method in family[1:]:
             ratios = [m / b for m, b in zip(times[method], times[base])]
             q = statistics.quantiles(ratios, n=4)
