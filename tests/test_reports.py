@@ -5,6 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
+import streamlit  # noqa: F401  (it changes Plotly's default template: a report must not follow it)
+
 from mto_core.cli import main
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"

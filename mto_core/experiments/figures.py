@@ -16,9 +16,23 @@ def plot_compare(result: dict[str, Any], path: str | Path) -> Path:
 def write_html(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A div id from the file name, not a random one: the same runs give the same file.
-    fig.write_html(path, include_plotlyjs="cdn", div_id=f"mto-{path.stem}")
+    import plotly.io as pio
+
+    # The same runs give the same file in any process: a div id from the file name, not a random
+    # one; Plotly's own template named, not the process's default (importing streamlit changes
+    # it); keys in sorted order, since the order of a template's keys depends on how it was loaded.
+    fig.update_layout(template="plotly")
+    pio.write_html(_sorted_keys(fig.to_dict()), path, validate=False, include_plotlyjs="cdn",
+                   div_id=f"mto-{path.stem}")
     return path
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def _band(fig: Any, name: str, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, color: str) -> None:
