@@ -447,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = f"; {_kept(args.out)}" if args.command == "train" else ""
         print(f"mto {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show
 
 
 if __name__ == "__main__":

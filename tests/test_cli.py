@@ -21,15 +21,30 @@ def mto(*args, check=True):
     return result
 
 
+def mto_here(capsys, *args):
+    """``mto ARGS`` in this process (no interpreter start-up): for what ends before any training."""
+    from types import SimpleNamespace
+
+    from mto_core.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as stop:  # argparse: --help, or a usage error
+        code = stop.code
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
 def _sets(*extra):
     return [arg for item in (*SMALL, *extra) for arg in ("--set", item)]
 
 
-def test_help_shows_examples():
+def test_help_shows_examples(capsys):
     for command in ([], ["train"], ["eval"]):
-        out = mto(*command, "--help").stdout
+        out = mto_here(capsys, *command, "--help").stdout
         assert "examples:" in out and "mto " in out
-    assert "mto.entropy_weight" in mto("train", "--help").stdout
+    assert "mto.entropy_weight" in mto_here(capsys, "train", "--help").stdout
 
 
 def test_train_eval_resume(tmp_path):
@@ -65,9 +80,9 @@ def test_quick_start_scores_clearly_above_chance(tmp_path):
     (["train", "--out", "X", "--set", "notakeyvalue"], "key=value"),
     (["eval", "does-not-exist"], "does not exist"),
 ])
-def test_errors_are_one_clear_line(tmp_path, args, words):
+def test_errors_are_one_clear_line(tmp_path, capsys, args, words):
     args = [str(tmp_path / a) if a in ("X", "does-not-exist") else a for a in args]
-    result = mto(*args, check=False)
+    result = mto_here(capsys, *args)
     assert result.returncode in (1, 2) and words in result.stderr and "Traceback" not in result.stderr
 
 
@@ -193,10 +208,10 @@ def _bad_file(tmp_path, name):
     (["eval", "@file"], "notes.txt is a file; give the folder that holds it"),
     (["train", "--out", "X", "--config", "@config", "--preset", "mae"], "give --config or --preset, not both"),
 ])
-def test_small_mistakes_get_one_line(tmp_path, args, words):
+def test_small_mistakes_get_one_line(tmp_path, capsys, args, words):
     args = [str(_bad_file(tmp_path, a[1:])) if a.startswith("@") else a for a in args]
     args = [str(tmp_path / "X") if a == "X" else a for a in args]
-    result = mto(*args, check=False)
+    result = mto_here(capsys, *args)
     lines = result.stderr.strip().splitlines()
     assert result.returncode in (1, 2) and len(lines) == 1 and words in lines[0], result.stderr
     if words == "is not UTF-8 text":
