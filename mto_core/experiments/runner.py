@@ -16,7 +16,7 @@ from typing import Any
 from ..checkpoint import list_checkpoints, read_metrics
 from ..config import RunConfig
 from .registry import Experiment, plan_runs, run_config
-from .step_cost import STEP_COST, write_step_cost
+from .step_cost import STEP_COST, read_recorded, write_step_cost
 
 FLOORS = "floors.json"
 RECORD = "record.json"
@@ -135,11 +135,7 @@ def record_call(out: Path, command: str, started: str) -> None:
 
 def read_record(folder: Path) -> dict[str, Any] | None:
     """What ``folder``'s runs recorded about how they were made (``record.json``); None if nothing."""
-    try:
-        data = json.loads((folder / RECORD).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("calls"), list) else None
+    return read_recorded(folder / RECORD, "calls", list)
 
 
 def write_floors(config: RunConfig, path: Path) -> dict[str, float]:

@@ -56,10 +56,16 @@ def write_step_cost(experiment: Experiment, overrides: list[str], path: Path, ro
     return cost
 
 
-def read_step_cost(folder: Path) -> dict[str, Any] | None:
-    """The step cost stored with the runs in ``folder``; None if there is none (or it is unreadable)."""
+def read_recorded(path: Path, key: str, kind: type) -> dict[str, Any] | None:
+    """The JSON object an experiment recorded at ``path`` if it holds ``key`` of type ``kind``;
+    None if there is none, or it is unreadable."""
     try:
-        data = json.loads((folder / STEP_COST).read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("families"), dict) else None
+    return data if isinstance(data, dict) and isinstance(data.get(key), kind) else None
+
+
+def read_step_cost(folder: Path) -> dict[str, Any] | None:
+    """The step cost stored with the runs in ``folder``; None if there is none (or it is unreadable)."""
+    return read_recorded(folder / STEP_COST, "families", dict)
