@@ -4,6 +4,7 @@ import io
 import json
 import math
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -125,10 +126,9 @@ def _listening(port):
     return found
 
 
-def test_app_started_from_another_folder_listens_on_localhost_without_usage_statistics(tmp_path):
-    """app/serve.py run from a folder without .streamlit/config.toml (and a HOME without one)."""
-    import os
-    import socket
+def serve_and_listen(tmp_path, *args: str, env: dict | None = None, settle: float = 0.0):
+    """Start app/serve.py ARGS from ``tmp_path`` on a free port, wait until it listens (then
+    ``settle`` seconds more), stop it; the addresses it listened on, the port and its output."""
     import subprocess
     import sys
     import time
@@ -138,21 +138,29 @@ def test_app_started_from_another_folder_listens_on_localhost_without_usage_stat
         port = probe.getsockname()[1]
     log = tmp_path / "server.log"
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
-                                   "--server.headless", "true"],
-                                  cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)}, stdout=out,
-                                  stderr=subprocess.STDOUT)
+        server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), *args, "--server.port", str(port)],
+                                  cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not _listening(port) and time.monotonic() < deadline and server.poll() is None:
             time.sleep(0.2)
-        time.sleep(1)  # a second socket (IPv6) may follow the first
+        time.sleep(settle)
         addresses = _listening(port)
     finally:
         server.terminate()
         server.wait(30)
-    assert addresses and all(a.is_loopback for a in addresses), (addresses, log.read_text())
-    assert "usage statistics" not in log.read_text()
+    return addresses, port, log.read_text()
+
+
+def test_app_started_from_another_folder_listens_on_localhost_without_usage_statistics(tmp_path):
+    """app/serve.py run from a folder without .streamlit/config.toml (and a HOME without one)."""
+    import os
+
+    # a second socket (IPv6) may follow the first
+    addresses, _, text = serve_and_listen(tmp_path, "--server.headless", "true",
+                                          env={**os.environ, "HOME": str(tmp_path)}, settle=1)
+    assert addresses and all(a.is_loopback for a in addresses), (addresses, text)
+    assert "usage statistics" not in text
 
 
 def test_app_refuses_to_listen_beyond_this_machine(tmp_path):

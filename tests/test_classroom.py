@@ -1,18 +1,10 @@
 """A classroom on one server: app/serve.py --public listens on every interface and says so."""
 
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
 from app_support import server_args, share_addresses
 
-from .test_bad_input import _listening
-
-ROOT = Path(__file__).resolve().parent.parent
+from .test_bad_input import serve_and_listen
 
 
 def test_public_serves_every_interface_only_when_asked():
@@ -25,22 +17,7 @@ def test_public_serves_every_interface_only_when_asked():
 
 
 def test_serve_public_listens_on_all_interfaces_and_prints_addresses_and_a_warning(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--public",
-                                   "--server.port", str(port)], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while not _listening(port) and time.monotonic() < deadline and server.poll() is None:
-            time.sleep(0.2)
-        addresses = _listening(port)
-    finally:
-        server.terminate()
-        server.wait(30)
-    text = log.read_text()
+    addresses, port, text = serve_and_listen(tmp_path, "--public")
     assert addresses and any(a.is_unspecified for a in addresses), (addresses, text)
     lines = text.splitlines()
     shared = next(line for line in lines if line.startswith("Serving on every network interface"))
