@@ -85,7 +85,7 @@ def main() -> None:
         card = [
             f"# {name}",
             "",
-            f"Made by `python scripts/make_checkpoints.py --epochs {args.epochs} --train-limit "
+            f"Made by `python3 scripts/make_checkpoints.py --epochs {args.epochs} --train-limit "
             f"{args.train_limit}`, which ran:",
             "",
             f"    {' '.join(command)}",
