@@ -198,12 +198,12 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             assert after["frames"] == 5 and live["measure_traces"] > 0
             replay = page.locator(".js-plotly-plot").nth(after["scatter"])
             replay.scroll_into_view_if_needed()
-            first = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
+            first = replay.evaluate("gd => gd._fullData.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
             replay.screenshot(path=str(ARTIFACTS / "train-replay-step-0.png"))
             rail = replay.locator(".slider-rail-touch-rect").bounding_box()
             page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)  # the slider's last step
             page.wait_for_timeout(1000)
-            last = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")
+            last = replay.evaluate("gd => gd._fullData.map(t => Array.from(t.x).slice(0, 3))")
             assert first != last, "the replay's frames are all alike"
             replay.screenshot(path=str(ARTIFACTS / "train-replay-step-20.png"))
         check_figures(page, name)
@@ -219,16 +219,16 @@ def emergence_charts(page, steps_at_least: int) -> dict:
         const main = document.querySelector('[data-testid="stMain"]');
         if (main) main.scrollTo(0, main.scrollHeight);
         const charts = Array.from(document.querySelectorAll('.js-plotly-plot'));
-        return charts.some(gd => (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
+        return charts.some(gd => (gd._fullData || []).filter(t => t.xaxis === 'x2' && t.x && t.x.length >= n).length
                 && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))
-            && charts.some(gd => (gd.data || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
+            && charts.some(gd => (gd._fullData || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
                            arg=steps_at_least, timeout=120_000)
     # one look at every chart at once: while the runs go, the page redraws them every 2.5 s
     charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
         const box = gd.getBoundingClientRect();
         return {titles: (gd.layout.annotations || []).map(a => a.text),
-                axes: (gd.data || []).filter(t => t.x && t.x.length).map(t => t.xaxis || 'x'),
-                names: (gd.data || []).map(t => t.name), points: (gd.data || []).map(t => t.x ? t.x.length : 0),
+                axes: (gd._fullData || []).filter(t => t.x && t.x.length).map(t => t.xaxis),
+                names: (gd._fullData || []).map(t => t.name), points: (gd._fullData || []).map(t => t.x ? t.x.length : 0),
                 frames: (gd._transitionData && gd._transitionData._frames || []).length,
                 width: box.width, height: box.height}; })""")
     found = {}
