@@ -8,12 +8,12 @@ import streamlit as st
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from common import RUNS, chart, page
+from common import RUNS, chart, page, styled
 from emergence import LOOK_FOR, alike_sentence, measure_figure, scatter_figure
 from jobs import JobSlot, TrainingJob
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
-from mto_core.trace import snapshot_steps, token_frames
+from mto_core.trace import snapshot_steps, token_frames, trace_rows
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
@@ -133,10 +133,26 @@ def frames_of(run_dir: str, steps: tuple[int, ...]):
     return token_frames(run_dir, SCATTER_LAYER, up_to=steps[-1]) if steps else None
 
 
+def kept(key: str, signature: tuple, build) -> go.Figure | None:
+    """The styled figure ``build()`` makes (or None), built again only when ``signature`` changes
+    (kept in this browser session). Between two new points the page sends the same figure with
+    the same ``datarevision``: neither the server nor the browser draws it anew, and the CPU
+    stays with the training."""
+    store = st.session_state.setdefault("train-figures", {})
+    if key not in store or store[key][0] != signature:
+        fig = build()
+        if fig is not None:
+            fig.update_layout(datarevision=str(hash(signature)))
+        store[key] = (signature, None if fig is None else styled(fig))
+    return store[key][1]
+
+
 def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
     """The masked tokens' measures over the steps and their scatter, the baseline beside MTO."""
     st.subheader("The masked tokens, as they emerge")
-    figure = measure_figure(rows)
+    runs = tuple(str(state.run_dir) for state in job.runs.values())
+    figure = kept("train-emergence", (runs, tuple(len(trace_rows(r)) for r in rows.values())),
+                  lambda: measure_figure(rows))
     if figure is None:
         st.caption("The first measures come at step 0, a few seconds after the start.")
         return
@@ -144,12 +160,13 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
     if sentence:
         st.markdown(f"**{sentence}**")
     st.markdown(LOOK_FOR)
-    chart(figure, key="train-emergence")
-    frames = {name: frames_of(str(state.run_dir), tuple(snapshot_steps(state.run_dir)))
-              for name, state in job.runs.items()}
-    scatter = scatter_figure(frames, SCATTER_LAYER, animate=replay)
+    chart(figure, key="train-emergence", ready=True)
+    steps = {name: tuple(snapshot_steps(state.run_dir)) for name, state in job.runs.items()}
+    scatter = kept("train-scatter", (runs, tuple(steps.values()), replay), lambda: scatter_figure(
+        {name: frames_of(str(state.run_dir), steps[name]) for name, state in job.runs.items()},
+        SCATTER_LAYER, animate=replay))
     if scatter is not None:
-        chart(scatter, key="train-scatter-replay" if replay else "train-scatter")
+        chart(scatter, key="train-scatter-replay" if replay else "train-scatter", ready=True)
         st.caption(
             f"Layer {SCATTER_LAYER}'s patch tokens of 4 fixed held-out images under one fixed mask, the same for "
             "both runs. Each run has ONE plane for all its frames: the first two principal axes of its snapshots' "
@@ -173,9 +190,10 @@ def live() -> None:
         if state.error:
             st.error(f"{name}: {state.error}")
     rows = {name: list(state.rows) for name, state in job.runs.items()}
-    fig = live_figure(rows)
+    fig = kept("train-live", (tuple(str(s.run_dir) for s in job.runs.values()), tuple(map(len, rows.values()))),
+               lambda: live_figure(rows))
     if fig is not None:
-        chart(fig, key="train-live")
+        chart(fig, key="train-live", ready=True)
     emergence(job, rows, replay=not running)
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
