@@ -12,7 +12,7 @@
 
 The machine's load average is recorded with the figures: on a busy machine they are not the
 app's own. Usage: python benchmarks/app_budgets.py [--json] [--update-doc docs/performance.md]
-(--update-doc rewrites only the "The app's budgets" section of that file).
+[--training-only] (--update-doc rewrites only the "The app's budgets" section of that file).
 """
 
 from __future__ import annotations
@@ -236,7 +236,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--update-doc", type=Path, help="rewrite the app's budgets section of this file")
+    parser.add_argument("--training-only", action="store_true",
+                        help="measure only the Train page against `mto train` and print the images/s as JSON")
     args = parser.parse_args()
+    if args.training_only:
+        rates = training_rates()
+        print(json.dumps({**rates, "ratio": round(rates["train_page"] / rates["mto_train"], 3)}))
+        return
     result = measure()
     print(json.dumps(result, indent=2) if args.json else report(result))
     if args.update_doc:
