@@ -71,12 +71,15 @@ def settle(page, timeout: float = 120_000) -> None:
 
 
 MIN_PX = 120
+# the charts on show: while a fragment reruns, Streamlit keeps the previous copy of a changed element
+# hidden (data-stale="true", 0 x 0 px) until the run ends
+CHARTS = '[data-testid="stElementContainer"]:not([data-stale="true"]) .js-plotly-plot'
 
 
 def check_figures(page, name: str) -> None:
     """Every Plotly chart drawn at a readable size with a trace; every image wide enough."""
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
-    charts = page.locator(".js-plotly-plot")
+    charts = page.locator(CHARTS)
     for i in range(charts.count()):
         chart = charts.nth(i)
         chart.scroll_into_view_if_needed()
@@ -196,7 +199,7 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             assert page.get_by_role("button", name="Start training").is_enabled()
             after = emergence_charts(page, steps_at_least=5)  # steps 0, 5, ..., 20
             assert after["frames"] == 5 and live["measure_traces"] > 0
-            replay = page.locator(".js-plotly-plot").nth(after["scatter"])
+            replay = page.locator(CHARTS).nth(after["scatter"])
             replay.scroll_into_view_if_needed()
             first = replay.evaluate("gd => gd._fullData.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
             replay.screenshot(path=str(ARTIFACTS / "train-replay-step-0.png"))
@@ -215,22 +218,22 @@ def emergence_charts(page, steps_at_least: int) -> dict:
     """The emergence charts as drawn: the measures (both runs' panels with a line holding at least
     ``steps_at_least`` trace points) and the token scatter (both runs' masked and visible tokens),
     each at least 300 px tall and wide. Their indices among the page's charts, the replay's frames."""
-    page.wait_for_function("""n => {  // scrolled to the end: a chart below the window may not be drawn yet
+    page.wait_for_function("""([n, selector]) => {  // scrolled to the end: a chart below the window may not be drawn yet
         const main = document.querySelector('[data-testid="stMain"]');
         if (main) main.scrollTo(0, main.scrollHeight);
-        const charts = Array.from(document.querySelectorAll('.js-plotly-plot'));
+        const charts = Array.from(document.querySelectorAll(selector));
         return charts.some(gd => (gd._fullData || []).filter(t => t.xaxis === 'x2' && t.x && t.x.length >= n).length
                 && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))
             && charts.some(gd => (gd._fullData || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
-                           arg=steps_at_least, timeout=120_000)
+                           arg=[steps_at_least, CHARTS], timeout=120_000)
     # one look at every chart at once: while the runs go, the page redraws them every 2.5 s
-    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+    charts = page.evaluate("""selector => Array.from(document.querySelectorAll(selector)).map(gd => {
         const box = gd.getBoundingClientRect();
         return {titles: (gd.layout.annotations || []).map(a => a.text),
                 axes: (gd._fullData || []).filter(t => t.x && t.x.length).map(t => t.xaxis),
                 names: (gd._fullData || []).map(t => t.name), points: (gd._fullData || []).map(t => t.x ? t.x.length : 0),
                 frames: (gd._transitionData && gd._transitionData._frames || []).length,
-                width: box.width, height: box.height}; })""")
+                width: box.width, height: box.height}; })""", CHARTS)
     found = {}
     for i, info in enumerate(charts):
         if any("singularity score S" in t for t in info["titles"]):

@@ -17,6 +17,7 @@ from mto_core.trace import snapshot_steps, token_frames, trace_rows
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
+CHARTS_EVERY_S = 5.0  # the charts' refresh while the runs go (docs/performance.md: the Train page)
 SCATTER_LAYER = 1  # the first block that sees mask tokens: where MTO's constraints weigh most
 TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing (data singularity)",
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
@@ -178,8 +179,7 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
 
 @st.fragment(run_every=2.5)
 def live() -> None:
-    """Progress, status, errors and the charts, every 2.5 s (each redraw of the page costs the
-    browser about 0.2 s of CPU, 0.4 s with the six panels: on a 2-core machine, taken from training)."""
+    """Progress, status and errors every 2.5 s; at the end, where the runs were saved."""
     job = jobs.job
     if job is None:
         st.info("No training yet. Choose the settings above and start one.")
@@ -189,12 +189,6 @@ def live() -> None:
     for name, state in job.runs.items():
         if state.error:
             st.error(f"{name}: {state.error}")
-    rows = {name: list(state.rows) for name, state in job.runs.items()}
-    fig = kept("train-live", (tuple(str(s.run_dir) for s in job.runs.values()), tuple(map(len, rows.values()))),
-               lambda: live_figure(rows))
-    if fig is not None:
-        chart(fig, key="train-live", ready=True)
-    emergence(job, rows, replay=not running)
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
                 + (f" (k-NN {s.knn:.3f} ± {s.knn_margin:.3f} after {s.step} steps)" if s.knn is not None else "")
@@ -207,9 +201,26 @@ def live() -> None:
                        "multi-seed experiments.")
         if st.session_state.get("train-was-running"):
             st.session_state["train-was-running"] = False
-            st.rerun(scope="app")  # Start enabled again, Stop gone
+            st.rerun(scope="app")  # Start enabled again, Stop gone, the replay drawn
     else:
         st.session_state["train-was-running"] = True
 
 
+@st.fragment(run_every=CHARTS_EVERY_S)
+def charts() -> None:
+    """The loss curves and the emergence charts. A chart whose data changed is drawn anew by the
+    browser (Streamlit gives it a new element), about 0.2-0.4 s of CPU each on a 2-core machine,
+    taken from training: so they refresh every CHARTS_EVERY_S, and only when a point has come."""
+    job = jobs.job
+    if job is None:
+        return
+    rows = {name: list(state.rows) for name, state in job.runs.items()}
+    fig = kept("train-live", (tuple(str(s.run_dir) for s in job.runs.values()), tuple(map(len, rows.values()))),
+               lambda: live_figure(rows))
+    if fig is not None:
+        chart(fig, key="train-live", ready=True)
+    emergence(job, rows, replay=not job.running)
+
+
 live()
+charts()
