@@ -118,8 +118,9 @@ def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
         row, col = divmod(i, 3)
         for (name, rows), colour in zip(train.items(), RUN_COLOURS):
             points = [(r["step"], r[term]) for r in rows if r.get(term) is not None]
-            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=name,
-                                     legendgroup=name, showlegend=i == 0, line=dict(color=colour)),
+            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                     name=name, legendgroup=name, showlegend=i == 0, line=dict(color=colour),
+                                     marker=dict(size=5)),  # a marker: the first row alone has no line
                           row=row + 1, col=col + 1)
         if row == 1 or i + 3 >= len(panels):
             fig.update_xaxes(title="step", row=row + 1, col=col + 1)
