@@ -162,7 +162,7 @@ def training_rates() -> dict[str, float]:
             steps.fill(str(TRAIN_STEPS))
             steps.press("Tab")
             page.get_by_role("button", name="Start training").click()
-            page.get_by_text("Saved:").wait_for(timeout=600_000)
+            page.get_by_text("Saved:").first.wait_for(timeout=600_000)
         made = sorted(set(runs.glob("app-*")) - existing)
         app = sum(_rate(run / "metrics.jsonl") for run in made)
     finally:

@@ -193,9 +193,9 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             live = emergence_charts(page, steps_at_least=2)  # live: drawn while the runs go
             if not page.get_by_text("Saved:").count():
                 screenshot(page, ARTIFACTS / "train-live.png")
-            page.get_by_text("Saved:").wait_for(timeout=300_000)
+            page.get_by_text("Saved:").first.wait_for(timeout=300_000)
             settle(page)
-            assert "k-NN" in page.get_by_text("Saved:").inner_text()
+            assert "k-NN" in page.get_by_text("Saved:").first.inner_text()
             assert page.get_by_role("button", name="Start training").is_enabled()
             after = emergence_charts(page, steps_at_least=5)  # steps 0, 5, ..., 20
             assert after["frames"] == 5 and live["measure_traces"] > 0
@@ -278,8 +278,8 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
     assert other.get_by_role("button", name="Start training").is_disabled()
     screenshot(other, ARTIFACTS / "train-watched-from-another-browser.png")
     owner.get_by_role("button", name="Stop").click()
-    owner.get_by_text("Saved:").wait_for(timeout=300_000)
-    other.get_by_text("Saved:").wait_for(timeout=300_000)
+    owner.get_by_text("Saved:").first.wait_for(timeout=300_000)
+    other.get_by_text("Saved:").first.wait_for(timeout=300_000)
     deadline = time.time() + 60
     while time.time() < deadline and not (other.get_by_role("button", name="Start training").count()
                                           and other.get_by_role("button", name="Start training").is_enabled()):
