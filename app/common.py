@@ -163,14 +163,18 @@ def _no_placeholders(value):
     return value
 
 
-def chart(fig: go.Figure, key: str, modebar: bool = True, **kwargs):
-    """st.plotly_chart with Plotly's own white template (Streamlit's theme, and the template it
-    makes Plotly's default, rewrite colour scales and palettes) and no placeholder colours."""
+def styled(fig: go.Figure) -> go.Figure:
+    """``fig`` with Plotly's own white template (Streamlit's theme, and the template it makes
+    Plotly's default, rewrite colour scales and palettes) and no placeholder colours."""
     fig.update_layout(template="plotly_white")
     spec = fig.to_dict()
-    clean = go.Figure({key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec})
+    return go.Figure({key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec})
+
+
+def chart(fig: go.Figure, key: str, modebar: bool = True, ready: bool = False, **kwargs):
+    """st.plotly_chart of ``styled(fig)`` (``ready``: ``fig`` is already a ``styled`` figure)."""
     config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False}
-    return st.plotly_chart(clean, key=key, theme=None, config=config, **kwargs)
+    return st.plotly_chart(fig if ready else styled(fig), key=key, theme=None, config=config, **kwargs)
 
 
 def picture(where, array: np.ndarray, caption: str) -> None:

@@ -12,7 +12,7 @@
 
 The machine's load average is recorded with the figures: on a busy machine they are not the
 app's own. Usage: python benchmarks/app_budgets.py [--json] [--update-doc docs/performance.md]
-(--update-doc rewrites only the "The app's budgets" section of that file).
+[--training-only] (--update-doc rewrites only the "The app's budgets" section of that file).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def training_rates() -> dict[str, float]:
             steps.fill(str(TRAIN_STEPS))
             steps.press("Tab")
             page.get_by_role("button", name="Start training").click()
-            page.get_by_text("Saved:").wait_for(timeout=600_000)
+            page.get_by_text("Saved:").first.wait_for(timeout=600_000)
         made = sorted(set(runs.glob("app-*")) - existing)
         app = sum(_rate(run / "metrics.jsonl") for run in made)
     finally:
@@ -236,7 +236,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--update-doc", type=Path, help="rewrite the app's budgets section of this file")
+    parser.add_argument("--training-only", action="store_true",
+                        help="measure only the Train page against `mto train` and print the images/s as JSON")
     args = parser.parse_args()
+    if args.training_only:
+        rates = training_rates()
+        print(json.dumps({**rates, "ratio": round(rates["train_page"] / rates["mto_train"], 3)}))
+        return
     result = measure()
     print(json.dumps(result, indent=2) if args.json else report(result))
     if args.update_doc:

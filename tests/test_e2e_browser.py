@@ -71,12 +71,15 @@ def settle(page, timeout: float = 120_000) -> None:
 
 
 MIN_PX = 120
+# the charts on show: while a fragment reruns, Streamlit keeps the previous copy of a changed element
+# hidden (data-stale="true", 0 x 0 px) until the run ends
+CHARTS = '[data-testid="stElementContainer"]:not([data-stale="true"]) .js-plotly-plot'
 
 
 def check_figures(page, name: str) -> None:
     """Every Plotly chart drawn at a readable size with a trace; every image wide enough."""
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
-    charts = page.locator(".js-plotly-plot")
+    charts = page.locator(CHARTS)
     for i in range(charts.count()):
         chart = charts.nth(i)
         chart.scroll_into_view_if_needed()
@@ -190,20 +193,20 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             live = emergence_charts(page, steps_at_least=2)  # live: drawn while the runs go
             if not page.get_by_text("Saved:").count():
                 screenshot(page, ARTIFACTS / "train-live.png")
-            page.get_by_text("Saved:").wait_for(timeout=300_000)
+            page.get_by_text("Saved:").first.wait_for(timeout=300_000)
             settle(page)
-            assert "k-NN" in page.get_by_text("Saved:").inner_text()
+            assert "k-NN" in page.get_by_text("Saved:").first.inner_text()
             assert page.get_by_role("button", name="Start training").is_enabled()
             after = emergence_charts(page, steps_at_least=5)  # steps 0, 5, ..., 20
             assert after["frames"] == 5 and live["measure_traces"] > 0
-            replay = page.locator(".js-plotly-plot").nth(after["scatter"])
+            replay = page.locator(CHARTS).nth(after["scatter"])
             replay.scroll_into_view_if_needed()
-            first = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
+            first = replay.evaluate("gd => gd._fullData.map(t => Array.from(t.x).slice(0, 3))")  # the replay opens at step 0
             replay.screenshot(path=str(ARTIFACTS / "train-replay-step-0.png"))
             rail = replay.locator(".slider-rail-touch-rect").bounding_box()
             page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)  # the slider's last step
             page.wait_for_timeout(1000)
-            last = replay.evaluate("gd => gd.data.map(t => Array.from(t.x).slice(0, 3))")
+            last = replay.evaluate("gd => gd._fullData.map(t => Array.from(t.x).slice(0, 3))")
             assert first != last, "the replay's frames are all alike"
             replay.screenshot(path=str(ARTIFACTS / "train-replay-step-20.png"))
         check_figures(page, name)
@@ -215,22 +218,22 @@ def emergence_charts(page, steps_at_least: int) -> dict:
     """The emergence charts as drawn: the measures (both runs' panels with a line holding at least
     ``steps_at_least`` trace points) and the token scatter (both runs' masked and visible tokens),
     each at least 300 px tall and wide. Their indices among the page's charts, the replay's frames."""
-    page.wait_for_function("""n => {  // scrolled to the end: a chart below the window may not be drawn yet
+    page.wait_for_function("""([n, selector]) => {  // scrolled to the end: a chart below the window may not be drawn yet
         const main = document.querySelector('[data-testid="stMain"]');
         if (main) main.scrollTo(0, main.scrollHeight);
-        const charts = Array.from(document.querySelectorAll('.js-plotly-plot'));
-        return charts.some(gd => (gd.data || []).filter(t => (t.xaxis || 'x') === 'x2' && t.x && t.x.length >= n).length
+        const charts = Array.from(document.querySelectorAll(selector));
+        return charts.some(gd => (gd._fullData || []).filter(t => t.xaxis === 'x2' && t.x && t.x.length >= n).length
                 && (gd.layout.annotations || []).some(a => a.text.includes('singularity score S')))
-            && charts.some(gd => (gd.data || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
-                           arg=steps_at_least, timeout=120_000)
+            && charts.some(gd => (gd._fullData || []).some(t => t.name === 'masked' && t.x && t.x.length)); }""",
+                           arg=[steps_at_least, CHARTS], timeout=120_000)
     # one look at every chart at once: while the runs go, the page redraws them every 2.5 s
-    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+    charts = page.evaluate("""selector => Array.from(document.querySelectorAll(selector)).map(gd => {
         const box = gd.getBoundingClientRect();
         return {titles: (gd.layout.annotations || []).map(a => a.text),
-                axes: (gd.data || []).filter(t => t.x && t.x.length).map(t => t.xaxis || 'x'),
-                names: (gd.data || []).map(t => t.name), points: (gd.data || []).map(t => t.x ? t.x.length : 0),
+                axes: (gd._fullData || []).filter(t => t.x && t.x.length).map(t => t.xaxis),
+                names: (gd._fullData || []).map(t => t.name), points: (gd._fullData || []).map(t => t.x ? t.x.length : 0),
                 frames: (gd._transitionData && gd._transitionData._frames || []).length,
-                width: box.width, height: box.height}; })""")
+                width: box.width, height: box.height}; })""", CHARTS)
     found = {}
     for i, info in enumerate(charts):
         if any("singularity score S" in t for t in info["titles"]):
@@ -275,8 +278,8 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
     assert other.get_by_role("button", name="Start training").is_disabled()
     screenshot(other, ARTIFACTS / "train-watched-from-another-browser.png")
     owner.get_by_role("button", name="Stop").click()
-    owner.get_by_text("Saved:").wait_for(timeout=300_000)
-    other.get_by_text("Saved:").wait_for(timeout=300_000)
+    owner.get_by_text("Saved:").first.wait_for(timeout=300_000)
+    other.get_by_text("Saved:").first.wait_for(timeout=300_000)
     deadline = time.time() + 60
     while time.time() < deadline and not (other.get_by_role("button", name="Start training").count()
                                           and other.get_by_role("button", name="Start training").is_enabled()):

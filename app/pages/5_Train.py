@@ -8,15 +8,16 @@ import streamlit as st
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from common import RUNS, chart, page
+from common import RUNS, chart, page, styled
 from emergence import LOOK_FOR, alike_sentence, measure_figure, scatter_figure
 from jobs import JobSlot, TrainingJob
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
-from mto_core.trace import snapshot_steps, token_frames
+from mto_core.trace import snapshot_steps, token_frames, trace_rows
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
+CHARTS_EVERY_S = 5.0  # the charts' refresh while the runs go (docs/performance.md: the Train page)
 SCATTER_LAYER = 1  # the first block that sees mask tokens: where MTO's constraints weigh most
 TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing (data singularity)",
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
@@ -117,8 +118,9 @@ def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
         row, col = divmod(i, 3)
         for (name, rows), colour in zip(train.items(), RUN_COLOURS):
             points = [(r["step"], r[term]) for r in rows if r.get(term) is not None]
-            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=name,
-                                     legendgroup=name, showlegend=i == 0, line=dict(color=colour)),
+            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                     name=name, legendgroup=name, showlegend=i == 0, line=dict(color=colour),
+                                     marker=dict(size=5)),  # a marker: the first row alone has no line
                           row=row + 1, col=col + 1)
         if row == 1 or i + 3 >= len(panels):
             fig.update_xaxes(title="step", row=row + 1, col=col + 1)
@@ -133,10 +135,26 @@ def frames_of(run_dir: str, steps: tuple[int, ...]):
     return token_frames(run_dir, SCATTER_LAYER, up_to=steps[-1]) if steps else None
 
 
+def kept(key: str, signature: tuple, build) -> go.Figure | None:
+    """The styled figure ``build()`` makes (or None), built again only when ``signature`` changes
+    (kept in this browser session). Between two new points the page sends the same figure with
+    the same ``datarevision``: neither the server nor the browser draws it anew, and the CPU
+    stays with the training."""
+    store = st.session_state.setdefault("train-figures", {})
+    if key not in store or store[key][0] != signature:
+        fig = build()
+        if fig is not None:
+            fig.update_layout(datarevision=str(hash(signature)))
+        store[key] = (signature, None if fig is None else styled(fig))
+    return store[key][1]
+
+
 def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
     """The masked tokens' measures over the steps and their scatter, the baseline beside MTO."""
     st.subheader("The masked tokens, as they emerge")
-    figure = measure_figure(rows)
+    runs = tuple(str(state.run_dir) for state in job.runs.values())
+    figure = kept("train-emergence", (runs, tuple(len(trace_rows(r)) for r in rows.values())),
+                  lambda: measure_figure(rows))
     if figure is None:
         st.caption("The first measures come at step 0, a few seconds after the start.")
         return
@@ -144,12 +162,13 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
     if sentence:
         st.markdown(f"**{sentence}**")
     st.markdown(LOOK_FOR)
-    chart(figure, key="train-emergence")
-    frames = {name: frames_of(str(state.run_dir), tuple(snapshot_steps(state.run_dir)))
-              for name, state in job.runs.items()}
-    scatter = scatter_figure(frames, SCATTER_LAYER, animate=replay)
+    chart(figure, key="train-emergence", ready=True)
+    steps = {name: tuple(snapshot_steps(state.run_dir)) for name, state in job.runs.items()}
+    scatter = kept("train-scatter", (runs, tuple(steps.values()), replay), lambda: scatter_figure(
+        {name: frames_of(str(state.run_dir), steps[name]) for name, state in job.runs.items()},
+        SCATTER_LAYER, animate=replay))
     if scatter is not None:
-        chart(scatter, key="train-scatter-replay" if replay else "train-scatter")
+        chart(scatter, key="train-scatter-replay" if replay else "train-scatter", ready=True)
         st.caption(
             f"Layer {SCATTER_LAYER}'s patch tokens of 4 fixed held-out images under one fixed mask, the same for "
             "both runs. Each run has ONE plane for all its frames: the first two principal axes of its snapshots' "
@@ -161,8 +180,7 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
 
 @st.fragment(run_every=2.5)
 def live() -> None:
-    """Progress, status, errors and the charts, every 2.5 s (each redraw of the page costs the
-    browser about 0.2 s of CPU, 0.4 s with the six panels: on a 2-core machine, taken from training)."""
+    """Progress, status and errors every 2.5 s; at the end, where the runs were saved."""
     job = jobs.job
     if job is None:
         st.info("No training yet. Choose the settings above and start one.")
@@ -172,11 +190,6 @@ def live() -> None:
     for name, state in job.runs.items():
         if state.error:
             st.error(f"{name}: {state.error}")
-    rows = {name: list(state.rows) for name, state in job.runs.items()}
-    fig = live_figure(rows)
-    if fig is not None:
-        chart(fig, key="train-live")
-    emergence(job, rows, replay=not running)
     if not running:
         done = [f"`{s.run_dir.relative_to(RUNS.parent)}`"
                 + (f" (k-NN {s.knn:.3f} ± {s.knn_margin:.3f} after {s.step} steps)" if s.knn is not None else "")
@@ -189,9 +202,26 @@ def live() -> None:
                        "multi-seed experiments.")
         if st.session_state.get("train-was-running"):
             st.session_state["train-was-running"] = False
-            st.rerun(scope="app")  # Start enabled again, Stop gone
+            st.rerun(scope="app")  # Start enabled again, Stop gone, the replay drawn
     else:
         st.session_state["train-was-running"] = True
 
 
+@st.fragment(run_every=CHARTS_EVERY_S)
+def charts() -> None:
+    """The loss curves and the emergence charts. A chart whose data changed is drawn anew by the
+    browser (Streamlit gives it a new element), about 0.2-0.4 s of CPU each on a 2-core machine,
+    taken from training: so they refresh every CHARTS_EVERY_S, and only when a point has come."""
+    job = jobs.job
+    if job is None:
+        return
+    rows = {name: list(state.rows) for name, state in job.runs.items()}
+    fig = kept("train-live", (tuple(str(s.run_dir) for s in job.runs.values()), tuple(map(len, rows.values()))),
+               lambda: live_figure(rows))
+    if fig is not None:
+        chart(fig, key="train-live", ready=True)
+    emergence(job, rows, replay=not job.running)
+
+
 live()
+charts()
