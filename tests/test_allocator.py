@@ -18,8 +18,8 @@ kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 torch.manual_seed(0)
 config = preset("simmim")
 model = build_model(config.model, config.mto)
-images, mask = torch.rand(32, 1, 28, 28), make_mask(32, 7, 0.6, 0)
-for _ in range(2):
+images, mask = torch.rand(64, 1, 28, 28), make_mask(64, 7, 0.6, 0)
+for _ in range(3):
     model(images, mask).loss.backward()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(4):
