@@ -192,7 +192,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": str(checkpoint.path), "layers": rows}, indent=2))
         return 0
     print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: "
-          f"{'encoder' if checkpoint.config.model.method == 'simmim' else 'decoder'}), "
+          f"{'encoder' if checkpoint.config.model.mask_in_encoder else 'decoder'}), "
           f"{min(args.images, len(test))} test images")
     print("| layer | a_VM | HI | H masked | H visible | singularity | separability AUC |")
     print("|---|---|---|---|---|---|---|")

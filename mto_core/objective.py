@@ -52,8 +52,16 @@ class MIMModel(nn.Module):
         """Reconstruction target (B, N, p*p*C) of images in [0, 1]."""
         return patchify(self.normalize(images), self.config.patch_size)
 
+    def check_pixels(self) -> None:
+        """ValueError, in one line, if this model predicts no pixels (ConMIM predicts features)."""
+        if self.predicts != "pixels":
+            raise ValueError(f"{self.config.method} predicts the teacher's patch features, not pixels, so there "
+                             "is no pixel reconstruction to show; see how its predictions match the teacher's "
+                             "features with mto_core.feature_match_ranks, or use a simmim, mae or bootmae checkpoint")
+
     def to_pixels(self, pred: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Predicted patches (B, N, p*p*C) -> images (B, C, H, W) in [0, 1]."""
+        self.check_pixels()
         images_n = unpatchify(pred, self.config.patch_size, self.config.in_chans)
         return (images_n * self.config.pixel_std + self.config.pixel_mean).clamp(0, 1)
 
