@@ -167,9 +167,10 @@ def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, round
 
 
 def training_table(size: str, device: torch.device, batch: int, rounds: int, peak: float,
-                   overrides: list[str]) -> list[dict[str, Any]]:
+                   overrides: list[str], methods: tuple[str, ...] = METHODS) -> list[dict[str, Any]]:
+    """Each method's baseline and MTO steps (SimMIM and MAE: each MTO part alone too), timed."""
     rows = []
-    for method in METHODS:
+    for method in methods:
         configs = {}
         parts = MTO_PARTS if method in ("simmim", "mae") else {p: MTO_PARTS[p] for p in ("baseline", "MTO (all defaults)")}
         for part, sets in parts.items():
@@ -282,8 +283,10 @@ def plain_reference(device: torch.device, batch: int, rounds: int, overrides: li
 
 
 def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, sizes: list[str] | None = None,
-              overrides: list[str] | None = None, memory: bool = True) -> dict[str, Any]:
-    """Everything ``mto bench`` reports, as one dictionary."""
+              overrides: list[str] | None = None, memory: bool = True,
+              methods: list[str] | None = None) -> dict[str, Any]:
+    """Everything ``mto bench`` reports, as one dictionary; ``methods``: those timed (default all)."""
+    chosen = tuple(methods or METHODS)
     device = resolve_device(device_name)
     if device.type == "cpu":
         keep_freed_memory()  # as training does
@@ -296,11 +299,13 @@ def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, siz
                               "matmul_peak_kind": "bf16 8192^3" if device.type == "cuda" else "fp32 2048^3"}
     tiny = preset("simmim").model
     result["model_shape_matmul_gflops"] = model_shape_matmul(tiny, batch, device)
-    result["plain_reference"] = plain_reference(device, batch, rounds, overrides)
-    result["plain_references"] = {m: plain_reference(device, batch, rounds, overrides, m) for m in ("conmim", "bootmae")}
+    if "simmim" in chosen:
+        result["plain_reference"] = plain_reference(device, batch, rounds, overrides)
+    result["plain_references"] = {m: plain_reference(device, batch, rounds, overrides, m)
+                                  for m in ("conmim", "bootmae") if m in chosen}
     result["training"] = [row for size in sizes
                           for row in training_table(size, device, batch if size == "tiny" else 64,
-                                                    rounds, peak, overrides)]
+                                                    rounds, peak, overrides, chosen)]
     if memory:
         result["training_run_memory"] = training_run_memory(overrides)
     result["app_latency"] = app_latency(device)
@@ -337,9 +342,10 @@ def format_report(result: dict[str, Any]) -> str:
                       f"F.scaled_dot_product_attention, LayerNorm, GELU, fused AdamW), SimMIM baseline, batch "
                       f"{plain['batch']}, interleaved: {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms per step, "
                       f"**{plain['speedup']:.2f}x** the plain loop's speed."]
-        for method, r in result.get("plain_references", {}).items():
-            lines.append(f"{method} baseline against its plain loop: {r['mto_ms']:.1f} ms vs {r['plain_ms']:.1f} ms "
-                         f"per step, step time **{r['mto_ms'] / r['plain_ms']:.3f}x** the plain loop's.")
+    for method, r in result.get("plain_references", {}).items():
+        lines.append(f"{method} baseline against its plain PyTorch loop (`mto_core/plain_loop.py`), batch {r['batch']}, "
+                     f"interleaved: {r['mto_ms']:.1f} ms vs {r['plain_ms']:.1f} ms per step, step time "
+                     f"**{r['mto_ms'] / r['plain_ms']:.3f}x** the plain loop's.")
     if "training_run_memory" in result:
         mem = result["training_run_memory"]
         lines += ["", f"Peak resident memory of `{mem['command']}`: {mem['peak_rss_mib']:.0f} MiB "
