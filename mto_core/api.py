@@ -152,7 +152,8 @@ def token_trace(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.
 def compute_mto_losses(model: MIMModel | Checkpoint, images: torch.Tensor,
                        mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_MIM and the MTO terms (L_rec, L_sing, L_ent) of a batch, whether or not the model's
-    config weights them in (the MTO config's tau and K are used)."""
+    config weights them in (the MTO config's tau and K are used). BootMAE: the terms of its pixel
+    decoder, the stack its trace shows (training averages them with its feature decoder's)."""
     model = _model(model)
     images, mask = _inputs(model, images, mask, some_hidden=True)
     k = model.plan.depth

@@ -40,8 +40,10 @@ DRAWS = 7  # jitter?, brightness, contrast, blur?, sigma, solarize?, spare
 
 def mask_draws(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """(B, N) bool mask, ``weights`` (K, N) in [0, 1) -> (B, K) draws in [0, 1): the fractional
-    part of weighted sums of the masked positions, spread close to uniformly."""
-    return torch.frac(mask.to(weights.dtype) @ weights.T)
+    part of weighted sums of the masked positions, spread close to uniformly. Elementwise, not a
+    matmul, so that autocast cannot take it to bfloat16 (whose steps of 1/8 near 30 would leave
+    a handful of values)."""
+    return torch.frac((mask.unsqueeze(1).to(weights.dtype) * weights).sum(-1))
 
 
 def hard_perturbation(images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
