@@ -32,7 +32,7 @@ from .config import ModelConfig, MTOConfig
 from .mae import MAE, decoder_input
 from .objective import MIMOutput, masked_mean
 from .teacher import MomentumTeacher, momentum_at
-from .vit import Block, StackPath, TokenOrder, init_weights, run_blocks
+from .vit import Block, StackPath, TokenOrder, TokenTrace, init_weights, run_blocks
 
 
 class InjectedBlock(Block):
@@ -93,7 +93,8 @@ class BootMAE(MAE):
         return trace.hidden[depth][:, 1:]
 
     def decode(self, images: torch.Tensor, mask: torch.Tensor, path: StackPath,
-               probs_layers: Collection[int], hidden_layers: Collection[int]):
+               probs_layers: Collection[int], hidden_layers: Collection[int]
+               ) -> tuple[torch.Tensor, torch.Tensor, TokenTrace, TokenTrace]:
         """The encoder and both decoders: (pixel prediction (B, N, p*p*C), feature prediction
         (B, N, D), the pixel decoder's trace, the feature decoder's trace)."""
         depth = self.config.depth
