@@ -61,8 +61,8 @@ class ModelConfig:
     pixel_mean: float = 0.286
     pixel_std: float = 0.353
     teacher_momentum: float = 0.996
-    contrast_temperature: float = 0.1
-    feature_loss_weight: float = 1.0
+    contrast_temperature: float = 0.05
+    feature_loss_weight: float = 0.5
 
     @property
     def grid(self) -> int:

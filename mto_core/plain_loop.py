@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 IMG, PATCH, WIDTH, DEPTH, HEADS, MLP, RATIO = 28, 4, 128, 6, 4, 4, 0.6
-DECODER_DEPTH, DECODER_RATIO, TEMPERATURE, MOMENTUM = 2, 0.75, 0.1, 0.996
+DECODER_DEPTH, DECODER_RATIO, TEMPERATURE, FEATURE_WEIGHT, MOMENTUM = 2, 0.75, 0.05, 0.5, 0.996
 GRID = IMG // PATCH
 N = GRID * GRID
 
@@ -157,7 +157,7 @@ class PlainBootMAE(nn.Module):
         pixel = (self.pixel_head(outs[0]) - patches).pow(2).mean(-1)
         feature = (F.layer_norm(self.feature_head(outs[1]).float(), (WIDTH,))
                    - F.layer_norm(target.float(), (WIDTH,))).pow(2).mean(-1)
-        return (pixel + feature)[mask].mean()
+        return (pixel + FEATURE_WEIGHT * feature)[mask].mean()
 
     def after_step(self) -> None:
         torch._foreach_lerp_(list(self.teacher.parameters()), list(self.encoder.parameters()), 1 - MOMENTUM)
