@@ -342,8 +342,10 @@ def format_report(result: dict[str, Any]) -> str:
                       f"F.scaled_dot_product_attention, LayerNorm, GELU, fused AdamW), SimMIM baseline, batch "
                       f"{plain['batch']}, interleaved: {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms per step, "
                       f"**{plain['speedup']:.2f}x** the plain loop's speed."]
-    for method, r in result.get("plain_references", {}).items():
-        lines.append(f"{method} baseline against its plain PyTorch loop (`mto_core/plain_loop.py`), batch {r['batch']}, "
+    references = result.get("plain_references", {})
+    lines += [""] if references else []
+    for method, r in references.items():
+        lines.append(f"- {method} baseline against its plain PyTorch loop (`mto_core/plain_loop.py`), batch {r['batch']}, "
                      f"interleaved: {r['mto_ms']:.1f} ms vs {r['plain_ms']:.1f} ms per step, step time "
                      f"**{r['mto_ms'] / r['plain_ms']:.3f}x** the plain loop's.")
     if "training_run_memory" in result:
