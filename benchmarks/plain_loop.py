@@ -1,6 +1,6 @@
-"""Time the plain PyTorch SimMIM step (mto_core/plain_loop.py) alone.
+"""Time a plain PyTorch step (mto_core/plain_loop.py: SimMIM, ConMIM or BootMAE) alone.
 
-Usage: python benchmarks/plain_loop.py [--batch 128] [--steps 20] [--device cpu]
+Usage: python benchmarks/plain_loop.py [--method simmim] [--batch 128] [--steps 20] [--device cpu]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from mto_core.plain_loop import plain_step
+from mto_core.plain_loop import PLAIN_MODELS, plain_step
 
 
 def main() -> None:
@@ -19,9 +19,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--method", default="simmim", choices=list(PLAIN_MODELS))
     args = parser.parse_args()
     device = torch.device(args.device)
-    step = plain_step(args.batch, device)
+    step = plain_step(args.batch, device, args.method)
     for _ in range(3):
         step()
     times = []
@@ -34,7 +35,7 @@ def main() -> None:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     ms = 1000 * statistics.median(times)
-    print(f"plain PyTorch SimMIM step, batch {args.batch}: {ms:.1f} ms ({args.batch / ms * 1000:.0f} images/s)")
+    print(f"plain PyTorch {args.method} step, batch {args.batch}: {ms:.1f} ms ({args.batch / ms * 1000:.0f} images/s)")
 
 
 if __name__ == "__main__":

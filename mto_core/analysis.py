@@ -184,13 +184,14 @@ def mask_token_similarity(model: MIMModel | Checkpoint, images: torch.Tensor) ->
     """How close the mask token sits to real patch embeddings (both before position).
 
     Returns {'cosine': cos(w, e_i) for every patch embedding e_i of ``images``,
-    'token_norm': |w|, 'patch_norms': |e_i|}. SimMIM: e_i = patch embedding; MAE: e_i = the
-    decoder's input for visible patches (decoder_embed of the encoder output).
+    'token_norm': |w|, 'patch_norms': |e_i|}. SimMIM, ConMIM: e_i = patch embedding; MAE,
+    BootMAE: e_i = the (pixel) decoder's input for visible patches (decoder_embed of the encoder
+    output).
     """
     model = model.model if isinstance(model, Checkpoint) else model
     cfg = model.config
     x = prepare_images(images, cfg.img_size, cfg.in_chans).to(next(model.parameters()).device)
-    if cfg.method == "simmim":
+    if cfg.mask_in_encoder:
         token = model.encoder.mask_token.reshape(-1)
         patches = model.encoder.patch_embed(model.normalize(x)).reshape(-1, token.numel())
     else:
@@ -211,7 +212,7 @@ def mask_layer_inputs(model: MIMModel | Checkpoint, images: torch.Tensor, mask: 
     cfg = model.config
     x = prepare_images(images, cfg.img_size, cfg.in_chans).to(next(model.parameters()).device)
     mask = mask.reshape(x.shape[0], -1).to(x.device)
-    if cfg.method == "simmim":
+    if cfg.mask_in_encoder:
         token = model.encoder.mask_token
         patches = model.encoder.patch_embed(model.normalize(x))
     else:

@@ -9,6 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
 from .data import prepare_images
@@ -79,10 +80,17 @@ def patch_mask_to_pixels(mask: torch.Tensor, patch_size: int) -> torch.Tensor:
     return pix.reshape(b, 1, g * patch_size, g * patch_size)
 
 
+def require_pixels(model: MIMModel | Checkpoint) -> None:
+    """ValueError, in one line, if the model predicts no pixels (ConMIM predicts features)."""
+    _model(model).check_pixels()
+
+
 @torch.no_grad()
 def reconstruct(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> Reconstruction:
-    """Reconstruct the masked patches of ``images`` (any size or channels, converted)."""
+    """Reconstruct the masked patches of ``images`` (any size or channels, converted); ValueError
+    for a model that predicts features (ConMIM) instead of pixels."""
     model = _model(model)
+    require_pixels(model)
     images, mask = _inputs(model, images, mask, some_hidden=True)
     out = model(images, mask, path=_path(mask, maps=False))
     prediction = model.to_pixels(out.pred.float(), images)
@@ -96,12 +104,38 @@ def reconstruct(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.
 
 
 @torch.no_grad()
+def feature_match_ranks(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How well each masked patch's predicted feature matches the teacher's, (B, N) float.
+
+    For masked patch i: the rank (1 = best) of the teacher's feature at i among the teacher's
+    features of all N patches of the same image, ordered by cosine similarity to the prediction
+    at i; NaN at visible patches. ConMIM: the head's prediction against the teacher (the InfoNCE's
+    own comparison); BootMAE: the feature decoder's prediction against the teacher's features,
+    both layer-normed as in its feature loss. Rank 1 everywhere means every masked patch's
+    prediction is closer to its own target than to any other patch's. ValueError for methods
+    with no feature prediction (SimMIM, MAE).
+    """
+    model = _model(model)
+    if not hasattr(model, "feature_pair"):
+        raise ValueError(f"{model.config.method} predicts pixels only, with no teacher features to match; "
+                         "feature match ranks are for conmim and bootmae checkpoints")
+    images, mask = _inputs(model, images, mask, some_hidden=True)
+    pred, target = model.feature_pair(images, mask)
+    pred, target = F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1)
+    similarity = pred @ target.transpose(1, 2)  # (B, N query, N candidate)
+    own = similarity.diagonal(dim1=1, dim2=2).unsqueeze(-1)
+    ranks = 1.0 + (similarity > own).sum(-1).float()
+    return torch.where(mask, ranks, torch.full_like(ranks, float("nan")))
+
+
+@torch.no_grad()
 def token_trace(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor,
                 hidden_layers: Collection[int] | None = None,
                 attention_layers: Collection[int] | None = None) -> TokenTrace:
     """Per-layer token features h^l (B, T, D) and attention maps A^l (B, H, T, T).
 
-    The layers are those that see mask tokens: SimMIM's encoder, MAE's decoder. Layer 0 is the
+    The layers are those that see mask tokens: SimMIM's and ConMIM's encoder, MAE's decoder,
+    BootMAE's pixel decoder. Layer 0 is the
     input with position; by default every layer is returned (and always those the model's own MTO
     losses need). Token 0 is [CLS]; token 1 + i is
     patch i; ``trace.token_mask`` (B, T) marks the mask tokens.
@@ -118,7 +152,8 @@ def token_trace(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.
 def compute_mto_losses(model: MIMModel | Checkpoint, images: torch.Tensor,
                        mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_MIM and the MTO terms (L_rec, L_sing, L_ent) of a batch, whether or not the model's
-    config weights them in (the MTO config's tau and K are used)."""
+    config weights them in (the MTO config's tau and K are used). BootMAE: the terms of its pixel
+    decoder, the stack its trace shows (training averages them with its feature decoder's)."""
     model = _model(model)
     images, mask = _inputs(model, images, mask, some_hidden=True)
     k = model.plan.depth

@@ -27,7 +27,7 @@ import torch
 
 from .allocator import keep_freed_memory
 from .api import reconstruct, token_trace
-from .config import ModelConfig, RunConfig, apply_overrides, preset, set_size
+from .config import METHODS, ModelConfig, RunConfig, apply_overrides, preset, set_size
 from .engine import build_optimizer, resolve_device
 from .compiled import compile_model
 from .masking import hidden_count, make_mask, masked_count
@@ -93,17 +93,28 @@ def _stack_flops(tokens: int, dim: int, depth: int, mlp_ratio: float) -> float:
 def train_flops(model: ModelConfig, batch: int, ratio: float) -> float:
     """Model FLOPs of one training step (forward + backward = 3 x forward), matmuls only."""
     n, pixels = model.num_patches, model.patch_size**2 * model.in_chans
-    embed = 2 * n * pixels * model.embed_dim
-    if model.method == "simmim":
-        fwd = embed + _stack_flops(1 + n, model.embed_dim, model.depth, model.mlp_ratio) \
-            + 2 * n * model.embed_dim * pixels
+    d, dd = model.embed_dim, model.decoder_dim
+    embed = 2 * n * pixels * d
+    whole = embed + _stack_flops(1 + n, d, model.depth, model.mlp_ratio)  # the encoder on every patch
+    teacher = 0.0  # the momentum teacher's forward: no backward
+    if model.mask_in_encoder:
+        head = 2 * n * d * pixels if model.method == "simmim" else 8 * n * d * d
+        fwd = whole + head
+        teacher = fwd if model.method == "conmim" else 0.0
     else:
         visible = n - masked_count(n, ratio)
-        fwd = embed * visible / n + _stack_flops(1 + visible, model.embed_dim, model.depth, model.mlp_ratio) \
-            + 2 * (1 + visible) * model.embed_dim * model.decoder_dim \
-            + _stack_flops(1 + n, model.decoder_dim, model.decoder_depth, model.mlp_ratio) \
-            + 2 * (1 + n) * model.decoder_dim * pixels
-    return 3 * batch * fwd
+        fwd = embed * visible / n + _stack_flops(1 + visible, d, model.depth, model.mlp_ratio) \
+            + 2 * (1 + visible) * d * dd \
+            + _stack_flops(1 + n, dd, model.decoder_depth, model.mlp_ratio) \
+            + 2 * (1 + n) * dd * pixels
+        if model.method == "bootmae":  # the feature decoder, both decoders' cross-attention to 1 + |V| tokens
+            def cross(width: int) -> float:
+                return model.decoder_depth * (4 * (1 + n) * width * width + 4 * (1 + visible) * d * width
+                                              + 4 * (1 + n) * (1 + visible) * width)
+            fwd += 4 * (1 + n) * d * d + _stack_flops(1 + n, d, model.decoder_depth, model.mlp_ratio) \
+                + cross(dd) + cross(d)
+            teacher = whole
+    return batch * (3 * fwd + teacher)
 
 
 def training_step(config: RunConfig, device: torch.device, batch: int) -> Callable[[], None]:
@@ -125,6 +136,7 @@ def training_step(config: RunConfig, device: torch.device, batch: int) -> Callab
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        eager.after_step(0, 1)  # the momentum teacher's update, as the engine makes it
 
     return step
 
@@ -155,11 +167,13 @@ def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, round
 
 
 def training_table(size: str, device: torch.device, batch: int, rounds: int, peak: float,
-                   overrides: list[str]) -> list[dict[str, Any]]:
+                   overrides: list[str], methods: tuple[str, ...] = METHODS) -> list[dict[str, Any]]:
+    """Each method's baseline and MTO steps (SimMIM and MAE: each MTO part alone too), timed."""
     rows = []
-    for method in ("simmim", "mae"):
+    for method in methods:
         configs = {}
-        for part, sets in MTO_PARTS.items():
+        parts = MTO_PARTS if method in ("simmim", "mae") else {p: MTO_PARTS[p] for p in ("baseline", "MTO (all defaults)")}
+        for part, sets in parts.items():
             config = preset(method)
             set_size(config, size)
             configs[part] = apply_overrides(config, [*sets, *overrides])
@@ -257,19 +271,22 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str]) -> dict[str, Any]:
-    """The library's tiny SimMIM baseline step against a plain PyTorch loop of the same shape
-    (:mod:`mto_core.plain_loop`), interleaved."""
-    ours = apply_overrides(preset("simmim"), overrides)
-    seconds = time_steps({"plain": plain_step(batch, device), "mto": training_step(ours, device, batch)},
+def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str],
+                    method: str = "simmim") -> dict[str, Any]:
+    """The library's tiny baseline step of ``method`` against a plain PyTorch loop of the same
+    shape (:mod:`mto_core.plain_loop`), interleaved."""
+    ours = apply_overrides(preset(method), overrides)
+    seconds = time_steps({"plain": plain_step(batch, device, method), "mto": training_step(ours, device, batch)},
                          device, rounds)
     return {"batch": batch, "plain_ms": 1000 * seconds["plain"], "mto_ms": 1000 * seconds["mto"],
             "speedup": seconds["plain"] / seconds["mto"]}
 
 
 def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, sizes: list[str] | None = None,
-              overrides: list[str] | None = None, memory: bool = True) -> dict[str, Any]:
-    """Everything ``mto bench`` reports, as one dictionary."""
+              overrides: list[str] | None = None, memory: bool = True,
+              methods: list[str] | None = None) -> dict[str, Any]:
+    """Everything ``mto bench`` reports, as one dictionary; ``methods``: those timed (default all)."""
+    chosen = tuple(methods or METHODS)
     device = resolve_device(device_name)
     if device.type == "cpu":
         keep_freed_memory()  # as training does
@@ -282,10 +299,13 @@ def run_bench(device_name: str = "auto", rounds: int = 10, batch: int = 128, siz
                               "matmul_peak_kind": "bf16 8192^3" if device.type == "cuda" else "fp32 2048^3"}
     tiny = preset("simmim").model
     result["model_shape_matmul_gflops"] = model_shape_matmul(tiny, batch, device)
-    result["plain_reference"] = plain_reference(device, batch, rounds, overrides)
+    if "simmim" in chosen:
+        result["plain_reference"] = plain_reference(device, batch, rounds, overrides)
+    result["plain_references"] = {m: plain_reference(device, batch, rounds, overrides, m)
+                                  for m in ("conmim", "bootmae") if m in chosen}
     result["training"] = [row for size in sizes
                           for row in training_table(size, device, batch if size == "tiny" else 64,
-                                                    rounds, peak, overrides)]
+                                                    rounds, peak, overrides, chosen)]
     if memory:
         result["training_run_memory"] = training_run_memory(overrides)
     result["app_latency"] = app_latency(device)
@@ -322,6 +342,12 @@ def format_report(result: dict[str, Any]) -> str:
                       f"F.scaled_dot_product_attention, LayerNorm, GELU, fused AdamW), SimMIM baseline, batch "
                       f"{plain['batch']}, interleaved: {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms per step, "
                       f"**{plain['speedup']:.2f}x** the plain loop's speed."]
+    references = result.get("plain_references", {})
+    lines += [""] if references else []
+    for method, r in references.items():
+        lines.append(f"- {method} baseline against its plain PyTorch loop (`mto_core/plain_loop.py`), batch {r['batch']}, "
+                     f"interleaved: {r['mto_ms']:.1f} ms vs {r['plain_ms']:.1f} ms per step, step time "
+                     f"**{r['mto_ms'] / r['plain_ms']:.3f}x** the plain loop's.")
     if "training_run_memory" in result:
         mem = result["training_run_memory"]
         lines += ["", f"Peak resident memory of `{mem['command']}`: {mem['peak_rss_mib']:.0f} MiB "

@@ -28,6 +28,7 @@ config keys for --set (section.field=value, value read as JSON):
     "bench": """examples:
   mto bench                       # CPU: tiny preset; GPU: tiny, vit-s, vit-b
   mto bench --json > bench.json
+  mto bench --method conmim --method bootmae --no-memory   # the two momentum-teacher methods only
   mto bench --set train.fused_optimizer=false     # the same, without one optimization""",
     "compare": """examples:
   mto compare runs/experiments/efficiency-cpu/*
@@ -52,7 +53,7 @@ config keys for --set (section.field=value, value read as JSON):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .config import PRESETS, SIZES, known_keys
+    from .config import METHODS, PRESETS, SIZES, known_keys
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="mto", formatter_class=fmt, epilog=EXAMPLES["main"],
@@ -103,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=10, help="timed steps per variant (default 10)")
     p.add_argument("--batch-size", type=int, default=128, help="batch of the tiny preset (default 128)")
     p.add_argument("--size", action="append", choices=SIZES, help="sizes to time (repeatable)")
+    p.add_argument("--method", action="append", choices=METHODS,
+                   help="methods to time (repeatable; default all four)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--no-memory", action="store_true", help="skip the training-run memory measurement")
     p.add_argument("--profile", action="store_true",
@@ -192,7 +195,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": str(checkpoint.path), "layers": rows}, indent=2))
         return 0
     print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: "
-          f"{'encoder' if checkpoint.config.model.method == 'simmim' else 'decoder'}), "
+          f"{'encoder' if checkpoint.config.model.mask_in_encoder else 'decoder'}), "
           f"{min(args.images, len(test))} test images")
     print("| layer | a_VM | HI | H masked | H visible | singularity | separability AUC |")
     print("|---|---|---|---|---|---|---|")
@@ -268,7 +271,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         rows = profile_step(batch=args.batch_size)
         print(json.dumps(rows, indent=2) if args.json else format_profile(rows))
         return 0
-    result = run_bench(args.device, args.rounds, args.batch_size, args.size, args.set, not args.no_memory)
+    result = run_bench(args.device, args.rounds, args.batch_size, args.size, args.set, not args.no_memory,
+                       args.method)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 

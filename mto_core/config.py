@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-METHODS = ("simmim", "mae")
-PRESETS = ("simmim", "simmim-mto", "mae", "mae-mto")
+METHODS = ("simmim", "mae", "conmim", "bootmae")
+PRESETS = ("simmim", "simmim-mto", "mae", "mae-mto", "conmim", "conmim-mto", "bootmae", "bootmae-mto")
+# Methods whose encoder sees the mask tokens (the others drop masked patches, and their
+# decoders see the mask tokens); methods with a momentum teacher.
+ENCODER_MASK_METHODS = ("simmim", "conmim")
+TEACHER_METHODS = ("conmim", "bootmae")
 SIZES = ("tiny", "vit-s", "vit-b")
 
 
@@ -33,9 +37,15 @@ class MTOWarning(UserWarning):
 
 @dataclass
 class ModelConfig:
-    """Network shape. ``size`` names the preset the other fields came from."""
+    """Network shape. ``size`` names the preset the other fields came from.
 
-    method: Literal["simmim", "mae"] = "simmim"
+    The momentum teacher (ConMIM, BootMAE): ``teacher_momentum`` m0, the EMA momentum at step 0,
+    rising on a cosine to 1 at the last step. ``contrast_temperature``: ConMIM's InfoNCE
+    temperature. ``feature_loss_weight``: the weight of BootMAE's feature loss beside its pixel
+    loss. Defaults: docs/results/new-methods-sweep.md.
+    """
+
+    method: Literal["simmim", "mae", "conmim", "bootmae"] = "simmim"
     size: str = "tiny"
     img_size: int = 28
     patch_size: int = 4
@@ -50,6 +60,9 @@ class ModelConfig:
     norm_pix_loss: bool = False
     pixel_mean: float = 0.286
     pixel_std: float = 0.353
+    teacher_momentum: float = 0.996
+    contrast_temperature: float = 0.05
+    feature_loss_weight: float = 0.5
 
     @property
     def grid(self) -> int:
@@ -61,8 +74,14 @@ class ModelConfig:
 
     @property
     def mask_layers(self) -> int:
-        """How many transformer layers see mask tokens (SimMIM: encoder, MAE: decoder)."""
-        return self.depth if self.method == "simmim" else self.decoder_depth
+        """How many transformer layers see mask tokens (SimMIM, ConMIM: the encoder; MAE: the
+        decoder; BootMAE: each of its two decoders, both of decoder_depth layers)."""
+        return self.depth if self.mask_in_encoder else self.decoder_depth
+
+    @property
+    def mask_in_encoder(self) -> bool:
+        """Whether the encoder sees the mask tokens (SimMIM, ConMIM) or a decoder does (MAE, BootMAE)."""
+        return self.method in ENCODER_MASK_METHODS
 
 
 @dataclass
@@ -241,14 +260,15 @@ MTO_DEFAULTS = dict(hard_recalibration=True, singularity_weight=0.1, entropy_wei
 
 
 def preset(name: str, size: str = "tiny") -> RunConfig:
-    """The configuration of a named preset (``simmim``, ``simmim-mto``, ``mae``, ``mae-mto``)."""
+    """The configuration of a named preset (``simmim``, ``mae``, ``conmim``, ``bootmae``, each also
+    with ``-mto``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
     method = name.split("-")[0]
     config = RunConfig(preset=name)
     set_size(config, size)
     config.model.method = method  # type: ignore[assignment]
-    config.mask.ratio = 0.6 if method == "simmim" else 0.75
+    config.mask.ratio = 0.6 if method in ENCODER_MASK_METHODS else 0.75
     if name.endswith("-mto"):
         for key, value in MTO_DEFAULTS.items():
             setattr(config.mto, key, value)
@@ -382,6 +402,12 @@ def validate(config: RunConfig) -> None:
     _check(math.isfinite(m.pixel_std) and m.pixel_std > 0, "model.pixel_std must be positive")
     _check(m.embed_dim % 4 == 0 and m.decoder_dim % 4 == 0,
            "model.embed_dim and model.decoder_dim must be divisible by 4 (2-D sin-cos positions)")
+    _check(0 <= m.teacher_momentum <= 1 and math.isfinite(m.teacher_momentum),
+           f"model.teacher_momentum must be in [0, 1] (the EMA momentum at step 0), got {m.teacher_momentum}")
+    _check(math.isfinite(m.contrast_temperature) and m.contrast_temperature > 0,
+           f"model.contrast_temperature must be > 0, got {m.contrast_temperature}")
+    _check(math.isfinite(m.feature_loss_weight) and m.feature_loss_weight >= 0,
+           f"model.feature_loss_weight must be >= 0, got {m.feature_loss_weight}")
     check_ratio(k.ratio)
     _check(k.mask_patch_size > 0 and m.grid % k.mask_patch_size == 0,
            f"mask.mask_patch_size ({k.mask_patch_size}) must divide the patch grid ({m.grid})")

@@ -457,6 +457,7 @@ class _Loop:
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.clip_grad)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        run.model.after_step(self.step, plan.total_steps)  # the momentum teacher, where the method has one
         self.bad |= ~torch.isfinite(parts["loss"])
         for name, value in parts.items():
             self.running[name] = self.running.get(name, 0) + value

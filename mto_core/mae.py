@@ -14,6 +14,18 @@ from .vit import (Block, MaskedViT, StackPath, TokenOrder, init_weights, run_blo
                   sincos_pos_embed, visible_first_order)
 
 
+def decoder_input(y: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor,
+                  pos_embed: torch.Tensor) -> torch.Tensor:
+    """The tokens entering a decoder, (B, 1 + N, D) in patch order: [CLS] and the visible tokens
+    of y (B, 1 + |V|, D), the mask token at the masked positions of ``mask`` (B, N), positions added."""
+    b, n = mask.shape
+    masked = n - (y.shape[1] - 1)
+    tokens = torch.cat([y[:, 1:], mask_token.to(y.dtype).expand(b, masked, -1)], dim=1)
+    index = visible_first_order(mask).unsqueeze(-1).expand(b, n, y.shape[2])
+    tokens = torch.empty_like(tokens).scatter(1, index, tokens)  # back to patch order
+    return torch.cat([y[:, :1], tokens], dim=1) + pos_embed.to(y.dtype)
+
+
 class MAE(MIMModel):
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__(model, mto)
@@ -23,13 +35,17 @@ class MAE(MIMModel):
         self.decoder_embed = nn.Linear(model.embed_dim, d)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
         self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(d, model.grid), requires_grad=False)
-        self.decoder_blocks = nn.ModuleList(Block(d, model.decoder_heads, model.mlp_ratio)
+        self.decoder_blocks = nn.ModuleList(self.decoder_block(d, model.decoder_heads)
                                             for _ in range(model.decoder_depth))
         self.decoder_norm = nn.LayerNorm(d, eps=1e-6)
         self.decoder_pred = nn.Linear(d, model.patch_size**2 * model.in_chans)
         for module in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
             module.apply(init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
+
+    def decoder_block(self, width: int, heads: int) -> Block:
+        """One layer of the pixel decoder (BootMAE's take the encoder's features too)."""
+        return Block(width, heads, self.config.mlp_ratio)
 
     def target(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized pixels, or per-patch standardized pixels with ``norm_pix_loss``."""
@@ -60,13 +76,7 @@ class MAE(MIMModel):
         """
         self.check_images(images)
         latent, _ = self.encoder(self.normalize(images), mask, drop_masked=True, path=path)
-        y = self.decoder_embed(latent)
-        b, n = mask.shape
-        masked = n - (y.shape[1] - 1)
-        tokens = torch.cat([y[:, 1:], self.mask_token.to(y.dtype).expand(b, masked, -1)], dim=1)
-        index = visible_first_order(mask).unsqueeze(-1).expand(b, n, y.shape[2])
-        tokens = torch.empty_like(tokens).scatter(1, index, tokens)  # back to patch order
-        x = torch.cat([y[:, :1], tokens], dim=1) + self.decoder_pos_embed.to(y.dtype)
+        x = decoder_input(self.decoder_embed(latent), mask, self.mask_token, self.decoder_pos_embed)
         token_mask = F.pad(mask, (1, 0), value=False)
         x, trace = run_blocks(self.decoder_blocks, x, token_mask, self.plan, path,
                               probs_layers=probs_layers, hidden_layers=hidden_layers)

@@ -1,15 +1,20 @@
-"""Building a SimMIM or MAE model from a config; sits above objective.py, simmim.py and mae.py."""
+"""Building a model of any of the four methods from a config; sits above objective.py and the
+method modules (simmim.py, mae.py, conmim.py, bootmae.py)."""
 
 from __future__ import annotations
 
+from .bootmae import BootMAE
 from .config import ModelConfig, MTOConfig
+from .conmim import ConMIM
 from .mae import MAE
 from .objective import MIMModel, check_model_fits
 from .simmim import SimMIM
 
+MODELS: dict[str, type[MIMModel]] = {"simmim": SimMIM, "mae": MAE, "conmim": ConMIM, "bootmae": BootMAE}
+
 
 def build_model(model: ModelConfig, mto: MTOConfig) -> MIMModel:
-    """A SimMIM or MAE model for ``model.method``, with the MTO parts of ``mto``; ConfigError,
-    before anything is allocated, if it cannot fit in memory."""
+    """The model of ``model.method``, with the MTO parts of ``mto``; ConfigError, before anything
+    is allocated, if it cannot fit in memory."""
     check_model_fits(model)
-    return SimMIM(model, mto) if model.method == "simmim" else MAE(model, mto)
+    return MODELS[model.method](model, mto)

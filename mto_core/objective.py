@@ -1,4 +1,4 @@
-"""What SimMIM and MAE share: their output, the MTO plug-in step, the memory check on a config."""
+"""What the four methods share: their output, the MTO plug-in step, the memory check on a config."""
 
 from __future__ import annotations
 
@@ -15,24 +15,30 @@ from .vit import TokenTrace, patchify, unpatchify
 
 @dataclass
 class MIMOutput:
-    """loss: L_MIM + weighted MTO terms; pred (B, N, p*p*C) in the model's target space;
-    trace: hidden states and attention of the layers that see mask tokens."""
+    """loss: L_MIM + weighted MTO terms; pred (B, N, .) in the model's target space (pixels
+    p*p*C, or ConMIM's features); trace: hidden states and attention of the layers that see mask
+    tokens (BootMAE: its pixel decoder's); features: BootMAE's feature decoder output (B, N, D)."""
 
     loss: torch.Tensor
     mim_loss: torch.Tensor
     pred: torch.Tensor
     trace: TokenTrace
     mto: dict[str, torch.Tensor] = field(default_factory=dict)
+    features: torch.Tensor | None = None
 
 
 class MIMModel(nn.Module):
-    """Base of :class:`~mto_core.simmim.SimMIM` and :class:`~mto_core.mae.MAE`.
+    """Base of :class:`~mto_core.simmim.SimMIM`, :class:`~mto_core.mae.MAE`,
+    :class:`~mto_core.conmim.ConMIM` and :class:`~mto_core.bootmae.BootMAE`.
 
     Inputs are images (B, C, H, W) in [0, 1]; the model normalizes them with
     ``pixel_mean``/``pixel_std`` itself, so reconstructions come back in [0, 1] too.
+    ``predicts``: what ``pred`` holds, ``"pixels"`` or ``"features"`` (no image can be drawn
+    from it).
     """
 
     encoder: nn.Module
+    predicts = "pixels"
 
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__()
@@ -46,8 +52,16 @@ class MIMModel(nn.Module):
         """Reconstruction target (B, N, p*p*C) of images in [0, 1]."""
         return patchify(self.normalize(images), self.config.patch_size)
 
+    def check_pixels(self) -> None:
+        """ValueError, in one line, if this model predicts no pixels (ConMIM predicts features)."""
+        if self.predicts != "pixels":
+            raise ValueError(f"{self.config.method} predicts the teacher's patch features, not pixels, so there "
+                             "is no pixel reconstruction to show; see how its predictions match the teacher's "
+                             "features with mto_core.feature_match_ranks, or use a simmim, mae or bootmae checkpoint")
+
     def to_pixels(self, pred: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Predicted patches (B, N, p*p*C) -> images (B, C, H, W) in [0, 1]."""
+        self.check_pixels()
         images_n = unpatchify(pred, self.config.patch_size, self.config.in_chans)
         return (images_n * self.config.pixel_std + self.config.pixel_mean).clamp(0, 1)
 
@@ -58,10 +72,19 @@ class MIMModel(nn.Module):
                              f"{tuple(images.shape)}. Use mto_core.data.prepare_images to resize "
                              "and convert channels.")
 
-    def finish(self, mim: torch.Tensor, pred: torch.Tensor, trace: TokenTrace) -> MIMOutput:
-        """Add the MTO terms switched on in the config to the objective's loss."""
-        losses = mto_losses(trace, self.mto_config, self.plan.depth) if self.mto_config.enabled else {}
-        return MIMOutput(total_loss(mim, losses, self.mto_config), mim, pred, trace, losses)
+    def finish(self, mim: torch.Tensor, pred: torch.Tensor, trace: TokenTrace, *more: TokenTrace,
+               features: torch.Tensor | None = None) -> MIMOutput:
+        """Add the MTO terms switched on in the config to the objective's loss; with ``more``
+        traces (BootMAE's second decoder) each term is the mean over the stacks."""
+        losses: dict[str, torch.Tensor] = {}
+        if self.mto_config.enabled:
+            stacks = [mto_losses(t, self.mto_config, self.plan.depth) for t in (trace, *more)]
+            losses = {name: sum(s[name] for s in stacks) / len(stacks) for name in stacks[0]}
+        return MIMOutput(total_loss(mim, losses, self.mto_config), mim, pred, trace, losses, features)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called by the engine after optimizer step ``step`` (0-based) of ``total_steps``: the
+        momentum teacher's update where the method has one (:mod:`mto_core.teacher`)."""
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen-probe features: average-pooled encoder patch tokens of whole images, (B, D)."""
@@ -88,13 +111,21 @@ def model_size(model: ModelConfig) -> tuple[int, int]:
     d = model.embed_dim
     params, activations = stack(d, model.depth, model.num_heads)
     params += pixels * d + (tokens + 3) * d  # patch embedding, positions, [CLS], mask token, norm
+    encoder = params
     if model.method == "simmim":
         params += d * pixels + pixels
+    elif model.method == "conmim":  # the projection head (d -> 2d -> d), then the teacher's copy
+        params = 2 * (params + 4 * d * d + 3 * d)
     else:
         dd = model.decoder_dim
         decoder, decoder_activations = stack(dd, model.decoder_depth, model.decoder_heads)
         params += decoder + d * dd + (tokens + 4) * dd + dd * pixels + pixels
         activations = max(activations, decoder_activations)
+        if model.method == "bootmae":  # cross-attention in the pixel decoder, the feature decoder, the teacher
+            features, feature_activations = stack(d, model.decoder_depth, model.num_heads)
+            cross = model.decoder_depth * (2 * dd * dd + 2 * d * dd + 6 * dd + 2 * d + 4 * d * d + 8 * d)
+            params += cross + features + 2 * d * d + 5 * d + encoder
+            activations = max(activations, feature_activations)
     return params, 4 * (params + activations)
 
 

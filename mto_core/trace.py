@@ -100,7 +100,7 @@ class Tracer:
         self.run_dir, self.steps_per_epoch = Path(run_dir), steps_per_epoch
         self.images, self.mask = trace_batch(config)
         m = config.model
-        width = m.embed_dim if m.method == "simmim" else m.decoder_dim
+        width = m.embed_dim if m.mask_in_encoder else m.decoder_dim  # BootMAE: its pixel decoder
         tokens = min(SNAPSHOT_IMAGES, self.images.shape[0]) * m.num_patches
         size = tokens * ((m.mask_layers + 1) * width * 2 + 1)  # float16 tokens of every layer, the mask
         self.max_snapshots = max(1, SNAPSHOT_BYTES // size)

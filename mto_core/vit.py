@@ -113,27 +113,33 @@ class MaskedAttention(Attention):
 
 
 class Block(TimmBlock):
-    """timm's pre-norm transformer block with :class:`MaskedAttention`."""
+    """timm's pre-norm transformer block with :class:`MaskedAttention`.
+
+    ``context`` (B, S, C): tokens a subclass reads between attention and the MLP (BootMAE's
+    decoder blocks, :class:`mto_core.bootmae.InjectedBlock`); this block takes none.
+    """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
         super().__init__(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
                          attn_layer=MaskedAttention)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
-                need_probs: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                need_probs: bool = False, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         out, probs = self.attn(self.norm1(x), attn_mask, need_probs)
-        return self._rest(x, out), probs
+        return self._rest(x, out, context), probs
 
-    def _rest(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+    def _rest(self, x: torch.Tensor, attended: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """The residual around attention, then the MLP's."""
         x = x + self.ls1(attended)
         return x + self.ls2(self.mlp(self.norm2(x)))
 
     def forward_visible_first(self, x: torch.Tensor, visible: int, recalibrated: bool, entropy: bool,
-                              mass: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                              mass: bool, context: torch.Tensor | None = None
+                              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:meth:`forward` on visible-first tokens (:meth:`MaskedAttention.forward_visible_first`)."""
         out, rows = self.attn.forward_visible_first(self.norm1(x), visible, recalibrated, entropy, mass)
-        return self._rest(x, out), rows
+        return self._rest(x, out, context), rows
 
 
 @dataclass(frozen=True)
@@ -202,9 +208,11 @@ def visible_first_order(mask: torch.Tensor) -> torch.Tensor:
 
 
 def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor | None, plan: MTOPlan,
-               path: StackPath, *, probs_layers: Collection[int] = (),
-               hidden_layers: Collection[int] = ()) -> tuple[torch.Tensor, TokenTrace]:
-    """Run ``blocks`` on x (B, T, D) along ``path``; ``plan``: MTO's recalibrated layers and reads.
+               path: StackPath, *, probs_layers: Collection[int] = (), hidden_layers: Collection[int] = (),
+               context: torch.Tensor | None = None) -> tuple[torch.Tensor, TokenTrace]:
+    """Run ``blocks`` on x (B, T, D) along ``path``; ``plan``: MTO's recalibrated layers and reads;
+    ``context`` (B, S, C): what every block reads besides the tokens (BootMAE's injected
+    encoder features), or None.
 
     Layers are numbered from 1 (0 is the input). ``probs_layers`` and ``hidden_layers`` fill the
     trace in token order (full attention maps: the token-order path only). On the token-order
@@ -217,7 +225,7 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor 
         if probs_layers:
             raise ValueError("attention maps are drawn on the token-order path; pass path=TokenOrder()")
         if plan.recalibrated or plan.reads_rows:
-            return _run_visible_first(blocks, x, token_mask, plan, path.masked, hidden_layers)
+            return _run_visible_first(blocks, x, token_mask, plan, path.masked, hidden_layers, context)
     trace = TokenTrace(token_mask=token_mask)
     probs_layers = frozenset(probs_layers) | plan.row_layers | plan.visible_row_layers
     hidden_layers = frozenset(hidden_layers) | plan.hidden_layers
@@ -227,7 +235,7 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor 
     if 0 in hidden_layers:
         trace.hidden[0] = x
     for layer, block in enumerate(blocks, start=1):
-        x, probs = block(x, attn_mask if layer <= plan.recalibrated else None, layer in probs_layers)
+        x, probs = block(x, attn_mask if layer <= plan.recalibrated else None, layer in probs_layers, context)
         if probs is not None:
             trace.attn[layer] = probs
         if layer in hidden_layers:
@@ -236,7 +244,8 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor 
 
 
 def _run_visible_first(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch.Tensor, plan: MTOPlan,
-                       masked: int, hidden_layers: Collection[int]) -> tuple[torch.Tensor, TokenTrace]:
+                       masked: int, hidden_layers: Collection[int],
+                       context: torch.Tensor | None) -> tuple[torch.Tensor, TokenTrace]:
     """:func:`run_blocks` with each sample's tokens visible-first, ``masked`` of them masked in each."""
     b, t, d = x.shape
     torch._assert_async((token_mask.sum(1) == masked).all(),
@@ -253,7 +262,7 @@ def _run_visible_first(blocks: nn.ModuleList, x: torch.Tensor, token_mask: torch
         if layer:
             x, found = blocks[layer - 1].forward_visible_first(
                 x, rows.visible, layer <= plan.recalibrated, layer in plan.row_layers,
-                layer in plan.visible_row_layers)
+                layer in plan.visible_row_layers, context)
             if "entropy" in found:
                 rows.entropy[layer] = found["entropy"]
             if "mass" in found:
@@ -269,7 +278,7 @@ class MaskedViT(nn.Module):
     """ViT encoder: patch embedding, [CLS], fixed sin-cos positions, blocks, final norm.
 
     With ``mask_token=True`` it holds the one learnable mask token w that replaces every
-    masked patch (SimMIM); MAE instead drops masked patches (``drop_masked=True``).
+    masked patch (SimMIM, ConMIM); MAE and BootMAE instead drop masked patches (``drop_masked=True``).
     """
 
     def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int,

@@ -117,7 +117,7 @@ def _paths(method, part, autocast):
 
 
 @pytest.mark.parametrize("part", list(PARTS))
-@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"])
 def test_visible_first_path_gives_the_token_order_losses_and_gradients(method, part):
     """float32: the fused rows (what training runs) against the explicit full maps, to 1e-5."""
     (fast, fast_grads), (full, full_grads) = _paths(method, part, autocast=False)
@@ -130,7 +130,7 @@ def test_visible_first_path_gives_the_token_order_losses_and_gradients(method, p
         torch.testing.assert_close(fast_grads[name], full_grads[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"])
 def test_visible_first_path_under_bf16_autocast(method):
     """bf16 autocast, every part on (layer 1 recalibrated, L_rec in layer 2): losses to 2%, gradients to 5% of
     each tensor's largest entry."""

@@ -45,6 +45,8 @@ def test_bench_command_reports_every_figure():
     assert result["matmul_peak_gflops"] > 0
     variants = {(r["method"], r["variant"]) for r in result["training"]}
     assert ("simmim", "MTO (all defaults)") in variants and ("mae", "+L_sing") in variants
+    assert {("conmim", "baseline"), ("conmim", "MTO (all defaults)"), ("bootmae", "MTO (all defaults)")} <= variants
+    assert set(result["plain_references"]) == {"conmim", "bootmae"}  # their plain PyTorch loops
     assert all(r["images_per_s"] > 0 and 0 < r["share_of_peak"] for r in result["training"])
     assert {r["operation"] for r in result["app_latency"]} >= {"reconstruct 1 image, baseline + MTO"}
     assert "| tiny | simmim | baseline |" in format_report(result)

@@ -105,9 +105,9 @@ def test_metrics_lines_that_are_not_rows_are_skipped_with_a_warning(tmp_path):
 def test_model_size_estimate_matches_the_built_model():
     from mto_core.objective import check_model_fits, model_size
 
-    for name in ("simmim-mto", "mae-mto"):
+    for name in ("simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"):
         config = small_config(name)
         model = build_model(config.model, config.mto)
-        count = sum(p.numel() for p in model.parameters())
+        count = sum(p.numel() for p in model.parameters())  # the momentum teacher's included
         assert model_size(config.model)[0] == pytest.approx(count, rel=0.01)
         check_model_fits(config.model)

@@ -86,10 +86,11 @@ def test_errors_are_one_clear_line(tmp_path, capsys, args, words):
     assert result.returncode in (1, 2) and words in result.stderr and "Traceback" not in result.stderr
 
 
-def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path):
+@pytest.mark.parametrize("name", ["simmim-mto", "conmim-mto"])  # conmim: a momentum teacher on every rank
+def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, name):
     """torchrun with 2 CPU processes (gloo) x 16 images == 1 process x 32 images."""
     sets = _sets("data.train_limit=256", "train.log_every=2")
-    common = ["train", "--preset", "simmim-mto", "--epochs", "1", "--quiet", *sets]
+    common = ["train", "--preset", name, "--epochs", "1", "--quiet", *sets]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_port", str(29500 + os.getpid() % 1000), "-m", "mto_core.cli"]
     subprocess.run([*torchrun, *common, "--batch-size", "16", "--out", str(tmp_path / "ddp")],

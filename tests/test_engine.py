@@ -49,7 +49,7 @@ def test_probe_points_log_rows_at_fractions_of_an_epoch_and_keep_snapshots(tmp_p
         small_config("mae", "train.probe_points=-1")
 
 
-@pytest.mark.parametrize("name", ["simmim-mto", "mae-mto"])
+@pytest.mark.parametrize("name", ["simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"])
 def test_resume_equals_uninterrupted_run(tmp_path, name):
     config = small_config(name, *FAST)
     full = train(config, tmp_path / "full", progress=False)
@@ -61,7 +61,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, name):
     assert resumed.steps == 16
     a = load_file(str(tmp_path / "full" / "step-00000016" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "step-00000016" / "model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.startswith("teacher.") for k in a) == name.startswith(("conmim", "bootmae"))
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
     assert all(r["train_s"] > 0 and r["probe_s"] >= 0 for r in rows if r["kind"] == "epoch")

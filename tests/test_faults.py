@@ -23,19 +23,20 @@ SETS = [*SMALL, "data.train_limit=256", "train.batch_size=32", "train.epochs=6",
         "train.keep_checkpoints=2"]
 
 
-def _command(out):
-    return [sys.executable, "-m", "mto_core.cli", "train", "--preset", "simmim-mto", "--out", str(out), "--quiet",
+def _command(out, name="simmim-mto"):
+    return [sys.executable, "-m", "mto_core.cli", "train", "--preset", name, "--out", str(out), "--quiet",
             *[a for s in SETS for a in ("--set", s)]]
 
 
-def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("name", ["simmim-mto", "conmim-mto"])  # conmim: the momentum teacher and its perturbation
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, name):
     reference = tmp_path / "reference"
-    subprocess.run(_command(reference), check=True, capture_output=True, timeout=600)
+    subprocess.run(_command(reference, name), check=True, capture_output=True, timeout=600)
     run = tmp_path / "killed"
     rng = random.Random(0)
     kills = 0
     for attempt in range(8):
-        args = _command(run) + (["--resume"] if (run / "config.json").exists() else [])
+        args = _command(run, name) + (["--resume"] if (run / "config.json").exists() else [])
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # a random step of the 48, then a random moment within the next few (checkpoint writes
         # included): by progress, not by the clock, so a fast machine cannot finish first
@@ -50,10 +51,10 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
         for folder in list_checkpoints(run):  # whatever survived a kill loads cleanly
             load_checkpoint(folder)
     assert kills >= 3
-    subprocess.run(_command(run) + ["--resume"], check=True, capture_output=True, timeout=600)
+    subprocess.run(_command(run, name) + ["--resume"], check=True, capture_output=True, timeout=600)
     a = load_file(str(reference / "step-00000048" / "model.safetensors"))
     b = load_file(str(run / "step-00000048" / "model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not list(run.glob(".step-*.tmp"))
 
 

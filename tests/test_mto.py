@@ -28,7 +28,7 @@ def _attn(b=3, h=2, t=6, seed=0):
 
 
 # (a) every layer recalibrated: visible outputs do not depend on the mask token
-@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"])
 def test_visible_tokens_invariant_to_mask_token(method):
     torch.manual_seed(0)
     model = build_model(*_cfg(method, "mto.recalibrated_layers=null")).eval()
@@ -36,7 +36,7 @@ def test_visible_tokens_invariant_to_mask_token(method):
     images, mask = torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 1)
     layers = range(model.config.mask_layers + 1)
     before = model(images, mask, hidden_layers=layers).trace
-    token = model.encoder.mask_token if method.startswith("simmim") else model.mask_token
+    token = model.encoder.mask_token if model.config.mask_in_encoder else model.mask_token
     with torch.no_grad():
         token.add_(torch.randn_like(token) * 5)
     after = model(images, mask, hidden_layers=layers).trace
@@ -125,18 +125,18 @@ def test_hard_recalibration_makes_soft_loss_zero():
 
 
 # (c) L_sing sends gradient to the mask token
-@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto"])
+@pytest.mark.parametrize("method", ["simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"])
 def test_singularity_loss_reaches_mask_token(method):
     torch.manual_seed(0)
     model = build_model(*_cfg(method))
     out = model(torch.rand(2, 1, 28, 28), make_mask(2, 7, 0.6, 0))
     out.mto["sing"].backward()
-    token = model.encoder.mask_token if method.startswith("simmim") else model.mask_token
+    token = model.encoder.mask_token if model.config.mask_in_encoder else model.mask_token
     assert token.grad is not None and token.grad.abs().sum() > 0
 
 
 # (d) every MTO part off: the loss is the plain objective's loss
-@pytest.mark.parametrize("method", ["simmim", "mae"])
+@pytest.mark.parametrize("method", ["simmim", "mae", "conmim", "bootmae"])
 def test_all_parts_off_equals_plain_objective(method):
     off = ["mto.hard_recalibration=false", "mto.singularity_weight=0", "mto.entropy_weight=0",
            "mto.recalibration_weight=0"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..checkpoint import read_metrics
-from ..config import RunConfig
+from ..config import METHODS, RunConfig
 from ..efficiency import Curve, curve, efficiency, mean_accuracy, paired, reach, restrict, speedup
 
 # How many speed-up thresholds (:func:`thresholds`); every run of both methods must reach a
@@ -139,11 +139,15 @@ def format_sign(stats: dict[str, Any]) -> str:
 
 
 def families(groups: list[str], baseline: str = "simmim") -> dict[str, list[str]]:
-    """``{baseline group: [groups compared with it, baseline first]}``: the groups named ``mae...``
-    form the MAE family (baseline ``mae``), all others the family of ``baseline`` (SimMIM; an
-    ablation names its SimMIM variants by the part alone)."""
-    mae = [g for g in groups if g.split("-")[0] == "mae"]
-    parts = {baseline: [g for g in groups if g not in mae], "mae": mae}
+    """``{baseline group: [groups compared with it, baseline first]}``: the groups named after MAE,
+    ConMIM or BootMAE (``mae...``, ``conmim...``, ``bootmae...``) form that method's family, all
+    others the family of ``baseline`` (SimMIM; an ablation names its SimMIM variants by the part
+    alone)."""
+    parts: dict[str, list[str]] = {baseline: []}
+    for group in groups:
+        method = group.split("-")[0]
+        key = method if method in METHODS and method != "simmim" else baseline
+        parts.setdefault(key, []).append(group)
     out = {}
     for wanted, family in parts.items():
         if family:
