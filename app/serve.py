@@ -57,6 +57,12 @@ if __name__ == "__main__":
     # Page computations are small and share the two cores with the browser: one thread each runs
     # them faster than two that wait on each other (training sets its own, app/jobs.py).
     torch.set_num_threads(1)
+    # numpy's BLAS (OpenBLAS) likewise: its own threads spin while the training threads or other
+    # sessions hold the cores; a plane fitted with two of them took seconds instead of milliseconds
+    # while a run trained (docs/performance.md, "Tracing while training")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
     warm_up()
     public = "--public" in sys.argv[1:]
     extra = [arg for arg in sys.argv[1:] if arg != "--public"]
