@@ -26,7 +26,11 @@ SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(MA
                    # no full garbage collection after every page run (Streamlit's default): with torch and
                    # Plotly loaded it took about 0.3 s of each run, under the interpreter lock that training
                    # and the other sessions wait for (docs/performance.md, "A classroom on one server")
-                   "runner.postScriptGC": "false"}
+                   "runner.postScriptGC": "false",
+                   # no file watcher: each new session's watcher walked the path of every loaded module (torch,
+                   # scikit-learn, Plotly: about 4,800), so 20 students opening the app at once queued behind
+                   # it (docs/performance.md). Edits to the app need a restart instead.
+                   "server.fileWatcherType": "none"}
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
