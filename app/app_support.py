@@ -22,7 +22,15 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 # from the working directory, and without these it listens on every interface, gathers usage
 # statistics and accepts 200 MB uploads.
 SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(MAX_UPLOAD_BYTES // 2**20),
-                   "server.headless": "true", "browser.gatherUsageStats": "false", "theme.base": "light"}
+                   "server.headless": "true", "browser.gatherUsageStats": "false", "theme.base": "light",
+                   # no full garbage collection after every page run (Streamlit's default): with torch and
+                   # Plotly loaded it took about 0.3 s of each run, under the interpreter lock that training
+                   # and the other sessions wait for (docs/performance.md, "A classroom on one server")
+                   "runner.postScriptGC": "false",
+                   # no file watcher: each new session's watcher walked the path of every loaded module (torch,
+                   # scikit-learn, Plotly: about 4,800), so 20 students opening the app at once queued behind
+                   # it (docs/performance.md). Edits to the app need a restart instead.
+                   "server.fileWatcherType": "none"}
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 

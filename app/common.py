@@ -163,12 +163,25 @@ def _no_placeholders(value):
     return value
 
 
+_WHITE: dict | None = None  # Plotly's white template as a plain dict, made once
+
+
 def styled(fig: go.Figure) -> go.Figure:
     """``fig`` with Plotly's own white template (Streamlit's theme, and the template it makes
-    Plotly's default, rewrite colour scales and palettes) and no placeholder colours."""
-    fig.update_layout(template="plotly_white")
+    Plotly's default, rewrite colour scales and palettes) and no placeholder colours. The figure
+    ``fig`` already passed Plotly's validation while it was built: its copy is made without it
+    (``_validate=False``; validating a template and every trace again took most of a page run's
+    time, docs/performance.md, "A classroom on one server")."""
+    global _WHITE
+    if _WHITE is None:
+        import plotly.io as pio
+
+        _WHITE = _no_placeholders(pio.templates["plotly_white"].to_plotly_json())
     spec = fig.to_dict()
-    return go.Figure({key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec})
+    spec["layout"].pop("template", None)
+    out = {key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec}
+    out["layout"]["template"] = _WHITE
+    return go.Figure(out, _validate=False)
 
 
 def chart(fig: go.Figure, key: str, modebar: bool = True, ready: bool = False, **kwargs):

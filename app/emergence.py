@@ -3,7 +3,9 @@ snapshots (mto_core.trace), the baseline beside its MTO run. Only drawing lives 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
@@ -31,34 +33,44 @@ def layer_colours(n: int) -> list[str]:
     return sample_colorscale("Viridis", [0.85 - 0.85 * i / max(n - 1, 1) for i in range(n)])
 
 
+@lru_cache(maxsize=8)
+def _measure_layout(names: tuple[str, ...], height: int) -> dict:
+    """The empty grid of measure_figure (a row per measure, a column per run) as a plain dict."""
+    fig = make_subplots(rows=len(MEASURES), cols=len(names), shared_yaxes=True, shared_xaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.07,
+                        subplot_titles=[f"{name}: {label}" for label in MEASURES.values() for name in names])
+    fig.update_xaxes(title="step", row=len(MEASURES))
+    fig.update_annotations(font=dict(size=13))
+    fig.update_layout(height=height * len(MEASURES) + 90, margin=dict(l=50, r=10, t=80, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.03, x=0, title=dict(text="layer ")))
+    return fig.to_dict()["layout"]
+
+
 def measure_figure(rows_by_run: Mapping[str, list[dict]], height: int = 190) -> go.Figure | None:
     """A row per measure, a column per run, a line per layer over the steps; each row's y axis
-    shared by the runs. None while no run has a trace row."""
+    shared by the runs. None while no run has a trace row. The grid is made once per set of runs
+    and the lines are plain dicts, not validated one by one: the Train page draws this figure anew
+    at every trace point while two runs train (docs/performance.md, "Tracing while training")."""
     traces = {name: trace_rows(list(rows)) for name, rows in rows_by_run.items()}
     if not any(traces.values()):
         return None
     names = list(traces)
     layers = sorted({r["layer"] for rows in traces.values() for r in rows})
     colours = dict(zip(layers, layer_colours(len(layers))))
-    fig = make_subplots(rows=len(MEASURES), cols=len(names), shared_yaxes=True, shared_xaxes=True,
-                        horizontal_spacing=0.04, vertical_spacing=0.07,
-                        subplot_titles=[f"{name}: {label}" for label in MEASURES.values() for name in names])
-    for row, measure in enumerate(MEASURES, 1):
-        for col, name in enumerate(names, 1):
+    data = []
+    for row, measure in enumerate(MEASURES):
+        for col, name in enumerate(names):
+            k = row * len(names) + col + 1  # the subplot's axes: x, y for the first, then x2, y2, ...
             for layer in layers:
                 points = [(r["step"], r[measure]) for r in traces[name] if r["layer"] == layer and measure in r]
                 if not points:
                     continue
-                fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-                                         marker=dict(size=4), line=dict(color=colours[layer], width=2),
-                                         name=f"layer {layer}", legendgroup=f"layer {layer}",
-                                         showlegend=row == 1 and col == 1),
-                              row=row, col=col)
-        fig.update_xaxes(title="step", row=len(MEASURES))
-    fig.update_annotations(font=dict(size=13))
-    fig.update_layout(height=height * len(MEASURES) + 90, margin=dict(l=50, r=10, t=80, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.03, x=0, title=dict(text="layer ")))
-    return fig
+                data.append(dict(type="scatter", x=[p[0] for p in points], y=[p[1] for p in points],
+                                 mode="lines+markers", marker=dict(size=4), line=dict(color=colours[layer], width=2),
+                                 name=f"layer {layer}", legendgroup=f"layer {layer}",
+                                 showlegend=row == 0 and col == 0, xaxis=f"x{k if k > 1 else ''}",
+                                 yaxis=f"y{k if k > 1 else ''}"))
+    return go.Figure({"data": data, "layout": copy.deepcopy(_measure_layout(tuple(names), height))}, _validate=False)
 
 
 def _range(values: np.ndarray) -> list[float]:

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from common import chart, choose_pair, mask_controls, page, picture, spec_expander, test_set
+from common import chart, choose_pair, load, mask_controls, page, picture, spec_expander, styled, test_set
 
 from mto_core import make_mask
 from mto_core.analysis import mask_layer_inputs, mask_token_similarity, recalibration_views
@@ -57,29 +57,42 @@ st.info("**What to look for:** with a random mask almost every hidden patch has 
 if not pair:
     st.stop()
 (base_label, base), (mto_label, mto) = pair
-mask = make_mask(1, 7, ratio, seed)[0]
 
 st.header("2 · Substitutional consistency")
 st.markdown("Every masked position receives **the same** learnable vector w (position is added "
             "afterwards). Below: the tokens entering the first layer that sees mask tokens, one row per "
             "patch (hidden patches first), one column per component, for the example image.")
-order = np.concatenate([np.flatnonzero(mask.numpy()), np.flatnonzero(~mask.numpy())])
-hidden = int(mask.sum())
-fig = make_subplots(rows=1, cols=2, subplot_titles=[label for label, _ in pair], horizontal_spacing=0.06)
-for side, (label, ckpt) in enumerate(pair, start=1):
-    tokens = mask_layer_inputs(ckpt, image, mask.unsqueeze(0))[0][order].numpy()
-    # each row over its own largest |value|: the mask token is small, its pattern is what matters
-    tokens = tokens / np.maximum(np.abs(tokens).max(1, keepdims=True), 1e-12)
-    fig.add_trace(go.Heatmap(z=tokens, coloraxis="coloraxis", name=label), row=1, col=side)
-    fig.add_shape(type="rect", x0=-0.5, x1=tokens.shape[1] - 0.5, y0=-0.5, y1=hidden - 0.5,
-                  line=dict(color="#e0008c", width=2), row=1, col=side)
-    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=side,
-                     title=f"patches ({hidden} hidden, framed)" if side == 1 else None)
-    fig.update_xaxes(title="component of the token", showticklabels=False, row=1, col=side)
-fig.update_layout(coloraxis=dict(colorscale="RdBu", cmid=0, cmin=-1, cmax=1, colorbar=dict(
-    title=dict(text="value / row's max |value|", side="right"), thickness=12)),
-    height=360, margin=dict(l=40, r=10, t=40, b=40))
-chart(fig, key="learn-tokens")
+
+
+# The figures below depend only on the checkpoints, the image and the mask, never on the session: each
+# is built once and shared by every visitor (a classroom opens this page at once; docs/performance.md).
+@st.cache_resource(show_spinner=False, max_entries=32)
+def token_figure(pair_key: tuple, index: int, ratio: float, seed: int) -> go.Figure:
+    """Section 2: the tokens entering the first layer that sees mask tokens, both checkpoints."""
+    pair = [(label, load(path)) for label, path in pair_key]
+    image = test_set()[0][index:index + 1].float() / 255
+    mask = make_mask(1, 7, ratio, seed)[0]
+    order = np.concatenate([np.flatnonzero(mask.numpy()), np.flatnonzero(~mask.numpy())])
+    hidden = int(mask.sum())
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[label for label, _ in pair], horizontal_spacing=0.06)
+    for side, (label, ckpt) in enumerate(pair, start=1):
+        tokens = mask_layer_inputs(ckpt, image, mask.unsqueeze(0))[0][order].numpy()
+        # each row over its own largest |value|: the mask token is small, its pattern is what matters
+        tokens = tokens / np.maximum(np.abs(tokens).max(1, keepdims=True), 1e-12)
+        fig.add_trace(go.Heatmap(z=tokens, coloraxis="coloraxis", name=label), row=1, col=side)
+        fig.add_shape(type="rect", x0=-0.5, x1=tokens.shape[1] - 0.5, y0=-0.5, y1=hidden - 0.5,
+                      line=dict(color="#e0008c", width=2), row=1, col=side)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=side,
+                         title=f"patches ({hidden} hidden, framed)" if side == 1 else None)
+        fig.update_xaxes(title="component of the token", showticklabels=False, row=1, col=side)
+    fig.update_layout(coloraxis=dict(colorscale="RdBu", cmid=0, cmin=-1, cmax=1, colorbar=dict(
+        title=dict(text="value / row's max |value|", side="right"), thickness=12)),
+        height=360, margin=dict(l=40, r=10, t=40, b=40))
+    return styled(fig)
+
+
+pair_key = tuple((label, str(ckpt.path)) for label, ckpt in pair)
+chart(token_figure(pair_key, index, ratio, seed), key="learn-tokens", ready=True)
 st.info("**What to look for:** inside the frame every row is the same stripe pattern, the one mask token; "
         "below it each visible patch has its own embedding. The network tells a hidden patch only by this "
         "token and its position.")
@@ -88,15 +101,26 @@ st.header("3 · Data singularity")
 st.markdown("The mask token should be unlike anything that occurs in real data, so the network can "
             "tell at once what is hidden. Histogram of the cosine similarity between the mask token "
             "and the embeddings of real patches (64 test images).")
-fig = go.Figure()
-stats = []
-for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):
-    sim = mask_token_similarity(ckpt, images[:64])
-    fig.add_trace(go.Histogram(x=sim["cosine"], name=label, opacity=0.6, nbinsx=60, marker_color=colour))
-    stats.append(f"**{label}**: max cosine {sim['cosine'].max():.3f}, mean {sim['cosine'].mean():.3f}")
-fig.update_layout(barmode="overlay", height=300, xaxis_title="cos(mask token, patch embedding)",
-                  yaxis_title="patches", margin=dict(l=60, r=10, t=10, b=50), legend=dict(x=0.01, y=0.99))
-chart(fig, key="learn-singularity")
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def singularity_figure(pair_key: tuple) -> tuple[go.Figure, list[str]]:
+    """Section 3: the histograms of cos(mask token, patch embedding), and a line of figures per checkpoint."""
+    pair = [(label, load(path)) for label, path in pair_key]
+    images = test_set()[0]
+    fig = go.Figure()
+    stats = []
+    for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):
+        sim = mask_token_similarity(ckpt, images[:64])
+        fig.add_trace(go.Histogram(x=sim["cosine"], name=label, opacity=0.6, nbinsx=60, marker_color=colour))
+        stats.append(f"**{label}**: max cosine {sim['cosine'].max():.3f}, mean {sim['cosine'].mean():.3f}")
+    fig.update_layout(barmode="overlay", height=300, xaxis_title="cos(mask token, patch embedding)",
+                      yaxis_title="patches", margin=dict(l=60, r=10, t=10, b=50), legend=dict(x=0.01, y=0.99))
+    return styled(fig), stats
+
+
+fig, stats = singularity_figure(pair_key)
+chart(fig, key="learn-singularity", ready=True)
 st.markdown(" · ".join(stats))
 if pair[0][1].config.model.method == "simmim":  # SimMIM embeds each patch alone: equal pixels, equal cosine
     p, g = pair[0][1].config.model.patch_size, pair[0][1].config.model.grid
@@ -111,29 +135,41 @@ st.header("4 · Weight recalibration: before and after")
 st.markdown(f"The full attention of the example image in layer 1 of **{mto_label}** (mean over heads), "
             "with the same weights run without and with hard recalibration. Tokens are ordered [CLS], "
             "visible, masked; the framed block is visible queries × masked keys.")
-views = recalibration_views(mto, image, mask, layer=1)
-token_mask = views["token_mask"]
-order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
-visible = int((~token_mask).sum())
-top = float(max(views["without"].max(), views["with"].max()))
-fig = make_subplots(rows=1, cols=2, subplot_titles=["without recalibration", "with recalibration"],
-                    horizontal_spacing=0.08)
-inside = {}
-for side, name in enumerate(("without", "with"), start=1):
-    z = views[name][np.ix_(order, order)]
-    t = z.shape[0]
-    fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", name=f"{name} recalibration"), row=1, col=side)
-    fig.add_shape(type="rect", x0=visible - 0.5, x1=t - 0.5, y0=-0.5, y1=visible - 0.5,
-                  line=dict(color="#e0008c", width=3), row=1, col=side)
-    axis = "x" if side == 1 else "x2"
-    fig.update_yaxes(autorange="reversed", scaleanchor=axis, constrain="domain", title="query",
-                     showticklabels=False, row=1, col=side)
-    fig.update_xaxes(constrain="domain", title="key", showticklabels=False, row=1, col=side)
-    inside[name] = z[:visible, visible:].sum(1).mean()
-fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=top, colorbar=dict(
-    title=dict(text="attention", side="right"), thickness=12)), height=420, margin=dict(l=30, r=0, t=30, b=30),
-    plot_bgcolor="white")
-chart(fig, key="learn-recal")
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def recalibration_figure(path: str, index: int, ratio: float, seed: int) -> tuple[go.Figure, dict[str, float]]:
+    """Section 4: one checkpoint's layer-1 attention without and with recalibration, and the
+    visible-to-masked attention of each."""
+    image = test_set()[0][index:index + 1].float() / 255
+    mask = make_mask(1, 7, ratio, seed)[0]
+    views = recalibration_views(load(path), image, mask, layer=1)
+    token_mask = views["token_mask"]
+    order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
+    visible = int((~token_mask).sum())
+    top = float(max(views["without"].max(), views["with"].max()))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["without recalibration", "with recalibration"],
+                        horizontal_spacing=0.08)
+    inside = {}
+    for side, name in enumerate(("without", "with"), start=1):
+        z = views[name][np.ix_(order, order)]
+        t = z.shape[0]
+        fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", name=f"{name} recalibration"), row=1, col=side)
+        fig.add_shape(type="rect", x0=visible - 0.5, x1=t - 0.5, y0=-0.5, y1=visible - 0.5,
+                      line=dict(color="#e0008c", width=3), row=1, col=side)
+        axis = "x" if side == 1 else "x2"
+        fig.update_yaxes(autorange="reversed", scaleanchor=axis, constrain="domain", title="query",
+                         showticklabels=False, row=1, col=side)
+        fig.update_xaxes(constrain="domain", title="key", showticklabels=False, row=1, col=side)
+        inside[name] = z[:visible, visible:].sum(1).mean()
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=top, colorbar=dict(
+        title=dict(text="attention", side="right"), thickness=12)), height=420, margin=dict(l=30, r=0, t=30, b=30),
+        plot_bgcolor="white")
+    return styled(fig), inside
+
+
+fig, inside = recalibration_figure(str(mto.path), index, ratio, seed)
+chart(fig, key="learn-recal", ready=True)
 st.caption("Attention of visible queries on masked keys (mean row sum inside the frame): "
            f"{inside['without']:.3f} without, {inside['with']:.3f} with recalibration.")
 st.info("**What to look for:** with recalibration the framed block is empty: visible tokens never draw on "

@@ -53,11 +53,40 @@ def warm_up() -> None:
                                        dtype=torch.uint8), make_mask(2, config.model.grid, 0.6, 0))
 
 
+def give_memory_back(every_s: float = 10.0) -> None:
+    """Every ``every_s``, hand the memory freed since back to the system (glibc's malloc_trim): the
+    memory that many sessions at once took returns near its idle level after they leave, instead
+    of staying with the process (docs/performance.md, "A classroom on one server"). A thread of its
+    own; the call itself runs outside the interpreter lock. Nothing where there is no glibc."""
+    import ctypes
+    import threading
+    import time
+
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            trim(0)
+
+    threading.Thread(target=loop, name="give-memory-back", daemon=True).start()
+
+
 if __name__ == "__main__":
     # Page computations are small and share the two cores with the browser: one thread each runs
     # them faster than two that wait on each other (training sets its own, app/jobs.py).
     torch.set_num_threads(1)
+    # numpy's BLAS (OpenBLAS) likewise: its own threads spin while the training threads or other
+    # sessions hold the cores; a plane fitted with two of them took seconds instead of milliseconds
+    # while a run trained (docs/performance.md, "Tracing while training")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
     warm_up()
+    give_memory_back()
     public = "--public" in sys.argv[1:]
     extra = [arg for arg in sys.argv[1:] if arg != "--public"]
     try:

@@ -182,9 +182,14 @@ def token_frames(run_dir: str | Path, layer: int = 1, up_to: int | None = None) 
     stack = np.stack(frames).reshape(len(frames), b * n, d).astype(np.float64)
     pooled = stack.reshape(-1, d)
     centre = pooled.mean(0)
-    _, sing, axes = np.linalg.svd(pooled - centre, full_matrices=False)
-    explained = float((sing[:2] ** 2).sum() / max((sing ** 2).sum(), 1e-12))
-    xy = (stack - centre) @ axes[:2].T
+    # the principal axes from the D x D covariance (eigh), not an SVD of the (P n, D) tokens:
+    # the same plane, a fraction of the work, which the app's Train page does while two runs train
+    centred = pooled - centre
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    values, axes = np.clip(values[::-1], 0, None), vectors[:, ::-1].T[:2]
+    axes *= np.sign(axes[np.arange(2), np.abs(axes).argmax(1)])[:, None]  # a fixed sign: no flipped frames
+    explained = float(values[:2].sum() / max(values.sum(), 1e-12))
+    xy = (stack - centre) @ axes.T
     return TokenFrames(np.array(steps), xy, masks[0].reshape(-1), np.repeat(np.arange(b), n),
                        np.tile(np.arange(n), b), explained)
 

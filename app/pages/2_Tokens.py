@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_layers, layer_table, load,
-                    mask_controls, page, picture, test_set)
+                    mask_controls, page, picture, styled, test_set)
 
 from mto_core import make_mask
 from mto_core.analysis import embed_2d, layer_tokens
@@ -50,15 +50,11 @@ def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method
                          "image": tokens["image"], "patch": tokens["patch"]}), time.perf_counter() - start
 
 
-for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
-    args = (str(ckpt.path), layer, count, ratio, seed, method)
-    if method == "umap":
-        with st.spinner(f"UMAP of {count * 49:,} tokens for {label}: about a second, "
-                        "or several if this is the server's first UMAP (its kernels compile once)…"):
-            frame, seconds = embedding(*args)
-    else:
-        frame, seconds = embedding(*args)
-    key = "token" if colour == "masked / visible" else "class"
+@st.cache_resource(show_spinner=False, max_entries=64)
+def token_scatter(args: tuple, key: str, label: str, layer: int, axis: str) -> go.Figure:
+    """The styled scatter of ``embedding(*args)`` coloured by ``key``: the same for every session,
+    built once (a classroom opens this page at once; docs/performance.md)."""
+    frame, _ = embedding(*args)
     fig = px.scatter(frame, x="x", y="y", color=key, opacity=0.7, height=420, render_mode="svg",
                      hover_data={"image": True, "patch": True, "class": True, "x": False, "y": False},
                      color_discrete_map=TOKEN_COLOURS if key == "token" else None,
@@ -69,6 +65,19 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
                       plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
     fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
+    return styled(fig)
+
+
+for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
+    args = (str(ckpt.path), layer, count, ratio, seed, method)
+    if method == "umap":
+        with st.spinner(f"UMAP of {count * 49:,} tokens for {label}: about a second, "
+                        "or several if this is the server's first UMAP (its kernels compile once)…"):
+            frame, seconds = embedding(*args)
+    else:
+        frame, seconds = embedding(*args)
+    key = "token" if colour == "masked / visible" else "class"
+    fig = token_scatter(args, key, label, layer, axis)
     # the clicked token (image, patch) is kept, so it stays picked when the colouring, layer or
     # embedding changes (the chart is redrawn then and forgets its selection)
     picked_key = f"tokens-picked-{side}"
@@ -83,11 +92,12 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
     if picked is not None:
         match = frame[(frame["image"] == picked[0]) & (frame["patch"] == picked[1])]
         row = match.iloc[0] if len(match) else None
-    if row is not None:
+    if row is not None:  # on a copy: the cached figure is every session's
+        fig = go.Figure(fig.to_dict(), _validate=False)
         fig.add_trace(go.Scatter(x=[row["x"]], y=[row["y"]], mode="markers", name="picked", hoverinfo="skip",
                                  marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="#111", width=2.5))))
     with col:
-        chart(fig, key=f"tokens-{side}", on_select="rerun", selection_mode="points")
+        chart(fig, key=f"tokens-{side}", on_select="rerun", selection_mode="points", ready=True)
         if method == "umap":
             st.caption(f"UMAP computed in {seconds:.1f} s (kept for this checkpoint, layer, ratio and seed)")
         if row is not None:
@@ -108,24 +118,35 @@ st.caption("Held-out test images (32), with one fixed random mask at the sidebar
            "ratio along the line between the two groups' means measure how far apart they are. A linear probe "
            "in the full feature space scores 1.00 at every layer of every trained checkpoint, so it cannot tell "
            "them apart; in the 2-D PCA plane drawn above it sometimes can.")
-both = layer_table(pair, ratio)
-names = {"singularity": "singularity score S", "silhouette": "silhouette (masked vs visible)",
-         "fisher_ratio": "Fisher ratio (masked vs visible)",
-         "separability_plane_auc": "probe ROC-AUC in the PCA plane"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def layer_figures(pair_key: tuple, ratio: float, where: str) -> tuple[pd.DataFrame, dict[str, go.Figure]]:
+    """The per-layer table of both checkpoints and its four styled figures, shared by every session."""
+    both = layer_table([(label, load(path)) for label, path in pair_key], ratio)
+    names = {"singularity": "singularity score S", "silhouette": "silhouette (masked vs visible)",
+             "fisher_ratio": "Fisher ratio (masked vs visible)",
+             "separability_plane_auc": "probe ROC-AUC in the PCA plane"}
+    figures = {}
+    for measure, title in names.items():
+        fig = px.line(both, x="layer", y=measure, color="checkpoint", markers=True, height=330,
+                      color_discrete_sequence=["#1f77b4", "#d62728"])
+        fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
+                                                         title_text=""),
+                          margin=dict(l=60, r=10, t=70, b=50))
+        if measure == "separability_plane_auc":  # on its whole scale, chance (0.5) to 1: no zoom into 1e-4 steps
+            fig.update_yaxes(range=[0.45, 1.02])
+            fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance",
+                          annotation_position="bottom right")
+        figures[measure] = styled(integer_layers(fig, f"layer of the {where}"))
+    return both, figures
+
+
+both, figures = layer_figures(tuple((label, str(ckpt.path)) for label, ckpt in pair), ratio, where)
 cols = st.columns(2)
-for i, (measure, title) in enumerate(names.items()):
-    fig = px.line(both, x="layer", y=measure, color="checkpoint", markers=True, height=330,
-                  color_discrete_sequence=["#1f77b4", "#d62728"])
-    fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
-                                                           title_text=""),
-                      margin=dict(l=60, r=10, t=70, b=50))
-    if measure == "separability_plane_auc":  # on its whole scale, chance (0.5) to 1: no zoom into 1e-4 steps
-        fig.update_yaxes(range=[0.45, 1.02])
-        fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance",
-                      annotation_position="bottom right")
-    integer_layers(fig, f"layer of the {where}")
+for i, (measure, fig) in enumerate(figures.items()):
     with cols[i % 2]:
-        chart(fig, key=f"tokens-{measure}")
+        chart(fig, key=f"tokens-{measure}", ready=True)
 if float(both["separability_plane_auc"].min()) > 0.99:
     st.caption("Here both checkpoints score about 1 in the PCA plane as well, at every layer: the probe AUC "
                "cannot tell them apart for this method; the silhouette and the Fisher ratio can.")

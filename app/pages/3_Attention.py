@@ -6,8 +6,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (chart, choose_pair, heat, integer_layers, layer_table, mask_controls, page, patch_picker,
-                    test_set)
+from common import (chart, choose_pair, heat, integer_layers, layer_table, load, mask_controls, page,
+                    patch_picker, styled, test_set)
 
 from mto_core import make_mask, token_trace
 from mto_core.analysis import query_attention
@@ -52,66 +52,102 @@ with left:
         st.rerun()
     st.markdown(f"Query: patch **{query}** ({'masked' if now_masked else 'visible'}).")
 
-traces = [(label, ckpt, token_trace(ckpt, image, mask, hidden_layers=[])) for label, ckpt in pair]
-rows = [query_attention(trace, query, layer, head_index) for _, _, trace in traces]
-top = float(max(r.max() for r in rows)) or 1.0
-qy, qx = divmod(query, g)
-with right:
-    st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
-               "patches; cyan frame: the query itself.")
-    cols = st.columns(2)
-    for side, (col, (label, _, _), row) in enumerate(zip(cols, traces, rows)):
+
+# The figures below depend only on the checkpoints, the image, the mask, the layer, the head and the
+# query, never on the session: each is built once and shared (a classroom opens this page at once;
+# docs/performance.md)
+@st.cache_resource(show_spinner=False, max_entries=64)
+def attention_figures(pair_key: tuple, index: int, ratio: float, seed: int, layer: int, head_index: int | None,
+                      query: int) -> tuple[list[go.Figure], list[tuple[go.Figure, float]]]:
+    """Where ``query`` looks (a map per checkpoint) and the full attention matrices, each with its
+    visible-to-masked attention per visible query."""
+    image = images[index:index + 1]
+    mask = make_mask(1, g, ratio, seed)[0]
+    traces = [(label, token_trace(load(path), image, mask, hidden_layers=[])) for label, path in pair_key]
+    rows = [query_attention(trace, query, layer, head_index) for _, trace in traces]
+    top = float(max(r.max() for r in rows)) or 1.0
+    qy, qx = divmod(query, g)
+    maps = []
+    for (label, _), row in zip(traces, rows):
         fig = heat(row, label, zmax=top, height=330, colorbar="attention")
         fig.add_shape(type="rect", x0=qx - 0.5, x1=qx + 0.5, y0=qy - 0.5, y1=qy + 0.5,
                       line=dict(color="#00e5ff", width=3))
         my, mx = np.divmod(np.flatnonzero(mask.numpy()), g)
         fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", hoverinfo="skip", showlegend=False,
                                  marker=dict(size=5, color="#ff00c8")))
+        maps.append(styled(fig))
+    fulls = []
+    for label, trace in traces:
+        attn = trace.attn[layer][0].float()
+        fulls.append(((attn.mean(0) if head_index is None else attn[head_index]).numpy(), trace.token_mask[0].numpy()))
+    shared = float(max(np.quantile(full, 0.99) for full, _ in fulls)) or None
+    matrices = []
+    for (label, _), (full, token_mask) in zip(traces, fulls):
+        order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
+        visible = int((~token_mask).sum())
+        z = full[np.ix_(order, order)]
+        fig = heat(z, label, zmax=shared, height=380, colorbar="attention (top 1% clipped)")
+        fig.add_shape(type="rect", x0=visible - 0.5, x1=z.shape[0] - 0.5, y0=-0.5, y1=visible - 0.5,
+                      line=dict(color="#e0008c", width=3))
+        fig.update_xaxes(visible=True, showticklabels=False, title="key")
+        fig.update_yaxes(visible=True, showticklabels=False, title="query")
+        fig.update_layout(margin=dict(l=30, r=0, t=30, b=30))
+        matrices.append((styled(fig), float(z[:visible, visible:].sum(1).mean())))
+    return maps, matrices
+
+
+pair_key = tuple((label, str(ckpt.path)) for label, ckpt in pair)
+maps, matrices = attention_figures(pair_key, int(index), ratio, seed, layer, head_index, query)
+with right:
+    st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
+               "patches; cyan frame: the query itself.")
+    for side, (col, fig) in enumerate(zip(st.columns(2), maps)):
         with col:
-            chart(fig, key=f"attn-map-{side}")
+            chart(fig, key=f"attn-map-{side}", ready=True)
 
 st.subheader(f"The full attention matrix, layer {layer} ({head_name})")
 st.caption("Rows: queries, columns: keys, ordered [CLS], visible patches, masked patches, on one shared scale. "
            "The framed block is visible queries × masked keys: with hard recalibration (MTO) it is exactly zero.")
-fulls = []
-for label, _, trace in traces:
-    attn = trace.attn[layer][0].float()
-    fulls.append(((attn.mean(0) if head_index is None else attn[head_index]).numpy(), trace.token_mask[0].numpy()))
-shared = float(max(np.quantile(full, 0.99) for full, _ in fulls)) or None
-for side, (col, (label, _, _), (full, token_mask)) in enumerate(zip(st.columns(2), traces, fulls)):
-    order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
-    visible = int((~token_mask).sum())
-    z = full[np.ix_(order, order)]
-    fig = heat(z, label, zmax=shared, height=380, colorbar="attention (top 1% clipped)")
-    fig.add_shape(type="rect", x0=visible - 0.5, x1=z.shape[0] - 0.5, y0=-0.5, y1=visible - 0.5,
-                  line=dict(color="#e0008c", width=3))
-    fig.update_xaxes(visible=True, showticklabels=False, title="key")
-    fig.update_yaxes(visible=True, showticklabels=False, title="query")
-    fig.update_layout(margin=dict(l=30, r=0, t=30, b=30))
+for side, (col, (fig, drawn)) in enumerate(zip(st.columns(2), matrices)):
     with col:
-        chart(fig, key=f"attn-full-{side}")
-        st.caption(f"visible → masked attention per visible query: {z[:visible, visible:].sum(1).mean():.3f}")
+        chart(fig, key=f"attn-full-{side}", ready=True)
+        st.caption(f"visible → masked attention per visible query: {drawn:.3f}")
 
 st.subheader("Heterogeneity between masked and visible tokens, per layer")
 st.caption("Visible-to-masked attention mass a_VM (about the mask ratio r for uninformed attention; 0 with "
            "hard recalibration), heterogeneity HI = 1 − a_VM / r, and row entropy of masked and visible "
            "queries (divided by log of the number of keys). 32 held-out test images.")
-table = layer_table(pair, ratio).dropna(subset=["attn_visible_to_masked"])
-palette = ["#1f77b4", "#d62728"]
-c1, c2 = st.columns(2)
-for col, measure, title in ((c1, "attn_visible_to_masked", "visible → masked attention a_VM"),
-                            (c2, "heterogeneity", "heterogeneity HI")):
-    fig = px.line(table, x="layer", y=measure, color="checkpoint", markers=True, height=300,
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def layer_figures(pair_key: tuple, ratio: float, where: str) -> list[go.Figure]:
+    """a_VM and HI per layer, and the row entropies: three styled figures shared by every session."""
+    table = layer_table([(label, load(path)) for label, path in pair_key], ratio).dropna(
+        subset=["attn_visible_to_masked"])
+    palette = ["#1f77b4", "#d62728"]
+    figures = []
+    for measure, title in (("attn_visible_to_masked", "visible → masked attention a_VM"),
+                           ("heterogeneity", "heterogeneity HI")):
+        fig = px.line(table, x="layer", y=measure, color="checkpoint", markers=True, height=300,
+                      color_discrete_sequence=palette)
+        fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
+                                                         title_text=""),
+                          margin=dict(l=60, r=10, t=70, b=50))
+        figures.append(styled(integer_layers(fig, f"layer of the {where}")))
+    long = table.melt(id_vars=["layer", "checkpoint"], value_vars=["entropy_masked", "entropy_visible"],
+                      var_name="queries", value_name="entropy")
+    long["queries"] = long["queries"].map({"entropy_masked": "masked queries", "entropy_visible": "visible queries"})
+    fig = px.line(long, x="layer", y="entropy", color="checkpoint", line_dash="queries", markers=True, height=320,
                   color_discrete_sequence=palette)
-    fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
-                                                           title_text=""),
-                      margin=dict(l=60, r=10, t=70, b=50))
+    fig.update_layout(yaxis_title="row entropy / log(keys)", legend_title_text="",
+                      margin=dict(l=60, r=10, t=20, b=50))
+    figures.append(styled(integer_layers(fig, f"layer of the {where}")))
+    return figures
+
+
+vm, hi, entropy = layer_figures(pair_key, ratio, where)
+for col, fig, measure in zip(st.columns(2), (vm, hi), ("attn_visible_to_masked", "heterogeneity")):
     with col:
-        chart(integer_layers(fig, f"layer of the {where}"), key=f"attn-{measure}")
-long = table.melt(id_vars=["layer", "checkpoint"], value_vars=["entropy_masked", "entropy_visible"],
-                  var_name="queries", value_name="entropy")
-long["queries"] = long["queries"].map({"entropy_masked": "masked queries", "entropy_visible": "visible queries"})
-fig = px.line(long, x="layer", y="entropy", color="checkpoint", line_dash="queries", markers=True, height=320,
-              color_discrete_sequence=palette)
-fig.update_layout(yaxis_title="row entropy / log(keys)", legend_title_text="", margin=dict(l=60, r=10, t=20, b=50))
-chart(integer_layers(fig, f"layer of the {where}"), key="attn-entropy")
+        chart(fig, key=f"attn-{measure}", ready=True)
+chart(entropy, key="attn-entropy", ready=True)
+

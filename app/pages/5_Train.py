@@ -1,5 +1,6 @@
 """Train: a short baseline and MTO run side by side, live, from the browser."""
 
+import copy
 import time
 
 import plotly.graph_objects as go
@@ -104,29 +105,39 @@ elif jobs.busy:
             "stop it. Start comes back when it ends.")
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def live_layout(panels: tuple[str, ...]) -> dict:
+    """The empty 2 x 3 grid of live_figure for these panels, as a plain dict (made once)."""
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[TERMS.get(t, "images/s") for t in panels],
+                        horizontal_spacing=0.09, vertical_spacing=0.18)
+    for i in range(len(panels)):
+        row, col = divmod(i, 3)
+        if row == 1 or i + 3 >= len(panels):
+            fig.update_xaxes(title="step", row=row + 1, col=col + 1)
+    fig.update_layout(height=580, margin=dict(l=60, r=10, t=70, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.07, x=0))
+    return fig.to_dict()["layout"]
+
+
 def live_figure(rows_by_run: dict[str, list[dict]]) -> go.Figure | None:
     """One figure, a 2 x 3 grid: every loss term the runs log, and images/s. Built from the rows
-    directly (no data frame, no Plotly Express): it is redrawn at every refresh while training runs."""
+    directly (no data frame, no Plotly Express, the lines as plain dicts on a grid made once): it
+    is drawn anew at every logged row while training runs."""
     panels = [t for t in TERMS if any(t in r for rows in rows_by_run.values() for r in rows)] + ["images_per_s"]
     train = {name: [r for r in rows if r.get("kind") == "train"] for name, rows in rows_by_run.items()}
     if not any(train.values()):
         return None
     panels = panels[:6]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[TERMS.get(t, "images/s") for t in panels],
-                        horizontal_spacing=0.09, vertical_spacing=0.18)
+    data = []
     for i, term in enumerate(panels):
-        row, col = divmod(i, 3)
+        axis = "" if i == 0 else str(i + 1)  # subplot i + 1 of the grid: x, y, then x2, y2, ...
         for (name, rows), colour in zip(train.items(), RUN_COLOURS):
             points = [(r["step"], r[term]) for r in rows if r.get(term) is not None]
-            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-                                     name=name, legendgroup=name, showlegend=i == 0, line=dict(color=colour),
-                                     marker=dict(size=5)),  # a marker: the first row alone has no line
-                          row=row + 1, col=col + 1)
-        if row == 1 or i + 3 >= len(panels):
-            fig.update_xaxes(title="step", row=row + 1, col=col + 1)
-    fig.update_layout(height=580, margin=dict(l=60, r=10, t=70, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.07, x=0))
-    return fig
+            data.append(dict(type="scatter", x=[p[0] for p in points], y=[p[1] for p in points],
+                             mode="lines+markers", name=name, legendgroup=name, showlegend=i == 0,
+                             line=dict(color=colour), marker=dict(size=5),  # a marker: the first row alone has no line
+                             xaxis=f"x{axis}", yaxis=f"y{axis}"))
+    return go.Figure({"data": data, "layout": copy.deepcopy(live_layout(tuple(panels)))}, _validate=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

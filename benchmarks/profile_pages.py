@@ -1,0 +1,95 @@
+"""Where a page run's server time goes: cProfile on every script run of one app server.
+
+Starts ``app/serve.py`` with Streamlit's script runner wrapped in cProfile, walks every page
+``--walks`` times with one protocol-level session (benchmarks/load.py's client), and prints for
+each page run of the last walk its seconds and the functions with the most cumulative time.
+
+    python benchmarks/profile_pages.py [--walks 2] [--top 12]
+"""
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import runpy
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve(port: int, out: Path) -> None:
+    """In the child: app/serve.py with every script run profiled into ``out``."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = script_runner.ScriptRunner._run_script
+    count = iter(range(10**6))
+
+    def profiled(self, rerun_data):
+        profile = cProfile.Profile()
+        start = time.perf_counter()
+        profile.enable()
+        try:
+            return original(self, rerun_data)
+        finally:
+            profile.disable()
+            profile.dump_stats(out / f"{next(count):04d}-{rerun_data.page_script_hash or 'first'}-"
+                                     f"{time.perf_counter() - start:.3f}.prof")
+
+    script_runner.ScriptRunner._run_script = profiled
+    sys.path.insert(0, str(ROOT / "app"))
+    sys.argv = [str(ROOT / "app" / "serve.py"), "--server.port", str(port), "--server.address", "127.0.0.1"]
+    runpy.run_path(str(ROOT / "app" / "serve.py"), run_name="__main__")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--walks", type=int, default=2)
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), Path(args.serve[1]))
+        return
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import load
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), tmp], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(240):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            url = f"ws://127.0.0.1:{port}/_stcore/stream"
+            for _ in range(args.walks):
+                session = asyncio.run(load.crowd(url, 1, 1))[0]
+            names = {h: n for n, h in session.pages.items()}
+            time.sleep(1)
+        finally:
+            server.terminate()
+            server.wait(30)
+        runs = sorted(Path(tmp).glob("*.prof"))[-(len(names) + 1):]
+        for path in runs:
+            _, page, seconds = path.stem.split("-", 2)
+            text = io.StringIO()
+            pstats.Stats(str(path), stream=text).sort_stats("cumulative").print_stats(args.top)
+            print(f"=== {names.get(page, 'first visit')}: {float(seconds):.2f} s")
+            print("\n".join(line for line in text.getvalue().splitlines()[-args.top - 2:] if line.strip()))
+
+
+if __name__ == "__main__":
+    main()
