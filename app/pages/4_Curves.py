@@ -108,8 +108,9 @@ if data is not None:
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     fig.update_layout(legend_title_text="", margin=dict(l=60, r=10, t=40, b=50), yaxis_title=TERMS.get(part, part))
     chart(fig, key="curves-loss")
-    st.caption("SimMIM and MAE are drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
-               "squared error, so their values are in different units and cannot be compared with each other.")
+    st.caption("Each method is drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
+               "squared error, ConMIM's a contrastive loss over features, BootMAE's a sum of a pixel and a "
+               "feature error, so their values are in different units and cannot be compared with each other.")
 
 traced_measures(rows, short, colour)
 show_committed_experiments(RESULTS)
