@@ -179,3 +179,19 @@ def test_a_short_conmim_run_learns_to_match_the_teachers_features(tmp_path):
     mask = make_mask(64, 7, config.mask.ratio, 5)
     before, after = (feature_match_ranks(m, images, mask).nanmean().item() for m in (untrained, trained))
     assert after < before, (before, after)
+
+
+@pytest.mark.parametrize("name", ["conmim-mto", "bootmae-mto"])
+def test_trace_and_analysis_read_the_layers_that_see_mask_tokens(name):
+    """ConMIM: the encoder; BootMAE: the pixel decoder (docs/mto-spec.md)."""
+    from mto_core.analysis import mask_layer_inputs
+    from mto_core.trace import measure
+
+    model, config = _model(name)
+    images, mask = torch.rand(4, 1, 28, 28), make_mask(4, 7, config.mask.ratio, 0)
+    rows, tokens = measure(model, images, mask)
+    width = config.model.embed_dim if name.startswith("conmim") else config.model.decoder_dim
+    assert [r["layer"] for r in rows] == list(range(config.model.mask_layers + 1))
+    assert all(t.shape == (4, 49, width) for t in tokens.values())
+    inputs = mask_layer_inputs(model, images, mask)
+    assert inputs.shape == (4, 49, width) and torch.equal(inputs[mask][0], inputs[mask][1])
