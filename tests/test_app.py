@@ -493,3 +493,14 @@ def test_bootmae_reconstruct_shows_pixels_and_feature_match_ranks():
     assert "prediction (every patch)" in _captions(at)
     assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 2
     assert len(_rank_maps(at)) == 2 and "masked-patch MSE" in texts(at) and "chance is 25" in texts(at)
+
+
+def test_curves_page_says_which_methods_an_experiment_has_not_run():
+    from app_support import METHOD_NAMES
+    from mto_core.experiments import committed_experiments, families
+
+    at = run("pages/4_Curves.py")
+    ran = families(list(committed_experiments(APP.parent / "docs" / "results")["efficiency-cpu"]))
+    missing = [name for method, name in METHOD_NAMES.items() if method not in ran]
+    assert at.radio(key="curves-experiment-base").options == [METHOD_NAMES[m] for m in ran]
+    assert (f"This experiment has no runs of {' or '.join(missing)}" in texts(at)) == bool(missing), texts(at)
