@@ -51,7 +51,7 @@ def test_feature_predictions_match_the_teacher_far_better_than_chance(name):
     ranks = feature_match_ranks(ckpt, images, mask)
     chance = (ckpt.config.model.num_patches + 1) / 2
     assert torch.isnan(ranks[~mask]).all() and not torch.isnan(ranks[mask]).any()
-    assert float(ranks[mask].mean()) < 0.5 * chance, (float(ranks[mask].mean()), chance)
+    assert float(ranks[mask].mean()) < 0.25 * chance, (float(ranks[mask].mean()), chance)
 
 
 @pytest.mark.parametrize("name", ["conmim", "conmim-mto"])

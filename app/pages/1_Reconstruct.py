@@ -203,7 +203,7 @@ if pixels:
 if matches:
     stats = [(label, batch_ranks(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt in pair]
     diff, spread, verdict = compare_over_batch(stats, "feature-match rank", "recon-batch-rank")
-    readings.append(f"{verdict} (MTO − baseline, paired by image: {diff:+.2f} ± {spread:.2f}, two standard "
+    readings.append(f"{verdict} (MTO − baseline, paired by image: {diff:+.3f} ± {spread:.3f}, two standard "
                     f"errors; chance is {chance:g})")
 st.markdown(f"Over the first {BATCH} test images, each with its own {batch_kind} mask at ratio {ratio:.2f}: "
             f"{'; '.join(readings)}. A better prediction is not the aim of MTO: it aims at faster learning "
