@@ -313,7 +313,8 @@ def test_curves_page_scores_each_run_against_its_own_method():
     at = run("pages/4_Curves.py")
     check_charts(at)
     table = at.dataframe[0].value
-    assert dict(zip(table["run"], table["baseline"])) == {"mae-mto": "mae", "simmim-mto": "simmim"}
+    assert dict(zip(table["run"], table["baseline"])) == {"mae-mto": "mae", "simmim-mto": "simmim",
+                                                          "conmim-mto": "conmim", "bootmae-mto": "bootmae"}
     at.multiselect(key="curves-runs").set_value(["checkpoints/mae", "checkpoints/simmim-mto"]).run()
     assert not at.exception and len(at.dataframe) == 0
     assert "no baseline of its method" in texts(at)
