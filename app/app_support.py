@@ -128,7 +128,8 @@ def toggle_patches(mask: torch.Tensor, patches: list[int]) -> torch.Tensor:
     return out
 
 
-METHOD_NAMES = {"simmim": "SimMIM", "conmim": "ConMIM", "mae": "MAE", "bootmae": "BootMAE"}  # the pickers' order
+# the methods, in the pickers' order
+METHOD_NAMES = {"simmim": "SimMIM", "conmim": "ConMIM", "mae": "MAE", "bootmae": "BootMAE"}
 
 
 def mask_site(model) -> str:
@@ -137,7 +138,9 @@ def mask_site(model) -> str:
     decoders; the library traces the pixel decoder, docs/mto-spec.md)."""
     if model.mask_in_encoder:
         return "encoder"
-    return "BootMAE pixel decoder" if model.method == "bootmae" else f"{METHOD_NAMES.get(model.method, model.method)} decoder"
+    if model.method == "bootmae":
+        return "BootMAE pixel decoder"
+    return f"{METHOD_NAMES.get(model.method, model.method)} decoder"
 
 
 def mask_heads(model) -> int:
