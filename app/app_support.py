@@ -136,14 +136,31 @@ def toggle_patches(mask: torch.Tensor, patches: list[int]) -> torch.Tensor:
     return out
 
 
-METHOD_NAMES = {"simmim": "SimMIM", "mae": "MAE"}
+# the methods, in the pickers' order
+METHOD_NAMES = {"simmim": "SimMIM", "conmim": "ConMIM", "mae": "MAE", "bootmae": "BootMAE"}
+
+
+def mask_site(model) -> str:
+    """The layers of a model config that the pages trace, those that see the mask tokens: the
+    encoder (SimMIM, ConMIM), MAE's decoder, BootMAE's pixel decoder (MTO acts in both of its
+    decoders; the library traces the pixel decoder, docs/mto-spec.md)."""
+    if model.mask_in_encoder:
+        return "encoder"
+    if model.method == "bootmae":
+        return "BootMAE pixel decoder"
+    return f"{METHOD_NAMES.get(model.method, model.method)} decoder"
+
+
+def mask_heads(model) -> int:
+    """The attention heads of the layers :func:`mask_site` names."""
+    return model.num_heads if model.mask_in_encoder else model.decoder_heads
 
 
 @dataclass(frozen=True)
 class RunInfo:
     """What a checkpoint or run folder holds, from its config.json alone (no weights read).
 
-    method: 'simmim' / 'mae' ('' when the config cannot be read); mto: any MTO part on;
+    method: 'simmim' / 'conmim' / 'mae' / 'bootmae' ('' when the config cannot be read); mto: any MTO part on;
     label: 'SimMIM + MTO', 'MAE (baseline)', ... from the config, not from where it was picked.
     """
 
@@ -179,7 +196,8 @@ def pair_problem(baseline: RunConfig, mto: RunConfig) -> str | None:
     """Why two checkpoints cannot be compared side by side, or None.
 
     Their methods must match: SimMIM's error is an L1 on normalised pixels of every masked patch
-    from the encoder, MAE's an MSE from a decoder; side by side they would compare two objectives,
+    from the encoder, MAE's an MSE from a decoder, ConMIM's a contrast of features; side by side
+    they would compare two objectives,
     not the effect of MTO. Image and patch sizes must match to share masks.
     """
     a, b = baseline.model, mto.model

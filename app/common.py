@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from app_support import (MAX_UPLOAD_BYTES, describe_config, describe_run, pair_problem, safe_path,
+from app_support import (MAX_UPLOAD_BYTES, METHOD_NAMES, describe_config, describe_run, pair_problem, safe_path,
                          scan_checkpoints, short_label)
 from mto_core import CheckpointError, DataError, load_checkpoint, load_fashion_mnist
 
@@ -76,7 +76,7 @@ def run_label(label: str) -> str:
     return f"{short_label(label)} · {_info(available()[label]).label}" if label in available() else label
 
 
-def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae")) -> tuple | None:
+def choose_pair(key: str = "pair", methods: tuple[str, ...] = tuple(METHOD_NAMES)) -> tuple | None:
     """Sidebar pickers for a baseline and an MTO checkpoint of ONE method; None (with a message) if
     unusable. Each list holds only that method's checkpoints (and unreadable ones, which then say
     why), so a cross-method pair cannot be picked; a pair that still differs is refused."""
@@ -88,8 +88,8 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] = ("simmim", "mae"))
     shared = _shared()
     method = st.sidebar.radio("Method", methods, horizontal=True, key=f"{key}-method",
                               index=methods.index(shared["method"]) if shared.get("method") in methods else 0,
-                              format_func=lambda m: {"simmim": "SimMIM", "mae": "MAE"}.get(m, m),
-                              help="Both checkpoints are of this method: comparing SimMIM with MAE "
+                              format_func=lambda m: METHOD_NAMES.get(m, m),
+                              help="Both checkpoints are of this method: comparing two methods "
                                    "would compare two objectives, not the effect of MTO.")
     shared["method"] = method
     infos = {label: _info(path) for label, path in found.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from app_support import METHOD_NAMES
 from common import chart
 
 from mto_core.experiments import (EXPERIMENTS, committed_experiments, compare, compare_figure, families,
@@ -35,7 +36,11 @@ def show_committed_experiments(results: Path) -> None:
     groups = experiments[name]
     options = families(list(groups))
     base = st.radio("Family", list(options), horizontal=True, key="curves-experiment-base",
+                    format_func=lambda m: METHOD_NAMES.get(m, m),
                     help="Each method is compared with the baseline of its own family.")
+    missing = [name for method, name in METHOD_NAMES.items() if method not in options]
+    if missing:
+        st.caption(f"This experiment has no runs of {' or '.join(missing)}: only the families above were run.")
     runs = [r for g in options[base] for r in groups[g]]
     protocol = any('"kind": "probe"' in (r / "metrics.jsonl").read_text() for r in runs)
     if protocol and len(options[base]) == 2:

@@ -17,8 +17,9 @@ from app_support import paint_patches, upscale
 page("Masked Token Optimization, explained", "🎭")
 
 st.markdown("""
-**Masked image modeling** (SimMIM, MAE) teaches a Vision Transformer by hiding most of an
-image's patches and asking it to paint them back. The hidden patches are stood in for by one
+**Masked image modeling** (SimMIM, ConMIM, MAE, BootMAE) teaches a Vision Transformer by hiding
+most of an image's patches and asking it to predict them: their pixels (SimMIM, MAE), or the
+features a momentum teacher gives them (ConMIM), or both (BootMAE). The hidden patches are stood in for by one
 learnable vector, the **mask token**. The paper *Emerging Property of Masked Token for Effective
 Pre-training* (Choi et al., ECCV 2024) argues that how this token behaves decides how fast
 pre-training converges, and proposes **Masked Token Optimization (MTO)**. Its exact formulas are
@@ -35,11 +36,16 @@ image = images[index:index + 1].float() / 255
 
 st.header("The pipeline")
 st.image(str(Path(__file__).resolve().parent / "assets" / "pipeline.svg"),
-         caption="Where the mask token w enters: every masked position of SimMIM's encoder, the masked "
-                 "positions of MAE's decoder.")
+         caption="Where the mask token w enters (magenta): every masked position of SimMIM's and ConMIM's "
+                 "encoder, the masked positions of MAE's decoder and of both BootMAE decoders. ConMIM and "
+                 "BootMAE also keep a momentum teacher, which sees the whole image and gives the target "
+                 "features.")
 
-st.markdown("MTO acts where the mask token lives: in SimMIM's encoder, in MAE's decoder. The probes "
-            "(and everything a downstream task uses) read the **encoder**.")
+st.markdown("MTO acts where the mask token lives: in the **encoder** of SimMIM and ConMIM, in MAE's "
+            "**decoder**, and in **both** of BootMAE's decoders, the pixel and the feature decoder (each "
+            "lets its visible tokens attend to a mask token that carries no content; the figures below "
+            "trace its pixel decoder). The momentum teacher never sees a mask token, so MTO does not act "
+            "there. The probes (and everything a downstream task uses) read the **encoder**.")
 
 st.header("1 · Spatial randomness")
 st.markdown("Masked positions are drawn at random. SimMIM and MAE hide scattered patches; "
@@ -122,7 +128,7 @@ def singularity_figure(pair_key: tuple) -> tuple[go.Figure, list[str]]:
 fig, stats = singularity_figure(pair_key)
 chart(fig, key="learn-singularity", ready=True)
 st.markdown(" · ".join(stats))
-if pair[0][1].config.model.method == "simmim":  # SimMIM embeds each patch alone: equal pixels, equal cosine
+if pair[0][1].config.model.mask_in_encoder:  # SimMIM, ConMIM embed each patch alone: equal pixels, equal cosine
     p, g = pair[0][1].config.model.patch_size, pair[0][1].config.model.grid
     blank = images[:64].reshape(64, -1, g, p, g, p).amax(dim=(1, 3, 5)) == 0
     st.caption(f"The tall bars: {float(blank.float().mean()):.0%} of these patches are plain black background. "
@@ -208,6 +214,17 @@ only removes the visible tokens' attention to it inside two decoder layers. What
 encoder, the part that is kept, is a second-hand effect, so a small or no speed-up for MAE is what
 this reading predicts, not a sign that the code does nothing. At this project's scale neither
 method's speed-up is measurable (see docs/results/README.md in the repository).
+""")
+
+st.subheader("And ConMIM and BootMAE?")
+st.markdown("""
+**ConMIM** is SimMIM's case: its encoder sees the mask tokens, so MTO acts in the encoder, the
+part that is kept. What it predicts differs: each masked patch's output is pulled towards the
+momentum teacher's feature of that patch and pushed away from the teacher's features of the
+image's other patches, so it predicts no pixels (the **Reconstruct** page shows how well its
+predictions match the teacher's features instead). **BootMAE** is MAE's case with two decoders,
+one predicting pixels, one the teacher's features; MTO acts in both, and reaches the encoder only
+through them, as in MAE.
 """)
 
 st.subheader("Go deeper")

@@ -1,10 +1,15 @@
-"""Train the four checkpoints shipped in checkpoints/ with one identical budget, and write a card
-for each (exact command, data, wall time, hardware, probe accuracy).
+"""Train the eight checkpoints shipped in checkpoints/ (every preset) with one identical budget,
+and write a card for each (exact command, data, wall time, hardware, probe accuracy).
 
 Usage: python3 scripts/make_checkpoints.py [--epochs 4] [--train-limit 20000] [--only simmim ...]
        python3 scripts/make_checkpoints.py --probes-only [--only ...]   (re-measure the cards' probe line)
-Runs land in runs/shipped/<preset>; the checkpoint folders keep weights, config, metrics (with the
-trace rows of train.trace_every), the token snapshots (traces/), card.
+       python3 scripts/make_checkpoints.py --convert-only [--only ...]  (store shipped weights in
+                                                  --weights' dtype and thin traces/, training nothing)
+Runs land in runs/shipped/<preset>; the checkpoint folders keep weights (float16 by default: the
+loader copies them into the float32 model), config, metrics (with the trace rows of
+train.trace_every), the token snapshots (traces/, every k-th kept so that a folder's snapshots stay
+within TRACE_BYTES), card. Training prints the probes of the run's float32 weights and of the
+shipped ones; the card gives the shipped ones.
 """
 
 from __future__ import annotations
@@ -19,12 +24,65 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
 from mto_core.bench import machine
 from mto_core.checkpoint import resolve
 from mto_core.config import PRESETS
 from mto_core.trace import TRACES
 
 TRACE_EVERY = 25  # under 5% of training speed on the CPU these are made on (docs/performance.md)
+TRACE_BYTES = int(1.5 * 2**20)  # each shipped traces/ folder at most: checkpoints/ stays under 50 MB
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def store_weights(source: Path, target: Path, dtype: str) -> None:
+    """``source``'s safetensors weights written to ``target`` with every floating tensor in
+    ``dtype`` (integer buffers as they are), keeping the file's metadata."""
+    with safe_open(str(source), "pt") as file:
+        metadata = file.metadata()
+    state = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in load_file(str(source)).items()}
+    tmp = target.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=dict(sorted((metadata or {}).items())))
+    tmp.replace(target)
+
+
+def thin_traces(folder: Path, limit: int = TRACE_BYTES) -> int:
+    """Keep every k-th token snapshot of ``folder`` (the first always; k the smallest that fits
+    ``limit`` bytes) and remove the others; returns k."""
+    snapshots = sorted(folder.glob("step-*.safetensors"))
+    for k in range(1, len(snapshots) + 1):
+        kept = snapshots[::k]
+        if sum(p.stat().st_size for p in kept) <= limit:
+            break
+    for path in set(snapshots) - set(kept):
+        path.unlink()
+    return k
+
+
+def weights_line(target: Path, dtype: str) -> str:
+    return (f"- Weights: {(target / 'model.safetensors').stat().st_size / 2**20:.1f} MiB safetensors, "
+            f"stored in {dtype} (`--weights {dtype}`; the loader copies them into the float32 model); "
+            "config.json is the full run config; metrics.jsonl the learning curve (k-NN on the "
+            "validation split after every epoch, and every trace row: S, silhouette, a_VM and masked-row "
+            f"attention entropy per layer every {TRACE_EVERY} steps on a fixed held-out batch); traces/ the "
+            f"float16 token snapshots behind the Tokens page's view over training (every k-th kept, "
+            f"at most {TRACE_BYTES / 2**20:.1f} MiB).")
+
+
+def convert(name: str, dtype: str) -> None:
+    """Store a shipped checkpoint's weights in ``dtype`` and thin its traces/, training nothing."""
+    target = Path("checkpoints") / name
+    before = (target / "model.safetensors").stat().st_size
+    store_weights(target / "model.safetensors", target / "model.safetensors", dtype)
+    k = thin_traces(target / TRACES) if (target / TRACES).is_dir() else 0
+    card = target / "card.md"
+    card.write_text(re.sub(r"^- Weights: .*$", lambda _: weights_line(target, dtype), card.read_text(),
+                           flags=re.M))
+    print(f"{name}: weights {before / 2**20:.1f} -> {(target / 'model.safetensors').stat().st_size / 2**20:.1f}"
+          f" MiB ({dtype}), traces: every {k}-th snapshot kept")
 
 
 def measure_probes(folder: Path) -> dict[str, dict]:
@@ -59,10 +117,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=PRESETS, default=list(PRESETS))
     parser.add_argument("--probes-only", action="store_true",
                         help="train nothing: measure the shipped checkpoints' probes again into their cards")
+    parser.add_argument("--weights", choices=DTYPES, default="float16",
+                        help="the dtype of the shipped weights (default float16)")
+    parser.add_argument("--convert-only", action="store_true",
+                        help="train nothing: store the shipped weights in --weights' dtype, thin traces/")
     args = parser.parse_args()
     for name in args.only:
+        if args.convert_only:
+            convert(name, args.weights)
         if args.probes_only:
             remeasure_card(name)
+        if args.convert_only or args.probes_only:
             continue
         run = Path("runs/shipped") / name
         shutil.rmtree(run, ignore_errors=True)
@@ -72,15 +137,17 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "mto_core.cli", *command[1:]], check=True)
         wall = time.perf_counter() - start
-        probes = measure_probes(run)
+        run_probes = measure_probes(run)
         target = Path("checkpoints") / name
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         step = resolve(run)
-        for file in ("model.safetensors", "config.json"):
-            shutil.copyfile(step / file, target / file)
+        store_weights(step / "model.safetensors", target / "model.safetensors", args.weights)
+        shutil.copyfile(step / "config.json", target / "config.json")
         shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
         shutil.copytree(run / TRACES, target / TRACES)
+        thin_traces(target / TRACES)
+        probes = measure_probes(target)
         info = machine()
         card = [
             f"# {name}",
@@ -94,16 +161,14 @@ def main() -> None:
             "deterministic train/validation split (data.val_fraction 0.1, split seed 0).",
             f"- Wall time: {wall:.0f} s on {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
             f"Python {platform.python_version()}, {info['date']}.",
-            f"- Weights: {(target / 'model.safetensors').stat().st_size / 2**20:.1f} MiB safetensors; "
-            "config.json is the full run config; metrics.jsonl the learning curve (k-NN on the "
-            "validation split after every epoch, and every trace row: S, silhouette, a_VM and masked-row "
-            f"attention entropy per layer every {TRACE_EVERY} steps on a fixed held-out batch); traces/ the "
-            "float16 token snapshots behind the Tokens page's view over training.",
+            weights_line(target, args.weights),
             probe_line(probes),
             "",
         ]
         (target / "card.md").write_text("\n".join(card))
-        print(f"{name}: {wall:.0f} s, knn {probes['knn']['accuracy']:.4f}, linear {probes['linear']['accuracy']:.4f}")
+        print(f"{name}: {wall:.0f} s; run's float32 weights: knn {run_probes['knn']['accuracy']:.4f}, linear "
+              f"{run_probes['linear']['accuracy']:.4f}; shipped {args.weights} weights: knn "
+              f"{probes['knn']['accuracy']:.4f}, linear {probes['linear']['accuracy']:.4f}", flush=True)
 
 
 if __name__ == "__main__":

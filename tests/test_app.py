@@ -164,8 +164,8 @@ def test_curves_page_gives_each_run_one_colour_on_every_chart():
     accuracy, loss = specs(at)[0], specs(at)[1]
     first = {t["name"]: t["line"]["color"] for t in accuracy["data"] if t.get("name")}
     second = {t["name"]: t["line"]["color"] for t in loss["data"] if t.get("name")}
-    assert len(first) == 4 and first == second, (first, second)
-    assert len(set(first.values())) == 4
+    assert len(first) == 8 and first == second, (first, second)  # the eight shipped checkpoints
+    assert len(set(first.values())) == 8
     table = at.dataframe[0].value
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()
 
@@ -313,7 +313,8 @@ def test_curves_page_scores_each_run_against_its_own_method():
     at = run("pages/4_Curves.py")
     check_charts(at)
     table = at.dataframe[0].value
-    assert dict(zip(table["run"], table["baseline"])) == {"mae-mto": "mae", "simmim-mto": "simmim"}
+    assert dict(zip(table["run"], table["baseline"])) == {"mae-mto": "mae", "simmim-mto": "simmim",
+                                                          "conmim-mto": "conmim", "bootmae-mto": "bootmae"}
     at.multiselect(key="curves-runs").set_value(["checkpoints/mae", "checkpoints/simmim-mto"]).run()
     assert not at.exception and len(at.dataframe) == 0
     assert "no baseline of its method" in texts(at)
@@ -433,3 +434,74 @@ def test_curves_page_plots_a_traced_measure_against_epoch(traced_pair):
     traced = [s for s in specs(at) if "silhouette" in s["layout"].get("yaxis", {}).get("title", {}).get("text", "")]
     assert traced and {t["name"] for t in traced[0]["data"]} == {"app-traced-simmim", "app-traced-simmim-mto"}
     assert all(values(t["x"]) == [0, 0.5, 1] for t in traced[0]["data"])
+
+
+METHOD_PAGES = {"Home.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens.py": "tokens",
+                "pages/3_Attention.py": "attn"}
+
+
+@pytest.mark.parametrize("method, where", [("conmim", "encoder"), ("bootmae", "BootMAE pixel decoder")])
+def test_every_page_works_with_the_new_methods(method, where):
+    for page, key in METHOD_PAGES.items():
+        at = run(page)
+        at.sidebar.radio(key=f"{key}-method").set_value(method).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        check_charts(at)
+        assert [box.value for box in at.sidebar.selectbox][:2] == [f"checkpoints/{method}", f"checkpoints/{method}-mto"]
+        if key == "tokens":
+            assert at.slider(key="tokens-layer").label.startswith(f"Layer of the {where} ")
+        if key == "attn":
+            assert at.selectbox(key="attn-layer").label == f"Layer of the {where}"
+    at = run("pages/5_Train.py")
+    assert at.radio[0].options == ["SimMIM", "ConMIM", "MAE", "BootMAE"]
+    at.radio[0].set_value(method).run()
+    assert not at.exception
+
+
+def _rank_maps(at: AppTest) -> list[dict]:
+    return [s for s in specs(at) if "feature-match rank" in str(s["layout"].get("title"))]
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [img.caption for element in at.get("image") for img in element.proto.imgs]
+
+
+def test_conmim_reconstruct_shows_feature_match_ranks_and_draws_no_image():
+    at = run("pages/1_Reconstruct.py")
+    at.sidebar.radio(key="recon-method").set_value("conmim").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("ConMIM predicts features, not pixels" in info.value for info in at.info)
+    assert _captions(at) == ["original", "masked (what the model is given)"]  # no predicted image
+    assert not [s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]
+    maps = _rank_maps(at)
+    assert len(maps) == 2  # baseline beside MTO
+    hidden = int(re.search(r"Mask: (\d+) of 49 patches hidden", texts(at))[1])
+    for spec in maps:
+        trace = spec["data"][0]
+        assert (trace["zmin"], trace["zmax"]) == (1, 49) and trace["colorbar"]["ticktext"][0] == "1 = best"
+        z = [v for row in trace["z"] for v in (values(row) if isinstance(row, dict) else row)] \
+            if isinstance(trace["z"], list) else values(trace["z"])
+        ranks = [v for v in z if v is not None and v == v]  # visible patches blank (NaN)
+        assert len(ranks) == hidden and all(1 <= r <= 49 for r in ranks)
+    assert len(re.findall(r"mean rank \*\*[\d.]+\*\* \(chance 25\)", texts(at))) == 2
+    assert "feature-match rank" in texts(at) and "chance is 25" in texts(at)
+
+
+def test_bootmae_reconstruct_shows_pixels_and_feature_match_ranks():
+    at = run("pages/1_Reconstruct.py")
+    at.sidebar.radio(key="recon-method").set_value("bootmae").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "prediction (every patch)" in _captions(at)
+    assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 2
+    assert len(_rank_maps(at)) == 2 and "masked-patch MSE" in texts(at) and "chance is 25" in texts(at)
+
+
+def test_curves_page_says_which_methods_an_experiment_has_not_run():
+    from app_support import METHOD_NAMES
+    from mto_core.experiments import committed_experiments, families
+
+    at = run("pages/4_Curves.py")
+    ran = families(list(committed_experiments(APP.parent / "docs" / "results")["efficiency-cpu"]))
+    missing = [name for method, name in METHOD_NAMES.items() if method not in ran]
+    assert at.radio(key="curves-experiment-base").options == [METHOD_NAMES[m] for m in ran]
+    assert (f"This experiment has no runs of {' or '.join(missing)}" in texts(at)) == bool(missing), texts(at)

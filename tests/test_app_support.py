@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from app_support import (MASK_COLOUR, baseline_for, describe_run, outline_patch, paint_patches,
-                                  pair_problem, read_upload, run_progress, short_label, upscale)
+from app_support import (MASK_COLOUR, METHOD_NAMES, baseline_for, describe_run, mask_heads, mask_site,
+                         outline_patch, paint_patches, pair_problem, read_upload, run_progress, short_label,
+                         upscale)
 from mto_core.data import DataError
 
 from .conftest import small_config
@@ -90,9 +91,20 @@ def test_upload_errors_are_plain_words():
 
 
 def test_shipped_checkpoints_are_told_apart_by_their_config():
-    labels = {name: describe_run(CHECKPOINTS / name).label for name in ("simmim", "simmim-mto", "mae", "mae-mto")}
+    names = [n for method in METHOD_NAMES for n in (method, f"{method}-mto")]
+    labels = {name: describe_run(CHECKPOINTS / name).label for name in names}
     assert labels == {"simmim": "SimMIM (baseline)", "simmim-mto": "SimMIM + MTO",
-                      "mae": "MAE (baseline)", "mae-mto": "MAE + MTO"}
+                      "conmim": "ConMIM (baseline)", "conmim-mto": "ConMIM + MTO",
+                      "mae": "MAE (baseline)", "mae-mto": "MAE + MTO",
+                      "bootmae": "BootMAE (baseline)", "bootmae-mto": "BootMAE + MTO"}
+
+
+def test_pages_name_the_layers_that_see_mask_tokens():
+    sites = {m: mask_site(small_config(m, "model.num_heads=4").model) for m in METHOD_NAMES}
+    assert sites == {"simmim": "encoder", "conmim": "encoder", "mae": "MAE decoder",
+                     "bootmae": "BootMAE pixel decoder"}
+    assert {m: mask_heads(small_config(m, "model.num_heads=4").model) for m in METHOD_NAMES} == \
+        {"simmim": 4, "conmim": 4, "mae": 2, "bootmae": 2}
 
 
 def test_run_folder_and_broken_folder(tmp_path):
@@ -110,6 +122,9 @@ def test_a_cross_method_pair_is_refused():
     assert pair_problem(simmim, small_config("simmim-mto")) is None
     problem = pair_problem(simmim, mae)
     assert problem and "SimMIM" in problem and "MAE" in problem and "same method" in problem
+    problem = pair_problem(small_config("conmim"), small_config("simmim-mto"))
+    assert problem and "ConMIM" in problem and "SimMIM" in problem
+    assert pair_problem(small_config("bootmae"), small_config("bootmae-mto")) is None
 
 
 def test_each_run_is_scored_against_a_baseline_of_its_own_method():

@@ -74,7 +74,8 @@ def test_foreign_folder(tmp_path):
     with pytest.raises(CheckpointError, match=r"is a file; give the folder that holds it"):
         load_checkpoint(tmp_path / "model.safetensors")
     with pytest.raises(CheckpointError, match=r"is not a checkpoint but holds some: give one of its folders, "
-                                              r"e\.g\. .*checkpoints/mae \(mae, mae-mto, simmim, simmim-mto\)"):
+                                              r"e\.g\. .*checkpoints/bootmae \(bootmae, bootmae-mto, conmim, conmim-mto, "
+                                              r"mae, mae-mto, \.\.\.\)"):
         load_checkpoint(Path(__file__).resolve().parent.parent / "checkpoints")
 
 

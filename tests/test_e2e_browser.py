@@ -3,7 +3,7 @@
 Starts the server on a free localhost port, opens every page, moves a slider, clicks patches,
 and checks every figure as drawn: no exception box, every Plotly chart at least 120 x 120 px with
 at least one trace, every image at least 120 px wide. Saves a screenshot of each page in
-test-artifacts/.
+test-artifacts/ (Reconstruct also with ConMIM and with BootMAE picked).
 """
 
 import shutil
@@ -153,6 +153,18 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             assert counts[1] != counts[0] and counts[2] == counts[0], counts
             check_figures(page, name)
             screenshot(page, ARTIFACTS / f"{name}.png")
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            sidebar.get_by_text("random", exact=True).click()
+            settle(page)
+            for method in ("ConMIM", "BootMAE"):  # feature predictors: the rank maps, ConMIM with no image
+                sidebar.get_by_text(method, exact=True).click()
+                settle(page)
+                page.get_by_text("feature-match rank per masked patch").first.wait_for(timeout=60_000)
+                assert page.get_by_text("predicts features, not pixels").count() == (method == "ConMIM")
+                check_figures(page, f"{name} ({method})")
+                screenshot(page, ARTIFACTS / f"{name}-{method.lower()}.png")
+            sidebar.get_by_text("SimMIM", exact=True).click()
+            settle(page)
             page.get_by_text("upload", exact=True).click()
             settle(page)
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(

@@ -1,4 +1,8 @@
-"""Reconstruct: baseline and MTO side by side on the same image and mask, and over a batch."""
+"""Reconstruct: baseline and MTO side by side on the same image and mask, and over a batch.
+
+Pixel predictors (SimMIM, MAE, BootMAE) show their prediction and its error; feature predictors
+show how well each masked patch's predicted feature matches the momentum teacher's (ConMIM only
+that: it predicts no pixels, so no image of its is drawn; BootMAE both)."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -7,9 +11,12 @@ import streamlit as st
 from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load, mask_controls, page, patch_picker,
                     picture, test_set)
 
-from mto_core import make_mask, reconstruct
+import torch
+
+from mto_core import feature_match_ranks, make_mask, reconstruct
 from mto_core.analysis import masked_error_over
-from app_support import paint_patches, read_upload, toggle_patches, upscale
+from mto_core.data import prepare_images
+from app_support import METHOD_NAMES, paint_patches, read_upload, toggle_patches, upscale
 
 page("Reconstruct", "🧩")
 pair = choose_pair("recon")
@@ -81,27 +88,75 @@ if kind == "hand-edited":
         st.warning("Hide at least one patch and keep at least one visible.")
         st.stop()
 
-results = [(label, ckpt, reconstruct(ckpt, image, mask)) for label, ckpt in pair]
-errors = [rec.patch_error[0].reshape(g, g).numpy() for _, _, rec in results]
-top = float(max(e.max() for e in errors)) or 1.0
+model = pair[0][1].model
+name = METHOD_NAMES.get(cfg.method, cfg.method)
+pixels = model.predicts == "pixels"  # ConMIM: "features"
+matches = hasattr(model, "feature_pair")  # ConMIM, BootMAE: a feature prediction and its teacher target
+chance = (n + 1) / 2
+shown_image = prepare_images(image, cfg.img_size, cfg.in_chans)[0]
+
+if not pixels:
+    st.info(f"**{name} predicts features, not pixels.** For each masked patch it predicts the feature that its "
+            "momentum teacher (a copy of the encoder that sees the whole image) gives that patch. It never "
+            "predicts an image, so this page draws none for it: it shows how well each masked patch's "
+            "predicted feature matches the teacher's.")
+elif matches:
+    st.info(f"**{name} predicts both:** its pixel decoder predicts the masked patches' pixels, its feature "
+            "decoder the momentum teacher's feature of each masked patch. Both are shown.")
+
+
+def rank_figure(ranks: np.ndarray, title: str) -> go.Figure:
+    """A (g, g) map of feature-match ranks, 1 (best) to n, visible patches blank, each cell labelled."""
+    fig = go.Figure(go.Heatmap(
+        z=ranks, zmin=1, zmax=n, colorscale="Viridis", reversescale=True, xgap=1, ygap=1,
+        texttemplate="%{z:.0f}", textfont=dict(size=11),
+        hovertemplate="patch row %{y}, column %{x}: rank %{z:.0f} of " + str(n) + "<extra></extra>",
+        colorbar=dict(title=dict(text="rank", side="right"), thickness=12, tickvals=[1, chance, n],
+                      ticktext=["1 = best", f"{chance:g} = chance", f"{n} = worst"])))
+    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x", constrain="domain")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=280, margin=dict(l=0, r=0, t=30, b=0),
+                      plot_bgcolor="white")
+    return fig
+
 
 st.subheader("One image")
-st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta). Error is the mean squared pixel "
-           "error (pixels in 0..1) of the model's prediction in each patch, the same measure for SimMIM and "
-           "MAE (their training losses differ: L1 on normalised pixels vs MSE), on one shared scale; the "
-           "visible patches are left blank in the error maps.")
 c = st.columns([1, 1, 1.3])  # the columns of the rows below, so the pictures line up
-picture(c[0], upscale(image[0]), caption="original")
-picture(c[1], upscale(paint_patches(results[0][2].images[0], mask, p)), caption="masked (what the model is given)")
-for side, (label, ckpt, rec) in enumerate(results):
-    st.markdown(f"**{label}** · masked-patch MSE **{rec.masked_error[0]:.4f}**")
-    a, b, d = st.columns([1, 1, 1.3])
-    picture(a, upscale(rec.prediction[0]), caption="prediction (every patch)")
-    picture(b, upscale(rec.reconstruction[0]), caption="reconstruction (visible patches pasted back)")
-    shown = np.where(mask.reshape(g, g).numpy(), errors[side], np.nan)
-    with d:
-        chart(heat(shown, "error per masked patch", zmax=top, colorscale="Magma", height=220,
-                   colorbar="MSE"), key=f"recon-err-{side}")
+picture(c[0], upscale(shown_image), caption="original")
+picture(c[1], upscale(paint_patches(shown_image, mask, p)), caption="masked (what the model is given)")
+if pixels:
+    results = [(label, ckpt, reconstruct(ckpt, image, mask)) for label, ckpt in pair]
+    errors = [rec.patch_error[0].reshape(g, g).numpy() for _, _, rec in results]
+    top = float(max(e.max() for e in errors)) or 1.0
+    st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta). Error is the mean squared pixel "
+               "error (pixels in 0..1) of the model's prediction in each patch, the same measure for every "
+               "pixel-predicting method (their training losses differ: SimMIM's L1 on normalised pixels, MAE's "
+               "and BootMAE's MSE), on one shared scale; the visible patches are left blank in the error maps.")
+    for side, (label, ckpt, rec) in enumerate(results):
+        st.markdown(f"**{label}** · masked-patch MSE **{rec.masked_error[0]:.4f}**")
+        a, b, d = st.columns([1, 1, 1.3])
+        picture(a, upscale(rec.prediction[0]), caption="prediction (every patch)")
+        picture(b, upscale(rec.reconstruction[0]), caption="reconstruction (visible patches pasted back)")
+        shown = np.where(mask.reshape(g, g).numpy(), errors[side], np.nan)
+        with d:
+            chart(heat(shown, "error per masked patch", zmax=top, colorscale="Magma", height=220,
+                       colorbar="MSE"), key=f"recon-err-{side}")
+else:
+    st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta).")
+if matches:
+    st.markdown("**Feature match per masked patch.** For each masked patch, the teacher's features of all "
+                f"{n} patches of the image are ordered by cosine similarity to the patch's predicted feature; "
+                f"the number is where the patch's own teacher feature stands: rank 1 = the prediction is closer "
+                f"to its own target than to any other patch's, rank {n} = farthest. A prediction that knew "
+                f"nothing would stand at {chance:g} on average (chance). Visible patches are blank.")
+    columns = st.columns(2)
+    for side, (col, (label, ckpt)) in enumerate(zip(columns, pair)):
+        ranks = feature_match_ranks(ckpt, image, mask)[0]
+        mean = float(torch.nanmean(ranks))
+        with col:
+            st.markdown(f"**{label}** · mean rank **{mean:.1f}** (chance {chance:g})")
+            chart(rank_figure(ranks.reshape(g, g).numpy(), "feature-match rank per masked patch"),
+                  key=f"recon-rank-{side}")
 
 
 @st.cache_data(show_spinner="Reconstructing a batch of test images…", max_entries=64)
@@ -109,24 +164,47 @@ def batch_errors(path: str, ratio: float, seed: int, kind: str) -> dict:
     return masked_error_over(load(path), test_set()[0][:BATCH], ratio, seed, kind)
 
 
+@st.cache_data(show_spinner="Matching features over a batch of test images…", max_entries=64)
+def batch_ranks(path: str, ratio: float, seed: int, kind: str) -> dict:
+    """Mean feature-match rank of each image's masked patches, over the batch (the masks of batch_errors)."""
+    ckpt = load(path)
+    mask = make_mask(BATCH, ckpt.config.model.grid, ratio, seed, kind=kind)
+    per_image = torch.nanmean(feature_match_ranks(ckpt, test_set()[0][:BATCH], mask), 1).double()
+    return {"mean": float(per_image.mean()), "std": float(per_image.std()), "errors": per_image.tolist()}
+
+
+def compare_over_batch(stats: list, measure: str, key: str) -> tuple[float, float, str]:
+    """A bar per checkpoint (mean ± sd of ``measure`` over the images), and the paired MTO − baseline
+    difference with two standard errors and which side is lower (or that neither clearly is)."""
+    fig = go.Figure(go.Bar(x=[s["mean"] for _, s in stats], orientation="h",
+                           y=[f"{label}<br>{s['mean']:.4f} ± {s['std']:.4f}" for label, s in stats],
+                           error_x=dict(type="data", array=[s["std"] for _, s in stats], color="#444"),
+                           marker_color=["#1f77b4", "#d62728"], width=0.5))
+    fig.update_layout(height=240, xaxis_title=f"{measure} over images: mean ± standard deviation",
+                      margin=dict(l=10, r=20, t=10, b=50), yaxis=dict(autorange="reversed", automargin=True))
+    chart(fig, key=key)
+    (base_label, base), (mto_label, mto) = stats
+    paired = np.array(mto["errors"]) - np.array(base["errors"])  # same images, same masks
+    diff, spread = float(paired.mean()), 2 * float(paired.std(ddof=1)) / len(paired) ** 0.5
+    if abs(diff) > spread:
+        verdict = f"lower mean {measure}: **{mto_label if diff < 0 else base_label}**"
+    else:
+        verdict = f"no clear difference in mean {measure}"
+    return diff, spread, verdict
+
+
 st.subheader(f"Over {BATCH} test images")
 batch_kind = "random" if kind == "hand-edited" else kind
-stats = [(label, batch_errors(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt, _ in results]
-fig = go.Figure(go.Bar(x=[s["mean"] for _, s in stats], orientation="h",
-                       y=[f"{label}<br>{s['mean']:.4f} ± {s['std']:.4f}" for label, s in stats],
-                       error_x=dict(type="data", array=[s["std"] for _, s in stats], color="#444"),
-                       marker_color=["#1f77b4", "#d62728"], width=0.5))
-fig.update_layout(height=240, xaxis_title="masked-patch MSE over images: mean ± standard deviation",
-                  margin=dict(l=10, r=20, t=10, b=50), yaxis=dict(autorange="reversed", automargin=True))
-chart(fig, key="recon-batch")
-(base_label, base), (mto_label, mto) = stats
-paired = np.array(mto["errors"]) - np.array(base["errors"])  # same images, same masks
-diff, spread = float(paired.mean()), 2 * float(paired.std(ddof=1)) / len(paired) ** 0.5
-if abs(diff) > spread:
-    verdict = f"lower mean masked-patch error: **{mto_label if diff < 0 else base_label}**"
-else:
-    verdict = "no clear difference in mean masked-patch error"
+readings = []
+if pixels:
+    stats = [(label, batch_errors(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt in pair]
+    diff, spread, verdict = compare_over_batch(stats, "masked-patch MSE", "recon-batch")
+    readings.append(f"{verdict} (MTO − baseline, paired by image: {diff:+.4f} ± {spread:.4f}, two standard errors)")
+if matches:
+    stats = [(label, batch_ranks(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt in pair]
+    diff, spread, verdict = compare_over_batch(stats, "feature-match rank", "recon-batch-rank")
+    readings.append(f"{verdict} (MTO − baseline, paired by image: {diff:+.3f} ± {spread:.3f}, two standard "
+                    f"errors; chance is {chance:g})")
 st.markdown(f"Over the first {BATCH} test images, each with its own {batch_kind} mask at ratio {ratio:.2f}: "
-            f"{verdict} (MTO − baseline, paired by image: {diff:+.4f} ± {spread:.4f}, two standard errors). "
-            "A lower reconstruction error is not the aim of MTO: it aims at faster learning of features "
-            "(the **Curves** page).")
+            f"{'; '.join(readings)}. A better prediction is not the aim of MTO: it aims at faster learning "
+            "of features (the **Curves** page).")

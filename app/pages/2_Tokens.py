@@ -13,7 +13,7 @@ from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_la
 
 from mto_core import make_mask
 from mto_core.analysis import embed_2d, layer_tokens
-from app_support import outline_patch
+from app_support import mask_site, outline_patch
 from trace_section import over_training
 
 page("Tokens", "🔬")
@@ -23,7 +23,7 @@ if not pair:
     st.stop()
 images, labels, classes = test_set()
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)
-where = "MAE decoder" if pair[0][1].config.model.method == "mae" else "encoder"
+where = mask_site(pair[0][1].config.model)
 
 c1, c2, c3, c4 = st.columns(4)
 layer = c1.slider(f"Layer of the {where} (0 = input with position)", 0, layers, 1, key="tokens-layer")

@@ -11,6 +11,7 @@ from common import (chart, choose_pair, heat, integer_layers, layer_table, load,
 
 from mto_core import make_mask, token_trace
 from mto_core.analysis import query_attention
+from app_support import mask_heads, mask_site
 
 page("Attention", "👁️")
 pair = choose_pair("attn")
@@ -20,13 +21,13 @@ if not pair:
 images, labels, classes = test_set()
 cfg = pair[0][1].config.model
 g, n, p = cfg.grid, cfg.num_patches, cfg.patch_size
-where = "MAE decoder" if cfg.method == "mae" else "encoder"
+where = mask_site(cfg)
 
 c1, c2, c3 = st.columns(3)
 index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
 layers = cfg.mask_layers
 layer = c2.selectbox(f"Layer of the {where}", list(range(1, layers + 1)), key="attn-layer")
-heads = (cfg.decoder_heads if cfg.method == "mae" else cfg.num_heads)
+heads = mask_heads(cfg)
 head = c3.selectbox("Head", ["mean over heads", *range(heads)], key="attn-head",
                     format_func=lambda h: h if isinstance(h, str) else f"head {h}")
 head_index = None if isinstance(head, str) else int(head)

@@ -122,8 +122,9 @@ if data is not None:
                                              label=lambda d: d["run"].map(short))
     chart(loss_figure(data, part, tuple((short[label], colour[label]) for label in chosen)), key="curves-loss",
           ready=True)
-    st.caption("SimMIM and MAE are drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
-               "squared error, so their values are in different units and cannot be compared with each other.")
+    st.caption("Each method is drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
+               "squared error, ConMIM's a contrastive loss over features, BootMAE's a sum of a pixel and a "
+               "feature error, so their values are in different units and cannot be compared with each other.")
 
 traced_measures(rows, short, colour)
 show_committed_experiments(RESULTS)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from app_support import METHOD_NAMES
 from common import RUNS, chart, page, styled
 from emergence import LOOK_FOR, alike_sentence, measure_figure, scatter_figure
 from jobs import JobSlot, TrainingJob
@@ -64,8 +65,8 @@ else:
     last = st.session_state.get("train-settings", {})
     with st.form("train-form"):
         c1, c2, c3 = st.columns(3)
-        method = c1.radio("Method", ["simmim", "mae"], horizontal=True, index=["simmim", "mae"].index(
-            last.get("method", "simmim")), format_func=lambda m: {"simmim": "SimMIM", "mae": "MAE"}[m])
+        method = c1.radio("Method", list(METHOD_NAMES), horizontal=True, index=list(METHOD_NAMES).index(
+            last.get("method", "simmim")), format_func=METHOD_NAMES.get)
         steps = c2.number_input("Steps", 10, 5000, last.get("steps", 100), step=10)
         batch = c3.select_slider("Batch size", [16, 32, 64, 128], value=last.get("batch", 64))
         st.markdown("**MTO parts** (the baseline has all of them off)")
