@@ -85,22 +85,12 @@ class Encoder(nn.Module):
 class PlainSimMIM(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.embed = nn.Linear(PATCH * PATCH, WIDTH)
-        self.cls = nn.Parameter(torch.zeros(1, 1, WIDTH))
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, WIDTH))
-        self.pos = nn.Parameter(torch.randn(1, N + 1, WIDTH) * 0.02, requires_grad=False)
-        self.blocks = nn.ModuleList(Block() for _ in range(DEPTH))
-        self.norm = nn.LayerNorm(WIDTH, eps=1e-6)
+        self.encoder = Encoder()
         self.head = nn.Linear(WIDTH, PATCH * PATCH)
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b = images.shape[0]
-        patches = images.reshape(b, 1, GRID, PATCH, GRID, PATCH).permute(0, 2, 4, 3, 5, 1).reshape(b, N, -1)
-        x = torch.where(mask.unsqueeze(-1), self.mask_token, self.embed(patches))
-        x = torch.cat([self.cls.expand(b, -1, -1), x], dim=1) + self.pos
-        for block in self.blocks:
-            x = block(x)
-        pred = self.head(self.norm(x)[:, 1:])
+        patches = patches_of(images)
+        pred = self.head(self.encoder(patches, mask)[0][:, 1:])
         return (pred - patches).abs().mean(-1)[mask].mean()
 
 
