@@ -185,7 +185,7 @@ def test_train_page_runs_baseline_and_mto():
     assert not at.exception and at.success and "runs/app-" in at.success[0].value
     live = [s for s in specs(at) if any(a.get("text") == "images/s" for a in s["layout"].get("annotations", []))]
     panels = {a["text"] for a in live[0]["layout"]["annotations"]}
-    assert {"total loss", "L_MIM (reconstruction)", "L_sing (data singularity)", "L_ent (attention entropy)",
+    assert {"total loss", "L_MIM (the method's loss)", "L_sing (data singularity)", "L_ent (attention entropy)",
             "images/s"} <= panels  # every term MTO logs, and the speed
     assert {t["name"] for t in live[0]["data"]} == {"baseline", "MTO"}
     emergence = [s for s in specs(at) if any("singularity score S" in a.get("text", "")

@@ -15,7 +15,7 @@ from app_support import accuracy_points, baseline_for, describe_run, safe_path, 
 from mto_core.efficiency import curve, efficiency
 
 RESULTS = ROOT / "docs" / "results"
-TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing", "ent": "L_ent", "rec": "L_rec"}
+TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_sing", "ent": "L_ent", "rec": "L_rec"}
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -21,7 +21,7 @@ page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
 CHARTS_EVERY_S = 5.0  # the charts' refresh while the runs go (docs/performance.md: the Train page)
 SCATTER_LAYER = 1  # the first block that sees mask tokens: where MTO's constraints weigh most
-TERMS = {"loss": "total loss", "mim": "L_MIM (reconstruction)", "sing": "L_sing (data singularity)",
+TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_sing (data singularity)",
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
 
 
