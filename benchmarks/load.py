@@ -113,15 +113,23 @@ def start_server(port: int) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
                                "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-            return server
-        except OSError:
-            time.sleep(0.5)
+    if wait_until_serving(f"http://127.0.0.1:{port}"):
+        return server
     server.kill()
     raise SystemExit("the app did not start within 120 s")
+
+
+def wait_until_serving(url: str, limit_s: float = 120) -> bool:
+    """True once the Streamlit server at ``url`` (http://host:port) answers its health check;
+    False if it has not within ``limit_s`` seconds."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
 
 
 def p95(values: list[float]) -> float:

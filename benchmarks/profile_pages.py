@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,12 +67,7 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), tmp], cwd=ROOT,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(240):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.5)
+            load.wait_until_serving(f"http://127.0.0.1:{port}")
             url = f"ws://127.0.0.1:{port}/_stcore/stream"
             for _ in range(args.walks):
                 session = asyncio.run(load.crowd(url, 1, 1))[0]
