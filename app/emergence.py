@@ -39,6 +39,7 @@ def _measure_layout(names: tuple[str, ...], height: int) -> dict:
     fig = make_subplots(rows=len(MEASURES), cols=len(names), shared_yaxes=True, shared_xaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=0.07,
                         subplot_titles=[f"{name}: {label}" for label in MEASURES.values() for name in names])
+    fig.update_xaxes(matches="x")  # one step axis for both runs: a run that is behind shows it
     fig.update_xaxes(title="step", row=len(MEASURES))
     fig.update_annotations(font=dict(size=13))
     fig.update_layout(height=height * len(MEASURES) + 90, margin=dict(l=50, r=10, t=80, b=40),
