@@ -138,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
                        "then write a report generated entirely from the runs.")
     p.add_argument("kind", choices=("efficiency", "finetune", "ablation"))
     p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--out", help="runs folder (default runs/experiments/<kind>-<preset>)")
-    p.add_argument("--report", help="report file (default docs/results/<kind>-<preset>.md)")
+    p.add_argument("--methods", help="efficiency only: comma-separated methods, each run with and without MTO "
+                                     "(default simmim,mae; e.g. conmim,bootmae, named efficiency-<preset>-conmim-bootmae)")
+    p.add_argument("--out", help="runs folder (default runs/experiments/<experiment>, e.g. efficiency-cpu)")
+    p.add_argument("--report", help="report file (default docs/results/<experiment>.md)")
     p.add_argument("--seeds", type=int, help="use only the first N seeds of the preset")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
@@ -194,8 +196,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(checkpoint.path), "layers": rows}, indent=2))
         return 0
-    print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: "
-          f"{'encoder' if checkpoint.config.model.mask_in_encoder else 'decoder'}), "
+    model = checkpoint.config.model
+    where = "encoder" if model.mask_in_encoder else "pixel decoder" if model.method == "bootmae" else "decoder"
+    print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: {where}), "
           f"{min(args.images, len(test))} test images")
     print("| layer | a_VM | HI | H masked | H visible | singularity | separability AUC |")
     print("|---|---|---|---|---|---|---|")
@@ -211,8 +214,9 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     import dataclasses
     from pathlib import Path
 
-    from .config import apply_overrides, preset
-    from .experiments import EXPERIMENTS, report_only, run_experiment, write_report
+    from .config import ConfigError, apply_overrides, preset
+    from .experiments import report_only, run_experiment, write_report
+    from .experiments.registry import for_methods
 
     if args.device:
         args.set = [*args.set, f"train.device={args.device}"]
@@ -221,12 +225,13 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     _at_least(args.epochs, 1, "--epochs")
     _at_least(args.parallel, 1, "--parallel")
     if args.time_limit is not None and not args.time_limit > 0:
-        from .config import ConfigError
-
         raise ConfigError(f"--time-limit must be a positive number of minutes, got {args.time_limit:g}")
     command = "mto " + " ".join(a for a in (argv or sys.argv[1:]))
-    report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     if args.kind == "finetune":
+        if methods:
+            raise ConfigError("--methods applies to the efficiency experiment only, not to finetune")
+        report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
         from .experiments.finetune import FINETUNES, run_finetune
 
         spec = FINETUNES[args.preset]
@@ -237,7 +242,8 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
                             progress=not args.quiet)
         print(path.read_text())
         return 0
-    experiment = EXPERIMENTS[(args.kind, args.preset)]
+    experiment = for_methods(args.kind, args.preset, methods)
+    report = Path(args.report or f"docs/results/{experiment.name}.md")
     if args.seeds:
         experiment = experiment.limit_seeds(args.seeds)
     if args.epochs:
@@ -246,7 +252,7 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
         path = report_only(experiment, report, Path(args.out) if args.out else None)
         print(path.read_text())
         return 0
-    out = Path(args.out or f"runs/experiments/{args.kind}-{args.preset}")
+    out = Path(args.out or f"runs/experiments/{experiment.name}")
     runs, _ = run_experiment(experiment, out, args.set, progress=not args.quiet,
                              parallel=args.parallel or experiment.parallel, time_limit=args.time_limit,
                              command=command)

@@ -181,6 +181,31 @@ def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_fi
     assert "From-scratch floor (1 seeds)" in ft.read_text() and "| 1 |" in ft.read_text()
 
 
+def test_methods_flag_runs_the_protocol_on_other_methods_under_its_own_name(capsys):
+    from mto_core.experiments import EXPERIMENTS
+    from mto_core.experiments.registry import for_methods
+    from mto_core.experiments.report import rerender_command
+    from mto_core.experiments.stats import families
+
+    from .test_cli import mto_here
+
+    assert for_methods("efficiency", "cpu", None) is EXPERIMENTS[("efficiency", "cpu")]
+    assert for_methods("efficiency", "cpu", ["simmim", "mae"]) is EXPERIMENTS[("efficiency", "cpu")]
+    both = for_methods("efficiency", "cpu", ["conmim", "bootmae"])
+    assert both.name == "efficiency-cpu-conmim-bootmae"
+    assert list(both.variants) == ["conmim", "conmim-mto", "bootmae", "bootmae-mto"]
+    assert all(len(both.seeds_for(v)) >= 4 for v in both.variants)
+    assert both.common == EXPERIMENTS[("efficiency", "cpu")].common and both.epochs == 6
+    assert families(list(both.variants)) == {"conmim": ["conmim", "conmim-mto"], "bootmae": ["bootmae", "bootmae-mto"]}
+    assert rerender_command(both.name, both.methods) == \
+        "mto experiment efficiency --preset cpu --methods conmim,bootmae --report-only"
+    assert rerender_command("efficiency-gpu") == "mto experiment efficiency --preset gpu --report-only"
+    bad = mto_here(capsys, "experiment", "efficiency", "--methods", "conmim,byol", "--report-only")
+    assert bad.returncode == 2 and "unknown method byol" in bad.stderr
+    bad = mto_here(capsys, "experiment", "ablation", "--methods", "conmim", "--report-only")
+    assert bad.returncode == 2 and "efficiency experiment only" in bad.stderr
+
+
 def test_analyze_command(tmp_path):
     run = tmp_path / "run"
     mto("train", "--preset", "simmim-mto", "--max-steps", "2", "--batch-size", "32", "--out", str(run), "--quiet",

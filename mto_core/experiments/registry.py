@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..config import RunConfig, apply_overrides, preset
+from ..config import METHODS, ConfigError, RunConfig, apply_overrides, preset
 
 
 @dataclass
@@ -24,6 +24,8 @@ class Experiment:
     threshold_epoch: float = 3.0
     # runs trained at once by default, one process each (--parallel)
     parallel: int = 1
+    # the --methods flag that selected these variants, if not the default (rerender_command)
+    methods: tuple[str, ...] = ()
 
     def seeds_for(self, variant: str) -> list[int]:
         return self.seeds_of.get(variant, self.seeds)
@@ -72,6 +74,34 @@ EXPERIMENTS = {
     ("ablation", "cpu"): Experiment("ablation-cpu", _ABLATION, [0, 1], 6, _CPU_ABLATION_COMMON),
     ("ablation", "gpu"): Experiment("ablation-gpu", _ABLATION, [0, 1, 2], 30, _GPU_COMMON),
 }
+
+
+# Seeds per method on each efficiency preset; ConMIM and BootMAE run with --methods (for_methods).
+_EFFICIENCY_SEEDS = {"cpu": {"simmim": _SIMMIM_SEEDS, "mae": _MAE_SEEDS,
+                             "conmim": list(range(4)), "bootmae": list(range(4))},
+                     "gpu": {"simmim": _GPU_SIMMIM_SEEDS, "mae": _GPU_MAE_SEEDS,
+                             "conmim": list(range(4)), "bootmae": list(range(4))}}
+DEFAULT_METHODS = ("simmim", "mae")
+
+
+def for_methods(kind: str, preset_name: str, methods: list[str] | tuple[str, ...] | None) -> Experiment:
+    """The registered experiment, or for ``efficiency`` with ``methods`` other than SimMIM and MAE,
+    the same protocol run on those methods, each with and without MTO (seeds from
+    ``_EFFICIENCY_SEEDS``), named ``efficiency-<preset>-<method>-<method>...``."""
+    experiment = EXPERIMENTS[(kind, preset_name)]
+    if not methods or tuple(methods) == DEFAULT_METHODS:
+        return experiment
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if kind != "efficiency":
+        raise ConfigError(f"--methods applies to the efficiency experiment only, not to {kind}")
+    methods = tuple(dict.fromkeys(methods))
+    seeds = _EFFICIENCY_SEEDS[preset_name]
+    variants = {v: (v, []) for m in methods for v in (m, f"{m}-mto")}
+    return replace(experiment, name=f"{experiment.name}-{'-'.join(methods)}", variants=variants,
+                   seeds=sorted({s for m in methods for s in seeds[m]}),
+                   seeds_of={v: seeds[m] for m in methods for v in (m, f"{m}-mto")}, methods=methods)
 
 
 def run_config(experiment: Experiment, variant: str, seed: int, overrides: list[str]) -> RunConfig:

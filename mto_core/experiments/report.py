@@ -62,10 +62,14 @@ def write_report(experiment: Experiment, runs: list[Path], path: Path) -> Path:
     return path
 
 
-def rerender_command(name: str) -> str:
-    """The command that renders experiment ``name`` (``efficiency-cpu``) again from its runs."""
+def rerender_command(name: str, methods: tuple[str, ...] = ()) -> str:
+    """The command that renders experiment ``name`` (``efficiency-cpu``, or with ``methods``
+    ``efficiency-cpu-conmim-bootmae``) again from its runs."""
+    if methods:
+        name = name[:-len("-" + "-".join(methods))]
     kind, _, preset = name.rpartition("-")
-    return f"mto experiment {kind} --preset {preset} --report-only"
+    chosen = f" --methods {','.join(methods)}" if methods else ""
+    return f"mto experiment {kind} --preset {preset}{chosen} --report-only"
 
 
 def recorded_machine(record: dict[str, Any] | None) -> str:
@@ -108,7 +112,7 @@ def _header(experiment: Experiment, runs: list[Path], copies: Path, path: Path) 
             "Variants: " + "; ".join(f"`{name}` = preset {base}" + (f" with `{' '.join(sets)}`" if sets else "")
                                     for name, (base, sets) in experiment.variants.items()) + ".",
             f"Every run's curves and config: [{link}/]({link}/); this page renders only what they recorded: "
-            f"`{rerender_command(experiment.name)}` writes it again, the same to the byte.",
+            f"`{rerender_command(experiment.name, experiment.methods)}` writes it again, the same to the byte.",
             f"{recorded_machine(record)} " + _timing(runs), ""]
 
 
