@@ -39,9 +39,13 @@ def load(path: str):
     return load_checkpoint(path)
 
 
-@st.cache_data(show_spinner=False, max_entries=1)
+@st.cache_resource(show_spinner=False, max_entries=1)
 def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """The whole test split (10,000 images with the full dataset, 1,000 with the shipped subset)."""
+    """The whole test split (10,000 images with the full dataset, 1,000 with the shipped subset).
+
+    One object shared by every page run and session, never modified: ``st.cache_data`` would hand
+    each run a copy (7.5 MiB of images), and the copies outlive the runs until a full garbage
+    collection (benchmarks/load.py found about 100 of them, 760 MiB, after 20 sessions)."""
     data = load_fashion_mnist("test")
     return data.images, data.labels, data.classes
 

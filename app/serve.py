@@ -21,7 +21,7 @@ from streamlit.web import cli
 
 import jobs  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
 import mto_core.analysis  # noqa: F401
-from app_support import server_args, share_addresses
+from app_support import give_memory_back, server_args, share_addresses
 
 
 def warm_up() -> None:
@@ -51,28 +51,6 @@ def warm_up() -> None:
         model = build_model(config.model, config.mto).eval()
         token_trace(model, torch.zeros(2, config.model.in_chans, config.model.img_size, config.model.img_size,
                                        dtype=torch.uint8), make_mask(2, config.model.grid, 0.6, 0))
-
-
-def give_memory_back(every_s: float = 10.0) -> None:
-    """Every ``every_s``, hand the memory freed since back to the system (glibc's malloc_trim): the
-    memory that many sessions at once took returns near its idle level after they leave, instead
-    of staying with the process (docs/performance.md, "A classroom on one server"). A thread of its
-    own; the call itself runs outside the interpreter lock. Nothing where there is no glibc."""
-    import ctypes
-    import threading
-    import time
-
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return
-
-    def loop() -> None:
-        while True:
-            time.sleep(every_s)
-            trim(0)
-
-    threading.Thread(target=loop, name="give-memory-back", daemon=True).start()
 
 
 if __name__ == "__main__":

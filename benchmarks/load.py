@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import socket
 import statistics
@@ -46,6 +47,26 @@ def memory_mib(pid: int) -> dict[str, float]:
     """VmRSS and VmHWM (peak resident) of a process, MiB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+
+def memory_map(pid: int) -> dict[str, float]:
+    """Where the resident memory of a process lies, MiB, from /proc/PID/smaps: the main malloc heap
+    ([heap]), Python's object arenas (anonymous mappings of exactly 1 MiB, pymalloc's arena size),
+    other anonymous memory (malloc's thread arenas, large blocks, thread stacks), and file-backed
+    pages (code and data of the libraries)."""
+    out = {"heap": 0.0, "python_arenas": 0.0, "other_anonymous": 0.0, "files": 0.0}
+    size = name = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            size, name = end - start, head[5] if len(head) > 5 else ""
+        elif head[0] == "Rss:":
+            kb = int(head[1]) / 1024
+            kind = ("heap" if name == "[heap]" else "files" if name.startswith("/") else
+                    "python_arenas" if size == 1 << 20 and not name else "other_anonymous")
+            out[kind] += kb
+    return {k: round(v) for k, v in out.items()}
 
 
 def reset_peak(pid: int) -> None:
@@ -109,10 +130,10 @@ async def crowd(url: str, sessions: int, rounds: int, think: float = 0) -> list[
     return everyone
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
                                "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     if wait_until_serving(f"http://127.0.0.1:{port}"):
         return server
     server.kill()
@@ -143,15 +164,18 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=0,
                         help="mean seconds a session pauses before each page (uniform 0..2x); 0 = none, the worst case")
     parser.add_argument("--settle", type=float, default=20, help="seconds to wait after the sessions leave")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment variable for the server (e.g. PYTHONMALLOC=malloc)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, dict(e.split("=", 1) for e in args.env))
     url = f"ws://127.0.0.1:{port}/_stcore/stream"
     try:
         warm = asyncio.run(crowd(url, 1, 1))[0]  # one visitor first: what every cache holds after one walk
         time.sleep(3)
         idle = memory_mib(server.pid)["VmRSS"]
+        idle_map = memory_map(server.pid)
         reset_peak(server.pid)
         start = time.perf_counter()
         everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think))
@@ -159,6 +183,7 @@ def main() -> None:
         peak = memory_mib(server.pid)["VmHWM"]
         time.sleep(args.settle)
         after = memory_mib(server.pid)["VmRSS"]
+        after_map = memory_map(server.pid)
     finally:
         server.terminate()
         server.wait(30)
@@ -168,11 +193,12 @@ def main() -> None:
         page = [t for s in everyone for t in s.times.get(name, [])]
         per_page[name] = {"n": len(page), "median_s": round(statistics.median(page), 2), "p95_s": round(p95(page), 2),
                           "max_s": round(max(page), 2)}
-    result = {"sessions": args.sessions, "rounds": args.rounds, "think_s": args.think, "pages": len(per_page), "wall_s": round(wall, 1),
+    result = {"sessions": args.sessions, "server_env": args.env, "rounds": args.rounds, "think_s": args.think, "pages": len(per_page), "wall_s": round(wall, 1),
               "page_runs": len(times), "p95_s": round(p95(times), 2) if times else None,
               "median_s": round(statistics.median(times), 2) if times else None,
               "errors": [e for s in [warm, *everyone] for e in s.errors],
               "memory_mib": {"idle": round(idle), "peak": round(peak), "after": round(after)},
+              "memory_map_mib": {"idle": idle_map, "after": after_map},
               "per_page": per_page}
     if args.json:
         print(json.dumps(result, indent=1))
@@ -185,6 +211,8 @@ def main() -> None:
         print(f"  {name:12s} median {page['median_s']:6.2f} s  p95 {page['p95_s']:6.2f} s  max {page['max_s']:6.2f} s")
     m = result["memory_mib"]
     print(f"server memory: idle {m['idle']} MiB, peak {m['peak']} MiB, {args.settle:g} s after {m['after']} MiB")
+    for when, parts in result["memory_map_mib"].items():
+        print(f"  {when:5s} " + ", ".join(f"{k.replace('_', ' ')} {v} MiB" for k, v in parts.items()))
     for error in result["errors"][:10]:
         print("  error:", error)
 

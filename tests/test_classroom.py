@@ -23,3 +23,53 @@ def test_serve_public_listens_on_all_interfaces_and_prints_addresses_and_a_warni
     shared = next(line for line in lines if line.startswith("Serving on every network interface"))
     assert f":{port}" in shared and "http://" in shared
     assert sum(line.startswith("Warning: anyone who can reach this machine") for line in lines) == 1
+
+
+def test_every_cache_of_the_app_has_a_size_limit():
+    """A server that a class shares keeps its memory bounded: no st.cache_* without max_entries."""
+    import ast
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parent.parent / "app"
+    caches, unbounded = 0, []
+    for path in app.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("cache_data", "cache_resource"):
+                caches += 1
+                if not any(k.arg == "max_entries" for k in node.keywords):
+                    unbounded.append(f"{path.name}:{node.lineno}")
+    assert caches >= 10 and not unbounded, unbounded
+
+
+def test_page_runs_share_one_test_split_instead_of_copies():
+    from common import test_set
+
+    first, second = test_set(), test_set()
+    assert first[0] is second[0] and first[1] is second[1]
+
+
+def test_the_memory_thread_collects_the_cyclic_garbage_that_page_runs_leave():
+    import gc
+    import time
+    import weakref
+
+    from app_support import give_memory_back
+
+    class Namespace(dict):
+        pass
+
+    cycle = Namespace(images=bytearray(1 << 20))
+    cycle["self"] = cycle  # a script namespace refers to itself through its functions' globals
+    gone = weakref.ref(cycle)
+    del cycle
+    gc.disable()
+    stop = give_memory_back(every_s=0.02, collect_every=2)
+    try:
+        deadline = time.time() + 5
+        while gone() is not None and time.time() < deadline:
+            time.sleep(0.02)
+        assert gone() is None
+    finally:
+        stop.set()
+        gc.enable()
