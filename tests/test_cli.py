@@ -47,19 +47,20 @@ def test_help_shows_examples(capsys):
     assert "mto.entropy_weight" in mto_here(capsys, "train", "--help").stdout
 
 
-def test_train_eval_resume(tmp_path):
+def test_train_eval_resume(tmp_path, capsys):
     run = str(tmp_path / "run")
     mto("train", "--preset", "mae-mto", "--max-steps", "4", "--batch-size", "32", "--out", run, "--quiet",
         *_sets("train.warmup_fraction=0"))
-    result = json.loads(mto("eval", run, "--probe", "knn", "--json", "--bank-size", "2000").stdout)
+    result = json.loads(mto_here(capsys, "eval", run, "--probe", "knn", "--json", "--bank-size", "2000").stdout)
     assert result["probe"] == "knn" and 0.1 < result["accuracy"] <= 1
     assert result["checkpoint"].endswith("step-00000004") and result["scratch"] is False
-    scratch = mto("eval", run, "--probe", "knn", "--bank-size", "2000", "--scratch").stdout
+    scratch = mto_here(capsys, "eval", run, "--probe", "knn", "--bank-size", "2000", "--scratch").stdout
     assert "untrained (--scratch)" in scratch  # not printed as if it were the trained checkpoint's
     again = mto("train", "--preset", "mae-mto", "--max-steps", "6", "--batch-size", "32", "--out", run,
                 "--quiet", "--resume", *_sets("train.warmup_fraction=0"))
     assert "trained 6 steps" in again.stdout
-    linear = json.loads(mto("eval", run, "--probe", "linear", "--json", "--bank-size", "1000").stdout)
+    linear = json.loads(mto_here(capsys, "eval", run, "--probe", "linear", "--json", "--bank-size",
+                                  "1000").stdout)
     assert linear["probe"] == "linear" and linear["checkpoint"].endswith("step-00000006")
     bare = mto("train", "--out", run, "--quiet", "--resume", "--max-steps", "7")  # the run's own config
     assert "trained 7 steps" in bare.stdout and json.loads((tmp_path / "run" / "config.json").read_text())[
