@@ -40,6 +40,8 @@ config keys for --set (section.field=value, value read as JSON):
   mto experiment efficiency --preset cpu     # 176 min for 28 runs on 2 cores (recorded in its report);
                                              # resumes when started again
   mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
+  mto experiment efficiency --preset cpu --methods conmim,bootmae   # the same protocol on ConMIM
+                                             # and BootMAE, 4 paired seeds each
   mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
   mto experiment efficiency --preset gpu --set data.root=DIR --time-limit 8
