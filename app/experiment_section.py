@@ -9,15 +9,17 @@ import streamlit as st
 from app_support import METHOD_NAMES
 from common import chart
 
-from mto_core.experiments import (EXPERIMENTS, committed_experiments, compare, compare_figure, families,
+from mto_core.experiments import (committed_experiments, compare, compare_figure, families,
                                   family_figure, format_compare, format_interval, summarize_family)
+from mto_core.experiments.registry import experiment_named
 
 
 @st.cache_data(show_spinner="Reading the experiment's runs...", max_entries=16)
 def _summary(folder: str, base: str, method: str) -> dict:
     name = Path(folder).name[:-len("-runs")]
     groups = committed_experiments(Path(folder).parent)[name]
-    threshold_epoch = next((e.threshold_epoch for e in EXPERIMENTS.values() if e.name == name), 3.0)
+    experiment = experiment_named(name)
+    threshold_epoch = experiment.threshold_epoch if experiment else 3.0
     return summarize_family(groups, base, method, Path(folder), threshold_epoch)
 
 

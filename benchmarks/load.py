@@ -51,21 +51,17 @@ def memory_mib(pid: int) -> dict[str, float]:
 
 def memory_map(pid: int) -> dict[str, float]:
     """Where the resident memory of a process lies, MiB, from /proc/PID/smaps: the main malloc heap
-    ([heap]), Python's object arenas (anonymous mappings of exactly 1 MiB, pymalloc's arena size),
-    other anonymous memory (malloc's thread arenas, large blocks, thread stacks), and file-backed
-    pages (code and data of the libraries)."""
-    out = {"heap": 0.0, "python_arenas": 0.0, "other_anonymous": 0.0, "files": 0.0}
-    size = name = None
+    ([heap]), other anonymous memory (malloc's thread arenas and large blocks, Python's object
+    arenas, thread stacks: the kernel merges neighbouring anonymous mappings, so these cannot be
+    told apart here), and file-backed pages (code and data of the libraries)."""
+    out = {"heap": 0.0, "anonymous": 0.0, "files": 0.0}
+    name = ""
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         head = line.split()
-        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
-            start, end = (int(x, 16) for x in head[0].split("-"))
-            size, name = end - start, head[5] if len(head) > 5 else ""
+        if "-" in head[0] and not head[0].endswith(":"):
+            name = head[5] if len(head) > 5 else ""
         elif head[0] == "Rss:":
-            kb = int(head[1]) / 1024
-            kind = ("heap" if name == "[heap]" else "files" if name.startswith("/") else
-                    "python_arenas" if size == 1 << 20 and not name else "other_anonymous")
-            out[kind] += kb
+            out["heap" if name == "[heap]" else "files" if name.startswith("/") else "anonymous"] += int(head[1]) / 1024
     return {k: round(v) for k, v in out.items()}
 
 
@@ -169,6 +165,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     port = free_port()
+    bad = [e for e in args.env if "=" not in e or not e.split("=", 1)[0]]
+    if bad:
+        parser.error(f"--env takes KEY=VALUE, got {bad[0]!r}")
     server = start_server(port, dict(e.split("=", 1) for e in args.env))
     url = f"ws://127.0.0.1:{port}/_stcore/stream"
     try:

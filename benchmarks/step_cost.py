@@ -11,21 +11,25 @@ import json
 from pathlib import Path
 
 from mto_core.experiments import EXPERIMENTS
+from mto_core.experiments.registry import experiment_named
 from mto_core.experiments.step_cost import STEP_COST, write_step_cost
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", help="e.g. efficiency-cpu (its runs are docs/results/<experiment>-runs)")
+    parser.add_argument("experiment", help="e.g. efficiency-cpu or efficiency-cpu-conmim-bootmae (its runs are "
+                                           "docs/results/<experiment>-runs)")
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds per family")
     parser.add_argument("--set", action="append", default=[], help="the experiment's --set flags")
     parser.add_argument("--note", default="", help="stored with the measurement and shown in the report")
     args = parser.parse_args()
-    names = {e.name: e for e in EXPERIMENTS.values()}
-    if args.experiment not in names:
-        parser.error(f"unknown experiment {args.experiment}; choose one of {', '.join(names)}")
+    experiment = experiment_named(args.experiment)
+    if experiment is None:
+        names = ", ".join(e.name for e in EXPERIMENTS.values())
+        parser.error(f"unknown experiment {args.experiment}; choose one of {names}, or efficiency-<preset>-<methods> "
+                     "as `mto experiment efficiency --methods` names it")
     path = Path("docs") / "results" / f"{args.experiment}-runs" / STEP_COST
-    cost = write_step_cost(names[args.experiment], args.set, path, args.rounds)
+    cost = write_step_cost(experiment, args.set, path, args.rounds)
     if args.note:
         cost["note"] = args.note
         path.write_text(json.dumps(cost, indent=2) + "\n")

@@ -229,9 +229,9 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     if args.time_limit is not None and not args.time_limit > 0:
         raise ConfigError(f"--time-limit must be a positive number of minutes, got {args.time_limit:g}")
     command = "mto " + " ".join(a for a in (argv or sys.argv[1:]))
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.kind == "finetune":
-        if methods:
+        if methods is not None:
             raise ConfigError("--methods applies to the efficiency experiment only, not to finetune")
         report = Path(args.report or f"docs/results/{args.kind}-{args.preset}.md")
         from .experiments.finetune import FINETUNES, run_finetune

@@ -34,11 +34,16 @@ def test_every_cache_of_the_app_has_a_size_limit():
     caches, unbounded = 0, []
     for path in app.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr in ("cache_data", "cache_resource"):
-                caches += 1
-                if not any(k.arg == "max_entries" for k in node.keywords):
-                    unbounded.append(f"{path.name}:{node.lineno}")
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for decorator in node.decorator_list:
+                call = decorator if isinstance(decorator, ast.Call) else None
+                target = call.func if call else decorator
+                if isinstance(target, ast.Attribute) and target.attr in ("cache_data", "cache_resource"):
+                    caches += 1
+                    limit = next((k.value for k in call.keywords if k.arg == "max_entries"), None) if call else None
+                    if limit is None or (isinstance(limit, ast.Constant) and limit.value is None):
+                        unbounded.append(f"{path.name}:{node.lineno}")
     assert caches >= 10 and not unbounded, unbounded
 
 
@@ -59,11 +64,13 @@ def test_the_memory_thread_collects_the_cyclic_garbage_that_page_runs_leave():
     class Namespace(dict):
         pass
 
+    was_enabled = gc.isenabled()
+    gc.disable()  # from here on only the thread collects
     cycle = Namespace(images=bytearray(1 << 20))
     cycle["self"] = cycle  # a script namespace refers to itself through its functions' globals
     gone = weakref.ref(cycle)
     del cycle
-    gc.disable()
+    assert gone() is not None
     stop = give_memory_back(every_s=0.02, collect_every=2)
     try:
         deadline = time.time() + 5
@@ -72,4 +79,5 @@ def test_the_memory_thread_collects_the_cyclic_garbage_that_page_runs_leave():
         assert gone() is None
     finally:
         stop.set()
-        gc.enable()
+        if was_enabled:
+            gc.enable()

@@ -183,7 +183,7 @@ def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_fi
 
 def test_methods_flag_runs_the_protocol_on_other_methods_under_its_own_name(capsys):
     from mto_core.experiments import EXPERIMENTS
-    from mto_core.experiments.registry import for_methods
+    from mto_core.experiments.registry import experiment_named, for_methods
     from mto_core.experiments.report import rerender_command
     from mto_core.experiments.stats import families
 
@@ -202,8 +202,17 @@ def test_methods_flag_runs_the_protocol_on_other_methods_under_its_own_name(caps
     assert rerender_command("efficiency-gpu") == "mto experiment efficiency --preset gpu --report-only"
     bad = mto_here(capsys, "experiment", "efficiency", "--methods", "conmim,byol", "--report-only")
     assert bad.returncode == 2 and "unknown method byol" in bad.stderr
-    bad = mto_here(capsys, "experiment", "ablation", "--methods", "conmim", "--report-only")
-    assert bad.returncode == 2 and "efficiency experiment only" in bad.stderr
+    for args in (["ablation", "--methods", "conmim"], ["ablation", "--methods", "simmim,mae"],
+                 ["finetune", "--methods", "mae"]):
+        bad = mto_here(capsys, "experiment", *args, "--report-only")
+        assert bad.returncode == 2 and "efficiency experiment only" in bad.stderr, args
+    bad = mto_here(capsys, "experiment", "efficiency", "--methods", ",", "--report-only")
+    assert bad.returncode == 2 and "--methods names no method" in bad.stderr
+    # a method named twice counts once; SimMIM and MAE in any order are the registered experiment
+    assert for_methods("efficiency", "cpu", ["mae", "simmim", "mae"]) is EXPERIMENTS[("efficiency", "cpu")]
+    assert for_methods("efficiency", "cpu", ["conmim", "bootmae", "conmim"]).name == both.name
+    assert experiment_named(both.name) == both and experiment_named("efficiency-gpu-mae").threshold_epoch == 4.0
+    assert experiment_named("efficiency-cpu-simmim-mae") is None and experiment_named("efficiency-cpu-x") is None
 
 
 def test_analyze_command(tmp_path):

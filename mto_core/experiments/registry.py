@@ -87,21 +87,44 @@ DEFAULT_METHODS = ("simmim", "mae")
 def for_methods(kind: str, preset_name: str, methods: list[str] | tuple[str, ...] | None) -> Experiment:
     """The registered experiment, or for ``efficiency`` with ``methods`` other than SimMIM and MAE,
     the same protocol run on those methods, each with and without MTO (seeds from
-    ``_EFFICIENCY_SEEDS``), named ``efficiency-<preset>-<method>-<method>...``."""
+    ``_EFFICIENCY_SEEDS``), named ``efficiency-<preset>-<method>-<method>...`` in the order given.
+
+    ``methods`` None: the registered experiment. Given, it must name known methods, at least one,
+    for the efficiency experiment; a repeated method counts once, and SimMIM with MAE in any order
+    is the registered experiment."""
     experiment = EXPERIMENTS[(kind, preset_name)]
-    if not methods or tuple(methods) == DEFAULT_METHODS:
+    if methods is None:
         return experiment
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"--methods: unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     if kind != "efficiency":
         raise ConfigError(f"--methods applies to the efficiency experiment only, not to {kind}")
     methods = tuple(dict.fromkeys(methods))
+    if not methods:
+        raise ConfigError(f"--methods names no method; choose from {', '.join(METHODS)}, comma-separated")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown method {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if set(methods) == set(DEFAULT_METHODS):
+        return experiment
     seeds = _EFFICIENCY_SEEDS[preset_name]
     variants = {v: (v, []) for m in methods for v in (m, f"{m}-mto")}
     return replace(experiment, name=f"{experiment.name}-{'-'.join(methods)}", variants=variants,
                    seeds=sorted({s for m in methods for s in seeds[m]}),
                    seeds_of={v: seeds[m] for m in methods for v in (m, f"{m}-mto")}, methods=methods)
+
+
+def experiment_named(name: str) -> Experiment | None:
+    """The experiment called ``name`` (``efficiency-cpu``, ``efficiency-cpu-conmim-bootmae``,
+    ``ablation-gpu``), or None if no command makes one of that name."""
+    for (kind, preset_name), experiment in EXPERIMENTS.items():
+        if name == experiment.name:
+            return experiment
+        if kind == "efficiency" and name.startswith(experiment.name + "-"):
+            try:
+                chosen = for_methods(kind, preset_name, name[len(experiment.name) + 1:].split("-"))
+            except ConfigError:
+                return None
+            return chosen if chosen.name == name else None
+    return None
 
 
 def run_config(experiment: Experiment, variant: str, seed: int, overrides: list[str]) -> RunConfig:

@@ -66,7 +66,10 @@ def rerender_command(name: str, methods: tuple[str, ...] = ()) -> str:
     """The command that renders experiment ``name`` (``efficiency-cpu``, or with ``methods``
     ``efficiency-cpu-conmim-bootmae``) again from its runs."""
     if methods:
-        name = name[:-len("-" + "-".join(methods))]
+        suffix = "-" + "-".join(methods)
+        if not name.endswith(suffix):
+            raise ValueError(f"experiment {name} was not made with --methods {','.join(methods)}")
+        name = name.removesuffix(suffix)
     kind, _, preset = name.rpartition("-")
     chosen = f" --methods {','.join(methods)}" if methods else ""
     return f"mto experiment {kind} --preset {preset}{chosen} --report-only"
