@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parent.parent / "app"
@@ -456,6 +457,13 @@ def test_every_page_works_with_the_new_methods(method, where):
     assert at.radio[0].options == ["SimMIM", "ConMIM", "MAE", "BootMAE"]
     at.radio[0].set_value(method).run()
     assert not at.exception
+    from common import test_set
+
+    from mto_core.data import load_fashion_mnist
+
+    images, labels, _ = test_set()  # one object every page run shares: no page may change it
+    fresh = load_fashion_mnist("test")
+    assert torch.equal(images, fresh.images) and torch.equal(labels, fresh.labels)
 
 
 def _rank_maps(at: AppTest) -> list[dict]:
