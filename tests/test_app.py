@@ -513,3 +513,14 @@ def test_curves_page_says_which_methods_an_experiment_has_not_run():
     missing = [name for method, name in METHOD_NAMES.items() if method not in ran]
     assert at.radio(key="curves-experiment-base").options == [METHOD_NAMES[m] for m in ran]
     assert (f"This experiment has no runs of {' or '.join(missing)}" in texts(at)) == bool(missing), texts(at)
+
+
+def test_curves_page_shows_the_conmim_and_bootmae_experiment():
+    at = run("pages/4_Curves.py")
+    at.selectbox(key="curves-experiment").set_value("efficiency-cpu-conmim-bootmae").run()
+    assert not at.exception and sorted(at.radio(key="curves-experiment-base").options) == ["BootMAE", "ConMIM"]
+    assert "This experiment has no runs of SimMIM or MAE" in texts(at)
+    for method in ("conmim", "bootmae"):
+        at.radio(key="curves-experiment-base").set_value(method).run()
+        assert not at.exception and f"{method}-mto vs {method}" in str(at.get("plotly_chart")[-1].proto)
+        assert re.search(r"Speed-up factor s = [\d.]+, 95% interval", texts(at)) and "s_wall" in texts(at)
