@@ -87,7 +87,9 @@ def test_errors_are_one_clear_line(tmp_path, capsys, args, words):
     assert result.returncode in (1, 2) and words in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["simmim-mto", "conmim-mto"])  # conmim: a momentum teacher on every rank
+# ConMIM is SimMIM's path (mask tokens in the encoder) and BootMAE MAE's (in a decoder), each with MTO
+# and a momentum teacher on every rank
+@pytest.mark.parametrize("name", ["conmim-mto", "bootmae-mto"])
 def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, name):
     """torchrun with 2 CPU processes (gloo) x 16 images == 1 process x 32 images."""
     sets = _sets("data.train_limit=256", "train.log_every=2")
