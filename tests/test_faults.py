@@ -28,7 +28,8 @@ def _command(out, name="simmim-mto"):
             *[a for s in SETS for a in ("--set", s)]]
 
 
-@pytest.mark.parametrize("name", ["simmim-mto", "conmim-mto"])  # conmim: the momentum teacher and its perturbation
+# ConMIM runs SimMIM's path with a momentum teacher and its perturbation, BootMAE MAE's with a teacher
+@pytest.mark.parametrize("name", ["conmim-mto", "bootmae-mto"])
 def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, name):
     reference = tmp_path / "reference"
     subprocess.run(_command(reference, name), check=True, capture_output=True, timeout=600)
