@@ -35,22 +35,26 @@ def test_time_limit_stops_a_run_cleanly_and_the_next_call_resumes_it_in_parallel
     out, report = tmp_path / "runs", tmp_path / "results" / "efficiency-gpu.md"
     stopped = mto(*_flags(out, report), "--time-limit", "0.00001", "--parallel", "2")
     assert "no run of" in stopped.stdout and not report.exists()
-    # a run stopped by its deadline (a real process, a deadline already past): one step, a checkpoint
+    first = len(json.loads((out / "record.json").read_text())["calls"]) if (out / "record.json").exists() else 0
+    # a run stopped by its deadline (a real process, a deadline already past): one step more, a checkpoint
+    # (the call above may have started this run before its own deadline: then it holds step 1 already)
     config = apply_overrides(run_config(EXPERIMENTS[("efficiency", "gpu")], "mae", 0, []),
                              [*MINI, "train.device=cpu", "train.epochs=1"])
+    before = [step_of(c) for c in list_checkpoints(out / "mae-s0")]
+    assert before in ([], [1])
     subprocess.run([sys.executable, "-m", "mto_core.experiments.worker", str(out / "mae-s0"), str(time.time()), "1"],
                    input=config.to_json(), text=True, check=True, capture_output=True)
-    assert [step_of(c) for c in list_checkpoints(out / "mae-s0")] == [1]
+    assert [step_of(c) for c in list_checkpoints(out / "mae-s0")] == [*before, len(before) + 1]
     done = mto(*_flags(out, report), "--parallel", "2")
     assert "0 of 2 runs finished already; training 2, 2 at a time" in done.stdout
     assert step_of(list_checkpoints(out / "mae-s0")[-1]) == 4
     probes = [r["step"] for r in read_metrics(out / "mae-s0") if r["kind"] == "probe"]
-    assert probes == sorted(set(probes)) == [0, 2, 4]  # resumed from step 1: nothing measured twice
+    assert probes == sorted(set(probes)) == [0, 2, 4]  # resumed mid-run: nothing measured twice
     assert (out / "logs" / "mae-s0.log").is_file()
     cost = json.loads((out / "step_cost.json").read_text())
     assert set(cost["families"]) == {"mae-mto"} and cost["families"]["mae-mto"]["c"] > 0
     record = json.loads((out / "record.json").read_text())
-    assert record["command"].startswith("mto experiment efficiency --preset gpu --methods mae") and len(record["calls"]) == 1  # the call that trained
+    assert record["command"].startswith("mto experiment efficiency --preset gpu --methods mae") and len(record["calls"]) == first + 1  # the calls that trained
     text = report.read_text()
     assert "Step cost c = " in text and "mae-mto vs mae: time to accuracy" in text
     assert "runs made from " in text and (report.parent / "efficiency-gpu-runs" / "step_cost.json").is_file()
