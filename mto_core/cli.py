@@ -41,7 +41,8 @@ config keys for --set (section.field=value, value read as JSON):
                                              # resumes when started again
   mto experiment efficiency --preset cpu --report-only   # the report again, from docs/results/*-runs
   mto experiment efficiency --preset cpu --methods conmim,bootmae   # the same protocol on ConMIM
-                                             # and BootMAE, 4 paired seeds each
+                                             # (12 paired seeds) and BootMAE (4)
+  mto experiment efficiency --preset cpu --seeds 10      # SimMIM and MAE extended to seeds 0-9
   mto experiment finetune --preset cpu       # fine-tunes snapshots of the efficiency runs
   mto experiment ablation --preset cpu
   mto experiment efficiency --preset gpu --set data.root=DIR --time-limit 8
@@ -144,7 +145,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "(default simmim,mae; e.g. conmim,bootmae, named efficiency-<preset>-conmim-bootmae)")
     p.add_argument("--out", help="runs folder (default runs/experiments/<experiment>, e.g. efficiency-cpu)")
     p.add_argument("--report", help="report file (default docs/results/<experiment>.md)")
-    p.add_argument("--seeds", type=int, help="use only the first N seeds of the preset")
+    p.add_argument("--seeds", type=int, help="run seeds 0..N-1 of every variant: fewer than the preset's, or "
+                                             "more to extend an experiment (runs already made, here or in "
+                                             "its committed report, are kept; finetune: fewer only)")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -247,7 +250,7 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
     experiment = for_methods(args.kind, args.preset, methods)
     report = Path(args.report or f"docs/results/{experiment.name}.md")
     if args.seeds:
-        experiment = experiment.limit_seeds(args.seeds)
+        experiment = experiment.with_seeds(args.seeds)
     if args.epochs:
         experiment = dataclasses.replace(experiment, epochs=args.epochs)
     if args.report_only:
@@ -255,9 +258,10 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
         print(path.read_text())
         return 0
     out = Path(args.out or f"runs/experiments/{experiment.name}")
+    copies = report.with_name(f"{report.stem}-runs")
     runs, _ = run_experiment(experiment, out, args.set, progress=not args.quiet,
                              parallel=args.parallel or experiment.parallel, time_limit=args.time_limit,
-                             command=command)
+                             command=command, recorded=copies if copies.is_dir() else None)
     if not runs:
         print(f"no run of {out} has finished yet: run the same command again to resume them")
         return 0

@@ -13,6 +13,9 @@ from ..checkpoint import read_metrics
 from ..efficiency import curve, mean_accuracy, paired
 from .figures import family_figure, plot_compare, write_html
 from .registry import Experiment, plan_runs, run_config
+
+# the decision rule's second bound: a speed-up of this or more is ruled out by an interval ending below it
+RULED_OUT = 1.1
 from .runner import FLOORS, RECORD, copy_runs, is_recorded, read_record
 from .step_cost import STEP_COST, read_step_cost
 from .stats import (THRESHOLDS, compare, families, format_interval, format_sign, group_name, paired_differences,
@@ -48,9 +51,10 @@ def write_report(experiment: Experiment, runs: list[Path], path: Path) -> Path:
     ``<report stem>-runs/`` beside it (unless they are there already): the page renders only
     what those files hold, so the same runs give the same page on any machine, at any time."""
     copies = path.with_name(f"{path.stem}-runs")
-    if runs and runs[0].parent.resolve() != copies.resolve():
-        source = runs[0].parent
-        copy_runs(runs, copies, tuple(source / name for name in (FLOORS, STEP_COST, RECORD)))
+    elsewhere = [run for run in runs if run.parent.resolve() != copies.resolve()]
+    if elsewhere:
+        source = elsewhere[0].parent
+        copy_runs(elsewhere, copies, tuple(source / name for name in (FLOORS, STEP_COST, RECORD)))
         runs = [copies / run.name for run in runs]
     path.parent.mkdir(parents=True, exist_ok=True)
     if any(curve(read_metrics(r), "knn_val")[0].size and any(
@@ -152,7 +156,10 @@ def _efficiency_report(experiment: Experiment, runs: list[Path], path: Path, cop
               "only if every run reaches it). The paper's \"about half the epochs\" is s = 2. The wall-clock "
               "speed-up s_wall = s / c, where c is the time of the method's training step over its baseline's, "
               "measured interleaved at the experiment's batch and model size and stored with the runs "
-              f"({STEP_COST}); s_wall > 1 means the method reaches a given accuracy sooner in time.", ""]
+              f"({STEP_COST}); s_wall > 1 means the method reaches a given accuracy sooner in time. Decision "
+              "rule, for s and for s_wall alike: a speed-up is resolved if the 95% interval lies above 1; a "
+              f"speed-up of {RULED_OUT:g} or more is ruled out if its upper end lies below {RULED_OUT:g}; "
+              "otherwise these runs do not decide." + (f" {experiment.note}" if experiment.note else ""), ""]
     summaries = []
     for base, family in families(list(groups), experiment.baseline).items():
         for method in family[1:]:
@@ -285,22 +292,28 @@ def _verdict(s: dict[str, Any]) -> str:
                        f"{format_interval(area)} ({area['reading']}; the smallest difference these seeds "
                        f"detect is {area['detectable']:.4f}).")
     lo, hi = sp["ci"]
-    if lo > 1:
-        finding = f"MTO is faster: s = {sp['s']:.2f} [{lo:.2f}, {hi:.2f}]"
-    elif hi < 1:
-        finding = f"MTO is slower: s = {sp['s']:.2f} [{lo:.2f}, {hi:.2f}]"
-    else:
-        finding = f"no speed-up resolved: s = {sp['s']:.2f} [{lo:.2f}, {hi:.2f}] contains 1"
     paper = ("the paper's s = 2 is ruled out (the interval ends below 2)" if hi < 2 else
              "the paper's s = 2 is inside the interval: these runs cannot rule it out" if lo <= 2 else
              "the interval lies above 2")
     wall = s.get("wall")
     timed = "" if wall is None else (
-        f" In wall-clock time, s_wall = {wall['s_wall']:.2f} [{wall['ci'][0]:.2f}, {wall['ci'][1]:.2f}]: to reach the "
-        f"same k-NN accuracy, {s['method']} took {wall['time_ratio']:.2f}x the time {s['base']} took.")
-    return (head + f"{finding}; {paper}. The smallest speed-up these seeds could detect is "
+        f" In wall-clock time, {_decision('s_wall', wall['s_wall'], *wall['ci'])}. To reach the same k-NN accuracy, "
+        f"{s['method']} took {wall['time_ratio']:.2f}x the time {s['base']} took.")
+    return (head + f"{_decision('s', sp['s'], lo, hi)}; {paper}. The smallest speed-up these seeds could detect is "
             f"{sp['detectable']:.2f}.{timed} Mean k-NN accuracy over the run: {format_interval(area)} "
             f"({area['reading']}).")
+
+
+def _decision(name: str, value: float, lo: float, hi: float) -> str:
+    """The decision rule of the protocol, read on one speed-up and its 95% interval."""
+    shown = f"{name} = {value:.2f} [{lo:.2f}, {hi:.2f}]"
+    if lo > 1:
+        return f"MTO is faster, a speed-up resolved: {shown} lies above 1"
+    if hi < 1:
+        return f"MTO is slower: {shown} lies below 1"
+    if hi < RULED_OUT:
+        return f"no speed-up resolved, and one of {RULED_OUT:g} or more ruled out: {shown} contains 1 and ends below {RULED_OUT:g}"
+    return f"no speed-up resolved, none of {RULED_OUT:g} or more ruled out: {shown} contains 1 and reaches {RULED_OUT:g}"
 
 
 def _ablation_report(experiment: Experiment, runs: list[Path], path: Path, copies: Path) -> str:

@@ -28,35 +28,57 @@ def is_recorded(run: Path, config: RunConfig) -> bool:
     return bool(epochs) and max(epochs) >= config.train.epochs
 
 
+def is_copy_of(copy: Path, config: RunConfig) -> bool:
+    """A run's copy (metrics.jsonl and config.json, :func:`copy_runs`) recorded to its last epoch
+    with exactly ``config``."""
+    try:
+        same = json.loads((copy / "config.json").read_text()) == json.loads(config.to_json())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return same and is_recorded(copy, config)
+
+
 def is_complete(run: Path, config: RunConfig) -> bool:
     """A recorded run whose newest checkpoint is at its planned last step."""
     return bool(list_checkpoints(run)) and is_recorded(run, config)
 
 
 def run_experiment(experiment: Experiment, out: Path, overrides: list[str] | None = None, progress: bool = True,
-                   parallel: int = 1, time_limit: float | None = None, command: str = "") -> tuple[list[Path], bool]:
+                   parallel: int = 1, time_limit: float | None = None, command: str = "",
+                   recorded: Path | None = None) -> tuple[list[Path], bool]:
     """Train every (variant, seed) into ``out``: finished runs are kept, interrupted ones resumed.
 
     ``parallel`` runs train at once, one process each; ``time_limit`` (minutes) stops every run
     cleanly with a checkpoint when it is up, and starts no new one (the next call resumes them).
-    Beside the runs: the floors (raw pixels on the same probe sets) once a run has finished, the
-    step cost (:mod:`.step_cost`) once every run has, and ``record.json``, the command, the
-    machine and the dates of each call that trained. Returns (finished runs, all finished)."""
+    ``recorded``: a folder of run copies (the committed ``docs/results/<experiment>-runs``); a run
+    it holds, recorded to its last epoch with the config this run would get, counts as made and is
+    not trained again (so that more seeds extend an experiment), and ``out``'s record continues
+    its record. Beside the runs: the floors (raw pixels on the same probe sets) once a run has
+    finished, the step cost (:mod:`.step_cost`) once every run has, and ``record.json``, the
+    command, the machine and the dates of each call that trained. Returns (finished runs, each in
+    ``out`` or in ``recorded``; all finished)."""
     overrides = overrides or []
     deadline = None if time_limit is None else time.time() + 60 * time_limit
     plan = [(run_config(experiment, v, s, overrides), out / f"{v}-s{s}") for v, s in plan_runs(experiment)]
-    todo = [(config, run) for config, run in plan if not is_complete(run, config)]
-    print(f"{len(plan) - len(todo)} of {len(plan)} runs finished already; training {len(todo)}"
+    made = {run: recorded / run.name for config, run in plan if not is_complete(run, config)
+            and recorded is not None and is_copy_of(recorded / run.name, config)}
+    todo = [(config, run) for config, run in plan if run not in made and not is_complete(run, config)]
+    print(f"{len(plan) - len(todo)} of {len(plan)} runs finished already"
+          + (f" ({len(made)} recorded in {recorded})" if made else "") + f"; training {len(todo)}"
           + (f", {parallel} at a time" if parallel > 1 and todo else ""), flush=True)
     if todo:
+        if recorded is not None and made and not (out / RECORD).exists() and read_record(recorded):
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(recorded / RECORD, out / RECORD)
         started = now()
         trained = (_train_in_processes(todo, out, parallel, deadline) if parallel > 1
                    else _train_here(todo, deadline, progress))
         if trained:
             record_call(out, command, started)
-    finished = [run for config, run in plan if is_complete(run, config)]
+    finished = [made.get(run, run) for config, run in plan if run in made or is_complete(run, config)]
     done = len(finished) == len(plan)
-    if finished and experiment.common and any("probe_points" in s for s in experiment.common):
+    trained_here = [run for run in finished if run.parent == out]  # not only copies: measure beside them
+    if trained_here and experiment.common and any("probe_points" in s for s in experiment.common):
         if not (out / FLOORS).exists():
             write_floors(plan[0][0], out / FLOORS)
         if done and not (out / STEP_COST).exists():
