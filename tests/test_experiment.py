@@ -181,6 +181,34 @@ def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_fi
     assert "From-scratch floor (1 seeds)" in ft.read_text() and "| 1 |" in ft.read_text()
 
 
+def test_more_seeds_extend_an_experiment_from_its_committed_copies_without_training_them_again(tmp_path):
+    from mto_core.experiments.registry import for_methods
+
+    mae = for_methods("efficiency", "cpu", ["mae"])
+    assert mae.with_seeds(2).seeds_for("mae") == [0, 1] and mae.with_seeds(11).seeds_for("mae-mto") == list(range(11))
+    assert Experiment("x", {}, [0, 1, 2, 3], 1).with_seeds(6).seeds == [0, 1, 2, 3, 4, 5]
+    assert for_methods("efficiency", "cpu", ["conmim"]).seeds_for("conmim") == list(range(12))
+    out, report = tmp_path / "runs", tmp_path / "results" / "efficiency.md"
+    points = ["train.probe_points=0,1,2", "train.linear_points=2", "train.snapshot_points=2"]
+    common = ["experiment", "efficiency", "--preset", "cpu", "--methods", "mae", "--epochs", "2", "--quiet",
+              "--out", str(out), "--report", str(report), *[a for s in [*TINY, *points] for a in ("--set", s)]]
+    mto(*common, "--seeds", "1")
+    copies = report.with_name("efficiency-runs")
+    assert sorted(p.name for p in copies.iterdir() if p.is_dir()) == ["mae-mto-s0", "mae-s0"]
+    first = json.loads((copies / "record.json").read_text())
+    import shutil
+
+    shutil.rmtree(out)  # a fresh clone: the weights are gone, the committed copies remain
+    again = mto(*common, "--seeds", "2")
+    assert "2 of 4 runs finished already (2 recorded in" in again.stdout and "training 2" in again.stdout
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["mae-mto-s1", "mae-s1"]  # seed 0 not retrained
+    assert sorted(p.name for p in copies.iterdir() if p.is_dir()) == ["mae-mto-s0", "mae-mto-s1", "mae-s0", "mae-s1"]
+    record = json.loads((copies / "record.json").read_text())
+    assert record["command"] == first["command"] and record["calls"][:1] == first["calls"] and len(record["calls"]) == 2
+    assert "## mae-mto vs mae (2 paired seeds)" in report.read_text()
+    assert "4 of 4 runs finished already (2 recorded in" in mto(*common, "--seeds", "2").stdout  # and 2 in out
+
+
 def test_methods_flag_runs_the_protocol_on_other_methods_under_its_own_name(capsys):
     from mto_core.experiments import EXPERIMENTS
     from mto_core.experiments.registry import experiment_named, for_methods
