@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mto_core.checkpoint import WEIGHTS, CheckpointError, list_checkpoints, read_config, resolve
+from mto_core.models.checkpoint import WEIGHTS, CheckpointError, list_checkpoints, read_config, resolve
 from mto_core.config import RunConfig
-from mto_core.data import DataError, LoadedImage, load_image
-from mto_core.objective import check_model_fits
+from mto_core.data.images import DataError, LoadedImage, load_image
+from mto_core.models.objective import check_model_fits
 
 MAX_UPLOAD_BYTES = 10 * 2**20
 # Passed on Streamlit's command line by app/serve.py: Streamlit reads .streamlit/config.toml only

@@ -211,8 +211,8 @@ def spec_expander() -> None:
 def _measures(path: str, ratio: float):
     import pandas as pd
 
-    from mto_core.analysis import layer_measures
-    from mto_core.masking import make_mask
+    from mto_core.analysis.measures import layer_measures
+    from mto_core.data.masking import make_mask
 
     ckpt = load(path)
     images = test_set()[0][100:132]  # held out from the examples the pages show

@@ -1,5 +1,5 @@
 """The masked tokens' property as it emerges: figures drawn from runs' trace rows and token
-snapshots (mto_core.trace), the baseline beside its MTO run. Only drawing lives here."""
+snapshots (mto_core.analysis.trace), the baseline beside its MTO run. Only drawing lives here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from mto_core.trace import MEASURES, TokenFrames, trace_rows
+from mto_core.analysis.trace import MEASURES, TokenFrames, trace_rows
 
 TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
 ALIKE = 0.05  # S and silhouette differences below this are called alike

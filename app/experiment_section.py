@@ -9,8 +9,8 @@ import streamlit as st
 from app_support import METHOD_NAMES
 from common import chart
 
-from mto_core.experiments import (committed_experiments, compare, compare_figure, families,
-                                  family_figure, format_compare, format_interval, summarize_family)
+from mto_core.experiments import (committed_experiments, compare, compare_figure, families, family_figure,
+                                  format_compare, format_interval, summarize_family)
 from mto_core.experiments.registry import experiment_named
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from app_support import run_progress
 from mto_core.config import RunConfig
-from mto_core.data import load_dataset
-from mto_core.engine import append_metrics, make_plan, train
-from mto_core.probes import quick_knn
+from mto_core.data.images import load_dataset
+from mto_core.training.run_folder import append_metrics
+from mto_core.training.engine import make_plan, train
+from mto_core.eval.schedule import quick_knn
 
 
 @dataclass
@@ -89,7 +90,7 @@ class TrainingJob:
                            should_stop=lambda: self._should_stop(state))
             state.trained_steps = result.steps
             if result.last_checkpoint is not None and state.config.data.val_fraction:
-                from mto_core.checkpoint import load_checkpoint
+                from mto_core.models.checkpoint import load_checkpoint
 
                 model = load_checkpoint(result.last_checkpoint).model
                 state.knn, state.knn_images = quick_knn(model, state.config)

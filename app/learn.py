@@ -11,7 +11,7 @@ import streamlit as st
 from common import chart, choose_pair, load, mask_controls, page, picture, spec_expander, styled, test_set
 
 from mto_core import make_mask
-from mto_core.analysis import mask_layer_inputs, mask_token_similarity, recalibration_views
+from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
 from app_support import paint_patches, upscale
 
 page("Masked Token Optimization, explained", "🎭")

@@ -20,7 +20,7 @@ import umap  # noqa: F401
 from streamlit.web import cli
 
 import jobs  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
-import mto_core.analysis  # noqa: F401
+import mto_core.analysis.measures  # noqa: F401
 from app_support import give_memory_back, server_args, share_addresses
 
 
@@ -37,8 +37,8 @@ def warm_up() -> None:
 
     from mto_core.api import token_trace
     from mto_core.config import preset
-    from mto_core.masking import make_mask
-    from mto_core.models import build_model
+    from mto_core.data.masking import make_mask
+    from mto_core.models.build import build_model
 
     for trace in (go.Scatter, go.Heatmap, go.Bar, go.Box):
         go.Figure(trace()).to_json()

@@ -9,7 +9,7 @@ import streamlit as st
 from common import chart, integer_layers
 from emergence import measure_figure, scatter_figure
 from mto_core import read_metrics
-from mto_core.trace import MEASURES, snapshot_steps, token_frames, trace_rows, traced_run
+from mto_core.analysis.trace import MEASURES, snapshot_steps, token_frames, trace_rows, traced_run
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -67,4 +67,4 @@ def traced_measures(rows: dict[str, list[dict]], short: dict[str, str], colour: 
                       margin=dict(l=60, r=10, t=30, b=50))
     chart(integer_layers(fig, "epoch"), key="curves-trace")
     st.caption("Measured every train.trace_every steps on one fixed held-out batch and mask, the same for every "
-               "run of one data and mask setting (mto_core/trace.py).")
+               "run of one data and mask setting (mto_core/analysis/trace.py).")

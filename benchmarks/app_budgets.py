@@ -108,7 +108,7 @@ def reconstruction_ms(rounds: int = 30) -> float:
 UMAP_SCRIPT = """
 import time, numpy as np
 from mto_core import load_checkpoint, load_fashion_mnist, make_mask
-from mto_core.analysis import embed_2d, layer_tokens
+from mto_core.analysis.measures import embed_2d, layer_tokens
 ckpt = load_checkpoint("checkpoints/simmim-mto")
 tokens = layer_tokens(ckpt, load_fashion_mnist("test").images[:41], make_mask(41, 7, 0.6, 0), 1)
 features = tokens["features"][:2000].astype(np.float32)

@@ -5,15 +5,15 @@ round, median step time, batch 128, tiny preset, fp32, this machine's torch thre
   full-map pass it replaced (the token-order path), and with L_ent from fused
   kernels (log-sum-exp minus E_p[s]; what training runs) against L_ent from the
   explicit masked rows it replaced, and with L_sing's Gram matrix taking its one-product backward
-  (mto_core.mto_terms.gram; what training runs) against autograd's backward of h @ h^T, per
+  (mto_core.mto.terms.gram; what training runs) against autograd's backward of h @ h^T, per
   method, against the method's baseline;
-- the library's SimMIM baseline step against the plain PyTorch loop (mto_core/plain_loop.py),
+- the library's SimMIM baseline step against the plain PyTorch loop (mto_core/bench/plain_loop.py),
   and three candidates for a faster step: explicit attention (softmax(QK^T)V in three kernels)
   instead of the fused kernel, each transformer block compiled (torch.compile, static shapes), and
   the batch cut in two halves run at once on two threads of one torch thread each (their
   gradients averaged) instead of one batch on two torch threads; q, k and v as views of the qkv
   output (one gradient stack, no copy) against timm's permuted layout;
-- freed memory kept in the process (mto_core/allocator.py, what training does on the CPU) against
+- freed memory kept in the process (mto_core/training/allocator.py, what training does on the CPU) against
   glibc's defaults, for the plain loop and the library's steps: the setting is per process, so
   these run in fresh processes, alternating, each timing its own steps.
 
@@ -37,15 +37,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import mto_core.attention_stats as stats
-import mto_core.mto_terms as terms
-import mto_core.vit as vit
-from mto_core.bench import time_steps
+import mto_core.mto.attention_stats as stats
+import mto_core.mto.terms as terms
+import mto_core.models.vit as vit
+from mto_core.bench.measure import time_steps
 from mto_core.config import preset
-from mto_core.engine import build_optimizer
-from mto_core.masking import hidden_count, make_mask
-from mto_core.models import build_model
-from mto_core.plain_loop import plain_step
+from mto_core.training.engine import build_optimizer
+from mto_core.data.masking import hidden_count, make_mask
+from mto_core.models.build import build_model
+from mto_core.bench.plain_loop import plain_step
 
 BATCH = 128
 FUSED = F.scaled_dot_product_attention
@@ -155,7 +155,7 @@ CHILD = """
 import json, resource, statistics, sys, time
 sys.path.insert(0, "benchmarks")  # run with cwd = the repository
 if sys.argv[2] == "kept":
-    from mto_core.allocator import keep_freed_memory
+    from mto_core.training.allocator import keep_freed_memory
     assert keep_freed_memory()
 import attempts
 run = attempts.plain_step(attempts.BATCH) if sys.argv[1] == "plain" else attempts.step(sys.argv[1])

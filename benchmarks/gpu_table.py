@@ -5,13 +5,13 @@ than it needs; the JSON in OUT is rewritten after every stage, so a run cut shor
 what it measured:
 
 1. checks: the visible-first path against the token-order path on CUDA (float32, every MTO
-   part: the fused kernels of mto_core/attention_stats.py against the explicit maps), and a
+   part: the fused kernels of mto_core/mto/attention_stats.py against the explicit maps), and a
    training step of each MTO preset under torch.cuda.set_sync_debug_mode("error");
 2. eager: vit-b and vit-s at batch 256, tiny at 1024; SimMIM and MAE; the baseline, each MTO
    part alone and MTO with all defaults, steps interleaved round by round (bf16 autocast); the
    peak memory of one step of each; MFU = train_flops / time / the measured bf16 matmul peak;
-3. plain: the tiny SimMIM baseline against the plain PyTorch loop (mto_core/plain_loop.py);
-4. compiled: baseline and MTO with train.compile (mto_core/compiled.py), vit-b SimMIM first.
+3. plain: the tiny SimMIM baseline against the plain PyTorch loop (mto_core/bench/plain_loop.py);
+4. compiled: baseline and MTO with train.compile (mto_core/training/compiled.py), vit-b SimMIM first.
 
 Usage: python benchmarks/gpu_table.py OUT [--budget-s 240] [--doc docs/performance.md]
        python benchmarks/gpu_table.py OUT --doc-only   (the doc section from OUT/gpu_table.json)
@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from mto_core.bench import MTO_PARTS, machine, matmul_peak, plain_reference, time_steps, train_flops, training_step
+from mto_core.bench.measure import (MTO_PARTS, machine, matmul_peak, plain_reference, time_steps,
+                                    train_flops, training_step)
 from mto_core.config import apply_overrides, preset, set_size
-from mto_core.masking import hidden_count, make_mask
-from mto_core.models import build_model
-from mto_core.vit import TokenOrder, VisibleFirst
+from mto_core.data.masking import hidden_count, make_mask
+from mto_core.models.build import build_model
+from mto_core.models.vit import TokenOrder, VisibleFirst
 
 SIZES = [("vit-b", 256), ("vit-s", 256), ("tiny", 1024)]
 WARMUP, ROUNDS = 3, 6
@@ -189,7 +190,7 @@ def section(result: dict) -> str:
     plain = result.get("plain")
     if plain:
         lines += ["", f"Tiny SimMIM baseline, batch {plain['batch']}, eager, against the plain PyTorch loop "
-                      f"(`mto_core/plain_loop.py`, bf16 autocast): {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms, "
+                      f"(`mto_core/bench/plain_loop.py`, bf16 autocast): {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms, "
                       f"**{plain['speedup']:.2f}x** its speed ({plain['batch'] / plain['mto_ms'] * 1000:,.0f} images/s)."]
     if "equal_paths" in result:
         gaps = "; ".join(f"{k}: terms {v['terms']:.1e}, gradients {v['gradients']:.1e}"

@@ -4,7 +4,7 @@
 - from full maps: the library's stacked form against a direct per-layer transcription of
   docs/mto-spec.md (F.normalize, one layer at a time);
 - from the rows a visible-first pass leaves (what training runs): the Gram matrix with its
-  one-product backward (mto_core.mto_terms.gram) against autograd's backward of h @ h^T, and
+  one-product backward (mto_core.mto.terms.gram) against autograd's backward of h @ h^T, and
   against computing only the masked rows of the Gram matrix, (B, M, T).
 
 Each pair is checked to give the same value.
@@ -22,10 +22,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mto_core.masking import make_mask
-from mto_core.mto import depth_weights
-import mto_core.mto_terms as terms
-from mto_core.mto_terms import singularity_loss, singularity_rows
+from mto_core.data.masking import make_mask
+from mto_core.mto.plugin import depth_weights
+import mto_core.mto.terms as terms
+from mto_core.mto.terms import singularity_loss, singularity_rows
 
 
 def per_layer_reference(hidden: list[torch.Tensor], token_mask: torch.Tensor, tau: float) -> torch.Tensor:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from mto_core.checkpoint import load_checkpoint
+from mto_core.models.checkpoint import load_checkpoint
 from mto_core.config import apply_overrides, preset
-from mto_core.engine import train
-from mto_core.models import build_model
-from mto_core.probes import quick_knn
+from mto_core.training.engine import train
+from mto_core.models.build import build_model
+from mto_core.eval.schedule import quick_knn
 
 SETTINGS = {
     "conmim": [["model.contrast_temperature=0.05"], ["model.contrast_temperature=0.1"],

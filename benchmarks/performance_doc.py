@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mto_core.bench import format_profile, format_report, profile_step, run_bench
+from mto_core.bench.measure import format_profile, format_report, profile_step, run_bench
 
 
 # Sections measured by other scripts (each names its command): carried over as they are.
@@ -41,7 +41,7 @@ APP_BUDGETS_WORK = """The figures of the table above come from `benchmarks/app_b
 same script (in this file's history) missed four of the five budgets. What changed:
 
 - **UMAP**: umap-learn's small-data path computes the distance matrix through a Python callback
-  (n^2 calls) and compiles a parallel neighbour search. `mto_core.analysis.embed_2d` now hands it
+  (n^2 calls) and compiles a parallel neighbour search. `mto_core.analysis.measures.embed_2d` now hands it
   the exact 15 cosine neighbours from one matrix product, a PCA start and 200 layout epochs
   (`tests/test_analysis.py::test_umap_keeps_cosine_neighbours_and_is_repeatable` checks that the
   neighbourhoods are kept).
@@ -165,10 +165,10 @@ def main() -> None:
         f"{_row(now, 'simmim', '+L_ent')['time_vs_baseline']:.3f}x and hard recalibration "
         f"{_row(now, 'simmim', '+hard recalibration')['time_vs_baseline']:.3f}x; all together "
         f"{overheads['simmim']:.3f}x (MAE {overheads['mae']:.3f}x). Each term now reads only the rows "
-        "its formula needs (`mto_core/mto.py`, `mto_core/mto_terms.py`): the tokens of each sample are put "
+        "its formula needs (`mto_core/mto/plugin.py`, `mto_core/mto/terms.py`): the tokens of each sample are put "
         "visible-first for the whole mask-token stack, so the masked queries' rows (L_ent), the visible "
         "queries' rows (L_rec) and the masked rows of one Gram matrix (L_sing) are contiguous slices, and "
-        "no attention map is formed (`mto_core/attention_stats.py`): the entropy is log-sum-exp minus "
+        "no attention map is formed (`mto_core/mto/attention_stats.py`): the entropy is log-sum-exp minus "
         "E_p[s], which one float32 fused pass of the masked queries with the keys as values gives, and "
         "L_rec's mass is a fused pass with the masked-key indicator as values. "
         "What is left is work the formulas need, in kernels that are slow at this shape: per layer 1..K "

@@ -1,4 +1,4 @@
-"""Time a plain PyTorch step (mto_core/plain_loop.py: SimMIM, ConMIM or BootMAE) alone.
+"""Time a plain PyTorch step (mto_core/bench/plain_loop.py: SimMIM, ConMIM or BootMAE) alone.
 
 Usage: python benchmarks/plain_loop.py [--method simmim] [--batch 128] [--steps 20] [--device cpu]
 """
@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from mto_core.plain_loop import PLAIN_MODELS, plain_step
+from mto_core.bench.plain_loop import PLAIN_MODELS, plain_step
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from mto_core.experiments import EXPERIMENTS
 from mto_core.experiments.registry import experiment_named
-from mto_core.experiments.step_cost import STEP_COST, write_step_cost
+from mto_core.experiments.records import STEP_COST
+from mto_core.experiments.step_cost import write_step_cost
 
 
 def main() -> None:

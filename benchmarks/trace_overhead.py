@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from mto_core.config import apply_overrides, preset
-from mto_core.engine import train
-from mto_core.models import build_model
-from mto_core.trace import Tracer
+from mto_core.training.engine import train
+from mto_core.models.build import build_model
+from mto_core.analysis.trace import Tracer
 
 
 def images_per_s(name: str, steps: int, every: int) -> float:

@@ -34,7 +34,7 @@ def main() -> None:
     from common import styled
     from jobs import TrainingJob
     from mto_core.config import apply_overrides, preset
-    from mto_core.trace import snapshot_steps, token_frames
+    from mto_core.analysis.trace import snapshot_steps, token_frames
 
     common = [f"train.max_steps={args.steps}", "train.epochs=0", "train.batch_size=64", "train.log_every=5",
               "train.warmup_fraction=0.1", f"train.trace_every={args.trace_every}", "data.root=shipped"]

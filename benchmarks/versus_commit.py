@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from mto_core.allocator import keep_freed_memory
-from mto_core.bench import time_steps, training_step
+from mto_core.bench.measure import time_steps, training_step
 from mto_core.config import preset
+from mto_core.training.allocator import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,15 +38,31 @@ def earlier_package(rev: str, folder: Path) -> str:
     return "mto_before"
 
 
+# Where each function lived: the layout by role first, then the flat one before it (commits up to 95a0f93).
+_HOMES = {"build_model": ("models.build", "models"), "build_optimizer": ("training.engine", "engine"),
+          "make_mask": ("data.masking", "masking")}
+
+
+def earlier(package: str, name: str):
+    """Function ``name`` of the earlier version, from whichever layout it has."""
+    for module in _HOMES[name]:
+        try:
+            found = getattr(importlib.import_module(f"{package}.{module}"), name, None)
+        except ModuleNotFoundError:
+            continue
+        if found is not None:
+            return found
+    raise SystemExit(f"{package} has no {name} in {' or '.join(_HOMES[name])}")
+
+
 def earlier_step(package: str, name: str, device: torch.device, batch: int):
     """One training step of the earlier version, as its own bench timed it (model(images, mask))."""
     config = importlib.import_module(f"{package}.config").preset(name)
     torch.manual_seed(0)
-    model = importlib.import_module(f"{package}.models").build_model(config.model, config.mto).to(device)
-    optimizer = importlib.import_module(f"{package}.engine").build_optimizer(model, config)
+    model = earlier(package, "build_model")(config.model, config.mto).to(device)
+    optimizer = earlier(package, "build_optimizer")(model, config)
     images = torch.rand(batch, 1, 28, 28, device=device)
-    mask = importlib.import_module(f"{package}.masking").make_mask(batch, config.model.grid, config.mask.ratio,
-                                                                    0).to(device)
+    mask = earlier(package, "make_mask")(batch, config.model.grid, config.mask.ratio, 0).to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step() -> None:

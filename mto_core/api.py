@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpoint
-from .data import prepare_images
-from .mto import mto_losses
-from .objective import MIMModel
-from .vit import StackPath, TokenOrder, TokenTrace, VisibleFirst, patchify
+from .data.images import prepare_images
+from .models.checkpoint import Checkpoint
+from .models.objective import MIMModel
+from .models.vit import StackPath, TokenOrder, VisibleFirst, patchify
+from .mto.plugin import mto_losses
+from .mto.records import TokenTrace
 
 
 @dataclass

@@ -173,8 +173,8 @@ def _at_least(value: int | None, minimum: int, flag: str) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .checkpoint import METRICS
     from .experiments import compare, format_compare, plot_compare
+    from .models.checkpoint import METRICS
 
     for run in map(Path, args.runs):
         if not (run / METRICS).is_file():
@@ -188,9 +188,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import analyze_checkpoint, plot_measures
-    from .checkpoint import load_checkpoint
-    from .data import load_dataset
+    from .analysis.measures import analyze_checkpoint, plot_measures
+    from .data.images import load_dataset
+    from .models.checkpoint import load_checkpoint
 
     _at_least(args.images, 1, "--images")
     checkpoint = load_checkpoint(args.dir)
@@ -271,14 +271,14 @@ def _cmd_experiment(args: argparse.Namespace, argv: list[str] | None = None) -> 
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_report, run_bench
+    from .bench.measure import format_report, run_bench
     from .config import apply_overrides, preset
 
     apply_overrides(preset("simmim"), args.set)  # fail fast on a bad key
     _at_least(args.rounds, 1, "--rounds")
     _at_least(args.batch_size, 1, "--batch-size")
     if args.profile:
-        from .bench import format_profile, profile_step
+        from .bench.measure import format_profile, profile_step
 
         rows = profile_step(batch=args.batch_size)
         print(json.dumps(rows, indent=2) if args.json else format_profile(rows))
@@ -365,7 +365,7 @@ def _kept(out: str) -> str:
     """What an interrupted ``mto train --out out`` leaves, and how to go on from it."""
     from pathlib import Path
 
-    from .checkpoint import list_checkpoints
+    from .models.checkpoint import list_checkpoints
 
     checkpoints = list_checkpoints(Path(out))
     if checkpoints:
@@ -378,7 +378,7 @@ def _kept(out: str) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .engine import train
+    from .training.engine import train
 
     if not args.out.strip():
         raise ValueError("--out is empty; give the run's folder, e.g. --out runs/x")
@@ -405,9 +405,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-    from .engine import resolve_device
-    from .evaluate import evaluate_checkpoint
+    from .eval.schedule import evaluate_checkpoint
+    from .models.checkpoint import load_checkpoint
+    from .training.engine import resolve_device
 
     _at_least(args.bank_size, 0, "--bank-size")
     device = resolve_device(args.device)
@@ -417,7 +417,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         import torch
 
-        from .models import build_model
+        from .models.build import build_model
 
         torch.manual_seed(checkpoint.config.train.seed)
         checkpoint = dataclasses.replace(
@@ -434,11 +434,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
     from .config import ConfigError, MTOWarning
-    from .data import DataError
-    from .engine import TrainingError
-    from .runlock import RunFolderBusy
+    from .data.images import DataError
+    from .models.checkpoint import CheckpointError
+    from .training.run_folder import TrainingError
+    from .training.runlock import RunFolderBusy
 
     args = _parser().parse_args(argv)
     show = warnings.showwarning

@@ -143,7 +143,7 @@ class TrainConfig:
     validation images (0 = all); logged as knn_val / linear_val in the epoch rows.
     ``compile``: ``torch.compile`` the whole model, in a mode chosen per device (CUDA graphs for
     small models on CUDA), falling back to eager with one warning where compiling fails
-    (mto_core/compiled.py; measured slower on the tiny CPU preset, docs/performance.md).
+    (mto_core/training/compiled.py; measured slower on the tiny CPU preset, docs/performance.md).
     ``schedule``: ``cosine`` (warmup, then cosine decay to ``min_lr_fraction``) or ``constant``
     (warmup, then the peak rate): with ``constant`` and a fixed ``warmup_steps``, the model at
     a given step does not depend on the planned length of the run.
@@ -158,7 +158,7 @@ class TrainConfig:
     ``keep_checkpoints`` of them are kept, these and the epochs' together.
     ``trace_every``: every N steps (and at step 0), measure how the masked tokens part from the
     visible ones on a fixed held-out batch (``trace`` rows in metrics.jsonl, token snapshots in
-    ``traces/``; mto_core/trace.py); 0 = off. 25 costs under 5% of the tiny preset's training
+    ``traces/``; mto_core/analysis/trace.py); 0 = off. 25 costs under 5% of the tiny preset's training
     speed on a CPU (docs/performance.md).
     """
 

@@ -28,10 +28,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mto_core.bench import machine
-from mto_core.checkpoint import resolve
+from mto_core.bench.measure import machine
+from mto_core.models.checkpoint import resolve
 from mto_core.config import PRESETS
-from mto_core.trace import TRACES
+from mto_core.analysis.trace import TRACES
 
 TRACE_EVERY = 25  # under 5% of training speed on the CPU these are made on (docs/performance.md)
 TRACE_BYTES = int(1.5 * 2**20)  # each shipped traces/ folder at most: checkpoints/ stays under 50 MB

@@ -1,4 +1,5 @@
-"""Write the Fashion-MNIST subset shipped in mto_core/assets (balanced: the first images of each class).
+"""Write the Fashion-MNIST subset shipped in mto_core/data/fashion-mnist-subset (balanced: the
+first images of each class).
 
 Usage: python scripts/make_fashion_mnist_subset.py [--train-per-class 600] [--test-per-class 100]
 """
@@ -11,7 +12,7 @@ import struct
 
 import numpy as np
 
-from mto_core.data import SHIPPED_FASHION_MNIST, SYSTEM_FASHION_MNIST, read_idx
+from mto_core.data.images import SHIPPED_FASHION_MNIST, SYSTEM_FASHION_MNIST, read_idx
 
 
 def write_idx(path, array: np.ndarray) -> None:

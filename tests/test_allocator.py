@@ -10,10 +10,10 @@ import pytest
 STEPS = """
 import json, resource, sys
 import torch
-from mto_core.allocator import keep_freed_memory
+from mto_core.training.allocator import keep_freed_memory
 from mto_core.config import preset
-from mto_core.masking import make_mask
-from mto_core.models import build_model
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 if sys.argv[2:] == ["settings-only"]:
     print(json.dumps({"kept": kept}))

@@ -7,13 +7,12 @@ import torch
 from pathlib import Path
 
 from mto_core import token_trace
-from mto_core.analysis import (embed_2d, fisher_ratio, layer_measures, mask_layer_inputs, mask_token_similarity,
-                               masked_error_over,
-                               plane_auc, query_attention, recalibration_views, separability_auc, silhouette,
-                               singularity_score)
-from mto_core.efficiency import curve, efficiency, epochs_to_target, rauc
-from mto_core.masking import make_mask
-from mto_core.models import build_model
+from mto_core.analysis.measures import (embed_2d, fisher_ratio, layer_measures, mask_layer_inputs,
+                                        mask_token_similarity, masked_error_over, plane_auc, query_attention,
+                                        recalibration_views, separability_auc, silhouette, singularity_score)
+from mto_core.eval.efficiency import curve, efficiency, epochs_to_target, rauc
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
 
 from .conftest import small_config
 

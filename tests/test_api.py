@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import mto_core
-from mto_core.masking import make_mask
-from mto_core.models import build_model
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
 
 from .conftest import small_config
 

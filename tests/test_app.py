@@ -396,7 +396,7 @@ def test_uploads_say_what_was_done_to_them():
 @pytest.fixture(scope="module")
 def traced_pair():
     """A small traced baseline and MTO run in runs/ (removed afterwards): their labels."""
-    from mto_core.engine import train
+    from mto_core.training.engine import train
 
     from .conftest import small_config
 
@@ -459,7 +459,7 @@ def test_every_page_works_with_the_new_methods(method, where):
     assert not at.exception
     from common import test_set
 
-    from mto_core.data import load_fashion_mnist
+    from mto_core.data.images import load_fashion_mnist
 
     images, labels, _ = test_set()  # one object every page run shares: no page may change it
     fresh = load_fashion_mnist("test")

@@ -13,7 +13,7 @@ from PIL import Image
 from app_support import (MASK_COLOUR, METHOD_NAMES, baseline_for, describe_run, mask_heads, mask_site,
                          outline_patch, paint_patches, pair_problem, read_upload, run_progress, short_label,
                          upscale)
-from mto_core.data import DataError
+from mto_core.data.images import DataError
 
 from .conftest import small_config
 

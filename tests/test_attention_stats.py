@@ -1,4 +1,4 @@
-"""The fused attention statistics (mto_core.attention_stats) against the explicit rows.
+"""The fused attention statistics (mto_core.mto.attention_stats) against the explicit rows.
 
 Tolerances: float32, 1e-5 (values) and 1e-4 relative (gradients), rounding of the same sums in
 another order. Under bf16 autocast the kernels get the bf16 q and k that autocast gives them and
@@ -10,10 +10,10 @@ largest gradient entry (gradients).
 import pytest
 import torch
 
-from mto_core.attention_stats import attend, attend_blocks, mass_on_masked, masked_row_entropy
-from mto_core.masking import hidden_count, make_mask
-from mto_core.models import build_model
-from mto_core.vit import TokenOrder, VisibleFirst
+from mto_core.mto.attention_stats import attend, attend_blocks, mass_on_masked, masked_row_entropy
+from mto_core.data.masking import hidden_count, make_mask
+from mto_core.models.build import build_model
+from mto_core.models.vit import TokenOrder, VisibleFirst
 
 from .conftest import small_config
 

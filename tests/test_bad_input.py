@@ -15,9 +15,9 @@ from PIL import Image
 
 from app_support import read_upload, safe_path, toggle_patches
 from mto_core.config import ConfigError, apply_overrides, preset
-from mto_core.data import DataError, read_image
-from mto_core.masking import make_mask
-from mto_core.models import build_model
+from mto_core.data.images import DataError, read_image
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
 
 from .conftest import small_config
 
@@ -185,7 +185,7 @@ ABSURD = [{"embed_dim": 65536}, {"depth": 10**7}, {"img_size": 4_000_000}]
 
 def _run_with(tmp_path, model_fields):
     """A real run folder whose config.json is then edited by hand."""
-    from mto_core.checkpoint import save_checkpoint
+    from mto_core.models.checkpoint import save_checkpoint
 
     config = small_config("simmim")
     folder = save_checkpoint(tmp_path, 1, build_model(config.model, config.mto), config, {"step": 1}, 1)
@@ -234,8 +234,8 @@ def test_app_lists_runs_too_large_or_linked_outside_as_unusable(tmp_path):
 
 def test_one_class_image_folder_warns_that_the_probe_says_nothing(tmp_path):
     from mto_core.config import MTOWarning
-    from mto_core.data import load_image_folder
-    from mto_core.evaluate import probe
+    from mto_core.data.images import load_image_folder
+    from mto_core.eval.probes import probe
 
     for i in range(6):
         Image.new("L", (28, 28), 40 * i).save(tmp_path / f"{i}.png")
@@ -260,7 +260,7 @@ def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path)
 
 
 def test_training_a_model_too_large_for_memory_is_refused_before_writing(tmp_path):
-    from mto_core.engine import train
+    from mto_core.training.engine import train
 
     with pytest.raises(ConfigError, match="cannot fit in memory"):
         train(small_config("simmim", "model.embed_dim=65536"), tmp_path / "run", progress=False)
@@ -275,7 +275,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_training_into_a_checkpoint_folder_is_refused_and_changes_nothing(tmp_path, resume):
     import shutil
 
-    from mto_core.engine import TrainingError, train
+    from mto_core.training.run_folder import TrainingError
+    from mto_core.training.engine import train
 
     copy = tmp_path / "simmim"
     shutil.copytree(Path(__file__).resolve().parent.parent / "checkpoints" / "simmim", copy)
@@ -286,7 +287,8 @@ def test_training_into_a_checkpoint_folder_is_refused_and_changes_nothing(tmp_pa
 
 
 def test_training_into_a_folder_of_other_files_is_refused_and_changes_nothing(tmp_path):
-    from mto_core.engine import TrainingError, train
+    from mto_core.training.run_folder import TrainingError
+    from mto_core.training.engine import train
 
     (tmp_path / "config.json").write_text('{"my": "important settings"}')
     (tmp_path / "metrics.jsonl").write_text('{"note": 1}\n')

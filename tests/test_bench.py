@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mto_core.bench import format_report, time_steps, train_flops
-from mto_core.masking import make_mask
-from mto_core.models import build_model
+from mto_core.bench.measure import format_report, time_steps, train_flops
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
 
 from .conftest import small_config
 from .test_cli import mto
@@ -50,6 +50,6 @@ def test_bench_command_reports_every_figure():
     assert all(r["images_per_s"] > 0 and 0 < r["share_of_peak"] for r in result["training"])
     assert {r["operation"] for r in result["app_latency"]} >= {"reconstruct 1 image, baseline + MTO"}
     assert "| tiny | simmim | baseline |" in format_report(result)
-    plain = result["plain_reference"]  # the plain PyTorch loop of mto_core/plain_loop.py
+    plain = result["plain_reference"]  # the plain PyTorch loop of mto_core/bench/plain_loop.py
     assert plain["plain_ms"] > 0 and plain["speedup"] == pytest.approx(plain["plain_ms"] / plain["mto_ms"])
     assert "plain PyTorch loop of the same shape" in format_report(result)

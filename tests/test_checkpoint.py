@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mto_core.api import reconstruct
-from mto_core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
-from mto_core.masking import make_mask
-from mto_core.models import build_model
+from mto_core.models.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
 
 from .conftest import small_config
 
@@ -80,16 +80,16 @@ def test_foreign_folder(tmp_path):
 
 
 def test_torn_metrics_line_is_skipped(tmp_path):
-    from mto_core.checkpoint import read_metrics
+    from mto_core.models.checkpoint import read_metrics
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"ste')
     assert read_metrics(tmp_path) == [{"step": 1}, {"step": 2}]
 
 
 def test_metrics_lines_that_are_not_rows_are_skipped_with_a_warning(tmp_path):
-    from mto_core.checkpoint import read_metrics
+    from mto_core.models.checkpoint import read_metrics
     from mto_core.config import MTOWarning
-    from mto_core.efficiency import curve
+    from mto_core.eval.efficiency import curve
 
     (tmp_path / "metrics.jsonl").write_text(
         '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1, 2]\n"text"\n'
@@ -104,7 +104,7 @@ def test_metrics_lines_that_are_not_rows_are_skipped_with_a_warning(tmp_path):
 
 
 def test_model_size_estimate_matches_the_built_model():
-    from mto_core.objective import check_model_fits, model_size
+    from mto_core.models.objective import check_model_fits, model_size
 
     for name in ("simmim-mto", "mae-mto", "conmim-mto", "bootmae-mto"):
         config = small_config(name)

@@ -162,9 +162,9 @@ def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path):
 
 
 def _nan_checkpoint(folder):
-    from mto_core.checkpoint import save_checkpoint
+    from mto_core.models.checkpoint import save_checkpoint
     from mto_core.config import apply_overrides, preset
-    from mto_core.models import build_model
+    from mto_core.models.build import build_model
 
     config = apply_overrides(preset("simmim"), list(SMALL))
     model = build_model(config.model, config.mto)

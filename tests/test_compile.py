@@ -12,10 +12,10 @@ import warnings
 import pytest
 import torch
 
-from mto_core.compiled import compile_mode, compile_model
-from mto_core.masking import hidden_count, make_mask
-from mto_core.models import build_model
-from mto_core.vit import TokenOrder, VisibleFirst
+from mto_core.training.compiled import compile_mode, compile_model
+from mto_core.data.masking import hidden_count, make_mask
+from mto_core.models.build import build_model
+from mto_core.models.vit import TokenOrder, VisibleFirst
 
 from .conftest import small_config
 

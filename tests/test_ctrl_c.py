@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mto_core.checkpoint import list_checkpoints
+from mto_core.models.checkpoint import list_checkpoints
 
 
 def _train(out):

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from mto_core.config import preset
-from mto_core.data import (DataError, augment, fashion_mnist_root, load_dataset, load_fashion_mnist,
-                           load_image_folder, prepare_images, read_idx, read_image, split_indices)
+from mto_core.data.images import (DataError, augment, fashion_mnist_root, load_dataset, load_fashion_mnist,
+                                  load_image_folder, prepare_images, read_idx, read_image, split_indices)
 
 
 def _write_idx(path, array):
@@ -49,7 +49,7 @@ def test_missing_folder_says_what_to_do(tmp_path):
 
 
 def test_auto_root_prefers_system_copy(monkeypatch, tmp_path):
-    import mto_core.data as data
+    import mto_core.data.images as data
 
     monkeypatch.setattr(data, "SYSTEM_FASHION_MNIST", tmp_path)
     assert fashion_mnist_root() == data.SHIPPED_FASHION_MNIST

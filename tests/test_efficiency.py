@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mto_core.efficiency import (curve, detectable, epochs_to_target, mean_accuracy, paired, reach, sign_test,
-                                 speedup)
+from mto_core.eval.efficiency import (curve, detectable, epochs_to_target, mean_accuracy, paired, reach,
+                                      sign_test, speedup)
 
 EPOCHS = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6])
 

@@ -4,10 +4,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import mto_core.engine as engine
-from mto_core.checkpoint import list_checkpoints, load_checkpoint
+import mto_core.training.engine as engine
+from mto_core.models.checkpoint import list_checkpoints, load_checkpoint
 from mto_core.config import ConfigError
-from mto_core.engine import TrainingError, lr_at, train
+from mto_core.training.run_folder import TrainingError
+from mto_core.training.engine import lr_at, train
 
 from .conftest import small_config
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mto_core.evaluate import FinetuneSchedule
+from mto_core.eval.probes import FinetuneSchedule
 from mto_core.experiments import Experiment, compare, format_compare, group_name, report_only, write_report
 from mto_core.experiments.finetune import FinetuneSpec, run_finetune
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import mto_core.checkpoint as checkpoint
-from mto_core.checkpoint import list_checkpoints, load_checkpoint
-from mto_core.engine import TrainingError, train
+import mto_core.models.checkpoint as checkpoint
+from mto_core.models.checkpoint import list_checkpoints, load_checkpoint
+from mto_core.training.run_folder import TrainingError
+from mto_core.training.engine import train
 
 from .conftest import SMALL, small_config
 

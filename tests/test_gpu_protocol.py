@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from mto_core.checkpoint import list_checkpoints, read_metrics, step_of
+from mto_core.models.checkpoint import list_checkpoints, read_metrics, step_of
 from mto_core.config import apply_overrides
 from mto_core.experiments import EXPERIMENTS, run_config
 

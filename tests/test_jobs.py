@@ -91,7 +91,7 @@ def test_stop_takes_effect_within_two_seconds_and_says_stopped(tmp_path):
 
 def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
     from mto_core import read_metrics
-    from mto_core.efficiency import curve
+    from mto_core.eval.efficiency import curve
 
     job = _job(tmp_path)
     job.start()

@@ -1,4 +1,7 @@
-"""Dependencies point one way: app/ and benchmarks/ import the library; the library imports neither."""
+"""The package's layout holds: subpackages by role, dependencies in one direction, no circles.
+
+The layers and their order are written once, in mto_core/__init__.py's docstring; this test
+reads them from there. app/ and benchmarks/ import the library; the library imports neither."""
 
 import ast
 from pathlib import Path
@@ -6,6 +9,7 @@ from pathlib import Path
 import mto_core
 
 LIBRARY = Path(mto_core.__file__).parent
+TOP_LEVEL = {"__init__", "_torchvision_compat", "api", "cli", "config"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -20,7 +24,125 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+def module_name(path: Path, root: Path = LIBRARY) -> str:
+    """``models.vit`` for mto_core/models/vit.py, ``models`` for its __init__.py, ``__init__`` for the top."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1]) if parts[-1] == "__init__" and len(parts) > 1 else ".".join(parts)
+
+
+def import_graph(root: Path = LIBRARY) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (at the top, inside functions, under
+    TYPE_CHECKING alike); ``from .pkg import name`` counts as importing ``pkg.name`` where that
+    is a module, else ``pkg`` (its __init__)."""
+    modules = {module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name.split(".") if path.name == "__init__.py" and name != "__init__" else name.split(".")[:-1]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[tuple[str, list[str]]] = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package[:len(package) - (node.level - 1)]
+                    target = ".".join([*base, *([node.module] if node.module else [])])
+                elif (node.module or "").split(".")[0] == root.name:
+                    target = node.module.partition(".")[2]
+                else:
+                    continue
+                targets.append((target, [a.name for a in node.names]))
+            elif isinstance(node, ast.Import):
+                targets += [(a.name.partition(".")[2], []) for a in node.names if a.name.split(".")[0] == root.name]
+            for target, names in targets:
+                for n in names or [""]:
+                    candidate = f"{target}.{n}".strip(".")
+                    found.add(candidate if n and candidate in modules else (target or "__init__"))
+        graph[name] = found - {name}
+    return graph
+
+
+def layers() -> dict[str, int]:
+    """Layer index of each top-level name, from the docstring's indented list."""
+    doc = mto_core.__doc__
+    block = doc.split("benchmarks/:\n", 1)[1]
+    rows = [line.split() for line in block.splitlines() if line.startswith("    ") and line.strip()]
+    return {name: i for i, row in enumerate(rows) for name in row}
+
+
+def _layer_of(module: str, order: dict[str, int]) -> int:
+    return order[module.split(".")[0]]
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
 def test_the_library_imports_neither_benchmarks_nor_app():
     offending = {f"{path.name}: {name}" for path in LIBRARY.rglob("*.py") for name in _imports(path)
                  if name.split(".")[0] in {"benchmarks", "app", "plain_loop"} or name.startswith("a module")}
     assert not offending
+
+
+def test_only_config_api_cli_sit_at_the_top_and_every_subpackage_has_a_layer():
+    assert {p.stem for p in LIBRARY.glob("*.py")} == TOP_LEVEL
+    order = layers()
+    packages = {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()}
+    assert packages | TOP_LEVEL == set(order), "every subpackage and top-level module has one layer"
+    assert order["config"] == 0 and order["cli"] == order["__init__"] == max(order.values())
+
+
+def test_no_import_circle_between_files():
+    assert _circle(import_graph()) is None
+
+
+def test_every_import_points_down_the_layers():
+    order, graph = layers(), import_graph()
+    upward = sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                    if _layer_of(t, order) > _layer_of(m, order))
+    assert not upward, f"imports against the layer order of mto_core/__init__.py: {upward}"
+
+
+def test_the_checks_catch_a_circle_and_an_upward_import(tmp_path):
+    """The checks themselves can fail: a package with a circle through a function-level import,
+    and a low layer importing a high one."""
+    pkg = tmp_path / "mto_core"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "__init__.py").write_text("")
+    (pkg / "data" / "a.py").write_text("from .b import x\n")
+    (pkg / "data" / "b.py").write_text("def f():\n    from . import a\n")
+    (pkg / "config.py").write_text("from mto_core.cli import main\n")
+    graph = import_graph(pkg)
+    assert graph["data.a"] == {"data.b"} and graph["data.b"] == {"data.a"} and graph["config"] == {"cli"}
+    assert _circle(graph) in (["data.a", "data.b", "data.a"], ["data.b", "data.a", "data.b"])
+    order = layers()
+    assert _layer_of("cli", order) > _layer_of("config", order)  # config -> cli would be upward
+
+
+def test_no_name_of_the_public_api_hides_a_subpackage():
+    """``from mto_core import train`` is the training function: a subpackage of that name would be
+    hidden by it (``import mto_core.train.engine`` would fail), hence ``training``."""
+    import importlib
+
+    for path in LIBRARY.iterdir():
+        if (path / "__init__.py").is_file():
+            module = importlib.import_module(f"mto_core.{path.name}")
+            assert getattr(mto_core, path.name) is module, path.name
+            assert path.name not in mto_core.__all__

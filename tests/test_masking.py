@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mto_core.config import ConfigError, MaskConfig
-from mto_core.masking import block_mask, hidden_count, make_mask, random_mask
+from mto_core.data.masking import block_mask, hidden_count, make_mask, random_mask
 
 
 @pytest.mark.parametrize("kind", ["random", "block"])

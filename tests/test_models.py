@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import mto_core
-from mto_core.mae import MAE
-from mto_core.masking import make_mask
-from mto_core.models import build_model
-from mto_core.objective import MIMModel
-from mto_core.simmim import SimMIM
+from mto_core.models.mae import MAE
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
+from mto_core.models.objective import MIMModel
+from mto_core.models.simmim import SimMIM
 
 from .conftest import small_config
 
@@ -45,7 +45,7 @@ def test_objective_does_not_import_the_models_built_on_it(module):
 def test_models_imports_both_methods_at_module_top():
     top = _imported(PACKAGE / "models.py", top_level_only=True)
     assert _mentions(top, "simmim") and _mentions(top, "mae")
-    assert not hasattr(mto_core.objective, "build_model")
+    assert not hasattr(mto_core.models.objective, "build_model")
     assert mto_core.build_model is build_model
 
 

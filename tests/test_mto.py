@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from mto_core.config import MTOConfig
-from mto_core.masking import make_mask
-from mto_core.mto import depth_weights, mto_losses, plan
-from mto_core.mto_terms import entropy_loss, gram, recalibration_loss, singularity_loss
-from mto_core.models import build_model
-from mto_core.vit import TokenTrace, VisibleFirst
+from mto_core.data.masking import make_mask
+from mto_core.mto.plugin import depth_weights, mto_losses, plan
+from mto_core.mto.terms import entropy_loss, gram, recalibration_loss, singularity_loss
+from mto_core.models.build import build_model
+from mto_core.mto.records import TokenTrace
+from mto_core.models.vit import VisibleFirst
 
 from .conftest import small_config
 
@@ -215,7 +216,7 @@ def test_singularity_loss_with_unequal_mask_counts():
 def test_training_path_reads_the_entropy_through_fused_kernels(monkeypatch):
     """On the visible-first path L_ent's layers 1..K go through masked_row_entropy, and no attention
     map is formed; if the path lost its fused rows, this fails instead of training slowing down unseen."""
-    import mto_core.attention_stats as stats
+    import mto_core.mto.attention_stats as stats
 
     calls = []
     original = stats.masked_row_entropy

@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from mto_core.api import feature_match_ranks, reconstruct
-from mto_core.checkpoint import load_checkpoint
+from mto_core.models.checkpoint import load_checkpoint
 from mto_core.config import ConfigError
-from mto_core.data import load_dataset
-from mto_core.conmim import hard_perturbation, mask_draws, patch_info_nce
-from mto_core.engine import build_optimizer, train
-from mto_core.masking import make_mask
-from mto_core.models import build_model
-from mto_core.teacher import momentum_at
-from mto_core.vit import to_timm
+from mto_core.data.images import load_dataset
+from mto_core.models.conmim import hard_perturbation, mask_draws, patch_info_nce
+from mto_core.training.engine import build_optimizer, train
+from mto_core.data.masking import make_mask
+from mto_core.models.build import build_model
+from mto_core.models.teacher import momentum_at
+from mto_core.interop.timm_encoder import to_timm
 
 from .conftest import small_config
 
@@ -197,8 +197,8 @@ def test_a_short_conmim_run_learns_to_match_the_teachers_features(tmp_path):
 @pytest.mark.parametrize("name", ["conmim-mto", "bootmae-mto"])
 def test_trace_and_analysis_read_the_layers_that_see_mask_tokens(name):
     """ConMIM: the encoder; BootMAE: the pixel decoder (docs/mto-spec.md)."""
-    from mto_core.analysis import mask_layer_inputs
-    from mto_core.trace import measure
+    from mto_core.analysis.measures import mask_layer_inputs
+    from mto_core.analysis.trace import measure
 
     model, config = _model(name)
     images, mask = torch.rand(4, 1, 28, 28), make_mask(4, 7, config.mask.ratio, 0)

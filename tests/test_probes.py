@@ -2,8 +2,8 @@
 
 import torch
 
-from mto_core.models import build_model
-from mto_core.probes import QUICK_BANK, ProbeSchedule, probe_sets
+from mto_core.models.build import build_model
+from mto_core.eval.schedule import QUICK_BANK, ProbeSchedule, probe_sets
 
 from .conftest import small_config
 

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from mto_core.checkpoint import list_checkpoints, load_train_state
+from mto_core.models.checkpoint import list_checkpoints, load_train_state
 
 from .conftest import SMALL
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from mto_core.engine import train
-from mto_core.runlock import RunFolderBusy, run_folder_lock
+from mto_core.training.engine import train
+from mto_core.training.runlock import RunFolderBusy, run_folder_lock
 
 from .conftest import SMALL, small_config
 

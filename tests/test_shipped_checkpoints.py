@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from mto_core import feature_match_ranks, load_checkpoint, load_fashion_mnist, make_mask, reconstruct
 from mto_core.api import patch_mask_to_pixels
-from mto_core.vit import patchify
+from mto_core.models.vit import patchify
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 NAMES = ["simmim", "simmim-mto", "conmim", "conmim-mto", "mae", "mae-mto", "bootmae", "bootmae-mto"]

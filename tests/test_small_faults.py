@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mto_core.checkpoint import CheckpointError, resolve
+from mto_core.models.checkpoint import CheckpointError, resolve
 from mto_core.cli import main
 
 from .conftest import small_config

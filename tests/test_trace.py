@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import mto_core.trace as trace
+import mto_core.analysis.trace as trace
 from mto_core.config import ConfigError
-from mto_core.engine import train
-from mto_core.trace import snapshot_steps, token_frames, trace_batch
+from mto_core.training.engine import train
+from mto_core.analysis.trace import snapshot_steps, token_frames, trace_batch
 
 from .conftest import small_config
 

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from mto_core.masking import make_mask
-from mto_core.mto import MTOPlan
-from mto_core.vit import MaskedViT, VisibleFirst, patchify, to_timm, unpatchify, visible_cannot_see_masked
+from mto_core.data.masking import make_mask
+from mto_core.mto.plugin import MTOPlan
+from mto_core.models.vit import MaskedViT, VisibleFirst, patchify, unpatchify, visible_cannot_see_masked
+from mto_core.interop.timm_encoder import to_timm
 
 
 def test_patchify_round_trip():

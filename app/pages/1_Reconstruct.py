@@ -14,8 +14,8 @@ from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load,
 import torch
 
 from mto_core import feature_match_ranks, make_mask, reconstruct
-from mto_core.analysis import masked_error_over
-from mto_core.data import prepare_images
+from mto_core.analysis.measures import masked_error_over
+from mto_core.data.images import prepare_images
 from app_support import METHOD_NAMES, paint_patches, read_upload, toggle_patches, upscale
 
 page("Reconstruct", "🧩")

@@ -12,7 +12,7 @@ from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_la
                     mask_controls, page, picture, styled, test_set)
 
 from mto_core import make_mask
-from mto_core.analysis import embed_2d, layer_tokens
+from mto_core.analysis.measures import embed_2d, layer_tokens
 from app_support import mask_site, outline_patch
 from trace_section import over_training
 

@@ -10,7 +10,7 @@ from common import (chart, choose_pair, heat, integer_layers, layer_table, load,
                     patch_picker, styled, test_set)
 
 from mto_core import make_mask, token_trace
-from mto_core.analysis import query_attention
+from mto_core.analysis.measures import query_attention
 from app_support import mask_heads, mask_site
 
 page("Attention", "👁️")

@@ -12,7 +12,7 @@ from trace_section import traced_measures
 
 from mto_core import read_metrics
 from app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
-from mto_core.efficiency import curve, efficiency
+from mto_core.eval.efficiency import curve, efficiency
 
 RESULTS = ROOT / "docs" / "results"
 TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_sing", "ent": "L_ent", "rec": "L_rec"}

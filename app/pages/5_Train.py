@@ -15,7 +15,7 @@ from emergence import LOOK_FOR, alike_sentence, measure_figure, scatter_figure
 from jobs import JobSlot, TrainingJob
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
-from mto_core.trace import snapshot_steps, token_frames, trace_rows
+from mto_core.analysis.trace import snapshot_steps, token_frames, trace_rows
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]

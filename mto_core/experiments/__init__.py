@@ -5,7 +5,9 @@ Runs are grouped by their folder name without a trailing ``-s<seed>`` (``simmim-
 validation-split probe accuracies per probe point (metrics.jsonl).
 
 - :mod:`.registry`: the experiments (variants, seeds, settings of each preset);
-- :mod:`.runner`: trains them, resumes them, measures the floors and the step cost;
+- :mod:`.runner`: trains them, resumes them, measures the floors; :mod:`.worker`: one run in a process;
+- :mod:`.step_cost`: the cost of an MTO step over its baseline's (the c of s_wall);
+- :mod:`.records`: what an experiment records beside its runs, and how it is read back;
 - :mod:`.stats`: comparisons and paired statistics over seeds;
 - :mod:`.report`: the markdown reports, renderings of what the runs recorded;
 - :mod:`.figures`: the Plotly figures;
@@ -13,9 +15,10 @@ validation-split probe accuracies per probe point (metrics.jsonl).
 """
 
 from .figures import compare_figure, family_figure, plot_compare
+from .records import read_floors
 from .registry import EXPERIMENTS, Experiment, plan_runs, run_config
 from .report import format_compare, report_only, write_report
-from .runner import is_complete, read_floors, run_experiment
+from .runner import is_complete, run_experiment
 from .stats import (committed_experiments, compare, families, family_summary, format_interval, group_name,
                     summarize_family)
 

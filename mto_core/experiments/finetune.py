@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_checkpoint, read_config
-from ..efficiency import paired
-from ..evaluate import FinetuneSchedule, finetune_accuracy
-from .runner import RECORD, now, read_record, record_call
+from ..eval.efficiency import paired
+from ..eval.probes import FinetuneSchedule, finetune_accuracy
+from ..models.checkpoint import load_checkpoint, read_config
+from .records import RECORD, read_record
+from .runner import now, record_call
 from .stats import format_interval, format_sign
 
 RESULTS = "finetune.jsonl"
@@ -123,8 +124,8 @@ def _snapshot(source: Path, method: str, seed: int, point: float) -> Path:
 
 def _finetune_one(source: Path, method: str, seed: int, point: float, schedule: FinetuneSchedule,
                   progress: bool) -> float:
-    from ..probes import probe_sets
-    from ..models import build_model
+    from ..eval.schedule import probe_sets
+    from ..models.build import build_model
 
     folder = _snapshot(source, method, seed, point)
     if method.endswith("-scratch"):

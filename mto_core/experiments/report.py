@@ -9,17 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import read_metrics
-from ..efficiency import curve, mean_accuracy, paired
+from ..eval.efficiency import curve, mean_accuracy, paired
+from ..models.checkpoint import read_metrics
 from .figures import family_figure, plot_compare, write_html
+from .records import FLOORS, RECORD, STEP_COST, read_record, read_step_cost
 from .registry import Experiment, plan_runs, run_config
+from .runner import copy_runs, is_recorded
+from .stats import (THRESHOLDS, compare, families, format_interval, format_sign, group_name,
+                    paired_differences, run_minutes, seed_of, summarize_family)
 
 # the decision rule's second bound: a speed-up of this or more is ruled out by an interval ending below it
 RULED_OUT = 1.1
-from .runner import FLOORS, RECORD, copy_runs, is_recorded, read_record
-from .step_cost import STEP_COST, read_step_cost
-from .stats import (THRESHOLDS, compare, families, format_interval, format_sign, group_name, paired_differences,
-                    run_minutes, seed_of, summarize_family)
 
 
 def format_compare(result: dict[str, Any]) -> str:

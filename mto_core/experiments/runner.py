@@ -8,18 +8,14 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from ..checkpoint import list_checkpoints, read_metrics
 from ..config import RunConfig
+from ..models.checkpoint import list_checkpoints, read_metrics
+from .records import FLOORS, RECORD, STEP_COST, read_record
 from .registry import Experiment, plan_runs, run_config
-from .step_cost import STEP_COST, read_recorded, write_step_cost
-
-FLOORS = "floors.json"
-RECORD = "record.json"
+from .step_cost import write_step_cost
 
 
 def is_recorded(run: Path, config: RunConfig) -> bool:
@@ -95,7 +91,7 @@ def _should_stop(deadline: float | None):  # -> Callable[[], bool] | None
 
 def _train_here(todo: list[tuple[RunConfig, Path]], deadline: float | None, progress: bool) -> int:
     """Train the runs one after another in this process; how many were started."""
-    from ..engine import train
+    from ..training.engine import train
 
     for i, (config, run) in enumerate(todo, start=1):
         if deadline is not None and time.time() >= deadline:
@@ -145,7 +141,7 @@ def now() -> str:
 def record_call(out: Path, command: str, started: str) -> None:
     """Append this call (machine, start and end) to ``out/record.json``; the first call's command
     is the experiment's."""
-    from ..bench import machine
+    from ..bench.measure import machine
 
     record = read_record(out) or {"command": command, "calls": []}
     info = machine()
@@ -155,15 +151,10 @@ def record_call(out: Path, command: str, started: str) -> None:
     (out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """What ``folder``'s runs recorded about how they were made (``record.json``); None if nothing."""
-    return read_recorded(folder / RECORD, "calls", list)
-
-
 def write_floors(config: RunConfig, path: Path) -> dict[str, float]:
     """k-NN and linear-probe accuracy of raw pixels on a run's probe sets, saved as JSON."""
-    from ..evaluate import pixel_features, scores
-    from ..probes import probe_sets
+    from ..eval.probes import pixel_features, scores
+    from ..eval.schedule import probe_sets
 
     bank, val = probe_sets(config)
     floors = {f"pixels_{kind}": value for kind, value in scores(
@@ -186,11 +177,3 @@ def copy_runs(runs: list[Path], copies: Path, extra: tuple[Path, ...] = ()) -> N
             shutil.copyfile(file, copies / file.name)
 
 
-def read_floors(folder: Path) -> dict[str, float]:
-    file = folder / FLOORS
-    try:
-        data = json.loads(file.read_text()) if file.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        warnings.warn(f"{file} cannot be read; the report shows no pixel floor", stacklevel=2)
-        return {}
-    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}

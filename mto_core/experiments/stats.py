@@ -1,6 +1,6 @@
 """The statistics of an experiment: runs grouped by method, paired by seed, compared on
 the probe points every run has (:func:`compare`), and one method against its baseline over
-paired seeds (:func:`family_summary`). The measures themselves are in :mod:`mto_core.efficiency`.
+paired seeds (:func:`family_summary`). The measures themselves are in :mod:`mto_core.eval.efficiency`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import read_metrics
 from ..config import METHODS, RunConfig
-from ..efficiency import Curve, curve, efficiency, mean_accuracy, paired, reach, restrict, speedup
+from ..eval.efficiency import Curve, curve, efficiency, mean_accuracy, paired, reach, restrict, speedup
+from ..models.checkpoint import read_metrics
+from .records import read_floors, read_step_cost
 
 # How many speed-up thresholds (:func:`thresholds`); every run of both methods must reach a
 # threshold for it to count.
@@ -269,9 +270,6 @@ def summarize_family(groups: dict[str, list[Path]], base: str, method: str, fold
                      threshold_epoch: float = 3.0) -> dict[str, Any]:
     """:func:`family_summary` with what the runs folder ``folder`` recorded beside the runs (the
     floors, the step cost): adds ``wall`` (:func:`wall_clock`) and ``recorded_cost``."""
-    from .runner import read_floors
-    from .step_cost import read_step_cost
-
     summary = family_summary(groups, base, method, read_floors(folder), threshold_epoch)
     cost = (read_step_cost(folder) or {}).get("families", {}).get(method)
     summary["wall"] = wall_clock(summary, cost, steps_per_epoch(groups[base][0]))

@@ -18,8 +18,6 @@ from typing import Any
 from .registry import Experiment, run_config
 from .stats import families
 
-STEP_COST = "step_cost.json"
-
 
 def measure_step_cost(experiment: Experiment, overrides: list[str], rounds: int = 30,
                       warmup: int = 3) -> dict[str, Any]:
@@ -27,8 +25,8 @@ def measure_step_cost(experiment: Experiment, overrides: list[str], rounds: int 
     method_ms, c, c_iqr}}}`` for every method of ``experiment`` against its family's baseline.
 
     ``overrides`` are the experiment's ``--set`` flags (device, data, batch), as the runs got them."""
-    from ..bench import interleaved_times, machine, training_step
-    from ..engine import resolve_device
+    from ..bench.measure import interleaved_times, machine, training_step
+    from ..training.engine import resolve_device
 
     out: dict[str, Any] = {"machine": machine(), "rounds": rounds, "families": {}}
     for base, family in families(list(experiment.variants), experiment.baseline).items():
@@ -56,16 +54,3 @@ def write_step_cost(experiment: Experiment, overrides: list[str], path: Path, ro
     return cost
 
 
-def read_recorded(path: Path, key: str, kind: type) -> dict[str, Any] | None:
-    """The JSON object an experiment recorded at ``path`` if it holds ``key`` of type ``kind``;
-    None if there is none, or it is unreadable."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get(key), kind) else None
-
-
-def read_step_cost(folder: Path) -> dict[str, Any] | None:
-    """The step cost stored with the runs in ``folder``; None if there is none (or it is unreadable)."""
-    return read_recorded(folder / STEP_COST, "families", dict)

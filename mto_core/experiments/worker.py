@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig
-from ..engine import train
+from ..training.engine import train
 
 
 def main(argv: list[str]) -> int:

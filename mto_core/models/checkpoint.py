@@ -26,8 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from .config import ConfigError, MTOWarning, RunConfig
-from .models import build_model
+from ..config import ConfigError, MTOWarning, RunConfig
+from .build import build_model
 from .objective import MIMModel
 
 WEIGHTS, CONFIG, STATE, METRICS = "model.safetensors", "config.json", "train_state.pt", "metrics.jsonl"

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig, MTOConfig
+from ..config import ModelConfig, MTOConfig
 from .objective import MIMModel, MIMOutput, masked_mean
-from .vit import (Block, MaskedViT, StackPath, TokenOrder, init_weights, run_blocks,
-                  sincos_pos_embed, visible_first_order)
+from .vit import (Block, MaskedViT, StackPath, TokenOrder, init_weights, run_blocks, sincos_pos_embed,
+                  visible_first_order)
 
 
 def decoder_input(y: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor,
@@ -70,7 +70,7 @@ class MAE(MIMModel):
 
         L_MIM = mean over masked patches of the mean squared error. The trace covers the
         decoder (T = 1 + N tokens), whose layers see the mask token. path: the decoder's path
-        (:func:`mto_core.vit.run_blocks`; training takes ``VisibleFirst``), which also gives the
+        (:func:`mto_core.models.vit.run_blocks`; training takes ``VisibleFirst``), which also gives the
         encoder its count of visible patches; probs_layers / hidden_layers: attention maps /
         hidden states to trace, in token order.
         """

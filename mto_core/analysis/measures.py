@@ -27,13 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .api import token_trace
-from .checkpoint import Checkpoint
-from .data import prepare_images
-from .masking import make_mask
-from .mto_terms import entropy_loss, recalibration_loss
-from .objective import MIMModel
-from .vit import TokenTrace
+from ..api import token_trace
+from ..data.images import prepare_images
+from ..data.masking import make_mask
+from ..models.checkpoint import Checkpoint
+from ..models.objective import MIMModel
+from ..mto.records import TokenTrace
+from ..mto.terms import entropy_loss, recalibration_loss
 
 
 @dataclass
@@ -292,7 +292,7 @@ def with_recalibration(model: MIMModel | Checkpoint, on: bool) -> MIMModel:
     mask-token layer; the other MTO settings kept."""
     from dataclasses import replace
 
-    from .models import build_model
+    from ..models.build import build_model
 
     model = model.model if isinstance(model, Checkpoint) else model
     config = replace(model.mto_config, hard_recalibration=on, recalibrated_layers=None)
@@ -324,7 +324,7 @@ def masked_error_over(model: MIMModel | Checkpoint, images: torch.Tensor, ratio:
     {'mean', 'std' (sample), 'sem', 'n', 'errors' (per image, list)}. One image says little; this
     is the figure to compare. The same images, ratio and seed give the same masks to any model of
     the same grid, so two models' errors pair image by image."""
-    from .api import reconstruct
+    from ..api import reconstruct
 
     model = model.model if isinstance(model, Checkpoint) else model
     mask = make_mask(images.shape[0], model.config.grid, ratio, seed, kind=kind)

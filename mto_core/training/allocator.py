@@ -6,7 +6,7 @@ so each step faults every 4 KiB page of them in again (tens of thousands of faul
 the tiny preset, a few percent of the step in kernel time). :func:`keep_freed_memory` raises both
 limits, as the ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables
 would: freed memory stays in the process for the next step. Training calls it on the CPU
-(:func:`mto_core.engine.train`, and ``mto bench``, to time what training runs). The setting is
+(:func:`mto_core.training.engine.train`, and ``mto bench``, to time what training runs). The setting is
 the whole process's and lasts: the process keeps up to 1 GiB of freed memory per malloc arena
 instead of handing it back. It changes nothing where ``MTO_KEEP_FREED_MEMORY=0`` is set, where
 malloc settings come from the environment, or where the C library is not glibc; under a preloaded

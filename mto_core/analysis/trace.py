@@ -31,13 +31,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .analysis import silhouette, singularity_score
-from .api import token_trace
-from .config import RunConfig
-from .data import load_dataset
-from .masking import make_mask
-from .mto_terms import entropy_loss, recalibration_loss
-from .objective import MIMModel
+from ..api import token_trace
+from ..config import RunConfig
+from ..data.images import load_dataset
+from ..data.masking import make_mask
+from ..models.objective import MIMModel
+from ..mto.terms import entropy_loss, recalibration_loss
+from .measures import silhouette, singularity_score
 
 TRACES = "traces"
 TRACE_IMAGES = 32

@@ -25,15 +25,15 @@ from typing import Any
 
 import torch
 
-from .allocator import keep_freed_memory
-from .api import reconstruct, token_trace
-from .config import METHODS, ModelConfig, RunConfig, apply_overrides, preset, set_size
-from .engine import build_optimizer, resolve_device
-from .compiled import compile_model
-from .masking import hidden_count, make_mask, masked_count
-from .models import build_model
+from ..api import reconstruct, token_trace
+from ..config import METHODS, ModelConfig, RunConfig, apply_overrides, preset, set_size
+from ..data.masking import hidden_count, make_mask, masked_count
+from ..models.build import build_model
+from ..models.vit import VisibleFirst
+from ..training.allocator import keep_freed_memory
+from ..training.compiled import compile_model
+from ..training.engine import build_optimizer, resolve_device
 from .plain_loop import plain_step
-from .vit import VisibleFirst
 
 MTO_PARTS = {
     "baseline": [],
@@ -274,7 +274,7 @@ def machine() -> dict[str, Any]:
 def plain_reference(device: torch.device, batch: int, rounds: int, overrides: list[str],
                     method: str = "simmim") -> dict[str, Any]:
     """The library's tiny baseline step of ``method`` against a plain PyTorch loop of the same
-    shape (:mod:`mto_core.plain_loop`), interleaved."""
+    shape (:mod:`mto_core.bench.plain_loop`), interleaved."""
     ours = apply_overrides(preset(method), overrides)
     seconds = time_steps({"plain": plain_step(batch, device, method), "mto": training_step(ours, device, batch)},
                          device, rounds)
@@ -338,14 +338,14 @@ def format_report(result: dict[str, Any]) -> str:
                      f"| {100 * r['share_of_peak']:.0f}% | {r['time_vs_baseline']:.3f} |")
     plain = result.get("plain_reference")
     if plain:
-        lines += ["", f"Against a plain PyTorch loop of the same shape (`mto_core/plain_loop.py`: nn.Linear, "
+        lines += ["", f"Against a plain PyTorch loop of the same shape (`mto_core/bench/plain_loop.py`: nn.Linear, "
                       f"F.scaled_dot_product_attention, LayerNorm, GELU, fused AdamW), SimMIM baseline, batch "
                       f"{plain['batch']}, interleaved: {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms per step, "
                       f"**{plain['speedup']:.2f}x** the plain loop's speed."]
     references = result.get("plain_references", {})
     lines += [""] if references else []
     for method, r in references.items():
-        lines.append(f"- {method} baseline against its plain PyTorch loop (`mto_core/plain_loop.py`), batch {r['batch']}, "
+        lines.append(f"- {method} baseline against its plain PyTorch loop (`mto_core/bench/plain_loop.py`), batch {r['batch']}, "
                      f"interleaved: {r['mto_ms']:.1f} ms vs {r['plain_ms']:.1f} ms per step, step time "
                      f"**{r['mto_ms'] / r['plain_ms']:.3f}x** the plain loop's.")
     if "training_run_memory" in result:

@@ -3,8 +3,8 @@ method modules (simmim.py, mae.py, conmim.py, bootmae.py)."""
 
 from __future__ import annotations
 
+from ..config import ModelConfig, MTOConfig
 from .bootmae import BootMAE
-from .config import ModelConfig, MTOConfig
 from .conmim import ConMIM
 from .mae import MAE
 from .objective import MIMModel, check_model_fits

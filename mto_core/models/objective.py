@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import ConfigError, ModelConfig, MTOConfig
-from .mto import mto_losses, plan, total_loss
-from .vit import TokenTrace, patchify, unpatchify
+from ..config import ConfigError, ModelConfig, MTOConfig
+from ..mto.plugin import mto_losses, plan, total_loss
+from ..mto.records import TokenTrace
+from .vit import patchify, unpatchify
 
 
 @dataclass
@@ -28,8 +29,8 @@ class MIMOutput:
 
 
 class MIMModel(nn.Module):
-    """Base of :class:`~mto_core.simmim.SimMIM`, :class:`~mto_core.mae.MAE`,
-    :class:`~mto_core.conmim.ConMIM` and :class:`~mto_core.bootmae.BootMAE`.
+    """Base of :class:`~mto_core.models.simmim.SimMIM`, :class:`~mto_core.models.mae.MAE`,
+    :class:`~mto_core.models.conmim.ConMIM` and :class:`~mto_core.models.bootmae.BootMAE`.
 
     Inputs are images (B, C, H, W) in [0, 1]; the model normalizes them with
     ``pixel_mean``/``pixel_std`` itself, so reconstructions come back in [0, 1] too.
@@ -69,7 +70,7 @@ class MIMModel(nn.Module):
         c, s = self.config.in_chans, self.config.img_size
         if images.ndim != 4 or images.shape[1:] != (c, s, s):
             raise ValueError(f"this model takes images of shape (B, {c}, {s}, {s}); got "
-                             f"{tuple(images.shape)}. Use mto_core.data.prepare_images to resize "
+                             f"{tuple(images.shape)}. Use mto_core.data.images.prepare_images to resize "
                              "and convert channels.")
 
     def finish(self, mim: torch.Tensor, pred: torch.Tensor, trace: TokenTrace, *more: TokenTrace,
@@ -84,7 +85,7 @@ class MIMModel(nn.Module):
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Called by the engine after optimizer step ``step`` (0-based) of ``total_steps``: the
-        momentum teacher's update where the method has one (:mod:`mto_core.teacher`)."""
+        momentum teacher's update where the method has one (:mod:`mto_core.models.teacher`)."""
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen-probe features: average-pooled encoder patch tokens of whole images, (B, D)."""

@@ -1,6 +1,6 @@
 """ConMIM: masked image modeling with denoising contrast (Yi et al., ICLR 2023), scaled to 28 x 28.
 
-The encoder sees mask tokens, as in SimMIM. A momentum teacher (:mod:`mto_core.teacher`: a copy
+The encoder sees mask tokens, as in SimMIM. A momentum teacher (:mod:`mto_core.models.teacher`: a copy
 of the encoder and the head) encodes the whole image and gives each patch's target feature.
 The loss is a patch-level InfoNCE with an intra-image dictionary: the student's output at a
 masked position i, through the head, is pulled to the teacher's feature at i and pushed from
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig, MTOConfig
+from ..config import ModelConfig, MTOConfig
 from .objective import MIMModel, MIMOutput, masked_mean
 from .teacher import MomentumTeacher, momentum_at
 from .vit import MaskedViT, StackPath, TokenOrder, init_weights
@@ -103,7 +103,7 @@ class ConMIM(MIMModel):
 
         L_MIM = the patch InfoNCE (module docstring); pred (B, N, D) the head's unit features.
         The trace covers the encoder, whose layers see the mask token. path: the encoder's path
-        (:func:`mto_core.vit.run_blocks`); probs_layers / hidden_layers: attention maps /
+        (:func:`mto_core.models.vit.run_blocks`); probs_layers / hidden_layers: attention maps /
         hidden states to trace, in token order.
         """
         self.check_images(images)
@@ -118,7 +118,7 @@ class ConMIM(MIMModel):
     @torch.no_grad()
     def feature_pair(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(prediction, teacher target), both (B, N, D) unit vectors, of clean images: what the
-        InfoNCE compares (:func:`mto_core.analysis.feature_match_ranks`)."""
+        InfoNCE compares (:func:`mto_core.analysis.measures.feature_match_ranks`)."""
         tokens, _ = self.encoder(self.normalize(images), mask, plan=self.plan)
         return F.normalize(self.head(tokens[:, 1:]).float(), dim=-1), self.teacher_features(images)
 

@@ -7,7 +7,7 @@ from collections.abc import Collection
 import torch
 from torch import nn
 
-from .config import ModelConfig, MTOConfig
+from ..config import ModelConfig, MTOConfig
 from .objective import MIMModel, MIMOutput, masked_mean
 from .vit import MaskedViT, StackPath, TokenOrder, init_weights
 
@@ -27,7 +27,7 @@ class SimMIM(MIMModel):
 
         L_MIM = mean over masked patches of the mean absolute pixel error (normalized pixels).
         The trace covers the encoder, whose layers see the mask token. path: the encoder's
-        path (:func:`mto_core.vit.run_blocks`; training takes ``VisibleFirst``);
+        path (:func:`mto_core.models.vit.run_blocks`; training takes ``VisibleFirst``);
         probs_layers / hidden_layers: attention maps / hidden states to trace, in token order.
         """
         self.check_images(images)

@@ -13,26 +13,27 @@ stack runs one of two paths, named by the caller (:func:`run_blocks`):
   knows (never read back from the device). Each sample's tokens are put visible-first for the
   whole stack (the blocks are indifferent to token order; the output comes back in patch order),
   so attention splits into contiguous blocks and MTO reads its rows through fused kernels
-  (:mod:`mto_core.attention_stats`).
+  (:mod:`mto_core.mto.attention_stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import attention_stats
-from ._torchvision_compat import ensure_torchvision
-from .mto import MTOPlan
+from .._torchvision_compat import ensure_torchvision
+from ..mto import attention_stats
+from ..mto.plugin import MTOPlan
+from ..mto.records import LossRows, TokenTrace
 
 ensure_torchvision()
 from timm.layers import Attention, PatchEmbed  # noqa: E402
 from timm.models.vision_transformer import Block as TimmBlock  # noqa: E402
-from timm.models.vision_transformer import VisionTransformer  # noqa: E402
+
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, p * p * C), patches in row-major order, pixels (p, p, C)."""
@@ -102,7 +103,7 @@ class MaskedAttention(Attention):
         """x (B, T, D) visible-first (the first ``visible`` tokens are visible); recalibrated:
         visible queries do not see masked keys. Returns (out, rows): rows['entropy'] = H (B, H, M)
         of the masked queries' rows, rows['mass'] (B, H, V) the visible queries' mass on masked
-        keys, as asked; fused kernels only (:mod:`mto_core.attention_stats`)."""
+        keys, as asked; fused kernels only (:mod:`mto_core.mto.attention_stats`)."""
         q, k, v = self._qkv(x)
         rows: dict[str, torch.Tensor] = {}
         if entropy:
@@ -116,7 +117,7 @@ class Block(TimmBlock):
     """timm's pre-norm transformer block with :class:`MaskedAttention`.
 
     ``context`` (B, S, C): tokens a subclass reads between attention and the MLP (BootMAE's
-    decoder blocks, :class:`mto_core.bootmae.InjectedBlock`); this block takes none.
+    decoder blocks, :class:`mto_core.models.bootmae.InjectedBlock`); this block takes none.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
@@ -152,7 +153,7 @@ class TokenOrder:
 @dataclass(frozen=True)
 class VisibleFirst:
     """The visible-first path: every sample hides ``masked`` patches, the mask sampler's count
-    (:func:`mto_core.masking.hidden_count`), so no count is read back from the device. A stack
+    (:func:`mto_core.data.masking.hidden_count`), so no count is read back from the device. A stack
     that neither recalibrates nor reads loss rows gains nothing from the order and keeps its tokens
     in patch order (the same result, without the reordering)."""
 
@@ -161,39 +162,6 @@ class VisibleFirst:
 
 
 StackPath = TokenOrder | VisibleFirst
-
-
-@dataclass
-class TokenTrace:
-    """What a pass through a stack of blocks left behind.
-
-    hidden: {l: h^l (B, T, D)} for the layers asked for, l = 0 is the input with position.
-    attn: {l: A^l (B, H, T, T)} post-softmax, l = 1..L, for the layers asked for.
-    token_mask: (B, T) bool, True = a mask token (the [CLS] token counts as visible).
-    rows: what MTO's losses read, on the visible-first path; path: the path's name.
-    """
-
-    hidden: dict[int, torch.Tensor] = field(default_factory=dict)
-    attn: dict[int, torch.Tensor] = field(default_factory=dict)
-    token_mask: torch.Tensor | None = None
-    rows: LossRows | None = None
-    path: str = TokenOrder.name
-
-
-@dataclass
-class LossRows:
-    """What MTO's losses read from a visible-first pass (:func:`run_blocks`): the first
-    ``visible`` tokens of each sample are [CLS] and its visible patches, the rest masked.
-
-    hidden: {l: h^l (B, T, D)} visible-first; entropy: {l: H (B, H, M)} of the masked queries'
-    attention rows (nats); mass: {l: (B, H, V)} the visible queries' attention mass on masked
-    keys (unrecalibrated layers only: in recalibrated ones it is exactly 0).
-    """
-
-    visible: int
-    hidden: dict[int, torch.Tensor] = field(default_factory=dict)
-    entropy: dict[int, torch.Tensor] = field(default_factory=dict)
-    mass: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def visible_cannot_see_masked(token_mask: torch.Tensor) -> torch.Tensor:
@@ -368,15 +336,3 @@ def init_weights(module: nn.Module) -> None:
         nn.init.xavier_uniform_(module.proj.weight.view(module.proj.weight.shape[0], -1))
 
 
-def to_timm(encoder: MaskedViT) -> VisionTransformer:
-    """A timm ``VisionTransformer`` (no head, average pooling) holding the encoder's weights."""
-    depth = len(encoder.blocks)
-    heads = encoder.blocks[0].attn.num_heads
-    mlp_ratio = encoder.blocks[0].mlp.fc1.out_features / encoder.embed_dim
-    model = VisionTransformer(img_size=encoder.grid * encoder.patch_size,
-                              patch_size=encoder.patch_size, in_chans=encoder.in_chans,
-                              embed_dim=encoder.embed_dim, depth=depth, num_heads=heads,
-                              mlp_ratio=mlp_ratio, num_classes=0, global_pool="avg", fc_norm=False)
-    state = {k: v for k, v in encoder.state_dict().items() if k != "mask_token"}
-    model.load_state_dict(state, strict=True)
-    return model

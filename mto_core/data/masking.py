@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .config import ConfigError, MaskConfig, check_ratio
+from ..config import ConfigError, MaskConfig, check_ratio
 
 
 def masked_count(num_units: int, ratio: float) -> int:

@@ -1,8 +1,8 @@
-"""How MTO's terms (:mod:`mto_core.mto`) are computed, in two forms that give the same values.
+"""How MTO's terms (:mod:`mto_core.mto.plugin`) are computed, in two forms that give the same values.
 
 From full maps, token order (the reference; also what analysis reads and what training uses when
 the samples hide different numbers of patches): A^l ([L,] B, H, T, T), h^l ([L,] B, T, D) and the
-token mask (B, T). From the rows a visible-first pass leaves (:class:`mto_core.vit.LossRows`):
+token mask (B, T). From the rows a visible-first pass leaves (:class:`mto_core.mto.records.LossRows`):
 each sample's visible tokens first, then its masked ones, the same count in every sample, so each
 term reads only the rows it needs. tests/test_mto.py holds the two forms equal, values and gradients.
 """

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .config import DataConfig, ModelConfig
+from ..config import DataConfig, ModelConfig
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-SHIPPED_FASHION_MNIST = Path(__file__).resolve().parent / "assets" / "fashion-mnist-subset"
+SHIPPED_FASHION_MNIST = Path(__file__).resolve().parent / "fashion-mnist-subset"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")

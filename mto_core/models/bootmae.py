@@ -5,7 +5,7 @@ An MAE encoder on the visible patches and two decoders, each holding its own mas
 - the pixel decoder (width ``decoder_dim``) predicts the masked patches' normalized pixels (MSE,
   as MAE);
 - the feature decoder (the encoder's width) predicts the momentum teacher's features of the
-  masked patches: the teacher (:mod:`mto_core.teacher`, a copy of the encoder) encodes the
+  masked patches: the teacher (:mod:`mto_core.models.teacher`, a copy of the encoder) encodes the
   whole image, and its last block's output (before the final norm) is the target; the loss is
   the mean squared error of the layer-normed (no affine) prediction and target over masked
   patches, weighted by ``model.feature_loss_weight``.
@@ -28,11 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig, MTOConfig
+from ..config import ModelConfig, MTOConfig
+from ..mto.records import TokenTrace
 from .mae import MAE, decoder_input
 from .objective import MIMOutput, masked_mean
 from .teacher import MomentumTeacher, momentum_at
-from .vit import Block, StackPath, TokenOrder, TokenTrace, init_weights, run_blocks
+from .vit import Block, StackPath, TokenOrder, init_weights, run_blocks
 
 
 class InjectedBlock(Block):
@@ -116,7 +117,7 @@ class BootMAE(MAE):
 
         L_MIM = pixel MSE + feature_loss_weight x feature MSE, each over masked patches (module
         docstring); pred: the pixel prediction, ``features``: the feature decoder's. path: the
-        decoders' path (:func:`mto_core.vit.run_blocks`), which also gives the encoder its count
+        decoders' path (:func:`mto_core.models.vit.run_blocks`), which also gives the encoder its count
         of visible patches; probs_layers / hidden_layers: the pixel decoder's attention maps /
         hidden states to trace, in token order.
         """
@@ -131,7 +132,7 @@ class BootMAE(MAE):
     @torch.no_grad()
     def feature_pair(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(feature prediction, teacher target), both (B, N, D) layer-normed (the space of the
-        feature loss) (:func:`mto_core.analysis.feature_match_ranks`)."""
+        feature loss) (:func:`mto_core.analysis.measures.feature_match_ranks`)."""
         _, features, _, _ = self.decode(images, mask, TokenOrder(), (), ())
         d = self.config.embed_dim
         return (F.layer_norm(features.float(), (d,)),

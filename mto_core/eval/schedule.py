@@ -10,7 +10,8 @@ Every k-NN or linear-probe accuracy the project reports is measured on sets draw
 A run's schedule (:class:`ProbeSchedule`) probes at ``train.probe_points`` /
 ``train.linear_points`` (epochs, fractions allowed: 'probe' rows) and every
 ``train.knn_every`` / ``train.linear_every`` epochs (the linear probe also after the last
-one: values in the 'epoch' rows). The probes themselves are in :mod:`mto_core.evaluate`.
+one: values in the 'epoch' rows). The probes themselves are in :mod:`mto_core.eval.probes`;
+:func:`evaluate_checkpoint` is ``mto eval``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Any
 
 import torch
 
-from .config import RunConfig, parse_points
-from .data import ImageSet, load_dataset
-from .objective import MIMModel
+from ..config import RunConfig, parse_points
+from ..data.images import ImageSet, load_dataset
+from ..data.seeding import generator
+from ..models.checkpoint import Checkpoint
+from ..models.objective import MIMModel
+from .probes import ProbeResult, probe, probes
 
 # The end-of-run probe of an app run: a few seconds on a CPU, enough to place a run on the curves.
 QUICK_BANK, QUICK_VAL = 2000, 1000
@@ -33,8 +37,6 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
     """(bank, evaluation set) of a run's data: ``bank`` training images (default
     ``train.probe_bank``; 0 = all) in one fixed draw, and the first ``size`` images of ``split``
     (default ``train.probe_val``; 0 = all)."""
-    from .engine import generator
-
     t = config.train
     bank = t.probe_bank if bank is None else bank
     size = t.probe_val if size is None else size
@@ -50,8 +52,6 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
 def quick_knn(model: MIMModel, config: RunConfig) -> tuple[float, int]:
     """k-NN accuracy on the first ``QUICK_VAL`` validation images with a bank of ``QUICK_BANK``
     training images, and how many validation images it used."""
-    from .evaluate import probes
-
     bank, val = probe_sets(config, QUICK_BANK, QUICK_VAL)
     return probes(model, bank, val, ("knn",), split="val")["knn"].accuracy, len(val)
 
@@ -69,8 +69,6 @@ class ProbeSchedule:
         self._sets: tuple[ImageSet, ImageSet] | None = None
 
     def _measure(self, model: MIMModel, kinds: tuple[str, ...]) -> dict[str, float]:
-        from .evaluate import probes
-
         if self._sets is None:
             self._sets = probe_sets(self.config)
         return {f"{kind}_val": r.accuracy for kind, r in probes(model, *self._sets, kinds, self.device).items()}
@@ -94,3 +92,11 @@ class ProbeSchedule:
         if not due or not self.config.data.val_fraction:
             return {}
         return self._measure(model, due)
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint, kind: str = "knn", split: str = "test",
+                        bank_size: int = 10000, device: str | torch.device = "cpu",
+                        progress: bool = False) -> ProbeResult:
+    """Probe a checkpoint on its own dataset's ``test`` (or ``val``) split."""
+    train, test = probe_sets(checkpoint.config, bank_size, 0, split)
+    return probe(checkpoint.model.to(device), train, test, kind, device, progress, split)

@@ -13,8 +13,8 @@ output of layer l, h^0 the input with position; the layers of SimMIM's encoder, 
 5. L = L_MIM + lambda_sing L_sing + lambda_ent L_ent + lambda_rec L_rec,  K = ``depth``
 
 Each term reads only the rows it needs (``trace.rows``) on the visible-first path, through fused
-kernels (:mod:`mto_core.attention_stats`); on the token-order path, full maps
-(:func:`mto_core.vit.run_blocks`). Both forms: :mod:`mto_core.mto_terms`.
+kernels (:mod:`mto_core.mto.attention_stats`); on the token-order path, full maps
+(:func:`mto_core.models.vit.run_blocks`). Both forms: :mod:`mto_core.mto.terms`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from typing import TYPE_CHECKING
-
-from .config import MTOConfig
-from .mto_terms import entropy_loss, recalibration_loss, singularity_loss, singularity_rows
-
-if TYPE_CHECKING:
-    from .vit import TokenTrace
+from ..config import MTOConfig
+from .records import TokenTrace
+from .terms import entropy_loss, recalibration_loss, singularity_loss, singularity_rows
 
 
 def default_depth(mask_layers: int) -> int:

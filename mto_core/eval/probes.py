@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import Checkpoint
-from .config import MTOWarning
-from .data import ImageSet, prepare_images
-from .objective import MIMModel
+from ..config import MTOWarning
+from ..data.images import ImageSet, prepare_images
+from ..models.objective import MIMModel
 
 PROBES = ("knn", "linear")
 FINETUNE = ("finetune",)
@@ -103,7 +102,7 @@ def finetune_accuracy(model: MIMModel, train: ImageSet, test: ImageSet,
     import copy
     import math
 
-    from .data import augment
+    from ..data.images import augment
 
     schedule = schedule or FinetuneSchedule()
     if (train.labels < 0).any() or (test.labels < 0).any():
@@ -189,11 +188,3 @@ def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, .
             for kind, accuracy in scores(train_x, train.labels, test_x, test.labels, kinds).items()}
 
 
-def evaluate_checkpoint(checkpoint: Checkpoint, kind: str = "knn", split: str = "test",
-                        bank_size: int = 10000, device: str | torch.device = "cpu",
-                        progress: bool = False) -> ProbeResult:
-    """Probe a checkpoint on its own dataset's ``test`` (or ``val``) split."""
-    from .probes import probe_sets
-
-    train, test = probe_sets(checkpoint.config, bank_size, 0, split)
-    return probe(checkpoint.model.to(device), train, test, kind, device, progress, split)

@@ -1,7 +1,7 @@
 """How MTO reads attention without forming it: fused kernels over visible-first tokens.
 
 Tokens of each sample are visible-first: the first V of T tokens are [CLS] and the visible
-patches, the M = T - V after them masked (:func:`mto_core.vit.run_blocks`). q, k, v are
+patches, the M = T - V after them masked (:func:`mto_core.models.vit.run_blocks`). q, k, v are
 (B, H, T, d); s_ij = scale q_i . k_j are the logits, p_ij = softmax_j(s_ij) the attention.
 No (T, T) map is formed; everything comes from ``scaled_dot_product_attention`` or its
 log-sum-exp form, on the CPU and on CUDA alike:

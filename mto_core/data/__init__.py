@@ -1,0 +1,7 @@
+"""Images in: Fashion-MNIST (IDX files, or the subset shipped in ``fashion-mnist-subset/``),
+folders and single files of images; the patch masks; the seeded generators every draw comes from.
+
+- :mod:`.images`: datasets as uint8 tensors, image files read and prepared for a model;
+- :mod:`.masking`: random and block-wise patch masks;
+- :mod:`.seeding`: generators of (seed, purpose, counter), so that resume and DDP draw alike.
+"""
