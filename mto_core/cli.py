@@ -35,7 +35,18 @@ config keys for --set (section.field=value, value read as JSON):
   mto compare runs/a-s0 runs/a-s1 runs/b-s0 runs/b-s1 --baseline a --json --plot curves.html""",
     "analyze": """examples:
   mto analyze checkpoints/simmim-mto
-  mto analyze runs/x --images 128 --json --plot layers.html""",
+  mto analyze runs/x --images 128 --json --plot layers.html
+  mto analyze checkpoints/vit-mae-base                 # an RGB model: the photos bundled with scikit-image
+  mto analyze checkpoints/vit-mae-base --images ~/photos    # or a folder of images""",
+    "import": """examples:
+  mto import facebook/vit-mae-base --out checkpoints/vit-mae-base     # a Hub id (needs network once)
+  mto import ~/models/vit-mae-large --out checkpoints/vit-mae-large    # a transformers folder
+  mto import mae_visualize_vit_large.pth --out checkpoints/mae-visualize-large   # MAE's own release
+  mto import mae_pretrain_vit_base_full.pth --out checkpoints/mae-b --set model.norm_pix_loss=true""",
+    "export": """examples:
+  mto export checkpoints/mae --format hf --out exports/mae-hf
+      # then: transformers.ViTMAEForPreTraining.from_pretrained("exports/mae-hf")
+  mto export runs/x --format hf --out exports/x-hf    # a SimMIM run: ViTForMaskedImageModeling""",
     "experiment": """examples:
   mto experiment efficiency --preset cpu     # 176 min for 28 runs on 2 cores (recorded in its report);
                                              # resumes when started again
@@ -130,10 +141,34 @@ def _parser() -> argparse.ArgumentParser:
                        "held-out test images: visible-to-masked attention mass, heterogeneity index, "
                        "row entropy of masked and visible queries, singularity score, separability AUC.")
     p.add_argument("dir", help="run folder or checkpoint folder")
-    p.add_argument("--images", type=int, default=256, help="held-out test images (default 256)")
+    p.add_argument("--images", default=None, metavar="N|DIR",
+                   help="a number: how many held-out test images (default 256; for an RGB model, how many of "
+                        "the photos bundled with scikit-image, default all 8); a folder: its images")
     p.add_argument("--seed", type=int, default=0, help="mask seed")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", help="write an HTML plot of the measures per layer")
+
+    p = sub.add_parser("import", formatter_class=fmt, help="a published MAE or SimMIM model as an mto checkpoint",
+                       epilog=EXAMPLES["import"], description="Write SOURCE as an mto checkpoint "
+                       "(model.safetensors, config.json, card.md) that every command and the app read like "
+                       "any other. SOURCE: a Hugging Face folder of ViTMAEForPreTraining or "
+                       "ViTForMaskedImageModeling (any key layout), a Hub id (through huggingface_hub's cache; "
+                       "downloaded where there is network), or an official MAE .pth (read with "
+                       "torch.load(weights_only=True)). The config's origin section records where it came from.")
+    p.add_argument("source", help="model folder, Hub id (owner/name) or MAE .pth file")
+    p.add_argument("--out", required=True, help="a new or empty folder, e.g. checkpoints/vit-mae-base")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting the source does not carry (e.g. model.norm_pix_loss=true)")
+
+    p = sub.add_parser("export", formatter_class=fmt, help="an MAE or SimMIM run in another library's format",
+                       epilog=EXAMPLES["export"], description="Write the newest checkpoint of RUN as a "
+                       "transformers folder (--format hf): ViTMAEForPreTraining for MAE, "
+                       "ViTForMaskedImageModeling for SimMIM, with a preprocessor_config.json of the model's "
+                       "size and normalisation. MTO's hard recalibration is part of mto's forward pass, not of "
+                       "the weights: transformers' forward does not apply it (docs/interop.md).")
+    p.add_argument("run", help="run folder or checkpoint folder")
+    p.add_argument("--format", choices=("hf",), default="hf", help="hf: Hugging Face transformers")
+    p.add_argument("--out", required=True, help="a new or empty folder")
 
     p = sub.add_parser("experiment", formatter_class=fmt, help="efficiency, ablation and fine-tuning experiments",
                        epilog=EXAMPLES["experiment"], description="Train every variant for every seed "
@@ -188,14 +223,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis.measures import analyze_checkpoint, plot_measures
-    from .data.images import load_dataset
+    from .analysis.measures import analyze_checkpoint, analysis_images, plot_measures
     from .models.checkpoint import load_checkpoint
 
-    _at_least(args.images, 1, "--images")
     checkpoint = load_checkpoint(args.dir)
-    test = load_dataset(checkpoint.config.data, checkpoint.config.model, "test")
-    rows = [r.to_dict() for r in analyze_checkpoint(checkpoint, test.images[:args.images], args.seed)]
+    images, described = analysis_images(checkpoint.config, args.images)
+    rows = [r.to_dict() for r in analyze_checkpoint(checkpoint, images, args.seed)]
     if args.plot:
         plot_measures(rows, args.plot, title=str(checkpoint.path))
     if args.json:
@@ -203,8 +236,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return 0
     model = checkpoint.config.model
     where = "encoder" if model.mask_in_encoder else "pixel decoder" if model.method == "bootmae" else "decoder"
-    print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: {where}), "
-          f"{min(args.images, len(test))} test images")
+    print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: {where}), {described}")
     print("| layer | a_VM | HI | H masked | H visible | singularity | separability AUC |")
     print("|---|---|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
@@ -404,6 +436,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .interop.importer import import_model
+
+    done = import_model(args.source, args.out, args.set)
+    m, o = done.config.model, done.config.origin
+    print(f"{done.path}: {m.method} ({m.img_size} x {m.img_size} x {m.in_chans}, width {m.embed_dim}, depth "
+          f"{m.depth}) from {o.source} ({o.format}{', revision ' + o.revision if o.revision else ''})")
+    for note in done.notes:
+        print(f"  assumed: {note}")
+    print(f"  next: mto analyze {done.path}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .interop.importer import export_model
+    from .models.checkpoint import read_config, resolve
+
+    config = read_config(resolve(args.run))
+    out = export_model(args.run, args.format, args.out)
+    print(f"{out}: a transformers folder; load it with transformers."
+          + ("ViTMAEForPreTraining" if config.model.method == "mae" else "ViTForMaskedImageModeling")
+          + f".from_pretrained({str(out)!r})")
+    if config.mto.hard_recalibration:
+        print("  note: this run trained with MTO's hard recalibration, which lives in mto's forward pass, not in "
+              "the weights; transformers' forward does not apply it, so its features without masking are the "
+              "same, its masked pre-training forward is not (docs/interop.md)")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .eval.schedule import evaluate_checkpoint
     from .models.checkpoint import load_checkpoint
@@ -452,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = one_line
     try:
         commands = {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench, "compare": _cmd_compare,
-                    "analyze": _cmd_analyze, "experiment": _cmd_experiment}
+                    "analyze": _cmd_analyze, "experiment": _cmd_experiment, "import": _cmd_import,
+                    "export": _cmd_export}
         if args.command == "experiment":
             return _cmd_experiment(args, argv)
         return commands[args.command](args)

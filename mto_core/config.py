@@ -43,6 +43,10 @@ class ModelConfig:
     rising on a cosine to 1 at the last step. ``contrast_temperature``: ConMIM's InfoNCE
     temperature. ``feature_loss_weight``: the weight of BootMAE's feature loss beside its pixel
     loss. Defaults: docs/results/new-methods-sweep.md.
+
+    ``pixel_mean`` / ``pixel_std``: one number for every channel, or one per channel (ImageNet's
+    for published RGB models). ``layer_norm_eps``: every LayerNorm's epsilon (MAE's 1e-6; models
+    made by transformers carry theirs, 1e-12 by default).
     """
 
     method: Literal["simmim", "mae", "conmim", "bootmae"] = "simmim"
@@ -58,8 +62,9 @@ class ModelConfig:
     decoder_depth: int = 2
     decoder_heads: int = 4
     norm_pix_loss: bool = False
-    pixel_mean: float = 0.286
-    pixel_std: float = 0.353
+    pixel_mean: float | list[float] = 0.286
+    pixel_std: float | list[float] = 0.353
+    layer_norm_eps: float = 1e-6
     teacher_momentum: float = 0.996
     contrast_temperature: float = 0.05
     feature_loss_weight: float = 0.5
@@ -191,6 +196,20 @@ class TrainConfig:
 
 
 @dataclass
+class OriginConfig:
+    """Where the weights came from: empty for a model trained here; set by ``mto import``.
+
+    ``source``: the path or Hub id imported; ``format``: the layout read (e.g. ``transformers-4``,
+    ``transformers-5``, ``mae-official``); ``revision``: the Hub commit where known; ``note``:
+    what the import had to assume (e.g. a setting read from a file name)."""
+
+    source: str = ""
+    format: str = ""
+    revision: str = ""
+    note: str = ""
+
+
+@dataclass
 class RunConfig:
     preset: str = "simmim"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -198,6 +217,7 @@ class RunConfig:
     mto: MTOConfig = field(default_factory=MTOConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    origin: OriginConfig = field(default_factory=OriginConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -243,7 +263,7 @@ class RunConfig:
         return cls.from_dict(data)
 
 
-_SECTIONS = ("model", "mask", "mto", "data", "train")
+_SECTIONS = ("model", "mask", "mto", "data", "train", "origin")
 
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(img_size=28, patch_size=4, in_chans=1, embed_dim=128, depth=6, num_heads=4,
@@ -318,6 +338,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if value not in allowed:
             raise ConfigError(f"'{key}' must be one of {', '.join(map(str, allowed))}, got {value!r}")
         return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"'{key}' must be a number or a non-empty list of numbers, got {value!r}")
+        return [_coerce(key, v, item) for v in value]
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"'{key}' must be true or false, got {value!r}")
@@ -399,7 +424,15 @@ def validate(config: RunConfig) -> None:
     _check(m.decoder_dim % m.decoder_heads == 0,
            f"model.decoder_heads ({m.decoder_heads}) must divide model.decoder_dim ({m.decoder_dim})")
     _check(math.isfinite(m.mlp_ratio) and m.mlp_ratio > 0, "model.mlp_ratio must be positive")
-    _check(math.isfinite(m.pixel_std) and m.pixel_std > 0, "model.pixel_std must be positive")
+    for name in ("pixel_mean", "pixel_std"):
+        values = getattr(m, name) if isinstance(getattr(m, name), list) else [getattr(m, name)]
+        _check(all(math.isfinite(v) for v in values), f"model.{name} must be finite")
+        _check(len(values) in (1, m.in_chans), f"model.{name} must be one number or one per channel "
+               f"({m.in_chans}), got {len(values)}")
+    stds = m.pixel_std if isinstance(m.pixel_std, list) else [m.pixel_std]
+    _check(all(v > 0 for v in stds), "model.pixel_std must be positive")
+    _check(math.isfinite(m.layer_norm_eps) and m.layer_norm_eps > 0,
+           f"model.layer_norm_eps must be > 0, got {m.layer_norm_eps}")
     _check(m.embed_dim % 4 == 0 and m.decoder_dim % 4 == 0,
            "model.embed_dim and model.decoder_dim must be divisible by 4 (2-D sin-cos positions)")
     _check(0 <= m.teacher_momentum <= 1 and math.isfinite(m.teacher_momentum),

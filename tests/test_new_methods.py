@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mto_core.api import feature_match_ranks, reconstruct
 from mto_core.models.checkpoint import load_checkpoint

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from ..api import token_trace
-from ..data.images import prepare_images
+from ..config import RunConfig
+from ..data.images import load_dataset, prepare_images
 from ..data.masking import make_mask
 from ..models.checkpoint import Checkpoint
 from ..models.objective import MIMModel
@@ -169,6 +170,31 @@ def layer_measures(model: MIMModel | Checkpoint, images: torch.Tensor, mask: tor
             fisher_ratio=fisher_ratio(trace.hidden[layer], token_mask),
         ))
     return rows
+
+
+def analysis_images(config: RunConfig, images: str | None = None) -> tuple[torch.Tensor, str]:
+    """What ``mto analyze`` measures on, and its description: ``images`` a number (held-out test
+    images, default 256; for an RGB model, bundled photos, default all) or a folder of images.
+    RGB models see photos prepared as ImageNet models expect (short side resized, centre crop)."""
+    from ..data.photos import bundled_photos, photo_folder
+
+    m = config.model
+    count = None
+    if images is not None and images.strip().isdigit():
+        count = int(images)
+        if count < 1:
+            raise ValueError(f"--images must be at least 1, got {count}")
+    elif images is not None:
+        photos = photo_folder(images, m.img_size)
+        return photos.images, f"{len(photos)} images of {images}"
+    if m.in_chans == 3:
+        photos = bundled_photos(m.img_size)
+        chosen = photos.images[:count] if count else photos.images
+        return chosen, (f"{len(chosen)} photos bundled with scikit-image ({', '.join(photos.names[:len(chosen)])}), "
+                        f"short side resized to {m.img_size}, centre-cropped")
+    test = load_dataset(config.data, m, "test")
+    chosen = test.images[:count or 256]
+    return chosen, f"{len(chosen)} test images"
 
 
 def analyze_checkpoint(checkpoint: Checkpoint, images: torch.Tensor, seed: int = 0) -> list[LayerMeasures]:

@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..config import RunConfig
+from ..config import ConfigError, RunConfig
 from ..models.checkpoint import list_checkpoints, read_metrics
 from .records import FLOORS, RECORD, STEP_COST, read_record
 from .registry import Experiment, plan_runs, run_config
@@ -27,9 +27,9 @@ def is_recorded(run: Path, config: RunConfig) -> bool:
 def is_copy_of(copy: Path, config: RunConfig) -> bool:
     """A run's copy (metrics.jsonl and config.json, :func:`copy_runs`) recorded to its last epoch
     with exactly ``config``."""
-    try:
-        same = json.loads((copy / "config.json").read_text()) == json.loads(config.to_json())
-    except (OSError, json.JSONDecodeError):
+    try:  # as configs, not texts: a config written before a field existed reads as its default
+        same = RunConfig.load(copy / "config.json") == config
+    except ConfigError:
         return False
     return same and is_recorded(copy, config)
 

@@ -1,4 +1,8 @@
-"""Models across formats: mto's weights out to other libraries.
+"""Models across formats: published MAE and SimMIM checkpoints in, mto's models out.
 
+- :mod:`.importer`: ``mto import`` (a transformers folder, a Hub id, an official MAE ``.pth``)
+  and ``mto export`` (an MAE or SimMIM run as a transformers folder);
+- :mod:`.hf`: transformers' ViTMAEForPreTraining and ViTForMaskedImageModeling <-> mto's names;
+- :mod:`.official_mae`: facebookresearch/mae's released files;
 - :mod:`.timm_encoder`: an encoder as timm's ``VisionTransformer``.
 """

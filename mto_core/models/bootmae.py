@@ -41,10 +41,10 @@ class InjectedBlock(Block):
     cross-attention (queries: the tokens; keys and values: the context), MLP, each pre-norm
     with a residual."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, context_dim: int) -> None:
-        super().__init__(dim, num_heads, mlp_ratio)
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, context_dim: int, eps: float = 1e-6) -> None:
+        super().__init__(dim, num_heads, mlp_ratio, eps)
         self.heads = num_heads
-        self.norm3, self.norm4 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(context_dim, eps=1e-6)
+        self.norm3, self.norm4 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(context_dim, eps=eps)
         self.cross_q = nn.Linear(dim, dim)
         self.cross_kv = nn.Linear(context_dim, 2 * dim)
         self.cross_proj = nn.Linear(dim, dim)
@@ -73,9 +73,10 @@ class BootMAE(MAE):
         d = model.embed_dim
         self.feature_embed = nn.Linear(d, d)
         self.feature_mask_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.feature_blocks = nn.ModuleList(InjectedBlock(d, model.num_heads, model.mlp_ratio, d)
+        self.feature_blocks = nn.ModuleList(InjectedBlock(d, model.num_heads, model.mlp_ratio, d,
+                                                          model.layer_norm_eps)
                                             for _ in range(model.decoder_depth))
-        self.feature_norm = nn.LayerNorm(d, eps=1e-6)
+        self.feature_norm = nn.LayerNorm(d, eps=model.layer_norm_eps)
         self.feature_pred = nn.Linear(d, d)
         for module in (self.feature_embed, self.feature_blocks, self.feature_norm, self.feature_pred):
             module.apply(init_weights)
@@ -83,7 +84,7 @@ class BootMAE(MAE):
         self.teacher = MomentumTeacher(encoder=self.encoder)
 
     def decoder_block(self, width: int, heads: int) -> Block:
-        return InjectedBlock(width, heads, self.config.mlp_ratio, self.config.embed_dim)
+        return InjectedBlock(width, heads, self.config.mlp_ratio, self.config.embed_dim, self.config.layer_norm_eps)
 
     @torch.no_grad()
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:

@@ -95,10 +95,10 @@ def save_checkpoint(run_dir: Path, step: int, model: MIMModel, config: RunConfig
     return final
 
 
-def save_snapshot(folder: Path, model: MIMModel, config: RunConfig) -> Path:
-    """Weights and config only: a loadable checkpoint folder without training state, written
-    the same atomic way (a killed run leaves no half snapshot)."""
-    return _write_folder(folder, _model_files(model, config))
+def save_snapshot(folder: Path, model: MIMModel, config: RunConfig, extra: dict[str, bytes] | None = None) -> Path:
+    """Weights and config only (and ``extra`` files, such as a card): a loadable checkpoint folder
+    without training state, written the same atomic way (a killed run leaves no half snapshot)."""
+    return _write_folder(folder, {**_model_files(model, config), **(extra or {})})
 
 
 def _model_files(model: MIMModel, config: RunConfig) -> dict[str, bytes]:

@@ -84,7 +84,7 @@ class ConMIM(MIMModel):
         super().__init__(model, mto)
         d = model.embed_dim
         self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans, d, model.depth,
-                                 model.num_heads, model.mlp_ratio, mask_token=True)
+                                 model.num_heads, model.mlp_ratio, mask_token=True, eps=model.layer_norm_eps)
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
         self.head.apply(init_weights)
         self.teacher = MomentumTeacher(encoder=self.encoder, head=self.head)

@@ -30,14 +30,15 @@ class MAE(MIMModel):
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__(model, mto)
         self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans,
-                                 model.embed_dim, model.depth, model.num_heads, model.mlp_ratio)
+                                 model.embed_dim, model.depth, model.num_heads, model.mlp_ratio,
+                                 eps=model.layer_norm_eps)
         d = model.decoder_dim
         self.decoder_embed = nn.Linear(model.embed_dim, d)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
         self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(d, model.grid), requires_grad=False)
         self.decoder_blocks = nn.ModuleList(self.decoder_block(d, model.decoder_heads)
                                             for _ in range(model.decoder_depth))
-        self.decoder_norm = nn.LayerNorm(d, eps=1e-6)
+        self.decoder_norm = nn.LayerNorm(d, eps=model.layer_norm_eps)
         self.decoder_pred = nn.Linear(d, model.patch_size**2 * model.in_chans)
         for module in (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred):
             module.apply(init_weights)
@@ -45,7 +46,7 @@ class MAE(MIMModel):
 
     def decoder_block(self, width: int, heads: int) -> Block:
         """One layer of the pixel decoder (BootMAE's take the encoder's features too)."""
-        return Block(width, heads, self.config.mlp_ratio)
+        return Block(width, heads, self.config.mlp_ratio, self.config.layer_norm_eps)
 
     def target(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized pixels, or per-patch standardized pixels with ``norm_pix_loss``."""

@@ -45,9 +45,18 @@ class MIMModel(nn.Module):
         super().__init__()
         self.config, self.mto_config = model, mto
         self.plan = plan(mto, model.mask_layers)
+        # per-channel statistics as (1, C, 1, 1) buffers, outside the weights; one number stays a float
+        for name in ("pixel_mean", "pixel_std"):
+            value = getattr(model, name)
+            if isinstance(value, list):
+                stat = torch.tensor(value * (model.in_chans if len(value) == 1 else 1), dtype=torch.float32)
+                self.register_buffer(f"_{name}", stat.view(1, -1, 1, 1), persistent=False)
+
+    def _stat(self, name: str) -> float | torch.Tensor:
+        return getattr(self, f"_{name}") if isinstance(getattr(self.config, name), list) else getattr(self.config, name)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return (images - self.config.pixel_mean) / self.config.pixel_std
+        return (images - self._stat("pixel_mean")) / self._stat("pixel_std")
 
     def target(self, images: torch.Tensor) -> torch.Tensor:
         """Reconstruction target (B, N, p*p*C) of images in [0, 1]."""
@@ -64,7 +73,7 @@ class MIMModel(nn.Module):
         """Predicted patches (B, N, p*p*C) -> images (B, C, H, W) in [0, 1]."""
         self.check_pixels()
         images_n = unpatchify(pred, self.config.patch_size, self.config.in_chans)
-        return (images_n * self.config.pixel_std + self.config.pixel_mean).clamp(0, 1)
+        return (images_n * self._stat("pixel_std") + self._stat("pixel_mean")).clamp(0, 1)
 
     def check_images(self, images: torch.Tensor) -> None:
         c, s = self.config.in_chans, self.config.img_size

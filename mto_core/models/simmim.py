@@ -17,7 +17,7 @@ class SimMIM(MIMModel):
         super().__init__(model, mto)
         self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans,
                                  model.embed_dim, model.depth, model.num_heads, model.mlp_ratio,
-                                 mask_token=True)
+                                 mask_token=True, eps=model.layer_norm_eps)
         self.head = nn.Linear(model.embed_dim, model.patch_size**2 * model.in_chans)
         init_weights(self.head)
 

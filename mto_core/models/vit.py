@@ -18,6 +18,7 @@ stack runs one of two paths, named by the caller (:func:`run_blocks`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from ..mto.plugin import MTOPlan
 from ..mto.records import LossRows, TokenTrace
 
 ensure_torchvision()
-from timm.layers import Attention, PatchEmbed  # noqa: E402
+from timm.layers import Attention, LayerNorm, PatchEmbed  # noqa: E402
 from timm.models.vision_transformer import Block as TimmBlock  # noqa: E402
 
 
@@ -120,9 +121,9 @@ class Block(TimmBlock):
     decoder blocks, :class:`mto_core.models.bootmae.InjectedBlock`); this block takes none.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, eps: float = 1e-6) -> None:
         super().__init__(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
-                         attn_layer=MaskedAttention)
+                         attn_layer=MaskedAttention, norm_layer=functools.partial(LayerNorm, eps=eps))
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,  # type: ignore[override]
                 need_probs: bool = False, context: torch.Tensor | None = None
@@ -250,7 +251,7 @@ class MaskedViT(nn.Module):
     """
 
     def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int,
-                 num_heads: int, mlp_ratio: float = 4.0, mask_token: bool = False) -> None:
+                 num_heads: int, mlp_ratio: float = 4.0, mask_token: bool = False, eps: float = 1e-6) -> None:
         super().__init__()
         self.patch_size, self.in_chans, self.embed_dim = patch_size, in_chans, embed_dim
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
@@ -258,8 +259,8 @@ class MaskedViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(sincos_pos_embed(embed_dim, self.grid), requires_grad=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if mask_token else None
-        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, eps) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=eps)
         self.apply(init_weights)
         nn.init.normal_(self.cls_token, std=0.02)
         if self.mask_token is not None:
