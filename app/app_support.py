@@ -5,6 +5,7 @@ images pixel-exact with their masks and patches marked, reading runs' progress."
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,15 @@ from mto_core.data.images import DataError, LoadedImage, load_image
 from mto_core.models.objective import check_model_fits
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+# What the server accepts at all (MB). Above the app's limit on purpose: a file between the two
+# reaches the page, which says in its own words that it is too large and drops the previous result;
+# one the server refused would only get a small red icon in the uploader while the page went on
+# showing the last image (docs/reliability.md).
+UPLOAD_TRANSPORT_MB = 50
 # Passed on Streamlit's command line by app/serve.py: Streamlit reads .streamlit/config.toml only
 # from the working directory, and without these it listens on every interface, gathers usage
 # statistics and accepts 200 MB uploads.
-SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(MAX_UPLOAD_BYTES // 2**20),
+SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(UPLOAD_TRANSPORT_MB),
                    "server.headless": "true", "browser.gatherUsageStats": "false", "theme.base": "light",
                    # no full garbage collection after every page run (Streamlit's default): with torch and
                    # Plotly loaded it took about 0.3 s of each run, under the interpreter lock that training
@@ -57,8 +63,8 @@ def server_args(extra: list[str], public: bool = False) -> list[str]:
                          f"got {given['server.address']}; to serve a classroom on this network start it with "
                          "--public, or reach it from elsewhere through an SSH tunnel")
     limit = given.get("server.maxUploadSize", SERVER_SETTINGS["server.maxUploadSize"])
-    if not limit.isdigit() or int(limit) > MAX_UPLOAD_BYTES // 2**20:
-        raise ValueError(f"--server.maxUploadSize must be at most {MAX_UPLOAD_BYTES // 2**20} (MB), got {limit}")
+    if not limit.isdigit() or int(limit) > UPLOAD_TRANSPORT_MB:
+        raise ValueError(f"--server.maxUploadSize must be at most {UPLOAD_TRANSPORT_MB} (MB), got {limit}")
     return [f"--{key}={value}" for key, value in SERVER_SETTINGS.items() if key not in given] + extra
 
 
@@ -214,9 +220,17 @@ def pair_problem(baseline: RunConfig, mto: RunConfig) -> str | None:
     return None
 
 
+_APP_RUN = re.compile(r"^app-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-(.+)$")
+
+
 def short_label(label: str, width: int = 28) -> str:
-    """A run's label for legends: its folder name, shortened in the middle past ``width``."""
+    """A run's label for legends and pickers: its folder name, shortened in the middle past
+    ``width``; a Train-page run (``app-20261202-004500-simmim-mto``) by its start time and variant
+    (``app 00:45:00 simmim-mto``), which fits a sidebar."""
     name = label.rstrip("/").rsplit("/", 1)[-1]
+    found = _APP_RUN.match(name)
+    if found:
+        name = f"app {found[4]}:{found[5]}:{found[6]} {found[7]}"
     if len(name) <= width:
         return name
     keep = (width - 1) // 2
@@ -350,3 +364,45 @@ def give_memory_back(every_s: float = 10.0, collect_every: int = 6) -> threading
 
     threading.Thread(target=loop, name="give-memory-back", daemon=True).start()
     return stop
+
+
+def singularity_verdict(base: tuple[str, float, float], mto: tuple[str, float, float]) -> str:
+    """Which mask token is the more distinct from real patch embeddings, in plain words, by each of
+    two measures: the mean cosine to the patches (lower: further from the data on average) and the
+    largest (lower: further even from its nearest patch). ``base`` and ``mto``: (label, mean, max)."""
+    (b_label, b_mean, b_max), (m_label, m_mean, m_max) = base, mto
+    mean_mto, max_mto = m_mean < b_mean, m_max < b_max
+    on_average = (f"on average ({'MTO' if mean_mto else 'the baseline'}'s mean cosine {min(m_mean, b_mean):.3f} "
+                  f"vs {max(m_mean, b_mean):.3f})")
+    nearest = (f"at its nearest real patch ({'MTO' if max_mto else 'the baseline'}'s largest cosine "
+               f"{min(m_max, b_max):.3f} vs {max(m_max, b_max):.3f})")
+    if mean_mto and max_mto:
+        return (f"**{m_label}'s mask token is the more distinct by both measures**: further from real patches "
+                f"{on_average} and {nearest}.")
+    if not mean_mto and not max_mto:
+        return (f"**Here MTO's mask token is not the more distinct one: {b_label}'s is, by both measures**, "
+                f"{on_average} and {nearest}.")
+    return (f"**Neither token is the more distinct by both measures.** The token further from real patches "
+            f"{on_average} is {m_label if mean_mto else b_label}'s; the one further {nearest} is "
+            f"{m_label if max_mto else b_label}'s. So MTO's token is not plainly more distinct here.")
+
+
+SINGULARITY_WHY = ("Why MTO's token need not stand further apart here: this histogram looks at the mask token where "
+                   "it enters, before any layer. MTO's constraints act inside the layers (L_sing on the tokens' hidden "
+                   "states layer by layer, recalibration on the attention), so the singularity MTO aims at is a "
+                   "property of the layers' tokens, not of this input vector: the **Tokens** page measures it "
+                   "there (the singularity score S per layer).")
+
+
+def default_query(image: torch.Tensor, mask: torch.Tensor, patch_size: int) -> int:
+    """The patch the Attention page opens on: a visible patch on the object, the one with the most
+    ink (the largest mean pixel; Fashion-MNIST's items are light on black), the nearest to the
+    centre among equals; not a masked or empty corner."""
+    x = image.float()[0] if image.ndim == 4 else image.float()
+    g = x.shape[-1] // patch_size
+    ink = x.mean(0).reshape(g, patch_size, g, patch_size).mean(dim=(1, 3)).flatten()
+    rows, cols = np.divmod(np.arange(g * g), g)
+    centre = (g - 1) / 2
+    distance = torch.tensor((rows - centre) ** 2 + (cols - centre) ** 2, dtype=torch.float32)
+    score = torch.where(mask.bool(), torch.full_like(ink, -float("inf")), ink - 1e-6 * distance)
+    return int(score.argmax())

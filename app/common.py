@@ -248,14 +248,15 @@ def to_image(x: torch.Tensor) -> np.ndarray:
 
 
 def heat(z: np.ndarray, title: str = "", zmax: float | None = None, colorscale: str = "Viridis",
-         height: int = 300, colorbar: str | None = None) -> go.Figure:
-    """A square heatmap (row 0 at the top) on a fixed scale 0..zmax, with a colour bar if titled."""
+         height: int = 300, colorbar: str | None = None, blank: str = "white") -> go.Figure:
+    """A square heatmap (row 0 at the top) on a fixed scale 0..zmax, with a colour bar if titled;
+    NaN cells show the background ``blank``."""
     fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmin=0, zmax=zmax, showscale=colorbar is not None,
                                colorbar=dict(title=dict(text=colorbar or "", side="right"), thickness=12)))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x", constrain="domain")
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height,
-                      margin=dict(l=0, r=0, t=30 if title else 0, b=0), plot_bgcolor="white")
+                      margin=dict(l=0, r=0, t=30 if title else 0, b=0), plot_bgcolor=blank)
     fig.update_xaxes(title_standoff=4)
     return fig
 

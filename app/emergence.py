@@ -9,28 +9,35 @@ from functools import lru_cache
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from mto_core.analysis.trace import MEASURES, TokenFrames, trace_rows
 
 TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
 ALIKE = 0.05  # S and silhouette differences below this are called alike
-LOOK_FOR = (
-    "**What to look for.** If MTO works as this project reads the paper, its masked tokens become "
-    "*distinct* from the visible ones early in training, in the early layers: in the MTO run the "
-    "singularity score S and the silhouette rise faster and higher than the baseline's, its masked "
-    "rows' attention entropy falls (L_ent pushes it down), and in the scatter the red masked tokens "
-    "leave the blue visible ones for a place of their own. a_VM is 0 in MTO's recalibrated layers "
-    "by construction (hard recalibration), so that panel shows the method's rule, not something "
-    "learned; the baseline's a_VM near the mask ratio means its visible tokens still attend to "
-    "masked ones as much as to any. In a short run the two often look alike: a tiny model, a "
-    "hundred steps, one batch of 32 images. The page then says so; that is a result, not a fault.")
+def look_for(steps: int) -> str:
+    """What to look for in the emergence charts of runs that have trained ``steps`` steps."""
+    return (
+        "**What to look for.** If MTO works as this project reads the paper, its masked tokens become "
+        "*distinct* from the visible ones early in training, in the early layers: in the MTO run the "
+        "singularity score S and the silhouette rise faster and higher than the baseline's, its masked "
+        "rows' attention entropy falls (L_ent pushes it down), and in the scatter the red masked tokens "
+        "leave the blue visible ones for a place of their own. a_VM is 0 in MTO's recalibrated layers "
+        "by construction (hard recalibration), so that panel shows the method's rule, not something "
+        "learned; the baseline's a_VM near the mask ratio means its visible tokens still attend to "
+        f"masked ones as much as to any. In a short run the two often look alike: a tiny model, {steps:,} "
+        f"step{'s' if steps != 1 else ''} so far, one batch of 32 images. The page then says so; that is a "
+        "result, not a fault.")
+
+
+# D3's ten: a hue per layer, each readable on white (shades of one scale could not be told apart)
+LAYER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf"]
 
 
 def layer_colours(n: int) -> list[str]:
-    """n colours from light (layer 0) to dark (the last layer), all readable on white."""
-    return sample_colorscale("Viridis", [0.85 - 0.85 * i / max(n - 1, 1) for i in range(n)])
+    """n colours a reader can tell apart, one hue per layer (beyond ten, the hues repeat in order)."""
+    return [LAYER_COLOURS[i % len(LAYER_COLOURS)] for i in range(n)]
 
 
 @lru_cache(maxsize=8)

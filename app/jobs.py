@@ -58,6 +58,27 @@ class RunState:
         return run_progress(self.rows, self.total_steps, t.batch_size * t.accum_steps)
 
 
+# how much lower the training threads' CPU priority is than the page runs' (0: the same);
+# MTO_TRAINING_NICENESS sets it for a server (benchmarks/load.py compares)
+TRAINING_NICENESS = int(__import__("os").environ.get("MTO_TRAINING_NICENESS", "10"))
+
+
+def lower_priority(niceness: int | None = None) -> int | None:
+    """Give the calling thread (and the threads it starts) a lower CPU priority: the page runs of the
+    other visitors go first, the training takes what they leave, which on an idle server is all of it
+    (Linux: a thread is a task with its own nice value). Its new niceness, or None where the system
+    has none to set."""
+    import os
+
+    niceness = TRAINING_NICENESS if niceness is None else niceness
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except (AttributeError, OSError):
+        return None
+
+
 class TrainingJob:
     """Train ``runs`` ({name: (config, run folder)}) side by side in background threads; only
     ``owner`` (None: anyone) may stop them."""
@@ -85,6 +106,7 @@ class TrainingJob:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // len(self.runs)))  # this thread's ops only
+        lower_priority()
         try:
             result = train(state.config, state.run_dir, progress=False, on_log=state.rows.append,
                            should_stop=lambda: self._should_stop(state))

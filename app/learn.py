@@ -12,7 +12,7 @@ from common import chart, choose_pair, load, mask_controls, page, picture, spec_
 
 from mto_core import make_mask
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
-from app_support import paint_patches, upscale
+from app_support import SINGULARITY_WHY, paint_patches, singularity_verdict, upscale
 
 page("Masked Token Optimization, explained", "🎭")
 
@@ -22,9 +22,9 @@ most of an image's patches and asking it to predict them: their pixels (SimMIM, 
 features a momentum teacher gives them (ConMIM), or both (BootMAE). The hidden patches are stood in for by one
 learnable vector, the **mask token**. The paper *Emerging Property of Masked Token for Effective
 Pre-training* (Choi et al., ECCV 2024) argues that how this token behaves decides how fast
-pre-training converges, and proposes **Masked Token Optimization (MTO)**. Its exact formulas are
-not public: what this app draws is the paper's idea in this project's reading, set apart in the
-specification below. The figures are computed live from the checkpoints chosen in the sidebar.
+pre-training converges, and proposes **Masked Token Optimization (MTO)**. The paper is public
+(arXiv 2404.08330), but this project has not had its full text: the exact formulas drawn here are
+**this project's reading** of the paper's idea, set apart in the specification below. The figures are computed live from the checkpoints chosen in the sidebar.
 """)
 spec_expander()
 
@@ -119,7 +119,7 @@ def singularity_figure(pair_key: tuple) -> tuple[go.Figure, list[str]]:
     for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):
         sim = mask_token_similarity(ckpt, images[:64])
         fig.add_trace(go.Histogram(x=sim["cosine"], name=label, opacity=0.6, nbinsx=60, marker_color=colour))
-        stats.append(f"**{label}**: max cosine {sim['cosine'].max():.3f}, mean {sim['cosine'].mean():.3f}")
+        stats.append((label, float(sim["cosine"].mean()), float(sim["cosine"].max())))
     fig.update_layout(barmode="overlay", height=300, xaxis_title="cos(mask token, patch embedding)",
                       yaxis_title="patches", margin=dict(l=60, r=10, t=10, b=50), legend=dict(x=0.01, y=0.99))
     return styled(fig), stats
@@ -127,15 +127,18 @@ def singularity_figure(pair_key: tuple) -> tuple[go.Figure, list[str]]:
 
 fig, stats = singularity_figure(pair_key)
 chart(fig, key="learn-singularity", ready=True)
-st.markdown(" · ".join(stats))
+st.markdown(" · ".join(f"**{label}**: mean cosine {mean:.3f}, largest {top:.3f}" for label, mean, top in stats))
+st.markdown(singularity_verdict(*stats))
+st.caption(SINGULARITY_WHY)
 if pair[0][1].config.model.mask_in_encoder:  # SimMIM, ConMIM embed each patch alone: equal pixels, equal cosine
     p, g = pair[0][1].config.model.patch_size, pair[0][1].config.model.grid
     blank = images[:64].reshape(64, -1, g, p, g, p).amax(dim=(1, 3, 5)) == 0
     st.caption(f"The tall bars: {float(blank.float().mean()):.0%} of these patches are plain black background. "
                "Equal pixels give equal embeddings, so in each checkpoint they all share one cosine.")
 st.info("**What to look for:** mass near 0 or below (the token points away from every real patch) means "
-        "a distinct token; mass near 1 means the network could mistake a hidden patch for a real one. "
-        "The **Tokens** page follows the same question through the layers.")
+        "a distinct token; mass near 1 means the network could mistake a hidden patch for a real one. Two "
+        "measures read it: the mean cosine (how far from the data on average) and the largest (how close its "
+        "nearest real patch comes); the sentence above says which token wins by each.")
 
 st.header("4 · Weight recalibration: before and after")
 st.markdown(f"The full attention of the example image in layer 1 of **{mto_label}** (mean over heads), "
@@ -187,8 +190,8 @@ st.markdown("""
 From the paper: (a) **weight recalibration**, excluding the semantically void masked tokens from
 the visible tokens' attention; (b) **data-singularity constraints** enforced according to layer
 depth; (c) **minimizing the entropy** of row-wise softmax attention so that mask tokens focus on
-the most salient visible tokens. The paper's exact formulas are not public: the formulas below are
-**this project's reading** (the specification above), and its loss weights are starting defaults,
+the most salient visible tokens. This project has not had the paper's full text, so the formulas
+below are **this project's reading** (the specification above), and its loss weights are starting defaults,
 not the paper's. Notation: M masked tokens, V visible tokens ([CLS] counts as visible), A attention,
 h features.
 """)

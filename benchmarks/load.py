@@ -79,10 +79,14 @@ class Session:
         self.times: dict[str, list[float]] = {}
         self.errors: list[str] = []
 
-    async def run_page(self, ws, page_hash: str, name: str) -> None:
+    async def run_page(self, ws, page_hash: str, name: str, widgets: list | None = None) -> list:
+        """Run a page (with ``widgets``: WidgetState values, as a browser sends them); its new elements."""
         message = BackMsg()
         message.rerun_script.page_script_hash = page_hash
         message.rerun_script.query_string = ""
+        if widgets:
+            message.rerun_script.widget_states.widgets.extend(widgets)
+        elements = []
         start = time.perf_counter()
         await ws.send(message.SerializeToString())
         raised = False
@@ -96,14 +100,16 @@ class Session:
                               for p in getattr(reply, kind).app_pages}
             elif kind == "delta" and reply.delta.WhichOneof("type") == "new_element":
                 raised |= reply.delta.new_element.WhichOneof("type") == "exception"
+                elements.append(reply.delta.new_element)
             elif kind == "script_finished":
                 if reply.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
                     break
         self.times.setdefault(name, []).append(time.perf_counter() - start)
         if raised:
             self.errors.append(f"{name}: the script raised")
+        return elements
 
-    async def walk(self, rounds: int, seed: int, think: float = 0) -> None:
+    async def walk(self, rounds: int, seed: int, think: float = 0, fresh: bool = False) -> None:
         try:
             async with websockets.connect(self.url, subprotocols=["streamlit"], max_size=2**26,
                                           open_timeout=60) as ws:
@@ -115,14 +121,90 @@ class Session:
                 for _ in range(rounds):
                     for name in order:
                         await asyncio.sleep(rng.uniform(0, 2 * think))  # a reader's pause, ``think`` s on average
-                        await self.run_page(ws, self.pages[name], name)
+                        elements = await self.run_page(ws, self.pages[name], name)
+                        if fresh:  # a visitor moves the mask seed: the page computes anew, nothing cached
+                            from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+                            seeds = [e.number_input.id for e in elements if e.WhichOneof("type") == "number_input"
+                                     and e.number_input.label == "Mask seed"]
+                            if seeds:
+                                value = 1000 + 97 * seed + len(self.times.get(f"{name} (new seed)", []))
+                                await self.run_page(ws, self.pages[name], f"{name} (new seed)",
+                                                    [WidgetState(id=seeds[0], int_value=value)])
         except (OSError, RuntimeError, asyncio.TimeoutError, websockets.WebSocketException) as error:
             self.errors.append(f"{type(error).__name__}: {error}")
 
 
-async def crowd(url: str, sessions: int, rounds: int, think: float = 0) -> list[Session]:
+async def start_training(url: str, steps: int) -> None:
+    """Start a training on the Train page as a visitor would: fill in Steps, press Start (the full
+    Fashion-MNIST training split, so that it lasts). It trains in the server's threads after the
+    visitor leaves."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    visitor = Session(url)
+    async with websockets.connect(url, subprotocols=["streamlit"], max_size=2**26, open_timeout=60) as ws:
+        await visitor.run_page(ws, "", "Learn")
+        page = visitor.pages["Train"]
+        found = {}
+        for element in await visitor.run_page(ws, page, "Train"):
+            kind = element.WhichOneof("type")
+            if kind in ("number_input", "button"):
+                found[getattr(element, kind).label] = getattr(element, kind).id
+        if "Steps" not in found or "Start training" not in found:
+            raise SystemExit(f"the Train page shows no Steps and Start training (a training already runs?): {found}")
+        await visitor.run_page(ws, page, "Train (start)", [WidgetState(id=found["Steps"], int_value=steps),
+                                                          WidgetState(id=found["Start training"], trigger_value=True)])
+    if visitor.errors:
+        raise SystemExit(f"starting the training failed: {visitor.errors}")
+
+
+def summary(everyone: list[Session]) -> dict:
+    """Page times of a walk: all page runs, and those that computed anew (``--fresh``)."""
+    times = [t for s in everyone for ts in s.times.values() for t in ts]
+    fresh = [t for s in everyone for name, ts in s.times.items() if name.endswith("(new seed)") for t in ts]
+    out = {"page_runs": len(times), "median_s": round(statistics.median(times), 2), "p95_s": round(p95(times), 2),
+           "errors": [e for s in everyone for e in s.errors]}
+    if fresh:
+        out |= {"fresh_runs": len(fresh), "fresh_median_s": round(statistics.median(fresh), 2),
+                "fresh_p95_s": round(p95(fresh), 2)}
+    return out
+
+
+class MemoryLog:
+    """The server's resident memory every ``every_s`` seconds while the sessions walk, in a thread."""
+
+    def __init__(self, pid: int, every_s: float = 2.0) -> None:
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        start = time.perf_counter()
+
+        def loop() -> None:
+            while not self._stop.wait(every_s):
+                self.samples.append((time.perf_counter() - start, memory_mib(pid)["VmRSS"]))
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
+def levels(samples: list[tuple[float, float]], parts: int = 4) -> list[float]:
+    """The largest memory of each quarter (``parts``) of the walk, MiB: a series that stops rising levels."""
+    if not samples:
+        return []
+    size = max(1, len(samples) // parts)
+    return [round(max(m for _, m in samples[i:i + size])) for i in range(0, size * parts, size) if samples[i:i + size]]
+
+
+async def crowd(url: str, sessions: int, rounds: int, think: float = 0, fresh: bool = False,
+                first: int = 0) -> list[Session]:
     everyone = [Session(url) for _ in range(sessions)]
-    await asyncio.gather(*(s.walk(rounds, i, think) for i, s in enumerate(everyone)))
+    await asyncio.gather(*(s.walk(rounds, first + i, think, fresh) for i, s in enumerate(everyone)))
     return everyone
 
 
@@ -162,6 +244,12 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=20, help="seconds to wait after the sessions leave")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the server (e.g. PYTHONMALLOC=malloc)")
+    parser.add_argument("--training", type=int, default=0, metavar="STEPS",
+                        help="also walk with a Train-page training of STEPS steps under way (started as a visitor "
+                             "would), after the walk without: page times with and without it, and their ratio")
+    parser.add_argument("--fresh", action="store_true",
+                        help="each session also moves the mask seed on every page that has one, to a value no one "
+                             "else uses: the page computes anew (timed as '<page> (new seed)')")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     port = free_port()
@@ -177,9 +265,19 @@ def main() -> None:
         idle_map = memory_map(server.pid)
         reset_peak(server.pid)
         start = time.perf_counter()
-        everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think))
+        log = MemoryLog(server.pid)
+        everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think, args.fresh))
         wall = time.perf_counter() - start
+        walk_memory = log.stop()
         peak = memory_mib(server.pid)["VmHWM"]
+        with_training = None
+        if args.training:
+            asyncio.run(start_training(url, args.training))
+            time.sleep(10)  # the runs are under way: past data loading, at their steps
+            log = MemoryLog(server.pid)
+            trained = asyncio.run(crowd(url, args.sessions, args.rounds, args.think, args.fresh, first=args.sessions))
+            with_training = {**summary(trained), "memory_levels_mib": levels(log.stop())}
+            peak = max(peak, memory_mib(server.pid)["VmHWM"])
         time.sleep(args.settle)
         after = memory_mib(server.pid)["VmRSS"]
         after_map = memory_map(server.pid)
@@ -192,13 +290,25 @@ def main() -> None:
         page = [t for s in everyone for t in s.times.get(name, [])]
         per_page[name] = {"n": len(page), "median_s": round(statistics.median(page), 2), "p95_s": round(p95(page), 2),
                           "max_s": round(max(page), 2)}
-    result = {"sessions": args.sessions, "server_env": args.env, "rounds": args.rounds, "think_s": args.think, "pages": len(per_page), "wall_s": round(wall, 1),
+    result = {"sessions": args.sessions, "server_env": args.env, "rounds": args.rounds, "think_s": args.think,
+              "fresh": args.fresh, "pages": len(per_page), "wall_s": round(wall, 1),
               "page_runs": len(times), "p95_s": round(p95(times), 2) if times else None,
               "median_s": round(statistics.median(times), 2) if times else None,
               "errors": [e for s in [warm, *everyone] for e in s.errors],
               "memory_mib": {"idle": round(idle), "peak": round(peak), "after": round(after)},
               "memory_map_mib": {"idle": idle_map, "after": after_map},
+              "memory_levels_mib": levels(walk_memory),
               "per_page": per_page}
+    idle_walk = summary(everyone)
+    result |= {k: v for k, v in idle_walk.items() if k.startswith("fresh")}
+    if with_training is not None:
+        result["with_training"] = {**with_training, "steps": args.training,
+                                   "p95_ratio": round(with_training["p95_s"] / result["p95_s"], 2),
+                                   "median_ratio": round(with_training["median_s"] / result["median_s"], 2)}
+        if "fresh_median_s" in idle_walk and "fresh_median_s" in with_training:
+            result["with_training"] |= {
+                "fresh_median_ratio": round(with_training["fresh_median_s"] / idle_walk["fresh_median_s"], 2),
+                "fresh_p95_ratio": round(with_training["fresh_p95_s"] / idle_walk["fresh_p95_s"], 2)}
     if args.json:
         print(json.dumps(result, indent=1))
         return
@@ -208,8 +318,18 @@ def main() -> None:
           f"{len(result['errors'])} errors")
     for name, page in per_page.items():
         print(f"  {name:12s} median {page['median_s']:6.2f} s  p95 {page['p95_s']:6.2f} s  max {page['max_s']:6.2f} s")
+    if with_training is not None:
+        t = result["with_training"]
+        print(f"with a Train-page training of {args.training} steps under way: {t['page_runs']} page runs, median "
+              f"{t['median_s']} s ({t['median_ratio']}x), p95 {t['p95_s']} s ({t['p95_ratio']}x the walk without); "
+              f"{len(t['errors'])} errors; memory by quarter of that walk {t['memory_levels_mib']} MiB")
+        if "fresh_median_ratio" in t:
+            print(f"  page runs that computed anew (a new mask seed): median {result['fresh_median_s']} s without, "
+                  f"{t['fresh_median_s']} s with the training ({t['fresh_median_ratio']}x); p95 {result['fresh_p95_s']} s "
+                  f"and {t['fresh_p95_s']} s ({t['fresh_p95_ratio']}x)")
     m = result["memory_mib"]
-    print(f"server memory: idle {m['idle']} MiB, peak {m['peak']} MiB, {args.settle:g} s after {m['after']} MiB")
+    print(f"server memory: idle {m['idle']} MiB, peak {m['peak']} MiB, {args.settle:g} s after {m['after']} MiB; "
+          f"largest by quarter of the walk {result['memory_levels_mib']} MiB")
     for when, parts in result["memory_map_mib"].items():
         print(f"  {when:5s} " + ", ".join(f"{k.replace('_', ' ')} {v} MiB" for k, v in parts.items()))
     for error in result["errors"][:10]:

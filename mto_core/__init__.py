@@ -28,8 +28,8 @@ benchmarks/:
     cli __init__
 """
 
-from .api import (Reconstruction, compute_mto_losses, feature_match_ranks, features, reconstruct,
-                  require_pixels, token_trace)
+from .api import (FeatureMatch, Reconstruction, compute_mto_losses, feature_match, feature_match_ranks, features,
+                  reconstruct, require_pixels, token_trace)
 from .config import ConfigError, RunConfig, preset
 from .data.images import DataError, load_dataset, load_fashion_mnist, prepare_images, read_image
 from .data.masking import make_mask
@@ -48,7 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "DataError", "MIMModel", "MIMOutput",
     "Reconstruction", "RunConfig", "TokenTrace", "TrainingError", "build_model",
-    "compute_mto_losses", "evaluate_checkpoint", "feature_match_ranks", "features", "load_checkpoint", "load_dataset",
+    "FeatureMatch", "compute_mto_losses", "evaluate_checkpoint", "feature_match", "feature_match_ranks", "features", "load_checkpoint", "load_dataset",
     "load_fashion_mnist", "make_mask", "mto_losses", "prepare_images", "preset", "read_image",
     "read_metrics", "reconstruct", "require_pixels", "to_timm", "token_trace", "train",
 ]

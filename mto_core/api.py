@@ -129,6 +129,37 @@ def feature_match_ranks(model: MIMModel | Checkpoint, images: torch.Tensor, mask
     return torch.where(mask, ranks, torch.full_like(ranks, float("nan")))
 
 
+@dataclass
+class FeatureMatch:
+    """cosine (B, N): for each masked patch, the cosine similarity of its predicted feature to the
+    teacher's feature of the same patch (1 = identical; NaN at visible patches); chance (B,): the
+    mean cosine of the masked patches' predictions to the teacher's features of the image's other
+    patches, the level a prediction that knew nothing about its own patch would reach."""
+
+    cosine: torch.Tensor
+    chance: torch.Tensor
+
+
+@torch.no_grad()
+def feature_match(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor) -> FeatureMatch:
+    """How close each masked patch's predicted feature comes to the teacher's feature of that patch
+    (ConMIM, BootMAE; in the space their losses compare, as :func:`feature_match_ranks`). Unlike the
+    rank, which a trained ConMIM saturates at 1, the cosine keeps varying from patch to patch."""
+    model = _model(model)
+    if not hasattr(model, "feature_pair"):
+        raise ValueError(f"{model.config.method} predicts pixels only, with no teacher features to match; "
+                         "feature matches are for conmim and bootmae checkpoints")
+    images, mask = _inputs(model, images, mask, some_hidden=True)
+    pred, target = model.feature_pair(images, mask)
+    pred, target = F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1)
+    similarity = pred @ target.transpose(1, 2)  # (B, N query, N candidate)
+    own = similarity.diagonal(dim1=1, dim2=2)
+    n = similarity.shape[-1]
+    others = (similarity.sum(-1) - own) / (n - 1)  # (B, N): mean cosine to the other patches' targets
+    chance = (others * mask).sum(1) / mask.sum(1)
+    return FeatureMatch(torch.where(mask, own, torch.full_like(own, float("nan"))).cpu(), chance.cpu())
+
+
 @torch.no_grad()
 def token_trace(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torch.Tensor,
                 hidden_layers: Collection[int] | None = None,

@@ -161,6 +161,9 @@ class TrainConfig:
     ``checkpoint_every``: also write a checkpoint every N steps within an epoch (0 = only at the
     end of each epoch, of the run and at a stop), so that a killed run loses at most N steps;
     ``keep_checkpoints`` of them are kept, these and the epochs' together.
+    ``trace_spacing``: ``even`` (every ``trace_every`` steps) or ``doubling`` (the spacing doubles
+    after the first 20 points, and the step a run stops or ends at is traced: a run stopped early
+    still has its 20 points and ends on one; the app's Train page).
     ``trace_every``: every N steps (and at step 0), measure how the masked tokens part from the
     visible ones on a fixed held-out batch (``trace`` rows in metrics.jsonl, token snapshots in
     ``traces/``; mto_core/analysis/trace.py); 0 = off. 25 costs under 5% of the tiny preset's training
@@ -193,6 +196,7 @@ class TrainConfig:
     linear_points: str = ""
     snapshot_points: str = ""
     trace_every: int = 0
+    trace_spacing: Literal["even", "doubling"] = "even"
 
 
 @dataclass

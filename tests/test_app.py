@@ -101,9 +101,10 @@ def test_tokens_page_changes_with_the_layer():
     def charts():
         return " ".join(str(chart.proto) for chart in at.get("plotly_chart"))
 
-    assert "layer 1" in charts()
+    first = charts()
+    assert "· layer 1" in texts(at)  # each scatter's title, above it (the chart's toolbar would cover its own)
     at.slider(key="tokens-layer").set_value(3).run()
-    assert not at.exception and "layer 3" in charts() and "layer 1" not in charts()
+    assert not at.exception and "· layer 3" in texts(at) and "· layer 1" not in texts(at) and charts() != first
 
 
 def test_attention_page_changes_with_the_mask():
@@ -163,7 +164,7 @@ def test_sidebar_choices_hold_on_the_next_page():
 def test_curves_page_gives_each_run_one_colour_on_every_chart():
     at = run("pages/4_Curves.py")
     accuracy, loss = specs(at)[0], specs(at)[1]
-    first = {t["name"]: t["line"]["color"] for t in accuracy["data"] if t.get("name")}
+    first = {t["name"]: t["line"]["color"] for t in accuracy["data"] if t.get("name") and t.get("meta") != "target"}
     second = {t["name"]: t["line"]["color"] for t in loss["data"] if t.get("name")}
     assert len(first) == 8 and first == second, (first, second)  # the eight shipped checkpoints
     assert len(set(first.values())) == 8
@@ -467,14 +468,14 @@ def test_every_page_works_with_the_new_methods(method, where):
 
 
 def _rank_maps(at: AppTest) -> list[dict]:
-    return [s for s in specs(at) if "feature-match rank" in str(s["layout"].get("title"))]
+    return [s for s in specs(at) if "feature match per masked patch" in str(s["layout"].get("title"))]
 
 
 def _captions(at: AppTest) -> list[str]:
     return [img.caption for element in at.get("image") for img in element.proto.imgs]
 
 
-def test_conmim_reconstruct_shows_feature_match_ranks_and_draws_no_image():
+def test_conmim_reconstruct_shows_a_feature_match_that_varies_with_chance_and_direction_and_draws_no_image():
     at = run("pages/1_Reconstruct.py")
     at.sidebar.radio(key="recon-method").set_value("conmim").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -484,24 +485,29 @@ def test_conmim_reconstruct_shows_feature_match_ranks_and_draws_no_image():
     maps = _rank_maps(at)
     assert len(maps) == 2  # baseline beside MTO
     hidden = int(re.search(r"Mask: (\d+) of 49 patches hidden", texts(at))[1])
+    chances = [float(c) for c in re.findall(r"\(chance (-?[\d.]+)\)", texts(at))]
+    assert len(chances) == 2 and all(-1 <= c < 0.5 for c in chances)
     for spec in maps:
         trace = spec["data"][0]
-        assert (trace["zmin"], trace["zmax"]) == (1, 49) and trace["colorbar"]["ticktext"][0] == "1 = best"
+        assert trace["zmax"] == 1 and round(trace["zmin"], 3) == min(chances)  # one scale, from chance to identical
+        assert trace["colorbar"]["ticktext"][0].endswith("= chance") and "better" in trace["colorbar"]["ticktext"][1]
         z = [v for row in trace["z"] for v in (values(row) if isinstance(row, dict) else row)] \
             if isinstance(trace["z"], list) else values(trace["z"])
-        ranks = [v for v in z if v is not None and v == v]  # visible patches blank (NaN)
-        assert len(ranks) == hidden and all(1 <= r <= 49 for r in ranks)
-    assert len(re.findall(r"mean rank \*\*[\d.]+\*\* \(chance 25\)", texts(at))) == 2
-    assert "feature-match rank" in texts(at) and "chance is 25" in texts(at)
+        cosines = [v for v in z if v is not None and v == v]  # visible patches blank (NaN)
+        assert len(cosines) == hidden and all(-1 <= c <= 1 for c in cosines)
+        # a measure that teaches something: it varies across the masked patches (the rank was 1 everywhere)
+        assert max(cosines) - min(cosines) > 0.05, cosines
+    assert len(re.findall(r"mean cosine \*\*[\d.]+\*\*", texts(at))) == 2
+    assert "higher is better" in texts(at) and "feature-match cosine" in texts(at)
 
 
-def test_bootmae_reconstruct_shows_pixels_and_feature_match_ranks():
+def test_bootmae_reconstruct_shows_pixels_and_the_feature_match():
     at = run("pages/1_Reconstruct.py")
     at.sidebar.radio(key="recon-method").set_value("bootmae").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "prediction (every patch)" in _captions(at)
+    assert "prediction at every patch (at the visible ones untrained)" in _captions(at)
     assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 2
-    assert len(_rank_maps(at)) == 2 and "masked-patch MSE" in texts(at) and "chance is 25" in texts(at)
+    assert len(_rank_maps(at)) == 2 and "masked-patch MSE" in texts(at) and "higher is better" in texts(at)
 
 
 def test_curves_page_says_which_methods_an_experiment_has_not_run():

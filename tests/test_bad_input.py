@@ -251,11 +251,11 @@ def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path)
     from app_support import server_args
 
     args = server_args(["--server.port", "8502"])
-    assert "--server.address=localhost" in args and "--server.maxUploadSize=10" in args
+    assert "--server.address=localhost" in args and "--server.maxUploadSize=50" in args
     assert "--browser.gatherUsageStats=false" in args and args[-2:] == ["--server.port", "8502"]
     assert server_args(["--server.address", "127.0.0.1"]).count("--server.address=localhost") == 0
     for wider in (["--server.address", "0.0.0.0"], ["--server.address=192.168.1.5"], ["--server.maxUploadSize=200"]):
-        with pytest.raises(ValueError, match="this machine only|at most 10"):
+        with pytest.raises(ValueError, match="this machine only|at most 50"):
             server_args(wider)
 
 

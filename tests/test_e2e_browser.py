@@ -156,10 +156,10 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             sidebar = page.locator('[data-testid="stSidebar"]')
             sidebar.get_by_text("random", exact=True).click()
             settle(page)
-            for method in ("ConMIM", "BootMAE"):  # feature predictors: the rank maps, ConMIM with no image
+            for method in ("ConMIM", "BootMAE"):  # feature predictors: the feature-match maps, ConMIM with no image
                 sidebar.get_by_text(method, exact=True).click()
                 settle(page)
-                page.get_by_text("feature-match rank per masked patch").first.wait_for(timeout=60_000)
+                page.get_by_text("feature match per masked patch").first.wait_for(timeout=60_000)
                 assert page.get_by_text("predicts features, not pixels").count() == (method == "ConMIM")
                 check_figures(page, f"{name} ({method})")
                 screenshot(page, ARTIFACTS / f"{name}-{method.lower()}.png")
@@ -172,7 +172,17 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             settle(page)
             page.get_by_text("16-bit pixels").wait_for(timeout=60_000)
             assert page.get_by_text("what the model sees").count() == 1
-            name = "reconstruct-upload"
+            check_figures(page, "reconstruct (upload)")
+            screenshot(page, ARTIFACTS / "reconstruct-upload.png")
+            # a file over the app's 10 MB: a message on the page, naming it, and the previous result gone
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                files=[{"name": "too-big.png", "mimeType": "image/png", "buffer": b"\x89PNG" + bytes(12 * 2**20)}])
+            settle(page)
+            page.get_by_text("cannot be used: the upload is 12.0 MiB").first.wait_for(timeout=60_000)
+            assert page.get_by_text("too-big.png").count() >= 1 and page.get_by_text("the limit is 10 MiB").count() >= 1
+            assert page.get_by_text("what the model sees").count() == 0
+            assert page.get_by_text("reconstruction (visible patches pasted back)").count() == 0
+            name = "reconstruct-rejected-upload"
         if name == "tokens":  # click a token: its patch appears framed inside its image
             chart = page.locator(".js-plotly-plot").first
             chart.scroll_into_view_if_needed()

@@ -13,7 +13,7 @@ from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, load,
 
 import torch
 
-from mto_core import feature_match_ranks, make_mask, reconstruct
+from mto_core import feature_match, make_mask, reconstruct
 from mto_core.analysis.measures import masked_error_over
 from mto_core.data.images import prepare_images
 from app_support import METHOD_NAMES, paint_patches, read_upload, toggle_patches, upscale
@@ -52,7 +52,9 @@ else:
             loaded = read_upload(upload.getvalue(), cfg.img_size, cfg.in_chans, MAX_UPLOAD_BYTES,
                                  (0, 0, 0) if background.startswith("black") else (255, 255, 255))
         except DataError as error:
-            st.error(f"That file cannot be used: {error}.")
+            st.error(f"**{upload.name}** cannot be used: {error}. Nothing of the previous image is shown; "
+                     "choose another file.")
+            st.stop()
         else:
             image = (255 - loaded.image if invert else loaded.image).unsqueeze(0)
             for note in loaded.notes:
@@ -92,7 +94,6 @@ model = pair[0][1].model
 name = METHOD_NAMES.get(cfg.method, cfg.method)
 pixels = model.predicts == "pixels"  # ConMIM: "features"
 matches = hasattr(model, "feature_pair")  # ConMIM, BootMAE: a feature prediction and its teacher target
-chance = (n + 1) / 2
 shown_image = prepare_images(image, cfg.img_size, cfg.in_chans)[0]
 
 if not pixels:
@@ -105,18 +106,20 @@ elif matches:
             "decoder the momentum teacher's feature of each masked patch. Both are shown.")
 
 
-def rank_figure(ranks: np.ndarray, title: str) -> go.Figure:
-    """A (g, g) map of feature-match ranks, 1 (best) to n, visible patches blank, each cell labelled."""
+def match_figure(cosine: np.ndarray, chance: float, title: str) -> go.Figure:
+    """A (g, g) map of each masked patch's feature match: the cosine of its predicted feature to the
+    teacher's feature of the same patch, from the chance level (the prediction's mean cosine to the
+    image's other patches) to 1 (identical), each cell labelled; visible patches grey."""
     fig = go.Figure(go.Heatmap(
-        z=ranks, zmin=1, zmax=n, colorscale="Viridis", reversescale=True, xgap=1, ygap=1,
-        texttemplate="%{z:.0f}", textfont=dict(size=11),
-        hovertemplate="patch row %{y}, column %{x}: rank %{z:.0f} of " + str(n) + "<extra></extra>",
-        colorbar=dict(title=dict(text="rank", side="right"), thickness=12, tickvals=[1, chance, n],
-                      ticktext=["1 = best", f"{chance:g} = chance", f"{n} = worst"])))
+        z=cosine, zmin=chance, zmax=1, colorscale="Viridis", xgap=1, ygap=1, texttemplate="%{z:.2f}",
+        textfont=dict(size=10),
+        hovertemplate="patch row %{y}, column %{x}: cosine %{z:.3f}<extra></extra>",
+        colorbar=dict(title=dict(text="cosine to own target", side="right"), thickness=12,
+                      tickvals=[chance, 1], ticktext=[f"{chance:.2f} = chance", "1 = identical (better)"])))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x", constrain="domain")
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=280, margin=dict(l=0, r=0, t=30, b=0),
-                      plot_bgcolor="white")
+                      plot_bgcolor="#bdbdbd")
     return fig
 
 
@@ -127,35 +130,43 @@ picture(c[1], upscale(paint_patches(shown_image, mask, p)), caption="masked (wha
 if pixels:
     results = [(label, ckpt, reconstruct(ckpt, image, mask)) for label, ckpt in pair]
     errors = [rec.patch_error[0].reshape(g, g).numpy() for _, _, rec in results]
-    top = float(max(e.max() for e in errors)) or 1.0
+    hidden = mask.reshape(g, g).numpy()
+    # the scale tops at the largest error the maps draw: the masked patches' (visible positions are not
+    # trained and can err far more, which would leave the drawn cells dark)
+    top = float(max(e[hidden].max() for e in errors)) or 1.0
     st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta). Error is the mean squared pixel "
                "error (pixels in 0..1) of the model's prediction in each patch, the same measure for every "
                "pixel-predicting method (their training losses differ: SimMIM's L1 on normalised pixels, MAE's "
-               "and BootMAE's MSE), on one shared scale; the visible patches are left blank in the error maps.")
+               f"and BootMAE's MSE). Both maps share one scale, from 0 to the largest masked-patch error of the "
+               f"two ({top:.3f}); the visible patches are grey: they are not scored.")
     for side, (label, ckpt, rec) in enumerate(results):
         st.markdown(f"**{label}** · masked-patch MSE **{rec.masked_error[0]:.4f}**")
         a, b, d = st.columns([1, 1, 1.3])
-        picture(a, upscale(rec.prediction[0]), caption="prediction (every patch)")
+        picture(a, upscale(rec.prediction[0]), caption="prediction at every patch (at the visible ones untrained)")
         picture(b, upscale(rec.reconstruction[0]), caption="reconstruction (visible patches pasted back)")
-        shown = np.where(mask.reshape(g, g).numpy(), errors[side], np.nan)
+        shown = np.where(hidden, errors[side], np.nan)
         with d:
             chart(heat(shown, "error per masked patch", zmax=top, colorscale="Magma", height=220,
-                       colorbar="MSE"), key=f"recon-err-{side}")
+                       colorbar="MSE", blank="#bdbdbd"), key=f"recon-err-{side}")
+    st.caption("The prediction at every patch: the loss of SimMIM, MAE and BootMAE scores the hidden patches only, "
+               "so at the visible positions the model was never trained to predict anything; what it shows there "
+               "is not an attempt at the image. The reconstruction keeps the visible patches as they are.")
 else:
     st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta).")
 if matches:
-    st.markdown("**Feature match per masked patch.** For each masked patch, the teacher's features of all "
-                f"{n} patches of the image are ordered by cosine similarity to the patch's predicted feature; "
-                f"the number is where the patch's own teacher feature stands: rank 1 = the prediction is closer "
-                f"to its own target than to any other patch's, rank {n} = farthest. A prediction that knew "
-                f"nothing would stand at {chance:g} on average (chance). Visible patches are blank.")
-    columns = st.columns(2)
-    for side, (col, (label, ckpt)) in enumerate(zip(columns, pair)):
-        ranks = feature_match_ranks(ckpt, image, mask)[0]
-        mean = float(torch.nanmean(ranks))
+    st.markdown("**Feature match per masked patch.** The number in each masked patch is the cosine similarity "
+                "between the model's predicted feature for that patch and the momentum teacher's feature of the "
+                "same patch: **higher is better**, 1 = identical. The colour scale starts at the chance level, "
+                "the prediction's mean cosine to the teacher's features of the image's *other* patches (what a "
+                "prediction that knew nothing about its own patch would score). Grey: visible patches.")
+    found = [(label, feature_match(ckpt, image, mask)) for label, ckpt in pair]
+    floor = min(float(match.chance[0]) for _, match in found)  # one scale for both maps
+    for side, (col, (label, match)) in enumerate(zip(st.columns(2), found)):
+        cosine = match.cosine[0]
         with col:
-            st.markdown(f"**{label}** · mean rank **{mean:.1f}** (chance {chance:g})")
-            chart(rank_figure(ranks.reshape(g, g).numpy(), "feature-match rank per masked patch"),
+            st.markdown(f"**{label}** · mean cosine **{float(torch.nanmean(cosine)):.3f}** "
+                        f"(chance {float(match.chance[0]):.3f})")
+            chart(match_figure(cosine.reshape(g, g).numpy(), floor, "feature match per masked patch"),
                   key=f"recon-rank-{side}")
 
 
@@ -165,17 +176,20 @@ def batch_errors(path: str, ratio: float, seed: int, kind: str) -> dict:
 
 
 @st.cache_data(show_spinner="Matching features over a batch of test images…", max_entries=64)
-def batch_ranks(path: str, ratio: float, seed: int, kind: str) -> dict:
-    """Mean feature-match rank of each image's masked patches, over the batch (the masks of batch_errors)."""
+def batch_matches(path: str, ratio: float, seed: int, kind: str) -> dict:
+    """Mean feature-match cosine of each image's masked patches, over the batch (the masks of
+    batch_errors), and the mean chance level."""
     ckpt = load(path)
     mask = make_mask(BATCH, ckpt.config.model.grid, ratio, seed, kind=kind)
-    per_image = torch.nanmean(feature_match_ranks(ckpt, test_set()[0][:BATCH], mask), 1).double()
-    return {"mean": float(per_image.mean()), "std": float(per_image.std()), "errors": per_image.tolist()}
+    match = feature_match(ckpt, test_set()[0][:BATCH], mask)
+    per_image = torch.nanmean(match.cosine, 1).double()
+    return {"mean": float(per_image.mean()), "std": float(per_image.std()), "errors": per_image.tolist(),
+            "chance": float(match.chance.mean())}
 
 
-def compare_over_batch(stats: list, measure: str, key: str) -> tuple[float, float, str]:
+def compare_over_batch(stats: list, measure: str, key: str, higher_is_better: bool = False) -> tuple[float, float, str]:
     """A bar per checkpoint (mean ± sd of ``measure`` over the images), and the paired MTO − baseline
-    difference with two standard errors and which side is lower (or that neither clearly is)."""
+    difference with two standard errors and which side is better (or that neither clearly is)."""
     fig = go.Figure(go.Bar(x=[s["mean"] for _, s in stats], orientation="h",
                            y=[f"{label}<br>{s['mean']:.4f} ± {s['std']:.4f}" for label, s in stats],
                            error_x=dict(type="data", array=[s["std"] for _, s in stats], color="#444"),
@@ -187,7 +201,8 @@ def compare_over_batch(stats: list, measure: str, key: str) -> tuple[float, floa
     paired = np.array(mto["errors"]) - np.array(base["errors"])  # same images, same masks
     diff, spread = float(paired.mean()), 2 * float(paired.std(ddof=1)) / len(paired) ** 0.5
     if abs(diff) > spread:
-        verdict = f"lower mean {measure}: **{mto_label if diff < 0 else base_label}**"
+        better = mto_label if (diff > 0) == higher_is_better else base_label
+        verdict = f"{'higher' if higher_is_better else 'lower'} (better) mean {measure}: **{better}**"
     else:
         verdict = f"no clear difference in mean {measure}"
     return diff, spread, verdict
@@ -201,10 +216,10 @@ if pixels:
     diff, spread, verdict = compare_over_batch(stats, "masked-patch MSE", "recon-batch")
     readings.append(f"{verdict} (MTO − baseline, paired by image: {diff:+.4f} ± {spread:.4f}, two standard errors)")
 if matches:
-    stats = [(label, batch_ranks(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt in pair]
-    diff, spread, verdict = compare_over_batch(stats, "feature-match rank", "recon-batch-rank")
+    stats = [(label, batch_matches(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt in pair]
+    diff, spread, verdict = compare_over_batch(stats, "feature-match cosine", "recon-batch-rank", higher_is_better=True)
     readings.append(f"{verdict} (MTO − baseline, paired by image: {diff:+.3f} ± {spread:.3f}, two standard "
-                    f"errors; chance is {chance:g})")
+                    f"errors; higher is better, chance about {stats[0][1]['chance']:.2f})")
 st.markdown(f"Over the first {BATCH} test images, each with its own {batch_kind} mask at ratio {ratio:.2f}: "
             f"{'; '.join(readings)}. A better prediction is not the aim of MTO: it aims at faster learning "
             "of features (the **Curves** page).")

@@ -60,9 +60,9 @@ def token_scatter(args: tuple, key: str, label: str, layer: int, axis: str) -> g
                      color_discrete_map=TOKEN_COLOURS if key == "token" else None,
                      color_discrete_sequence=CLASS_COLOURS, category_orders={"class": list(classes)})
     fig.update_traces(marker=dict(size=5))
-    fig.update_layout(margin=dict(l=60, r=10, t=40, b=50), title=dict(text=f"{label} · layer {layer}", font=dict(size=14)),
-                      xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2", legend_title_text="",
-                      plot_bgcolor="white")
+    # no Plotly title: the toolbar sits over a chart's top edge; the page writes the title above the chart
+    fig.update_layout(margin=dict(l=60, r=10, t=30, b=50), xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
+                      legend_title_text="", plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False)
     fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False)
     return styled(fig)
@@ -97,6 +97,7 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
         fig.add_trace(go.Scatter(x=[row["x"]], y=[row["y"]], mode="markers", name="picked", hoverinfo="skip",
                                  marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="#111", width=2.5))))
     with col:
+        st.markdown(f"**{label} · layer {layer}**")
         chart(fig, key=f"tokens-{side}", on_select="rerun", selection_mode="points", ready=True)
         if method == "umap":
             st.caption(f"UMAP computed in {seconds:.1f} s (kept for this checkpoint, layer, ratio and seed)")

@@ -11,7 +11,7 @@ from common import (chart, choose_pair, heat, integer_layers, layer_table, load,
 
 from mto_core import make_mask, token_trace
 from mto_core.analysis.measures import query_attention
-from app_support import mask_heads, mask_site
+from app_support import default_query, mask_heads, mask_site
 
 page("Attention", "👁️")
 pair = choose_pair("attn")
@@ -35,7 +35,7 @@ head_name = "mean over heads" if head_index is None else f"head {head_index}"
 image = images[int(index):int(index) + 1]
 mask = make_mask(1, g, ratio, seed)[0]
 
-query = st.session_state.get("attn-query", int(np.flatnonzero(mask.numpy())[0]))
+query = st.session_state.get("attn-query", default_query(image, mask, p))
 was_masked = st.session_state.get("attn-query-masked")
 now_masked = bool(mask[query])
 if was_masked is not None and was_masked != now_masked:

@@ -19,12 +19,13 @@ TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_si
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def loss_figure(data: pd.DataFrame, part: str, colours: tuple) -> go.Figure:
+def loss_figure(data: pd.DataFrame, part: str, colours: tuple, dashed: tuple = ()) -> go.Figure:
     """The loss curves, a panel per method: built once per data and shared by every session that
     chose the same runs (a classroom opens this page at once; docs/performance.md)."""
     fig = px.line(data, x="epoch", y=part, color="label", facet_col="method", height=360, facet_col_spacing=0.08,
                   color_discrete_map=dict(colours), hover_data={"run": True, "label": False})
     fig.update_yaxes(matches=None, showticklabels=True)
+    fig.for_each_trace(lambda t: t.update(line_dash="dash") if t.name in dashed else None)  # MTO runs dashed
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     fig.update_layout(legend_title_text="", margin=dict(l=60, r=10, t=40, b=50), yaxis_title=TERMS.get(part, part))
     return styled(fig)
@@ -44,13 +45,20 @@ if not chosen:
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
 infos = {label: describe_run(found[label]) for label in chosen}
 short = {label: short_label(label) for label in chosen}
-# one colour per run on every chart of the page: blues and greens for baselines, reds and oranges for MTO
-BASELINE_COLOURS, MTO_COLOURS = ["#1f77b4", "#2ca02c", "#17becf", "#7f7f7f"], ["#d62728", "#ff7f0e", "#e377c2", "#8c564b"]
-colour, counts = {}, {True: 0, False: 0}
+# one colour per run on every chart of the page, related within a method: a hue per method, a light
+# shade for its baselines and a dark one for its MTO runs (drawn dashed), further shades for more runs
+SHADES = {"simmim": (["#6baed6", "#9ecae1", "#4292c6"], ["#08519c", "#2171b5", "#08306b"]),
+          "conmim": (["#74c476", "#a1d99b", "#41ab5d"], ["#006d2c", "#238b45", "#00441b"]),
+          "mae": (["#fd8d3c", "#fdae6b", "#f16913"], ["#a63603", "#d94801", "#7f2704"]),
+          "bootmae": (["#9e9ac8", "#bcbddc", "#807dba"], ["#54278f", "#6a51a3", "#3f007d"]),
+          "": (["#969696", "#bdbdbd", "#737373"], ["#525252", "#252525", "#000000"])}
+colour, counts = {}, {}
 for label in chosen:
-    palette = MTO_COLOURS if infos[label].mto else BASELINE_COLOURS
-    colour[label] = palette[counts[infos[label].mto] % len(palette)]
-    counts[infos[label].mto] += 1
+    key = (infos[label].method if infos[label].method in SHADES else "", infos[label].mto)
+    shades = SHADES[key[0]][key[1]]
+    colour[label] = shades[counts.get(key, 0) % len(shades)]
+    counts[key] = counts.get(key, 0) + 1
+dash = {label: "dash" if infos[label].mto else "solid" for label in chosen}
 
 st.subheader("Probe accuracy vs epoch")
 present = [k for k in ("linear_val", "knn_val") if any(k in x for r in rows.values() for x in r)] or ["knn_val"]
@@ -65,10 +73,12 @@ if with_curve:
     fig = go.Figure()
     for label in with_curve:
         fig.add_trace(go.Scatter(x=points[label][0], y=points[label][1], mode="lines+markers", name=short[label],
-                                 line=dict(color=colour[label]), customdata=[label] * len(points[label][0]),
+                                 line=dict(color=colour[label], dash=dash[label]), legendgroup=label,
+                                 marker=dict(symbol="diamond" if infos[label].mto else "circle"),
+                                 customdata=[label] * len(points[label][0]),
                                  hovertemplate="%{customdata} (" + infos[label].label + ")<br>epoch %{x}, "
                                                "accuracy %{y:.4f}<extra></extra>"))
-    table, targets, shapes, notes = [], {}, [], []
+    table, targets, reached = [], {}, []
     for label in with_curve:
         baseline = baseline_for(label, {k: infos[k] for k in with_curve})
         if baseline is None:
@@ -87,19 +97,21 @@ if with_curve:
                       "RAUC": round(result["rauc"], 4),
                       "epochs to target": "not reached" if hit is None else round(hit, 2),
                       "efficiency (epochs / baseline's)": "not reached" if ratio is None else round(ratio, 3)})
-        if result["epochs_to_target"] is not None:
-            x = result["epochs_to_target"]
-            shapes.append(dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
-                               line=dict(dash="dash", color="#888")))
-            notes.append(dict(xref="x", yref="paper", x=x, y=1, xanchor="left", yanchor="top", showarrow=False,
-                              textangle=-90, text=f"{short[label]} reaches its target"))
+        if hit is not None:
+            reached.append((label, baseline, hit))
+    # no text on the plot (with eight runs the labels printed over each other): each target is a dotted
+    # line in its baseline's colour, named in the legend, and where an MTO run reaches it, a cross
+    span = [min(float(points[k][0].min()) for k in with_curve), max(float(points[k][0].max()) for k in with_curve)]
     for baseline, target in targets.items():
-        shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=target, y1=target,
-                           line=dict(dash="dot", color="#888")))
-        notes.append(dict(xref="paper", yref="y", x=0, y=target, xanchor="left", yanchor="bottom", showarrow=False,
-                          text=f"target: {short[baseline]} final"))
-    # the target lines as plain shapes in one update: add_vline / add_hline took 0.3 s of the page run
-    fig.update_layout(shapes=shapes, annotations=notes, height=400, yaxis_title=f"{'k-NN' if metric == 'knn_val' else 'linear probe'} accuracy",
+        fig.add_trace(go.Scatter(x=span, y=[target, target], mode="lines", meta="target", legendgroup=baseline,
+                                 name=f"target: {short[baseline]}'s final ({target:.3f})", hoverinfo="name",
+                                 line=dict(color=colour[baseline], dash="dot", width=1.5)))
+    for label, baseline, hit in reached:
+        fig.add_trace(go.Scatter(x=[hit], y=[targets[baseline]], mode="markers", meta="target", showlegend=False,
+                                 legendgroup=label, marker=dict(symbol="x", size=12, color=colour[label]),
+                                 hovertemplate=f"{short[label]} reaches {short[baseline]}'s final accuracy at epoch "
+                                               f"{hit:.2f}<extra></extra>"))
+    fig.update_layout(height=420, yaxis_title=f"{'k-NN' if metric == 'knn_val' else 'linear probe'} accuracy",
                       margin=dict(l=60, r=10, t=30, b=50), legend_title_text="")
     chart(integer_layers(fig, "epoch"), key="curves-acc")
     if table:
@@ -107,9 +119,11 @@ if with_curve:
     st.caption("Each MTO run is scored against a baseline **of its own method** among the chosen runs (the one "
                "with the closest name). RAUC = area under a run's accuracy-vs-epoch curve / its baseline's "
                "(trapezoids, shared epochs); > 1 learns faster. Epochs to target: the first epoch (interpolated) "
-               "at which the run reaches its baseline's final accuracy; \"not reached\" if it stays below it, "
-               "even by a little. Efficiency: that epoch over the baseline's epochs. These are the project's "
-               "definitions: the paper's are not public.")
+               "at which the run reaches its baseline's final accuracy (its dotted line; a cross marks where the "
+               "MTO run gets there); \"not reached\" if it stays below it, even by a little. Efficiency: that epoch "
+               "over the baseline's epochs. Colours: one hue per method, light and solid for the baseline, dark and "
+               "dashed for MTO. These are the project's definitions, made without the paper's full text "
+               "(docs/mto-spec.md).")
 else:
     st.info("None of these runs logged per-epoch accuracy (train with --set train.knn_every=1).")
 
@@ -120,8 +134,8 @@ if data is not None:
                     key="curves-term", format_func=lambda t: TERMS.get(t, t))
     data = data.dropna(subset=[part]).assign(method=lambda d: d["run"].map(lambda r: infos[r].label.split(" ")[0]),
                                              label=lambda d: d["run"].map(short))
-    chart(loss_figure(data, part, tuple((short[label], colour[label]) for label in chosen)), key="curves-loss",
-          ready=True)
+    chart(loss_figure(data, part, tuple((short[label], colour[label]) for label in chosen),
+                      tuple(short[label] for label in chosen if infos[label].mto)), key="curves-loss", ready=True)
     st.caption("Each method is drawn apart: SimMIM's L_MIM is an L1 error on normalised pixels, MAE's a "
                "squared error, ConMIM's a contrastive loss over features, BootMAE's a sum of a pixel and a "
                "feature error, so their values are in different units and cannot be compared with each other.")

@@ -11,7 +11,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app_support import METHOD_NAMES
 from common import RUNS, chart, page, styled
-from emergence import LOOK_FOR, alike_sentence, measure_figure, scatter_figure
+from emergence import alike_sentence, look_for, measure_figure, scatter_figure
 from jobs import JobSlot, TrainingJob
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
@@ -31,9 +31,8 @@ def slot() -> JobSlot:
     return JobSlot()
 
 
-def trace_every(steps: int) -> int:
-    """About 20 trace points per run, never more often than every 5 steps (docs/performance.md)."""
-    return max(5, steps // 20)
+TRACE_EVERY = 5  # the first 20 points every 5 steps, then the spacing doubles (train.trace_spacing=doubling):
+# a run stopped at any step has 20 to about 40 points and ends on one (docs/performance.md: the Train page)
 
 
 def me() -> str:
@@ -83,7 +82,8 @@ if started and not jobs.busy:
                                               sing=float(sing), ent=float(ent), rec=float(rec), shipped=shipped)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = [f"train.max_steps={int(steps)}", "train.epochs=0", f"train.batch_size={int(batch)}",
-              "train.log_every=5", "train.warmup_fraction=0.1", f"train.trace_every={trace_every(int(steps))}"
+              "train.log_every=5", "train.warmup_fraction=0.1", f"train.trace_every={TRACE_EVERY}",
+              "train.trace_spacing=doubling"
               ] + (["data.root=shipped"] if shipped else [])
     mto = [f"mto.hard_recalibration={'true' if hard else 'false'}", f"mto.singularity_weight={sing}",
            f"mto.entropy_weight={ent}", f"mto.recalibration_weight={rec}"]
@@ -173,7 +173,7 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
     sentence = alike_sentence(rows, SCATTER_LAYER)
     if sentence:
         st.markdown(f"**{sentence}**")
-    st.markdown(LOOK_FOR)
+    st.markdown(look_for(max(state.step for state in job.runs.values())))
     chart(figure, key="train-emergence", ready=True)
     steps = {name: tuple(snapshot_steps(state.run_dir)) for name, state in job.runs.items()}
     scatter = kept("train-scatter", (runs, tuple(steps.values()), replay), lambda: scatter_figure(

@@ -1,6 +1,7 @@
 """How the masked tokens part from the visible ones while a run trains (``train.trace_every``).
 
-Every ``trace_every`` steps (and at step 0) the model is measured on one fixed batch of held-out
+Every ``trace_every`` steps (and at step 0; with ``train.trace_spacing=doubling`` the spacing
+doubles after the first 20 points, and the step a run stops at is traced too) the model is measured on one fixed batch of held-out
 images with one fixed mask: the first ``TRACE_IMAGES`` images of the validation split (the test
 split when there is none) and a mask drawn from a seed that depends on nothing but the run's mask
 settings, so a baseline and its MTO run are measured on the same images and masks. For every
@@ -85,6 +86,19 @@ def measure(model: MIMModel, images: torch.Tensor, mask: torch.Tensor) -> tuple[
     return rows, {layer: h[:, 1:] for layer, h in trace.hidden.items()}
 
 
+def trace_interval(step: int, every: int, spacing: str = "even") -> int:
+    """The spacing of trace points around ``step``: ``every`` steps (``even``); or (``doubling``)
+    ``every`` for the first 20 points, then twice that for the next 10, and so on, so that a run
+    has 20 to about 40 points wherever it stops, 20 of them at its start."""
+    if spacing != "doubling" or step < 20 * every:
+        return every
+    return every * 2 ** (int(math.log2(step / (20 * every))) + 1)
+
+
+def trace_due(step: int, every: int, spacing: str = "even") -> bool:
+    return step % trace_interval(step, every, spacing) == 0
+
+
 def snapshot_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / TRACES / f"step-{step:08d}.safetensors"
 
@@ -96,7 +110,7 @@ class Tracer:
                  start_step: int) -> None:
         """Draw the fixed batch, plan the snapshots, and remove those after ``start_step`` (a
         resumed run traces those steps again)."""
-        self.every = config.train.trace_every
+        self.every, self.spacing = config.train.trace_every, config.train.trace_spacing
         self.run_dir, self.steps_per_epoch = Path(run_dir), steps_per_epoch
         self.images, self.mask = trace_batch(config)
         m = config.model
@@ -104,19 +118,23 @@ class Tracer:
         tokens = min(SNAPSHOT_IMAGES, self.images.shape[0]) * m.num_patches
         size = tokens * ((m.mask_layers + 1) * width * 2 + 1)  # float16 tokens of every layer, the mask
         self.max_snapshots = max(1, SNAPSHOT_BYTES // size)
-        points = total_steps // self.every + 1
-        self.stride = math.ceil(points / self.max_snapshots)
+        self.due = [step for step in range(total_steps + 1) if trace_due(step, self.every, self.spacing)]
+        self.index = {step: i for i, step in enumerate(self.due)}
+        self.stride = math.ceil(len(self.due) / self.max_snapshots)
         for old in (self.run_dir / TRACES).glob("step-*.safetensors"):
             if int(old.stem[5:]) > start_step:
                 old.unlink()
 
-    def __call__(self, model: MIMModel, step: int) -> list[dict[str, Any]]:
-        """The trace rows due at ``step`` (none if no trace is due), its snapshot written if one is."""
-        if step % self.every:
+    def __call__(self, model: MIMModel, step: int, last: bool = False) -> list[dict[str, Any]]:
+        """The trace rows due at ``step`` (none if no trace is due), its snapshot written if one is.
+        ``last``: the run ends or stops here; with ``doubling`` spacing this step is traced (and
+        snapshotted) whether due or not, so the last point is where the run ended."""
+        due = step in self.index
+        if not due and not (last and self.spacing == "doubling"):
             return []
         rows, tokens = measure(model, self.images, self.mask)
         epoch = round(step / self.steps_per_epoch, 4)
-        if (step // self.every) % self.stride == 0:
+        if not due or self.index[step] % self.stride == 0:
             self._snapshot(step, tokens)
         return [{"kind": "trace", "step": step, "epoch": epoch, **row} for row in rows]
 

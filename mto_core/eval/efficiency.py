@@ -1,7 +1,7 @@
 """Efficiency of a method against a baseline, from probe-accuracy-vs-training curves.
 
-The measures and the statistics are this project's (docs/mto-spec.md); the paper's exact RAUC and
-its protocol at CPU scale are not public.
+The measures and the statistics are this project's (docs/mto-spec.md): made without the paper's
+full text, they are not its RAUC or protocol, which are not known here.
 
 - speed-up factor s (primary): the method at step t reaches what the baseline reaches at step
   s t. Per paired seed, log s is the mean over fixed accuracy thresholds of

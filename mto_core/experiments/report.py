@@ -323,7 +323,7 @@ def _ablation_report(experiment: Experiment, runs: list[Path], path: Path, copie
     lines = _header(experiment, runs, copies, path)
     lines += ["Accuracy is the linear probe (or k-NN where named) on frozen average-pooled features, on the "
               "validation split of the training images. RAUC = area under a method's accuracy-vs-epoch curve / "
-              "the baseline's (this project's definition; the paper's is not public). ± is the sample standard "
+              "the baseline's (this project's definition, made without the paper's full text). ± is the sample standard "
               "deviation over seeds.", ""]
     comparisons = []
     for base, family in families(list(groups), experiment.baseline).items():

@@ -12,9 +12,9 @@ the tensors, the head counts from MAE's models (``mae_vit_{base,large,huge}_patc
 
 from __future__ import annotations
 
-import pickle
 import re
 import warnings
+from _pickle import UnpicklingError  # the error weights_only raises: nothing is unpickled here
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ def read_state(file: Path) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():  # torch's note on the pickle protocol is not the user's concern
             warnings.simplefilter("ignore", UserWarning)
             data = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+    except UnpicklingError as error:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
         what = f" (torch.load(weights_only=True) refused {found.group(1)})" if found else ""
         raise InteropError(f"{file} holds pickled objects beyond tensors, which mto never loads{what}; use a file "

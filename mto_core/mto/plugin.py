@@ -1,7 +1,7 @@
 """Masked Token Optimization (MTO): a plug-in for any MIM objective with mask tokens.
 
 This project's reading of the paper's weight recalibration, data-singularity and entropy terms
-(their exact formulas are not public; docs/mto-spec.md). Tokens t = 1..T of a sample, M masked,
+(made without the paper's full text: docs/mto-spec.md). Tokens t = 1..T of a sample, M masked,
 V visible ([CLS] is visible); A^l (B, H, T, T) attention of layer l (rows = queries), h^l (B, T, D)
 output of layer l, h^0 the input with position; the layers of SimMIM's encoder, MAE's decoder.
 

@@ -196,8 +196,8 @@ def _train(config: RunConfig, run_dir: str | Path, resume: bool, progress: bool,
             last = loop.step == plan.total_steps
             if loop.step % t.log_every == 0 or end_of_epoch or last:
                 loop.log_train()
-            loop.at_point()
             stopped = should_stop is not None and should_stop()
+            loop.at_point(last or stopped)
             if end_of_epoch or last or stopped:
                 loop.end_epoch(end_of_epoch)
             elif t.checkpoint_every and loop.step % t.checkpoint_every == 0:
@@ -350,8 +350,8 @@ class _Loop:
             self.on_log(row)
         self.running, self.tick, self.tick_step, self.tick_from = {}, now, self.step, self.step
 
-    def at_point(self) -> None:
-        """Probe rows and snapshots due at this step (rank 0 only)."""
+    def at_point(self, last: bool = False) -> None:
+        """Probe rows and snapshots due at this step (rank 0 only); ``last``: the run ends or stops here."""
         run = self.run
         if not run.info.main:
             return
@@ -365,7 +365,7 @@ class _Loop:
             save_snapshot(run.run_dir / "snapshots" / f"epoch-{self.snapshots[self.step]:g}", run.model, run.config)
         if self.tracer is not None:
             start = time.perf_counter()
-            for row in self.tracer(run.model, self.step):
+            for row in self.tracer(run.model, self.step, last):
                 append_metrics(run.run_dir, row)
                 if self.on_log:
                     self.on_log(row)
