@@ -394,15 +394,17 @@ SINGULARITY_WHY = ("Why MTO's token need not stand further apart here: this hist
                    "there (the singularity score S per layer).")
 
 
-def default_query(image: torch.Tensor, mask: torch.Tensor, patch_size: int) -> int:
+def default_query(image: torch.Tensor, mask: torch.Tensor, patch_size: int, centre: bool = False) -> int:
     """The patch the Attention page opens on: a visible patch on the object, the one with the most
     ink (the largest mean pixel; Fashion-MNIST's items are light on black), the nearest to the
-    centre among equals; not a masked or empty corner."""
+    centre among equals; not a masked or empty corner. ``centre``: a photo, whose subject is mostly
+    in the middle (its brightest patch may be sky): the visible patch nearest the centre."""
     x = image.float()[0] if image.ndim == 4 else image.float()
     g = x.shape[-1] // patch_size
     ink = x.mean(0).reshape(g, patch_size, g, patch_size).mean(dim=(1, 3)).flatten()
     rows, cols = np.divmod(np.arange(g * g), g)
     centre = (g - 1) / 2
     distance = torch.tensor((rows - centre) ** 2 + (cols - centre) ** 2, dtype=torch.float32)
-    score = torch.where(mask.bool(), torch.full_like(ink, -float("inf")), ink - 1e-6 * distance)
+    score = -distance if centre else ink - 1e-6 * distance
+    score = torch.where(mask.bool(), torch.full_like(ink, -float("inf")), score)
     return int(score.argmax())

@@ -6,6 +6,9 @@ Computation lives in mto_core; this module only loads, caches and draws.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +37,40 @@ def page(title: str, icon: str) -> None:
 
 # Every cache has a size limit: a server that many visitors share keeps its memory bounded
 # (benchmarks/load.py).
-@st.cache_resource(show_spinner="Loading checkpoint…", max_entries=16)
+def _memory_bytes() -> int:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# The checkpoints every session shares, the least recently used dropped first once their weights pass
+# this bound: a count would not do, when one model may be a tiny 3 MB one or a ViT-L of 1.2 GB.
+MODEL_CACHE_BYTES = min(8 * 2**30, int(0.4 * _memory_bytes()))
+_MODELS: "OrderedDict[str, object]" = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+
+
+def _weights_bytes(checkpoint) -> int:
+    return sum(t.numel() * t.element_size() for t in checkpoint.model.state_dict().values())
+
+
 def load(path: str):
-    return load_checkpoint(path)
+    """The checkpoint at ``path``, loaded once for every session and kept while the cache's weights
+    stay within MODEL_CACHE_BYTES (the newest one always); the run it belongs to counts as open, so
+    the pruning of app runs leaves it alone (app/jobs.py)."""
+    from jobs import opened
+
+    opened(path)
+    with _MODELS_LOCK:
+        if path in _MODELS:
+            _MODELS.move_to_end(path)
+            return _MODELS[path]
+        with st.spinner("Loading checkpoint…"):
+            checkpoint = load_checkpoint(path)
+        _MODELS[path] = checkpoint
+        while len(_MODELS) > 1 and sum(_weights_bytes(c) for c in _MODELS.values()) > MODEL_CACHE_BYTES:
+            _MODELS.popitem(last=False)
+        return checkpoint
 
 
 @st.cache_resource(show_spinner=False, max_entries=1)
@@ -48,6 +82,52 @@ def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     collection (benchmarks/load.py found about 100 of them, 760 MiB, after 20 sessions)."""
     data = load_fashion_mnist("test")
     return data.images, data.labels, data.classes
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a model is shown: Fashion-MNIST's test split for the grey models, the bundled photos for
+    RGB ones (a checkpoint's own config decides). images: (N, C, H, W) uint8, at the model's size for
+    photos; names: each image's class or photo name; held_out: the images the per-layer measures use
+    (not among those the pages show first); seen: what the model sees, in words."""
+
+    kind: str  # "fashion-mnist" or "photos"
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    names: tuple[str, ...]
+    held_out: torch.Tensor
+    seen: str
+
+    @property
+    def photos(self) -> bool:
+        return self.kind == "photos"
+
+
+PHOTO_COUNT = 16  # the gallery: the colour photos of scikit-image's package, then grey ones
+
+
+@st.cache_resource(show_spinner="Preparing the photos…", max_entries=4)
+def _photos(size: int) -> Inputs:
+    from mto_core.data.photos import GALLERY, bundled_photos
+
+    names = list(GALLERY)[:PHOTO_COUNT]
+    photos = bundled_photos(size, names)
+    return Inputs("photos", photos.images, torch.arange(len(names)), tuple(names), tuple(names),
+                  photos.images[:4],
+                  f"photos that ship with scikit-image, each resized on its short side to {size} and centre-cropped "
+                  f"to {size} x {size}, normalised per channel by the model (ImageNet's mean and std for published "
+                  "models)")
+
+
+def inputs_for(model) -> Inputs:
+    """The images for a model config: photos for RGB models, Fashion-MNIST for grey ones."""
+    if model.in_chans == 3:
+        return _photos(model.img_size)
+    images, labels, classes = test_set()
+    return Inputs("fashion-mnist", images, labels, classes, tuple(classes[int(i)] for i in labels), images[100:132],
+                  f"Fashion-MNIST's 28 x 28 grey test images"
+                  + (f", resized to {model.img_size} x {model.img_size}" if model.img_size != 28 else ""))
 
 
 @st.cache_data(show_spinner=False, ttl=3, max_entries=4)
@@ -80,10 +160,16 @@ def run_label(label: str) -> str:
     return f"{short_label(label)} · {_info(available()[label]).label}" if label in available() else label
 
 
+ALONE = "— none: this checkpoint alone —"
+
+
 def choose_pair(key: str = "pair", methods: tuple[str, ...] = tuple(METHOD_NAMES)) -> tuple | None:
-    """Sidebar pickers for a baseline and an MTO checkpoint of ONE method; None (with a message) if
-    unusable. Each list holds only that method's checkpoints (and unreadable ones, which then say
-    why), so a cross-method pair cannot be picked; a pair that still differs is refused."""
+    """Sidebar pickers for one checkpoint, and another of the same method and input shape to compare
+    it with, or none (the page then shows the one alone): a tuple of one or two (label, checkpoint);
+    None (with a message) if unusable. Each list holds only that method's checkpoints (and unreadable
+    ones, which then say why), so a cross-method pair cannot be picked; a pair that still differs
+    (another input shape) is refused in one line. The lists put the shipped checkpoints, the runs of
+    ``mto train`` and this visitor's own Train-page runs first (:func:`ordered`)."""
     found = available()
     if not found:
         st.error("No checkpoint found under checkpoints/ or runs/. Train one on the Train page or "
@@ -97,39 +183,83 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] = tuple(METHOD_NAMES
                                    "would compare two objectives, not the effect of MTO.")
     shared["method"] = method
     infos = {label: _info(path) for label, path in found.items()}
-    mine = [k for k, v in infos.items() if v.method in (method, "")]
+    mine = ordered([k for k, v in infos.items() if v.method in (method, "")])
+    if not mine:
+        st.sidebar.info(f"No {METHOD_NAMES.get(method, method)} checkpoint here yet.")
+        st.info(f"No {METHOD_NAMES.get(method, method)} checkpoint is under checkpoints/ or runs/: pick another "
+                "method, train one, or import a published one (`mto import`).")
+        return None
     bases = [k for k in mine if not infos[k].mto] + [k for k in mine if infos[k].mto]
-    mtos = [k for k in mine if infos[k].mto] + [k for k in mine if not infos[k].mto]
+    others = [k for k in mine if infos[k].mto] + [k for k in mine if not infos[k].mto]
 
     def default(options: list[str], name: str) -> int:
         return options.index(name) if name in options else 0
 
-    base = st.sidebar.selectbox("Baseline checkpoint", bases,
+    base = st.sidebar.selectbox("Checkpoint", bases,
                                 index=default(bases, shared.get(f"base-{method}", f"checkpoints/{method}")),
                                 key=f"{key}-base-{method}", format_func=run_label,
                                 help="Full path: the label's folder under checkpoints/ or runs/.")
-    mto = st.sidebar.selectbox("MTO checkpoint", mtos,
-                               index=default(mtos, shared.get(f"mto-{method}", f"checkpoints/{method}-mto")),
-                               key=f"{key}-mto-{method}", format_func=run_label)
-    shared[f"base-{method}"], shared[f"mto-{method}"] = base, mto
-    st.sidebar.caption(f"Baseline: `{base}`  \nMTO: `{mto}`")
+    options = [*others, ALONE]
+    other = st.sidebar.selectbox("Compare with", options,
+                                 index=default(options, shared.get(f"mto-{method}", f"checkpoints/{method}-mto")),
+                                 key=f"{key}-mto-{method}", format_func=lambda k: k if k == ALONE else run_label(k),
+                                 help="Another checkpoint of this method and input shape (its MTO partner, a larger "
+                                      "model, a published one), or none: every page shows one checkpoint alone too.")
+    shared[f"base-{method}"], shared[f"mto-{method}"] = base, other
+    chosen = [base] if other in (ALONE, base) else [base, other]
+    st.sidebar.caption("  \n".join(f"`{label}`" for label in chosen))
     pair = []
-    for label in (base, mto):
+    for label in chosen:
         try:
             ckpt = load(str(safe_path(found[label], [CHECKPOINTS, RUNS])))
-        except (CheckpointError, ValueError) as error:
-            st.error(f"Cannot open {label}: {error}")
+        except (CheckpointError, ValueError, OSError) as error:
+            st.error(f"Cannot open {label}: {str(error).splitlines()[0]}")
             return None
         pair.append((f"{short_label(label)} · {describe_config(ckpt.config).label}", ckpt))
-    problem = pair_problem(pair[0][1].config, pair[1][1].config)
-    if problem:
-        st.error(f"These two cannot be compared: {problem}")
-        return None
-    if not pair[1][1].config.mto.enabled:
-        st.warning(f"The checkpoint in the MTO slot ({mto}) has every MTO part off: both sides are baselines.")
-    if pair[0][1].config.mto.enabled:
-        st.warning(f"The checkpoint in the baseline slot ({base}) was trained with MTO.")
+    if len(pair) == 2:
+        problem = pair_problem(pair[0][1].config, pair[1][1].config)
+        if problem:
+            st.error(f"These two cannot be compared: {problem}")
+            return None
+        if not any(c.config.mto.enabled for _, c in pair):
+            st.caption("Neither checkpoint was trained with MTO: this compares two baselines.")
+        elif pair[0][1].config.mto.enabled and pair[1][1].config.mto.enabled:
+            st.caption("Both checkpoints were trained with MTO.")
     return tuple(pair)
+
+
+def ordered(labels: list[str]) -> list[str]:
+    """Picker order: the shipped checkpoints, then the runs of ``mto train`` (and imported models),
+    then this visitor's own Train-page runs, newest first; other visitors' app runs last, or not at
+    all where the server hides them (``app/serve.py --hide-others-runs``)."""
+    from jobs import _read_index, hide_others
+
+    index, me = _read_index(RUNS), visitor()
+    shipped = [k for k in labels if k.startswith("checkpoints/")]
+    app = [k for k in labels if k.startswith("runs/") and Path(k).name in index]
+    cli = [k for k in labels if k not in shipped and k not in app]
+
+    def newest_first(names: list[str]) -> list[str]:
+        return sorted(names, key=lambda k: float(index[Path(k).name].get("started", 0)), reverse=True)
+
+    own = newest_first([k for k in app if index[Path(k).name].get("visitor") == me])
+    theirs = newest_first([k for k in app if k not in own])
+    return shipped + cli + own + ([] if hide_others() else theirs)
+
+
+def visitor() -> str:
+    """Who this browser is: an id kept in the page's address (``?visitor=...``), so that it holds
+    when the page is reloaded or bookmarked; '' outside a page run."""
+    import secrets
+
+    try:
+        found = st.query_params.get("visitor")
+        if not found:
+            found = secrets.token_hex(6)
+            st.query_params["visitor"] = found
+        return str(found)
+    except Exception:  # outside a script run there is no page to ask
+        return ""
 
 
 def _shared() -> dict:
@@ -139,12 +269,12 @@ def _shared() -> dict:
     return st.session_state.setdefault("sidebar-choices", {})
 
 
-def mask_controls(key: str, kinds: tuple[str, ...] = ()) -> tuple[float, int, str]:
+def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> tuple[float, int, str]:
     """The mask ratio, seed and (where a page offers several) type, in the sidebar under the
-    checkpoints on every page, shared across pages: (ratio, seed, kind)."""
+    checkpoints, shared across the pages that have them: (ratio, seed, kind)."""
     shared = _shared()
     ratio = st.sidebar.slider("Mask ratio", 0.1, 0.9, shared.get("ratio", 0.6), 0.05, key=f"{key}-ratio",
-                              help="Share of the 49 patches hidden")
+                              help=f"Share of the {patches} patches hidden")
     seed = st.sidebar.number_input("Mask seed", 0, 10_000, shared.get("seed", 0), key=f"{key}-seed")
     shared["ratio"], shared["seed"] = float(ratio), int(seed)
     kind = st.sidebar.radio("Mask type", kinds, key=f"{key}-kind") if kinds else "random"
@@ -215,8 +345,8 @@ def _measures(path: str, ratio: float):
     from mto_core.data.masking import make_mask
 
     ckpt = load(path)
-    images = test_set()[0][100:132]  # held out from the examples the pages show
-    mask = make_mask(32, ckpt.config.model.grid, ratio, 1)
+    images = inputs_for(ckpt.config.model).held_out  # held out from the examples the pages show first
+    mask = make_mask(len(images), ckpt.config.model.grid, ratio, 1)
     return pd.DataFrame([m.to_dict() for m in layer_measures(ckpt, images, mask, ratio, full_auc=False)])
 
 
@@ -272,7 +402,7 @@ def integer_layers(fig: go.Figure, title: str = "layer") -> go.Figure:
 __all__ = ["CHECKPOINTS", "CLASS_COLOURS", "MASK_RGBA", "MAX_UPLOAD_BYTES", "RUNS", "SPEC", "TOKEN_COLOURS",
            "CheckpointError", "DataError", "available", "chart", "choose_pair", "heat", "integer_layers",
            "layer_table", "load", "mask_controls", "page", "picture", "run_label", "spec_expander", "test_set",
-           "to_image", "train_frame"]
+           "to_image", "train_frame", "Inputs", "inputs_for", "visitor", "ordered", "ALONE"]
 
 
 def patch_picker(image: torch.Tensor, mask: torch.Tensor, patch_size: int, key: str, size: int,
@@ -283,12 +413,18 @@ def patch_picker(image: torch.Tensor, mask: torch.Tensor, patch_size: int, key: 
     g = int(round(n ** 0.5))
     p = patch_size
     ys, xs = np.divmod(np.arange(n), g)
-    fig = go.Figure(go.Heatmap(z=image[0].float().mean(0).numpy(), colorscale="gray", showscale=False,
-                               x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
+    pixels = image[0].float()
+    pixels = pixels / 255 if image.dtype == torch.uint8 else pixels
+    if pixels.shape[0] == 3:  # a photo in colour; each pixel's centre at (column, row) / patch size
+        fig = go.Figure(go.Image(z=(pixels.permute(1, 2, 0).numpy() * 255).round(), x0=0.5 / p - 0.5, dx=1 / p,
+                                 y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
+    else:
+        fig = go.Figure(go.Heatmap(z=pixels.mean(0).numpy(), colorscale="gray", showscale=False,
+                                   x0=0.5 / p - 0.5, dx=1 / p, y0=0.5 / p - 0.5, dy=1 / p, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=np.arange(n),
-                             marker=dict(size=34, symbol="square",
+                             marker=dict(size=max(6, int(0.8 * size / g)), symbol="square",
                                          color=[MASK_RGBA if m else "rgba(0,0,0,0)" for m in mask.tolist()],
-                                         line=dict(width=[4 if i == query else 1 for i in range(n)],
+                                         line=dict(width=[4 if i == query else (1 if g < 10 else 0.5) for i in range(n)],
                                                    color=["#00e5ff" if i == query else "rgba(255,255,255,0.4)"
                                                           for i in range(n)])),
                              hovertemplate="patch %{customdata}<extra></extra>"))

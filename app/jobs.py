@@ -220,3 +220,140 @@ class JobSlot:
     @property
     def busy(self) -> bool:
         return self.job is not None and self.job.running
+
+
+# ---------------------------------------------------------------------------------------------
+# A classroom that lasts a term: the app's own runs are bounded and each has an owner.
+#
+# The server's options (app/serve.py passes them in these environment variables):
+# MTO_KEEP_APP_RUNS, the newest app runs kept (older ones removed); MTO_MIN_FREE_MB, the free disk
+# below which no training starts; MTO_HIDE_OTHERS_RUNS, whether a visitor's pickers leave out the
+# runs other visitors started.
+
+APP_INDEX = ".app-runs.json"  # in runs/: {run folder name: {"visitor": id, "started": unix time}}
+# Each Train-page click makes two runs of about 18 MB (one checkpoint with its optimizer state, the
+# traces; benchmarks/app_budgets.py measures it): 40 runs stay under about 1 GB.
+DEFAULT_KEEP_APP_RUNS = 40
+DEFAULT_MIN_FREE_MB = 500
+RECENTLY_OPEN_S = 1800  # a run a page has shown within this is "open": never removed
+_INDEX_LOCK = threading.Lock()
+_OPENED: dict[str, float] = {}  # run folder (resolved) -> when a page last loaded it
+
+
+def keep_app_runs() -> int:
+    import os
+
+    return max(1, int(os.environ.get("MTO_KEEP_APP_RUNS", DEFAULT_KEEP_APP_RUNS)))
+
+
+def min_free_mb() -> float:
+    import os
+
+    return float(os.environ.get("MTO_MIN_FREE_MB", DEFAULT_MIN_FREE_MB))
+
+
+def hide_others() -> bool:
+    import os
+
+    return os.environ.get("MTO_HIDE_OTHERS_RUNS", "") not in ("", "0", "false")
+
+
+def opened(path: str | Path) -> None:
+    """A page has loaded ``path`` (a checkpoint or a run's): its run is open, not to be removed."""
+    import time
+
+    _OPENED[str(Path(path).resolve())] = time.time()
+
+
+def _read_index(runs: Path) -> dict[str, dict[str, Any]]:
+    import json
+
+    try:
+        data = json.loads((runs / APP_INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_index(runs: Path, index: dict[str, dict[str, Any]]) -> None:
+    import json
+    import os
+
+    runs.mkdir(parents=True, exist_ok=True)
+    tmp = runs / f"{APP_INDEX}.tmp"
+    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+    os.replace(tmp, runs / APP_INDEX)
+
+
+def record_app_run(run_dir: Path, visitor: str) -> None:
+    """Note that the app started ``run_dir`` for ``visitor``."""
+    import time
+
+    with _INDEX_LOCK:
+        index = _read_index(run_dir.parent)
+        index[run_dir.name] = {"visitor": visitor, "started": time.time()}
+        _write_index(run_dir.parent, index)
+
+
+def app_run_owner(run_dir: Path) -> str | None:
+    """The visitor who started ``run_dir`` on the Train page; None for a run the app did not make
+    (``mto train``, an import)."""
+    entry = _read_index(run_dir.parent).get(run_dir.name)
+    return str(entry.get("visitor", "")) if isinstance(entry, dict) else None
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def prune_app_runs(runs: Path, keep: int | None = None, busy: set[Path] = frozenset()) -> list[str]:
+    """Remove the oldest app runs beyond the newest ``keep``; never a run the app did not make,
+    one that is training (``busy``) or one a page has opened within RECENTLY_OPEN_S. The names
+    removed, oldest first."""
+    import shutil
+    import time
+
+    keep = keep_app_runs() if keep is None else keep
+    now = time.time()
+    if keep < 0:
+        raise ValueError(f"keep must be >= 0, got {keep}")
+    protected = {str(Path(p).resolve()) for p in busy}
+    protected |= {p for p, when in _OPENED.items() if now - when < RECENTLY_OPEN_S}
+    with _INDEX_LOCK:
+        index = _read_index(runs)
+        present = {name: entry for name, entry in index.items() if (runs / name).is_dir()}
+        newest_first = sorted(present, key=lambda n: float(present[n].get("started", 0)), reverse=True)
+        removed = []
+        for name in reversed(newest_first[keep:]):
+            folder = (runs / name).resolve()
+            if str(folder) in protected or any(p.startswith(str(folder) + "/") for p in protected):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(name)
+        for name in removed:
+            present.pop(name, None)
+        _write_index(runs, present)
+    return removed
+
+
+def app_runs(runs: Path) -> list[str]:
+    """The app runs present, newest first."""
+    index = _read_index(runs)
+    return sorted((n for n in index if (runs / n).is_dir()), key=lambda n: float(index[n].get("started", 0)),
+                  reverse=True)
+
+
+def check_free_disk(folder: Path, needed_mb: float | None = None) -> str | None:
+    """Why a training cannot start for lack of disk under ``folder``, in one line; None if there is room
+    (at least ``needed_mb``, by default the server's MTO_MIN_FREE_MB)."""
+    import shutil
+
+    needed = min_free_mb() if needed_mb is None else needed_mb
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 2**20
+    if free < needed:
+        return (f"only {free:,.0f} MB are free on the disk that holds {folder}, and a training needs at least "
+                f"{needed:,.0f} MB; nothing was started. Free some space (older runs under {folder}) and try again.")
+    return None

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from common import chart, choose_pair, load, mask_controls, page, picture, spec_expander, styled, test_set
+from common import chart, choose_pair, inputs_for, load, mask_controls, page, picture, spec_expander, styled, test_set
 
 from mto_core import make_mask
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
@@ -24,15 +25,31 @@ learnable vector, the **mask token**. The paper *Emerging Property of Masked Tok
 Pre-training* (Choi et al., ECCV 2024) argues that how this token behaves decides how fast
 pre-training converges, and proposes **Masked Token Optimization (MTO)**. The paper is public
 (arXiv 2404.08330), but this project has not had its full text: the exact formulas drawn here are
-**this project's reading** of the paper's idea, set apart in the specification below. The figures are computed live from the checkpoints chosen in the sidebar.
+**this project's reading** of the paper's idea, set apart in the specification below. The figures
+are computed live from the checkpoints chosen in the sidebar, on what each sees: Fashion-MNIST for
+the tiny models, photos for RGB models such as a published ViT-B.
 """)
 spec_expander()
 
 pair = choose_pair("learn")
-ratio, seed, _ = mask_controls("learn")
-images, labels, classes = test_set()
-index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
+model_cfg = pair[0][1].config.model if pair else None
+ratio, seed, _ = mask_controls("learn", patches=model_cfg.num_patches if pair else 49)
+shown_in = inputs_for(model_cfg) if pair else None
+if shown_in is not None and shown_in.photos:
+    images, classes = shown_in.images, shown_in.names
+    labels = shown_in.labels
+    index = st.select_slider("Example photo", options=list(range(len(images))), value=0,
+                             format_func=lambda i: classes[i], key="learn-photo")
+else:
+    images, labels, classes = test_set()
+    index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
 image = images[index:index + 1].float() / 255
+if shown_in is not None:
+    st.caption(f"What the model sees: {shown_in.seen}.")
+G, P = (model_cfg.grid, model_cfg.patch_size) if pair else (7, 4)
+N = G * G
+KIND = shown_in.kind if shown_in is not None else "fashion-mnist"
+SIZE = 160 if image.shape[-1] < 160 else image.shape[-1]
 
 st.header("The pipeline")
 st.image(str(Path(__file__).resolve().parent / "assets" / "pipeline.svg"),
@@ -52,17 +69,19 @@ st.markdown("Masked positions are drawn at random. SimMIM and MAE hide scattered
             "BEiT-style block masks hide contiguous blocks. Same ratio, different puzzles "
             "(hidden patches in magenta; ratio and seed in the sidebar):")
 cols = st.columns(3)
-picture(cols[0], upscale(image[0]), caption=f"original ({classes[int(labels[index])]})")
+picture(cols[0], upscale(image[0], SIZE), caption=f"original ({classes[int(labels[index])]})")
 for col, kind in zip(cols[1:], ("random", "block")):
-    mask = make_mask(1, 7, ratio, seed, kind=kind)[0]
-    picture(col, upscale(paint_patches(image[0], mask, 4)), caption=f"{kind}: {int(mask.sum())} of 49 patches hidden")
+    mask = make_mask(1, G, ratio, seed, kind=kind)[0]
+    picture(col, upscale(paint_patches(image[0], mask, P), SIZE),
+            caption=f"{kind}: {int(mask.sum())} of {N} patches hidden")
 st.info("**What to look for:** with a random mask almost every hidden patch has a visible neighbour, so "
         "it can be filled in from local context; a block mask removes whole regions, so the model must "
-        "reason about the garment's shape. Move the seed: the positions change, the count does not.")
+        f"reason about the {'scene' if KIND == 'photos' else 'garment'}'s shape. Move the seed: the positions "
+        "change, the count does not.")
 
 if not pair:
     st.stop()
-(base_label, base), (mto_label, mto) = pair
+mto_label, mto = next(((label, ckpt) for label, ckpt in pair if ckpt.config.mto.enabled), pair[-1])
 
 st.header("2 · Substitutional consistency")
 st.markdown("Every masked position receives **the same** learnable vector w (position is added "
@@ -72,15 +91,21 @@ st.markdown("Every masked position receives **the same** learnable vector w (pos
 
 # The figures below depend only on the checkpoints, the image and the mask, never on the session: each
 # is built once and shared by every visitor (a classroom opens this page at once; docs/performance.md).
+def example(index: int, kind: str) -> torch.Tensor:
+    """The example image (1, C, H, W) in [0, 1] of the kind of inputs the models see."""
+    source = images if kind == KIND else test_set()[0]
+    return source[index:index + 1].float() / 255
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
-def token_figure(pair_key: tuple, index: int, ratio: float, seed: int) -> go.Figure:
-    """Section 2: the tokens entering the first layer that sees mask tokens, both checkpoints."""
+def token_figure(pair_key: tuple, index: int, ratio: float, seed: int, kind: str) -> go.Figure:
+    """Section 2: the tokens entering the first layer that sees mask tokens, each checkpoint."""
     pair = [(label, load(path)) for label, path in pair_key]
-    image = test_set()[0][index:index + 1].float() / 255
-    mask = make_mask(1, 7, ratio, seed)[0]
+    image = example(index, kind)
+    mask = make_mask(1, pair[0][1].config.model.grid, ratio, seed)[0]
     order = np.concatenate([np.flatnonzero(mask.numpy()), np.flatnonzero(~mask.numpy())])
     hidden = int(mask.sum())
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[label for label, _ in pair], horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=len(pair), subplot_titles=[label for label, _ in pair], horizontal_spacing=0.06)
     for side, (label, ckpt) in enumerate(pair, start=1):
         tokens = mask_layer_inputs(ckpt, image, mask.unsqueeze(0))[0][order].numpy()
         # each row over its own largest |value|: the mask token is small, its pattern is what matters
@@ -98,7 +123,7 @@ def token_figure(pair_key: tuple, index: int, ratio: float, seed: int) -> go.Fig
 
 
 pair_key = tuple((label, str(ckpt.path)) for label, ckpt in pair)
-chart(token_figure(pair_key, index, ratio, seed), key="learn-tokens", ready=True)
+chart(token_figure(pair_key, index, ratio, seed, KIND), key="learn-tokens", ready=True)
 st.info("**What to look for:** inside the frame every row is the same stripe pattern, the one mask token; "
         "below it each visible patch has its own embedding. The network tells a hidden patch only by this "
         "token and its position.")
@@ -106,14 +131,16 @@ st.info("**What to look for:** inside the frame every row is the same stripe pat
 st.header("3 · Data singularity")
 st.markdown("The mask token should be unlike anything that occurs in real data, so the network can "
             "tell at once what is hidden. Histogram of the cosine similarity between the mask token "
-            "and the embeddings of real patches (64 test images).")
+            "and the embeddings of real patches ("
+            + ("four of the photos" if KIND == "photos" else "64 test images") + ").")
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def singularity_figure(pair_key: tuple) -> tuple[go.Figure, list[str]]:
+def singularity_figure(pair_key: tuple, kind: str) -> tuple[go.Figure, list[str]]:
     """Section 3: the histograms of cos(mask token, patch embedding), and a line of figures per checkpoint."""
     pair = [(label, load(path)) for label, path in pair_key]
-    images = test_set()[0]
+    # four photos for a large model's decoder inputs (each needs the encoder's whole forward pass; 784 patches)
+    images = inputs_for(pair[0][1].config.model).images[:4] if kind == "photos" else test_set()[0]
     fig = go.Figure()
     stats = []
     for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):
@@ -125,12 +152,16 @@ def singularity_figure(pair_key: tuple) -> tuple[go.Figure, list[str]]:
     return styled(fig), stats
 
 
-fig, stats = singularity_figure(pair_key)
+fig, stats = singularity_figure(pair_key, KIND)
 chart(fig, key="learn-singularity", ready=True)
 st.markdown(" · ".join(f"**{label}**: mean cosine {mean:.3f}, largest {top:.3f}" for label, mean, top in stats))
-st.markdown(singularity_verdict(*stats))
-st.caption(SINGULARITY_WHY)
-if pair[0][1].config.model.mask_in_encoder:  # SimMIM, ConMIM embed each patch alone: equal pixels, equal cosine
+if len(stats) == 2:
+    st.markdown(singularity_verdict(*stats))
+    st.caption(SINGULARITY_WHY)
+else:
+    st.caption("Pick a second checkpoint in the sidebar (its MTO partner) to see which token is the more distinct. "
+               + SINGULARITY_WHY.replace("Why MTO's token need not stand further apart here: ", "Note: "))
+if pair[0][1].config.model.mask_in_encoder and KIND != "photos":  # equal pixels, equal embedding, equal cosine
     p, g = pair[0][1].config.model.patch_size, pair[0][1].config.model.grid
     blank = images[:64].reshape(64, -1, g, p, g, p).amax(dim=(1, 3, 5)) == 0
     st.caption(f"The tall bars: {float(blank.float().mean()):.0%} of these patches are plain black background. "
@@ -147,11 +178,11 @@ st.markdown(f"The full attention of the example image in layer 1 of **{mto_label
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def recalibration_figure(path: str, index: int, ratio: float, seed: int) -> tuple[go.Figure, dict[str, float]]:
+def recalibration_figure(path: str, index: int, ratio: float, seed: int, kind: str) -> tuple[go.Figure, dict[str, float]]:
     """Section 4: one checkpoint's layer-1 attention without and with recalibration, and the
     visible-to-masked attention of each."""
-    image = test_set()[0][index:index + 1].float() / 255
-    mask = make_mask(1, 7, ratio, seed)[0]
+    image = example(index, kind)
+    mask = make_mask(1, load(path).config.model.grid, ratio, seed)[0]
     views = recalibration_views(load(path), image, mask, layer=1)
     token_mask = views["token_mask"]
     order = np.concatenate([np.flatnonzero(~token_mask), np.flatnonzero(token_mask)])
@@ -177,7 +208,7 @@ def recalibration_figure(path: str, index: int, ratio: float, seed: int) -> tupl
     return styled(fig), inside
 
 
-fig, inside = recalibration_figure(str(mto.path), index, ratio, seed)
+fig, inside = recalibration_figure(str(mto.path), index, ratio, seed, KIND)
 chart(fig, key="learn-recal", ready=True)
 st.caption("Attention of visible queries on masked keys (mean row sum inside the frame): "
            f"{inside['without']:.3f} without, {inside['with']:.3f} with recalibration.")

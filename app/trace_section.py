@@ -23,7 +23,7 @@ def over_training(pair, layer: int, where: str) -> None:
     for checkpoints whose runs were traced; a line saying how to get them otherwise."""
     st.subheader("Over training: how the masked tokens parted from the visible ones")
     # off at first: the page's first render stays within its budget (benchmarks/app_budgets.py)
-    if not st.toggle("Replay these two runs' training", key="tokens-over-training"):
+    if not st.toggle("Replay " + ("these two runs'" if len(pair) == 2 else "this run's") + " training", key="tokens-over-training"):
         return
     runs = {label: traced_run(ckpt.path) for label, ckpt in pair}
     missing = [label for label, run in runs.items() if run is None]
@@ -46,7 +46,8 @@ def over_training(pair, layer: int, where: str) -> None:
         chart(figure, key="tokens-over-training-measures")
 
 
-def traced_measures(rows: dict[str, list[dict]], short: dict[str, str], colour: dict[str, str]) -> None:
+def traced_measures(rows: dict[str, list[dict]], short: dict[str, str], colour: dict[str, str],
+                    dash: dict[str, str] | None = None) -> None:
     """Any traced measure of one layer against epoch, one line per run that has traces."""
     traced = {label: trace_rows(r) for label, r in rows.items()}
     traced = {label: r for label, r in traced.items() if r}
@@ -62,7 +63,7 @@ def traced_measures(rows: dict[str, list[dict]], short: dict[str, str], colour: 
     for label, r in traced.items():
         points = [(x["epoch"], x[measure]) for x in r if x["layer"] == layer and measure in x]
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", name=short[label],
-                                 line=dict(color=colour[label])))
+                                 line=dict(color=colour[label], dash=(dash or {}).get(label, "solid"))))
     fig.update_layout(height=380, yaxis_title=f"{MEASURES[measure]}, layer {layer}", legend_title_text="",
                       margin=dict(l=60, r=10, t=30, b=50))
     chart(integer_layers(fig, "epoch"), key="curves-trace")

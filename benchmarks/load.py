@@ -78,6 +78,9 @@ class Session:
         self.pages: dict[str, str] = {}  # name -> page_script_hash
         self.times: dict[str, list[float]] = {}
         self.errors: list[str] = []
+        self.session_id = ""
+        self.widgets: dict[str, object] = {}  # widget id -> its WidgetState, all sent with each rerun
+        self.replies: list = []  # ForwardMsgs that are not a page run's (file upload URLs)
 
     async def run_page(self, ws, page_hash: str, name: str, widgets: list | None = None) -> list:
         """Run a page (with ``widgets``: WidgetState values, as a browser sends them); its new elements."""
@@ -98,6 +101,10 @@ class Session:
             if kind in ("new_session", "navigation"):  # the page list: the latter's is the full one
                 self.pages = {p.page_name or p.url_pathname or "Learn": p.page_script_hash
                               for p in getattr(reply, kind).app_pages}
+                if kind == "new_session" and reply.new_session.initialize.session_id:
+                    self.session_id = reply.new_session.initialize.session_id
+            elif kind == "file_urls_response":
+                self.replies.append(reply)
             elif kind == "delta" and reply.delta.WhichOneof("type") == "new_element":
                 raised |= reply.delta.new_element.WhichOneof("type") == "exception"
                 elements.append(reply.delta.new_element)
@@ -109,7 +116,8 @@ class Session:
             self.errors.append(f"{name}: the script raised")
         return elements
 
-    async def walk(self, rounds: int, seed: int, think: float = 0, fresh: bool = False) -> None:
+    async def walk(self, rounds: int, seed: int, think: float = 0, fresh: bool = False,
+                   large: tuple[str, str, bytes] | None = None) -> None:
         try:
             async with websockets.connect(self.url, subprotocols=["streamlit"], max_size=2**26,
                                           open_timeout=60) as ws:
@@ -131,8 +139,74 @@ class Session:
                                 value = 1000 + 97 * seed + len(self.times.get(f"{name} (new seed)", []))
                                 await self.run_page(ws, self.pages[name], f"{name} (new seed)",
                                                     [WidgetState(id=seeds[0], int_value=value)])
-        except (OSError, RuntimeError, asyncio.TimeoutError, websockets.WebSocketException) as error:
+                if large is not None:
+                    await large_model_visit(self, ws, *large)
+        except (OSError, RuntimeError, KeyError, asyncio.TimeoutError, websockets.WebSocketException) as error:
             self.errors.append(f"{type(error).__name__}: {error}")
+
+
+def widget_id(elements: list, kind: str, label: str) -> str:
+    """The id of the first ``kind`` element (selectbox, radio, file_uploader, ...) whose label starts
+    with ``label``; KeyError naming what the page showed otherwise."""
+    for element in elements:
+        if element.WhichOneof("type") == kind and getattr(element, kind).label.startswith(label):
+            return getattr(element, kind).id
+    shown = [(e.WhichOneof("type"), getattr(getattr(e, e.WhichOneof("type")), "label", "")) for e in elements]
+    raise KeyError(f"no {kind} {label!r} on the page: {[x for x in shown if x[1]][:12]}")
+
+
+async def large_model_visit(session: Session, ws, http: str, checkpoint: str, photo: bytes) -> None:
+    """As a visitor with a published-size model would: on Reconstruct, pick MAE, then the large
+    checkpoint alone, then upload a photo and reconstruct it (each step a rerun, timed)."""
+    from streamlit.proto.Common_pb2 import FileUploaderState, FileURLs, UploadedFileInfo
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    page = session.pages["Reconstruct"]
+
+    async def choose(kind: str, label: str, name: str, **value) -> list:
+        elements = session.last
+        session.widgets[widget_id(elements, kind, label)] = WidgetState(id=widget_id(elements, kind, label), **value)
+        session.last = await session.run_page(ws, page, name, list(session.widgets.values()))
+        return session.last
+
+    session.last = await session.run_page(ws, page, "Reconstruct")
+    await choose("radio", "Method", "Reconstruct (method)", string_value="MAE")
+    await choose("selectbox", "Checkpoint", "Reconstruct (a ViT-B picked)",
+                 string_value=f"{Path(checkpoint).name} · MAE (baseline)")
+    await choose("selectbox", "Compare with", "Reconstruct (ViT-B alone)", string_value="— none: this checkpoint alone —")
+    await choose("radio", "Image", "Reconstruct (upload chosen)", string_value="upload")
+    request = BackMsg()
+    request.file_urls_request.request_id = "upload-1"
+    request.file_urls_request.file_names.append("photo.png")
+    request.file_urls_request.session_id = session.session_id
+    await ws.send(request.SerializeToString())
+    urls = None
+    while urls is None:
+        reply = ForwardMsg()
+        reply.ParseFromString(await asyncio.wait_for(ws.recv(), PAGE_TIMEOUT_S))
+        if reply.WhichOneof("type") == "file_urls_response":
+            urls = reply.file_urls_response.file_urls[0]
+
+    def put() -> None:
+        import requests
+
+        with requests.Session() as client:
+            client.get(http + "/_stcore/health", timeout=60)  # where the server sets its XSRF cookie
+            token = client.cookies.get("_streamlit_xsrf", "")
+            target = urls.upload_url if urls.upload_url.startswith("http") else http + urls.upload_url
+            client.put(target, files={"file": ("photo.png", photo, "image/png")},
+                       headers={"X-Xsrftoken": token}, timeout=120).raise_for_status()
+
+    await asyncio.to_thread(put)
+    state = FileUploaderState(uploaded_file_info=[UploadedFileInfo(
+        name="photo.png", size=len(photo), file_id=urls.file_id,
+        file_urls=FileURLs(file_id=urls.file_id, upload_url=urls.upload_url, delete_url=urls.delete_url))])
+    uploader = widget_id(session.last, "file_uploader", "An image")
+    session.widgets[uploader] = WidgetState(id=uploader, file_uploader_state_value=state)
+    session.last = await session.run_page(ws, page, "Reconstruct (ViT-B, an uploaded photo)",
+                                          list(session.widgets.values()))
+    if not any(e.WhichOneof("type") == "imgs" for e in session.last):
+        session.errors.append("Reconstruct (ViT-B upload): no picture came back")
 
 
 async def start_training(url: str, steps: int) -> None:
@@ -202,9 +276,12 @@ def levels(samples: list[tuple[float, float]], parts: int = 4) -> list[float]:
 
 
 async def crowd(url: str, sessions: int, rounds: int, think: float = 0, fresh: bool = False,
-                first: int = 0) -> list[Session]:
+                first: int = 0, large: tuple[str, str, bytes] | None = None, large_every: int = 3) -> list[Session]:
+    """``sessions`` walks at once; with ``large`` (http address, checkpoint, photo), every
+    ``large_every``-th session also opens that checkpoint on Reconstruct and uploads the photo."""
     everyone = [Session(url) for _ in range(sessions)]
-    await asyncio.gather(*(s.walk(rounds, first + i, think, fresh) for i, s in enumerate(everyone)))
+    await asyncio.gather(*(s.walk(rounds, first + i, think, fresh, large if large and i % large_every == 0 else None)
+                           for i, s in enumerate(everyone)))
     return everyone
 
 
@@ -250,12 +327,26 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="each session also moves the mask seed on every page that has one, to a value no one "
                              "else uses: the page computes anew (timed as '<page> (new seed)')")
+    parser.add_argument("--large-model", action="store_true",
+                        help="every third session also opens a ViT-B-shaped MAE (randomly initialised, written under "
+                             "runs/ for the walk) on Reconstruct and uploads a photo to it")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     port = free_port()
     bad = [e for e in args.env if "=" not in e or not e.split("=", 1)[0]]
     if bad:
         parser.error(f"--env takes KEY=VALUE, got {bad[0]!r}")
+    large, large_dir = None, ROOT / "runs" / "bench-load-vit-b-mae"
+    if args.large_model:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from app_budgets import random_checkpoint
+
+        import skimage.data
+
+        if not (large_dir / "model.safetensors").is_file():
+            random_checkpoint(large_dir, "mae", "vit-b")
+        photo = (Path(skimage.data.__file__).parent / "chelsea.png").read_bytes()
+        large = (f"http://127.0.0.1:{port}", str(large_dir), photo)
     server = start_server(port, dict(e.split("=", 1) for e in args.env))
     url = f"ws://127.0.0.1:{port}/_stcore/stream"
     try:
@@ -266,7 +357,7 @@ def main() -> None:
         reset_peak(server.pid)
         start = time.perf_counter()
         log = MemoryLog(server.pid)
-        everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think, args.fresh))
+        everyone = asyncio.run(crowd(url, args.sessions, args.rounds, args.think, args.fresh, large=large))
         wall = time.perf_counter() - start
         walk_memory = log.stop()
         peak = memory_mib(server.pid)["VmHWM"]
@@ -275,7 +366,8 @@ def main() -> None:
             asyncio.run(start_training(url, args.training))
             time.sleep(10)  # the runs are under way: past data loading, at their steps
             log = MemoryLog(server.pid)
-            trained = asyncio.run(crowd(url, args.sessions, args.rounds, args.think, args.fresh, first=args.sessions))
+            trained = asyncio.run(crowd(url, args.sessions, args.rounds, args.think, args.fresh, first=args.sessions,
+                                        large=large))
             with_training = {**summary(trained), "memory_levels_mib": levels(log.stop())}
             peak = max(peak, memory_mib(server.pid)["VmHWM"])
         time.sleep(args.settle)
@@ -284,6 +376,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+        if args.large_model:
+            import shutil
+
+            shutil.rmtree(large_dir, ignore_errors=True)
     times = [t for s in everyone for ts in s.times.values() for t in ts]
     per_page = {}
     for name in sorted({n for s in everyone for n in s.times}):

@@ -16,7 +16,7 @@ from mto_core.bench.measure import format_profile, format_report, profile_step, 
 
 
 # Sections measured by other scripts (each names its command): carried over as they are.
-KEPT = ("## Tracing while training", "## A classroom on one server")
+KEPT = ("## Tracing while training", "## A classroom on one server", "## The app at the paper's scale")
 
 
 def kept_sections(path: Path) -> list[str]:

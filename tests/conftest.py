@@ -19,3 +19,22 @@ def small_config(name: str = "simmim-mto", *extra: str) -> RunConfig:
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def make_rgb_checkpoint(folder, name: str = "mae", width: int = 64, depth: int = 2, size: str = "vit-b", *extra: str):
+    """A randomly initialised RGB model at 224 x 224 (16 x 16 patches, 196 of them) in mto's own format,
+    of the shape of ``size`` with the width and depth given (0: the preset's own, a real ViT-B)."""
+    import torch
+
+    from mto_core.config import apply_overrides
+    from mto_core.models.build import build_model
+    from mto_core.models.checkpoint import save_snapshot
+
+    config = preset(name, size)
+    shape = [] if not width else [f"model.embed_dim={width}", f"model.depth={depth}", "model.num_heads=2",
+                                  f"model.decoder_dim={width}", "model.decoder_depth=1", "model.decoder_heads=2"]
+    config = apply_overrides(config, [*shape, "model.pixel_mean=[0.485,0.456,0.406]",
+                                      "model.pixel_std=[0.229,0.224,0.225]", *extra])
+    torch.manual_seed(0)
+    model = build_model(config.model, config.mto)
+    return save_snapshot(folder, model, config)

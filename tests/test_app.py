@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 sys.path.insert(0, str(APP))
+ALONE_OPTION = "— none: this checkpoint alone —"
 
 
 @pytest.fixture(autouse=True)
@@ -271,10 +272,21 @@ def test_pairs_stay_within_a_method_and_labels_come_from_the_config():
     assert not any("simmim" in o for o in at.sidebar.selectbox(key="recon-base-mae").options)
 
 
-def test_a_baseline_in_the_mto_slot_is_flagged():
+def test_two_baselines_are_said_to_be_two_baselines_and_one_checkpoint_shows_alone():
     at = run("pages/1_Reconstruct.py")
-    at.sidebar.selectbox(key="recon-mto-simmim").set_value("checkpoints/simmim").run()
-    assert not at.exception and any("every MTO part off" in w.value for w in at.warning)
+    at.sidebar.selectbox(key="recon-mto-simmim").set_value(ALONE_OPTION).run()
+    assert not at.exception and "simmim-mto · SimMIM + MTO" not in texts(at)
+    assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 1
+    copy = APP.parent / "runs" / "zz-simmim-copy"
+    shutil.copytree(APP.parent / "checkpoints" / "simmim", copy)
+    try:
+        at = run("pages/1_Reconstruct.py")
+        at.sidebar.selectbox(key="recon-mto-simmim").set_value("runs/zz-simmim-copy").run()
+        assert not at.exception and "Neither checkpoint was trained with MTO: this compares two baselines." in \
+            [c.value for c in at.caption]
+        assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 2
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def test_tokens_page_measures_vary_and_axes_have_names():
@@ -301,7 +313,7 @@ def test_attention_page_has_layer_and_head_pickers_and_flags_a_flipped_query():
     assert not at.exception and "layer 3 (head 1)" in texts(at)
     after = [s["data"][0]["z"] for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
     assert after != before
-    at.session_state["attn-query"] = query = 48  # as if patch 48 had been clicked
+    at.session_state["attn-query-7"] = query = 48  # as if patch 48 had been clicked
     at.run()
     masked = "(masked)" in texts(at).split("Query: patch")[1][:30]
     for seed in range(1, 40):

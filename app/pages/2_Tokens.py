@@ -8,8 +8,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, integer_layers, layer_table, load,
-                    mask_controls, page, picture, styled, test_set)
+from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, inputs_for, integer_layers, layer_table, load,
+                    mask_controls, page, picture, styled)
 
 from mto_core import make_mask
 from mto_core.analysis.measures import embed_2d, layer_tokens
@@ -18,12 +18,16 @@ from trace_section import over_training
 
 page("Tokens", "🔬")
 pair = choose_pair("tokens")
-ratio, seed, _ = mask_controls("tokens")
 if not pair:
+    mask_controls("tokens")
     st.stop()
-images, labels, classes = test_set()
+cfg = pair[0][1].config.model
+ratio, seed, _ = mask_controls("tokens", patches=cfg.num_patches)
+shown_in = inputs_for(cfg)
+images, labels, classes = shown_in.images, shown_in.labels, shown_in.classes
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)
-where = mask_site(pair[0][1].config.model)
+where = mask_site(cfg)
+st.caption(f"What the model sees: {shown_in.seen}.")
 
 c1, c2, c3, c4 = st.columns(4)
 layer = c1.slider(f"Layer of the {where} (0 = input with position)", 0, layers, 1, key="tokens-layer")
@@ -31,14 +35,18 @@ method = c2.radio("Embedding", ["pca", "umap"], horizontal=True, key="tokens-emb
                   help="PCA is instant. UMAP (cosine) shows neighbourhoods better; the first UMAP on a "
                        "fresh server also compiles its kernels (about 6 s on an idle 2-core machine, "
                        "benchmarks/app_budgets.py); each result is then kept for this checkpoint, layer, ratio and seed.")
-count = c3.select_slider("Images", [10, 20, 40], value=40, key="tokens-count",
-                         help="40 images give 1,960 patch tokens")
-colour = c4.radio("Colour", ["masked / visible", "class"], horizontal=True, key="tokens-colour")
+counts = [1, 2, 4, 8, 16] if shown_in.photos else [10, 20, 40]
+count = c3.select_slider("Photos" if shown_in.photos else "Images", counts, value=4 if shown_in.photos else 40,
+                         key=f"tokens-count-{shown_in.kind}",
+                         help=f"each gives {cfg.num_patches} patch tokens" + (
+                             "; a ViT-B's forward pass takes about a second per photo on a CPU" if shown_in.photos else ""))
+colour = c4.radio("Colour", ["masked / visible", "photo" if shown_in.photos else "class"], horizontal=True,
+                  key="tokens-colour")
 axis = "PC" if method == "pca" else "UMAP"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method: str):
+def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method: str, kind: str):
     ckpt = load(path)
     mask = make_mask(count, ckpt.config.model.grid, ratio, seed)
     tokens = layer_tokens(ckpt, images[:count], mask, layer)
@@ -50,16 +58,24 @@ def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method
                          "image": tokens["image"], "patch": tokens["patch"]}), time.perf_counter() - start
 
 
+def embedding_for(path: str, layer: int, count: int, ratio: float, seed: int, method: str):
+    """:func:`embedding` of this page's images (Fashion-MNIST or the photos: what the model sees)."""
+    return embedding(path, layer, count, ratio, seed, method, shown_in.kind)
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def token_scatter(args: tuple, key: str, label: str, layer: int, axis: str) -> go.Figure:
     """The styled scatter of ``embedding(*args)`` coloured by ``key``: the same for every session,
     built once (a classroom opens this page at once; docs/performance.md)."""
-    frame, _ = embedding(*args)
+    frame, _ = embedding_for(*args)
+    frame = frame.rename(columns={"class": "photo"}) if shown_in.photos else frame
+    key = "photo" if key == "class" and shown_in.photos else key
     fig = px.scatter(frame, x="x", y="y", color=key, opacity=0.7, height=420, render_mode="svg",
-                     hover_data={"image": True, "patch": True, "class": True, "x": False, "y": False},
+                     hover_data={"image": True, "patch": True, "photo" if shown_in.photos else "class": True,
+                                 "x": False, "y": False},
                      color_discrete_map=TOKEN_COLOURS if key == "token" else None,
-                     color_discrete_sequence=CLASS_COLOURS, category_orders={"class": list(classes)})
-    fig.update_traces(marker=dict(size=5))
+                     color_discrete_sequence=CLASS_COLOURS * 2, category_orders={key: list(classes)})
+    fig.update_traces(marker=dict(size=5 if len(frame) < 2500 else 4))
     # no Plotly title: the toolbar sits over a chart's top edge; the page writes the title above the chart
     fig.update_layout(margin=dict(l=60, r=10, t=30, b=50), xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
                       legend_title_text="", plot_bgcolor="white")
@@ -71,11 +87,11 @@ def token_scatter(args: tuple, key: str, label: str, layer: int, axis: str) -> g
 for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
     args = (str(ckpt.path), layer, count, ratio, seed, method)
     if method == "umap":
-        with st.spinner(f"UMAP of {count * 49:,} tokens for {label}: about a second, "
+        with st.spinner(f"UMAP of {count * cfg.num_patches:,} tokens for {label}: about a second, "
                         "or several if this is the server's first UMAP (its kernels compile once)…"):
-            frame, seconds = embedding(*args)
+            frame, seconds = embedding_for(*args)
     else:
-        frame, seconds = embedding(*args)
+        frame, seconds = embedding_for(*args)
     key = "token" if colour == "masked / visible" else "class"
     fig = token_scatter(args, key, label, layer, axis)
     # the clicked token (image, patch) is kept, so it stays picked when the colouring, layer or
@@ -103,7 +119,8 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
             st.caption(f"UMAP computed in {seconds:.1f} s (kept for this checkpoint, layer, ratio and seed)")
         if row is not None:
             whole = images[int(row["image"])].float() / 255
-            picture(st, outline_patch(whole, int(row["patch"]), ckpt.config.model.patch_size),
+            picture(st, outline_patch(whole, int(row["patch"]), ckpt.config.model.patch_size,
+                                      160 if cfg.img_size < 160 else cfg.img_size),
                     caption=f"{row['token']} token: image {row['image']} ({row['class']}), patch {row['patch']} "
                             "(framed; ringed in the plot). Click another point to change it.")
         else:
@@ -112,7 +129,8 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
 over_training(pair, layer, where)
 
 st.subheader("Per layer: how distinct are masked and visible tokens?")
-st.caption("Held-out test images (32), with one fixed random mask at the sidebar's ratio (mask seed 1, so "
+st.caption(("Four of the photos" if shown_in.photos else "Held-out test images (32)")
+           + ", with one fixed random mask at the sidebar's ratio (mask seed 1, so "
            "these numbers do not move with the sidebar's seed). Singularity S = 1 − mean over masked tokens of the best cosine to a "
            "visible token of the same image (higher: the mask token stays unlike the data). Silhouette of the "
            "masked / visible split (cosine; 1 = two tight, separate groups, 0 = overlapping) and the Fisher "

@@ -6,8 +6,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (chart, choose_pair, heat, integer_layers, layer_table, load, mask_controls, page,
-                    patch_picker, styled, test_set)
+from common import (chart, choose_pair, heat, inputs_for, integer_layers, layer_table, load, mask_controls, page,
+                    patch_picker, styled)
 
 from mto_core import make_mask, token_trace
 from mto_core.analysis.measures import query_attention
@@ -15,16 +15,22 @@ from app_support import default_query, mask_heads, mask_site
 
 page("Attention", "👁️")
 pair = choose_pair("attn")
-ratio, seed, _ = mask_controls("attn")
 if not pair:
+    mask_controls("attn")
     st.stop()
-images, labels, classes = test_set()
 cfg = pair[0][1].config.model
+ratio, seed, _ = mask_controls("attn", patches=cfg.num_patches)
+shown_in = inputs_for(cfg)
+images = shown_in.images
 g, n, p = cfg.grid, cfg.num_patches, cfg.patch_size
 where = mask_site(cfg)
+st.caption(f"What the model sees: {shown_in.seen}. Tokens: [CLS] and {n} patches ({1 + n} in all).")
 
 c1, c2, c3 = st.columns(3)
-index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
+if shown_in.photos:
+    index = c1.selectbox("Photo", list(range(len(images))), format_func=lambda i: shown_in.names[i], key="attn-photo")
+else:
+    index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
 layers = cfg.mask_layers
 layer = c2.selectbox(f"Layer of the {where}", list(range(1, layers + 1)), key="attn-layer")
 heads = mask_heads(cfg)
@@ -35,7 +41,10 @@ head_name = "mean over heads" if head_index is None else f"head {head_index}"
 image = images[int(index):int(index) + 1]
 mask = make_mask(1, g, ratio, seed)[0]
 
-query = st.session_state.get("attn-query", default_query(image, mask, p))
+query_key = f"attn-query-{g}"  # a query of another grid means nothing here
+query = st.session_state.get(query_key, default_query(image, mask, p, centre=shown_in.photos))
+if not 0 <= query < n:
+    query = default_query(image, mask, p, centre=shown_in.photos)
 was_masked = st.session_state.get("attn-query-masked")
 now_masked = bool(mask[query])
 if was_masked is not None and was_masked != now_masked:
@@ -48,7 +57,7 @@ with left:
     st.caption("Click a patch to make it the query (magenta: masked, cyan frame: the query).")
     points = patch_picker(image, mask, p, "attn-click", 300, query)
     if points and int(points[0]) != query:
-        st.session_state["attn-query"] = int(points[0])
+        st.session_state[query_key] = int(points[0])
         st.session_state["attn-query-masked"] = bool(mask[int(points[0])])
         st.rerun()
     st.markdown(f"Query: patch **{query}** ({'masked' if now_masked else 'visible'}).")
@@ -64,7 +73,9 @@ def attention_figures(pair_key: tuple, index: int, ratio: float, seed: int, laye
     visible-to-masked attention per visible query."""
     image = images[index:index + 1]
     mask = make_mask(1, g, ratio, seed)[0]
-    traces = [(label, token_trace(load(path), image, mask, hidden_layers=[])) for label, path in pair_key]
+    # only the chosen layer's maps: a ViT-B has 12 layers of 12 heads x 197 x 197
+    traces = [(label, token_trace(load(path), image, mask, hidden_layers=[], attention_layers=[layer]))
+              for label, path in pair_key]
     rows = [query_attention(trace, query, layer, head_index) for _, trace in traces]
     top = float(max(r.max() for r in rows)) or 1.0
     qy, qx = divmod(query, g)
@@ -102,13 +113,14 @@ maps, matrices = attention_figures(pair_key, int(index), ratio, seed, layer, hea
 with right:
     st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
                "patches; cyan frame: the query itself.")
-    for side, (col, fig) in enumerate(zip(st.columns(2), maps)):
+    for side, (col, fig) in enumerate(zip(st.columns(len(maps)), maps)):
         with col:
             chart(fig, key=f"attn-map-{side}", ready=True)
 
 st.subheader(f"The full attention matrix, layer {layer} ({head_name})")
-st.caption("Rows: queries, columns: keys, ordered [CLS], visible patches, masked patches, on one shared scale. "
-           "The framed block is visible queries × masked keys: with hard recalibration (MTO) it is exactly zero.")
+st.caption(f"Rows: queries, columns: keys ({1 + n} each), ordered [CLS], visible patches, masked patches"
+           + (", on one shared scale" if len(pair) == 2 else "")
+           + ". The framed block is visible queries × masked keys: with hard recalibration (MTO) it is exactly zero.")
 for side, (col, (fig, drawn)) in enumerate(zip(st.columns(2), matrices)):
     with col:
         chart(fig, key=f"attn-full-{side}", ready=True)
@@ -117,7 +129,8 @@ for side, (col, (fig, drawn)) in enumerate(zip(st.columns(2), matrices)):
 st.subheader("Heterogeneity between masked and visible tokens, per layer")
 st.caption("Visible-to-masked attention mass a_VM (about the mask ratio r for uninformed attention; 0 with "
            "hard recalibration), heterogeneity HI = 1 − a_VM / r, and row entropy of masked and visible "
-           "queries (divided by log of the number of keys). 32 held-out test images.")
+           "queries (divided by log of the number of keys). "
+           + ("Four of the photos." if shown_in.photos else "32 held-out test images."))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -140,5 +140,5 @@ if data is not None:
                "squared error, ConMIM's a contrastive loss over features, BootMAE's a sum of a pixel and a "
                "feature error, so their values are in different units and cannot be compared with each other.")
 
-traced_measures(rows, short, colour)
+traced_measures(rows, short, colour, dash)
 show_committed_experiments(RESULTS)

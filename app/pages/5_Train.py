@@ -7,12 +7,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from streamlit.runtime.scriptrunner import get_script_run_ctx
-
 from app_support import METHOD_NAMES
-from common import RUNS, chart, page, styled
+from common import RUNS, chart, page, styled, visitor
 from emergence import alike_sentence, look_for, measure_figure, scatter_figure
-from jobs import JobSlot, TrainingJob
+from jobs import JobSlot, TrainingJob, app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
 from mto_core.analysis.trace import snapshot_steps, token_frames, trace_rows
@@ -36,8 +34,8 @@ TRACE_EVERY = 5  # the first 20 points every 5 steps, then the spacing doubles (
 
 
 def me() -> str:
-    """This browser session's id: the owner of the training it starts."""
-    return get_script_run_ctx().session_id
+    """This visitor's id (kept in the page's address): the owner of the training it starts."""
+    return visitor()
 
 
 jobs = slot()
@@ -45,6 +43,13 @@ st.markdown("Trains the tiny model on Fashion-MNIST: the baseline and its MTO va
             "same data, masks and seed. The runs are saved under `runs/`, end with a quick k-NN probe "
             "(up to 2,000 training images as the bank, up to 1,000 validation images) and appear on the other pages, "
             "with an accuracy point on **Curves**.")
+st.caption("Only the tiny model trains here: one step of a ViT-B at 224 x 224 takes seconds on a CPU, so a run "
+           "that shows anything would take hours. Larger models (`mto train --size vit-b`, or a published one "
+           "imported with `mto import`) open on every other page.")
+kept = app_runs(RUNS)
+st.caption(f"This server keeps the newest {keep_app_runs()} runs made on this page ({len(kept)} now) and removes "
+           "older ones when a new training starts: never a run made with `mto train`, one that is training, or one "
+           "a page has open. Your own runs come first in every picker.")
 
 started = False
 if jobs.busy:
@@ -83,17 +88,27 @@ if started and not jobs.busy:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = [f"train.max_steps={int(steps)}", "train.epochs=0", f"train.batch_size={int(batch)}",
               "train.log_every=5", "train.warmup_fraction=0.1", f"train.trace_every={TRACE_EVERY}",
-              "train.trace_spacing=doubling"
+              "train.trace_spacing=doubling", "train.keep_checkpoints=1"
               ] + (["data.root=shipped"] if shipped else [])
     mto = [f"mto.hard_recalibration={'true' if hard else 'false'}", f"mto.singularity_weight={sing}",
            f"mto.entropy_weight={ent}", f"mto.recalibration_weight={rec}"]
-    try:
-        runs = {"baseline": (apply_overrides(preset(method), common), RUNS / f"app-{stamp}-{method}"),
-                "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / f"app-{stamp}-{method}-mto")}
-        jobs.try_start(TrainingJob(runs, owner=me()))  # False if another started first: that one is shown
-        st.rerun()  # redraw: the running job's runs and a disabled Start instead of the form
-    except (ConfigError, DataError) as error:
-        st.error(f"Cannot start: {error}")
+    full = check_free_disk(RUNS)
+    if full:
+        st.error(f"Cannot start: {full}")
+    else:
+        try:
+            runs = {"baseline": (apply_overrides(preset(method), common), RUNS / f"app-{stamp}-{method}"),
+                    "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / f"app-{stamp}-{method}-mto")}
+            job = TrainingJob(runs, owner=me())
+            # room for the two new runs within the bound, the oldest app runs removed first
+            busy = {state.run_dir for state in jobs.job.runs.values()} if jobs.job is not None else set()
+            prune_app_runs(RUNS, keep=max(0, keep_app_runs() - len(runs)), busy=busy)
+            for _, run_dir in runs.values():
+                record_app_run(run_dir, me())
+            jobs.try_start(job)  # False if another started first: that one is shown
+            st.rerun()  # redraw: the running job's runs and a disabled Start instead of the form
+        except (ConfigError, DataError) as error:
+            st.error(f"Cannot start: {error}")
 
 if jobs.busy and jobs.job.owner == me():
     job = jobs.job

@@ -314,17 +314,19 @@ def query_attention(trace: TokenTrace, query: int, layer: int, head: int | None 
 
 
 def with_recalibration(model: MIMModel | Checkpoint, on: bool) -> MIMModel:
-    """A copy of ``model`` (same weights) with hard recalibration switched on or off in every
-    mask-token layer; the other MTO settings kept."""
+    """``model`` (the same weights, shared, not copied: a ViT-B's would take seconds) with hard
+    recalibration switched on or off in every mask-token layer; the other MTO settings kept. The
+    plan that decides it lives on the model object, which is a shallow copy."""
+    import copy
     from dataclasses import replace
 
-    from ..models.build import build_model
+    from ..mto.plugin import plan
 
     model = model.model if isinstance(model, Checkpoint) else model
     config = replace(model.mto_config, hard_recalibration=on, recalibrated_layers=None)
-    copy = build_model(model.config, config)
-    copy.load_state_dict(model.state_dict())
-    return copy.eval()
+    twin = copy.copy(model)  # its submodules and parameters are the model's own
+    twin.mto_config, twin.plan = config, plan(config, model.config.mask_layers)
+    return twin
 
 
 @torch.no_grad()

@@ -20,11 +20,16 @@ from PIL import Image, UnidentifiedImageError
 
 from .images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, DataError
 
-# name -> file in skimage/data; each is a photograph (not a drawing or a test pattern)
+# name -> file in skimage/data; each is a photograph (not a drawing or a test pattern). BUNDLED: the
+# colour photos (what `mto analyze` measures on by default); GALLERY adds grey photographs (given three
+# equal channels), so that the app can show up to 16.
 BUNDLED = {"astronaut": "astronaut.png", "chelsea": "chelsea.png", "coffee": "coffee.png",
            "rocket": "rocket.jpg", "motorcycle": "motorcycle_left.png",
            "hubble_deep_field": "hubble_deep_field.jpg", "retina": "retina.jpg",
            "immunohistochemistry": "ihc.png"}
+GALLERY = {**BUNDLED, "motorcycle (right eye)": "motorcycle_right.png", "camera": "camera.png",
+           "coins": "coins.png", "moon": "moon.png", "brick": "brick.png", "grass": "grass.png",
+           "gravel": "gravel.png", "cell": "cell.png"}
 
 
 @dataclass
@@ -84,13 +89,14 @@ def read_photo(source: str | Path | bytes, size: int) -> torch.Tensor:
 
 
 def bundled_photos(size: int = 224, names: list[str] | None = None) -> Photos:
-    """The bundled photos (all, or ``names`` of :data:`BUNDLED`), prepared at ``size``."""
+    """The bundled colour photos (all of :data:`BUNDLED`, or ``names`` of :data:`GALLERY`), prepared
+    at ``size``."""
     names = list(BUNDLED) if names is None else names
-    unknown = [n for n in names if n not in BUNDLED]
+    unknown = [n for n in names if n not in GALLERY]
     if unknown:
-        raise DataError(f"no bundled photo named {unknown[0]}; the bundled photos are {', '.join(BUNDLED)}")
+        raise DataError(f"no bundled photo named {unknown[0]}; the bundled photos are {', '.join(GALLERY)}")
     folder = bundled_folder()
-    return Photos(torch.stack([read_photo(folder / BUNDLED[n], size) for n in names]), names)
+    return Photos(torch.stack([read_photo(folder / GALLERY[n], size) for n in names]), names)
 
 
 def photo_folder(root: str | Path, size: int = 224, limit: int = 0) -> Photos:
