@@ -126,7 +126,7 @@ def inputs_for(model) -> Inputs:
         return _photos(model.img_size)
     images, labels, classes = test_set()
     return Inputs("fashion-mnist", images, labels, classes, tuple(classes[int(i)] for i in labels), images[100:132],
-                  f"Fashion-MNIST's 28 x 28 grey test images"
+                  "Fashion-MNIST's 28 x 28 grey test images"
                   + (f", resized to {model.img_size} x {model.img_size}" if model.img_size != 28 else ""))
 
 

@@ -401,7 +401,7 @@ def scale_report(r: dict) -> str:
              "| budget | measured | verdict |", "|---|---|---|",
              f"| loading a ViT-B checkpoint <= {b['load_s']} s (`load_checkpoint`) | MAE {r['load_s']['mae-b']:.1f} s, "
              f"SimMIM {r['load_s']['simmim-b']:.1f} s | {ok(max(r['load_s'].values()), b['load_s'])} |",
-             f"| picking it in the sidebar until Reconstruct has run, the load included (Chromium) | "
+             "| picking it in the sidebar until Reconstruct has run, the load included (Chromium) | "
              + ", ".join(f"{k} {v:.1f} s" for k, v in pages["pick_s"].items()) + " | reported |",
              f"| first render of every page once loaded <= {b['first_render_s']} s (Chromium, alone and in a pair) | "
              f"slowest: {worst} {renders[worst]:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "

@@ -310,3 +310,50 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
     assert other.get_by_text("started from another browser").count() == 0
     for page in (owner, other):
         page.context.close()
+
+
+def _pick(page, label: str, option: str) -> None:
+    """Choose ``option`` in the sidebar's selectbox ``label``, typing to filter the list."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.keyboard.type(option.split(" · ")[0])
+    page.get_by_role("option", name=option).first.click()
+    settle(page, 300_000)
+
+
+def test_every_page_on_a_vit_b_shaped_checkpoint_alone_on_photos(server, browser):
+    """A ViT-B-shaped MAE (randomly initialised, in mto's format) picked alone: every page draws it on
+    the photos, 196 patches; the screenshots are test-artifacts/vit-b-*.png."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from app_budgets import random_checkpoint
+
+    folder = ROOT / "runs" / "zz-e2e-vit-b-mae"
+    random_checkpoint(folder, "mae", "vit-b")
+    try:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server}/Reconstruct")
+        settle(page)
+        page.locator('[data-testid="stSidebar"]').get_by_text("MAE", exact=True).click()
+        settle(page)
+        _pick(page, "Checkpoint", f"{folder.name} · MAE (baseline)")
+        _pick(page, "Compare with", "— none: this checkpoint alone —")
+        for place, name in enumerate(("learn", "reconstruct", "tokens", "attention")):
+            page.locator('[data-testid="stSidebarNav"] a').nth(place).click()  # the same session: the same choice
+            page.wait_for_timeout(300)
+            settle(page, 300_000)
+            assert page.get_by_text("photos that ship with scikit-image").count() >= 1, name
+            assert page.get_by_text("zz-e2e-vit-b-mae · MAE (baseline)").count() >= 1, name
+            if name == "reconstruct":
+                assert page.get_by_text("of 196 patches hidden").count() == 1
+            if name == "attention":
+                assert page.get_by_text("Tokens: [CLS] and 196 patches (197 in all)").count() == 1
+                grid = page.locator(".js-plotly-plot").first
+                box = grid.bounding_box()
+                before = page.get_by_text("Query: patch").inner_text()
+                page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+                settle(page, 300_000)
+                assert page.get_by_text("Query: patch").inner_text() != before
+            check_figures(page, f"{name} (ViT-B)")
+            screenshot(page, ARTIFACTS / f"vit-b-{name}.png")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
