@@ -116,17 +116,25 @@ def feature_match_ranks(model: MIMModel | Checkpoint, images: torch.Tensor, mask
     prediction is closer to its own target than to any other patch's. ValueError for methods
     with no feature prediction (SimMIM, MAE).
     """
-    model = _model(model)
-    if not hasattr(model, "feature_pair"):
-        raise ValueError(f"{model.config.method} predicts pixels only, with no teacher features to match; "
-                         "feature match ranks are for conmim and bootmae checkpoints")
-    images, mask = _inputs(model, images, mask, some_hidden=True)
-    pred, target = model.feature_pair(images, mask)
-    pred, target = F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1)
-    similarity = pred @ target.transpose(1, 2)  # (B, N query, N candidate)
+    similarity, mask = _feature_similarity(model, images, mask)
     own = similarity.diagonal(dim1=1, dim2=2).unsqueeze(-1)
     ranks = 1.0 + (similarity > own).sum(-1).float()
     return torch.where(mask, ranks, torch.full_like(ranks, float("nan")))
+
+
+def _feature_similarity(model: MIMModel | Checkpoint, images: torch.Tensor,
+                        mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N query, N candidate) cosines of each patch's predicted feature to the teacher's feature
+    of every patch of its image, and the mask as the model takes it; ValueError for a model with no
+    feature prediction."""
+    model = _model(model)
+    if not hasattr(model, "feature_pair"):
+        raise ValueError(f"{model.config.method} predicts pixels only, with no teacher features to match; "
+                         "feature matches are for conmim and bootmae checkpoints")
+    images, mask = _inputs(model, images, mask, some_hidden=True)
+    pred, target = model.feature_pair(images, mask)
+    pred, target = F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1)
+    return pred @ target.transpose(1, 2), mask
 
 
 @dataclass
@@ -145,14 +153,7 @@ def feature_match(model: MIMModel | Checkpoint, images: torch.Tensor, mask: torc
     """How close each masked patch's predicted feature comes to the teacher's feature of that patch
     (ConMIM, BootMAE; in the space their losses compare, as :func:`feature_match_ranks`). Unlike the
     rank, which a trained ConMIM saturates at 1, the cosine keeps varying from patch to patch."""
-    model = _model(model)
-    if not hasattr(model, "feature_pair"):
-        raise ValueError(f"{model.config.method} predicts pixels only, with no teacher features to match; "
-                         "feature matches are for conmim and bootmae checkpoints")
-    images, mask = _inputs(model, images, mask, some_hidden=True)
-    pred, target = model.feature_pair(images, mask)
-    pred, target = F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1)
-    similarity = pred @ target.transpose(1, 2)  # (B, N query, N candidate)
+    similarity, mask = _feature_similarity(model, images, mask)
     own = similarity.diagonal(dim1=1, dim2=2)
     n = similarity.shape[-1]
     others = (similarity.sum(-1) - own) / (n - 1)  # (B, N): mean cosine to the other patches' targets

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,38 +181,19 @@ def _note_light_border(array: np.ndarray, notes: list[str]) -> None:
                      "Inverting the grey levels makes it look like their data.")
 
 
-def load_image(source: str | Path | bytes, size: int, channels: int,
-               background: tuple[int, int, int] = (0, 0, 0), preview: int = 256) -> LoadedImage:
-    """Any PIL-readable image (path or bytes) -> :class:`LoadedImage`, resized and converted.
-
-    Nothing is changed silently: 16-bit pixels are scaled (not clipped), transparent pixels are
-    laid on ``background`` (black by default, like Fashion-MNIST's), an animation gives its first
-    frame, a non-square image is centred on a square of its border colour (not stretched); each
-    of these adds a note, as does a light background (Fashion-MNIST's is black).
-    """
+@contextmanager
+def open_image(source: str | Path | bytes):
+    """The PIL image of ``source`` (a path or bytes), opened under the pixel limit; DataError in one
+    line for a file that is not a readable image or declares more pixels than is safe to decode."""
     import io
 
     name = "the upload" if isinstance(source, bytes) else str(source)
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    notes: list[str] = []
     try:
-        with Image.open(handle) as opened:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
             if opened.width * opened.height > MAX_IMAGE_PIXELS:
                 raise DataError(f"{name} is {opened.width}x{opened.height} pixels; the limit is "
                                 f"{MAX_IMAGE_PIXELS:,} pixels")
-            frames = getattr(opened, "n_frames", 1)
-            if getattr(opened, "is_animated", False) and frames > 1:
-                opened.seek(0)
-                notes.append(f"The image is an animation of {frames} frames; only the first frame is used.")
-            image = _composite(_to_8_bit(opened, notes), background, notes)
-            shown = image.convert("RGB")
-            shown.thumbnail((preview, preview), Image.Resampling.NEAREST)
-            image = _square(image.convert("L" if channels == 1 else "RGB"), notes)
-            # box averaging when shrinking: no ringing halo at sharp edges (bicubic's overshoot)
-            shrink = image.width >= size
-            image = image.resize((size, size), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-            _note_light_border(array, notes)
+            yield opened
     except DataError:
         raise
     except Image.DecompressionBombError:
@@ -221,6 +203,32 @@ def load_image(source: str | Path | bytes, size: int, channels: int,
         # PIL's own message names the in-memory buffer (<_io.BytesIO object at 0x...>): not for users
         raise DataError(f"{name} is not a readable image (the file is damaged or not an image); use "
                         "PNG, JPEG, GIF, BMP, TIFF or WebP") from None
+
+
+def load_image(source: str | Path | bytes, size: int, channels: int,
+               background: tuple[int, int, int] = (0, 0, 0), preview: int = 256) -> LoadedImage:
+    """Any PIL-readable image (path or bytes) -> :class:`LoadedImage`, resized and converted.
+
+    Nothing is changed silently: 16-bit pixels are scaled (not clipped), transparent pixels are
+    laid on ``background`` (black by default, like Fashion-MNIST's), an animation gives its first
+    frame, a non-square image is centred on a square of its border colour (not stretched); each
+    of these adds a note, as does a light background (Fashion-MNIST's is black).
+    """
+    notes: list[str] = []
+    with open_image(source) as opened:
+        frames = getattr(opened, "n_frames", 1)
+        if getattr(opened, "is_animated", False) and frames > 1:
+            opened.seek(0)
+            notes.append(f"The image is an animation of {frames} frames; only the first frame is used.")
+        image = _composite(_to_8_bit(opened, notes), background, notes)
+        shown = image.convert("RGB")
+        shown.thumbnail((preview, preview), Image.Resampling.NEAREST)
+        image = _square(image.convert("L" if channels == 1 else "RGB"), notes)
+        # box averaging when shrinking: no ringing halo at sharp edges (bicubic's overshoot)
+        shrink = image.width >= size
+        image = image.resize((size, size), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+        _note_light_border(array, notes)
     tensor = torch.from_numpy(array.copy())
     tensor = tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
     return LoadedImage(tensor, notes, np.asarray(shown, dtype=np.uint8))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, DataError
+from .images import IMAGE_SUFFIXES, DataError, open_image
 
 # name -> file in skimage/data; each is a photograph (not a drawing or a test pattern). BUNDLED: the
 # colour photos (what `mto analyze` measures on by default); GALLERY adds grey photographs (given three
@@ -68,24 +68,9 @@ def prepare_photo(image: Image.Image, size: int) -> torch.Tensor:
 def read_photo(source: str | Path | bytes, size: int) -> torch.Tensor:
     """One image file (path or bytes) -> :func:`prepare_photo`; DataError, in one line, if it is
     not a readable image or declares more pixels than is safe."""
-    import io
-
-    name = "the upload" if isinstance(source, bytes) else str(source)
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
-            if opened.width * opened.height > MAX_IMAGE_PIXELS:
-                raise DataError(f"{name} is {opened.width}x{opened.height} pixels; the limit is "
-                                f"{MAX_IMAGE_PIXELS:,} pixels")
-            opened.seek(0)
-            return prepare_photo(opened, size)
-    except DataError:
-        raise
-    except Image.DecompressionBombError:
-        raise DataError(f"{name} declares more pixels than is safe to decode; the limit is "
-                        f"{MAX_IMAGE_PIXELS:,} pixels") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise DataError(f"{name} is not a readable image (the file is damaged or not an image); use "
-                        "PNG, JPEG, GIF, BMP, TIFF or WebP") from None
+    with open_image(source) as opened:
+        opened.seek(0)
+        return prepare_photo(opened, size)
 
 
 def bundled_photos(size: int = 224, names: list[str] | None = None) -> Photos:

@@ -234,29 +234,24 @@ def _key_text(item: Any) -> str:
     return str(item)
 
 
+# (transformers 5 name, timm's) within one layer, besides q, k, v, which timm stacks into one qkv
+_BLOCK = [("attention.o_proj", "attn.proj"), ("layernorm_before", "norm1"), ("layernorm_after", "norm2"),
+          ("mlp.fc1", "mlp.fc1"), ("mlp.fc2", "mlp.fc2")]
+
+
 def _block_in(sd: dict[str, torch.Tensor], src: str, dst: str, out: dict[str, torch.Tensor]) -> None:
     """One transformers ViT layer (5.x module names) ``src`` -> timm's block names ``dst``."""
-    a = f"{src}attention."
     for part in ("weight", "bias"):
-        out[f"{dst}attn.qkv.{part}"] = torch.cat([sd[f"{a}{p}_proj.{part}"] for p in "qkv"])
-        out[f"{dst}attn.proj.{part}"] = sd[f"{a}o_proj.{part}"]
-        out[f"{dst}norm1.{part}"] = sd[f"{src}layernorm_before.{part}"]
-        out[f"{dst}norm2.{part}"] = sd[f"{src}layernorm_after.{part}"]
-        out[f"{dst}mlp.fc1.{part}"] = sd[f"{src}mlp.fc1.{part}"]
-        out[f"{dst}mlp.fc2.{part}"] = sd[f"{src}mlp.fc2.{part}"]
+        out[f"{dst}attn.qkv.{part}"] = torch.cat([sd[f"{src}attention.{p}_proj.{part}"] for p in "qkv"])
+        out |= {f"{dst}{theirs}.{part}": sd[f"{src}{ours}.{part}"] for ours, theirs in _BLOCK}
 
 
 def _block_out(sd: dict[str, torch.Tensor], src: str, dst: str, out: dict[str, torch.Tensor]) -> None:
     """The inverse of :func:`_block_in`."""
-    a = f"{dst}attention."
     for part in ("weight", "bias"):
         for p, value in zip("qkv", sd[f"{src}attn.qkv.{part}"].chunk(3)):
-            out[f"{a}{p}_proj.{part}"] = value
-        out[f"{a}o_proj.{part}"] = sd[f"{src}attn.proj.{part}"]
-        out[f"{dst}layernorm_before.{part}"] = sd[f"{src}norm1.{part}"]
-        out[f"{dst}layernorm_after.{part}"] = sd[f"{src}norm2.{part}"]
-        out[f"{dst}mlp.fc1.{part}"] = sd[f"{src}mlp.fc1.{part}"]
-        out[f"{dst}mlp.fc2.{part}"] = sd[f"{src}mlp.fc2.{part}"]
+            out[f"{dst}attention.{p}_proj.{part}"] = value
+        out |= {f"{dst}{ours}.{part}": sd[f"{src}{theirs}.{part}"] for ours, theirs in _BLOCK}
 
 
 # (transformers 5 module name, mto name) of the tensors outside the blocks

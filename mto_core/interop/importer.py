@@ -18,7 +18,7 @@ import torch
 
 from ..config import RunConfig
 from ..models.build import build_model
-from ..models.checkpoint import WEIGHTS, load_checkpoint, save_snapshot
+from ..models.checkpoint import WEIGHTS, load_checkpoint, save_snapshot, state_mismatch
 from . import hf, official_mae
 from .hf import InteropError
 
@@ -107,16 +107,10 @@ def _is_mto(folder: Path) -> bool:
 def build_loaded(config: RunConfig, weights: dict[str, torch.Tensor], where: str) -> torch.nn.Module:
     """The mto model of ``config`` holding ``weights``; InteropError if names or shapes differ."""
     model = build_model(config.model, config.mto)
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-    wrong = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
-    if missing or unexpected or wrong:
-        parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
-                 f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
-                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {tuple(weights[wrong[0]].shape)} vs "
-                 f"{tuple(own[wrong[0]].shape)})" if wrong else ""]
-        raise InteropError(f"{where}: the weights do not fit the model their settings describe: "
-                           f"{'; '.join(p for p in parts if p)}; nothing was written")
+    problem = state_mismatch(model.state_dict(), weights)
+    if problem:
+        raise InteropError(f"{where}: the weights do not fit the model their settings describe: {problem}; "
+                           "nothing was written")
     model.load_state_dict(weights)
     return model.eval()
 

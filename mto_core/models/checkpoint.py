@@ -202,19 +202,24 @@ def load_weights(model: torch.nn.Module, file: Path) -> None:
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{file} is not a readable safetensors file ({error}); it may be "
                               "truncated or corrupt. Use another checkpoint or retrain.") from None
-    own = model.state_dict()
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{file} does not fit the model of its config.json: {problem}. It was saved by "
+                              "another architecture or size.")
+    model.load_state_dict(state)
+
+
+def state_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """How ``state`` fails to fit a model whose state is ``own`` (missing, unexpected and mis-shaped
+    tensors, with an example of each), or None if it fits."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
-                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
-                 f"{len(wrong)} of another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)}"
-                 f" vs {tuple(own[wrong[0]].shape)})" if wrong else ""]
-        raise CheckpointError(f"{file} does not fit the model of its config.json: "
-                              f"{'; '.join(p for p in parts if p)}. It was saved by another "
-                              "architecture or size.")
-    model.load_state_dict(state)
+    parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+             f"{len(wrong)} of another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)}"
+             f" vs {tuple(own[wrong[0]].shape)})" if wrong else ""]
+    return "; ".join(p for p in parts if p) or None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
