@@ -403,8 +403,8 @@ def default_query(image: torch.Tensor, mask: torch.Tensor, patch_size: int, cent
     g = x.shape[-1] // patch_size
     ink = x.mean(0).reshape(g, patch_size, g, patch_size).mean(dim=(1, 3)).flatten()
     rows, cols = np.divmod(np.arange(g * g), g)
-    centre = (g - 1) / 2
-    distance = torch.tensor((rows - centre) ** 2 + (cols - centre) ** 2, dtype=torch.float32)
+    middle = (g - 1) / 2
+    distance = torch.tensor((rows - middle) ** 2 + (cols - middle) ** 2, dtype=torch.float32)
     score = -distance if centre else ink - 1e-6 * distance
     score = torch.where(mask.bool(), torch.full_like(ink, -float("inf")), score)
     return int(score.argmax())

@@ -54,22 +54,43 @@ def _weights_bytes(checkpoint) -> int:
     return sum(t.numel() * t.element_size() for t in checkpoint.model.state_dict().values())
 
 
+_LOADING: dict[str, threading.Lock] = {}  # one lock per checkpoint being loaded
+
+
 def load(path: str):
-    """The checkpoint at ``path``, loaded once for every session and kept while the cache's weights
-    stay within MODEL_CACHE_BYTES (the newest one always); the run it belongs to counts as open, so
-    the pruning of app runs leaves it alone (app/jobs.py)."""
+    """The checkpoint at ``path`` (a checkpoint folder or a run's, whose newest step is read), loaded
+    once for every session and kept while the cache's weights stay within MODEL_CACHE_BYTES (the two
+    most recent always: a pair is never loaded in turn); the run it belongs to counts as open, so
+    the pruning of app runs leaves it alone (app/jobs.py). Other sessions do not wait while one loads."""
     from jobs import opened
+    from mto_core.models.checkpoint import resolve
 
     opened(path)
+    try:
+        key = str(resolve(path).resolve())  # a run folder and its newest step are one entry
+    except CheckpointError:  # removed since a page showed it: the copy in memory still serves that page
+        where = str(Path(path).resolve())
+        with _MODELS_LOCK:
+            kept = [k for k in _MODELS if k == where or k.startswith(where + "/")]
+            if kept:
+                return _MODELS[kept[-1]]
+        raise
     with _MODELS_LOCK:
-        if path in _MODELS:
-            _MODELS.move_to_end(path)
-            return _MODELS[path]
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+        lock = _LOADING.setdefault(key, threading.Lock())
+    with lock:
+        with _MODELS_LOCK:
+            if key in _MODELS:
+                return _MODELS[key]
         with st.spinner("Loading checkpoint…"):
-            checkpoint = load_checkpoint(path)
-        _MODELS[path] = checkpoint
-        while len(_MODELS) > 1 and sum(_weights_bytes(c) for c in _MODELS.values()) > MODEL_CACHE_BYTES:
-            _MODELS.popitem(last=False)
+            checkpoint = load_checkpoint(key)
+        with _MODELS_LOCK:
+            _MODELS[key] = checkpoint
+            while len(_MODELS) > 2 and sum(_weights_bytes(c) for c in _MODELS.values()) > MODEL_CACHE_BYTES:
+                _MODELS.popitem(last=False)
+            _LOADING.pop(key, None)
         return checkpoint
 
 
@@ -120,10 +141,23 @@ def _photos(size: int) -> Inputs:
                   "models)")
 
 
+@st.cache_resource(show_spinner="Resizing the test images…", max_entries=2)
+def _fashion_at(size: int) -> Inputs:
+    """The first 1,000 test images at ``size`` (a grey model of another size than 28)."""
+    from mto_core.data.images import prepare_images
+
+    images, labels, classes = test_set()
+    resized = (prepare_images(images[:1000], size, 1) * 255).round().to(torch.uint8)
+    return Inputs("fashion-mnist", resized, labels[:1000], classes, tuple(classes[int(i)] for i in labels[:1000]),
+                  resized[100:132], f"Fashion-MNIST's grey test images (the first 1,000), resized to {size} x {size}")
+
+
 def inputs_for(model) -> Inputs:
-    """The images for a model config: photos for RGB models, Fashion-MNIST for grey ones."""
+    """The images for a model config, at its size: photos for RGB models, Fashion-MNIST for grey ones."""
     if model.in_chans == 3:
         return _photos(model.img_size)
+    if model.img_size != 28:
+        return _fashion_at(model.img_size)
     images, labels, classes = test_set()
     return Inputs("fashion-mnist", images, labels, classes, tuple(classes[int(i)] for i in labels), images[100:132],
                   "Fashion-MNIST's 28 x 28 grey test images"
@@ -248,14 +282,14 @@ def ordered(labels: list[str]) -> list[str]:
 
 
 def visitor() -> str:
-    """Who this browser is: an id kept in the page's address (``?visitor=...``), so that it holds
-    when the page is reloaded or bookmarked; '' outside a page run."""
+    """Who this browser is, for the order of the pickers: an id kept in the session (page switches
+    keep it) and in the page's address (a reload keeps it too); '' outside a page run."""
     import secrets
 
     try:
-        found = st.query_params.get("visitor")
-        if not found:
-            found = secrets.token_hex(6)
+        found = st.session_state.get("visitor") or st.query_params.get("visitor") or secrets.token_hex(6)
+        st.session_state["visitor"] = found
+        if st.query_params.get("visitor") != found:
             st.query_params["visitor"] = found
         return str(found)
     except Exception:  # outside a script run there is no page to ask

@@ -13,6 +13,7 @@ session's id) can be stopped only by that owner.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,15 @@ class JobSlot:
         self._lock = threading.Lock()
         self.job: TrainingJob | None = None
 
-    def try_start(self, job: TrainingJob) -> bool:
-        """Start ``job`` unless another is still running; True if it started."""
+    def try_start(self, job: TrainingJob, before=None) -> bool:
+        """Start ``job`` unless another is still running; True if it started. ``before()``, if given,
+        runs first, under the same lock (the Train page's pruning and recording of app runs: no
+        other start can come between them)."""
         with self._lock:
             if self.job is not None and self.job.running:
                 return False
+            if before is not None:
+                before()
             self.job = job
             job.start()
             return True
@@ -236,8 +241,11 @@ APP_INDEX = ".app-runs.json"  # in runs/: {run folder name: {"visitor": id, "sta
 DEFAULT_KEEP_APP_RUNS = 40
 DEFAULT_MIN_FREE_MB = 500
 RECENTLY_OPEN_S = 1800  # a run a page has shown within this is "open": never removed
+STARTING_S = 600  # an index entry whose folder is not there yet is kept this long: its run is starting
+APP_RUN_NAME = re.compile(r"^app-\d{8}-\d{6}-[a-z]+(-mto)?$")  # what the Train page names its runs
 _INDEX_LOCK = threading.Lock()
 _OPENED: dict[str, float] = {}  # run folder (resolved) -> when a page last loaded it
+_OPENED_LOCK = threading.Lock()
 
 
 def keep_app_runs() -> int:
@@ -262,17 +270,24 @@ def opened(path: str | Path) -> None:
     """A page has loaded ``path`` (a checkpoint or a run's): its run is open, not to be removed."""
     import time
 
-    _OPENED[str(Path(path).resolve())] = time.time()
+    with _OPENED_LOCK:
+        _OPENED[str(Path(path).resolve())] = time.time()
 
 
 def _read_index(runs: Path) -> dict[str, dict[str, Any]]:
+    """The app runs' index: only entries of the Train page's own names, each with a visitor and a
+    numeric start (a damaged or hand-edited file loses its bad entries, never more)."""
     import json
 
     try:
         data = json.loads((runs / APP_INDEX).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {name: entry for name, entry in data.items()
+            if isinstance(name, str) and APP_RUN_NAME.match(name) and isinstance(entry, dict)
+            and isinstance(entry.get("started"), (int, float)) and not isinstance(entry.get("started"), bool)}
 
 
 def _write_index(runs: Path, index: dict[str, dict[str, Any]]) -> None:
@@ -318,21 +333,29 @@ def prune_app_runs(runs: Path, keep: int | None = None, busy: set[Path] = frozen
     if keep < 0:
         raise ValueError(f"keep must be >= 0, got {keep}")
     protected = {str(Path(p).resolve()) for p in busy}
-    protected |= {p for p, when in _OPENED.items() if now - when < RECENTLY_OPEN_S}
+    with _OPENED_LOCK:
+        protected |= {p for p, when in list(_OPENED.items()) if now - when < RECENTLY_OPEN_S}
+    home = runs.resolve()
     with _INDEX_LOCK:
         index = _read_index(runs)
         present = {name: entry for name, entry in index.items() if (runs / name).is_dir()}
-        newest_first = sorted(present, key=lambda n: float(present[n].get("started", 0)), reverse=True)
+        starting = {name: entry for name, entry in index.items()
+                    if name not in present and now - float(entry["started"]) < STARTING_S}
+        newest_first = sorted(present, key=lambda n: float(present[n]["started"]), reverse=True)
         removed = []
         for name in reversed(newest_first[keep:]):
-            folder = (runs / name).resolve()
+            folder = runs / name
+            if folder.is_symlink() or folder.resolve().parent != home:  # only a folder of runs/ itself
+                continue
+            folder = folder.resolve()
             if str(folder) in protected or any(p.startswith(str(folder) + "/") for p in protected):
                 continue
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(name)
+            if not folder.exists():
+                removed.append(name)
         for name in removed:
             present.pop(name, None)
-        _write_index(runs, present)
+        _write_index(runs, {**present, **starting})
     return removed
 
 

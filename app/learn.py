@@ -40,8 +40,8 @@ if shown_in is not None and shown_in.photos:
     labels = shown_in.labels
     index = st.select_slider("Example photo", options=list(range(len(images))), value=0,
                              format_func=lambda i: classes[i], key="learn-photo")
-else:
-    images, labels, classes = test_set()
+else:  # Fashion-MNIST at the model's own size
+    images, labels, classes = (shown_in.images, shown_in.labels, shown_in.classes) if shown_in else test_set()
     index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
 image = images[index:index + 1].float() / 255
 if shown_in is not None:
@@ -92,9 +92,9 @@ st.markdown("Every masked position receives **the same** learnable vector w (pos
 # The figures below depend only on the checkpoints, the image and the mask, never on the session: each
 # is built once and shared by every visitor (a classroom opens this page at once; docs/performance.md).
 def example(index: int, kind: str) -> torch.Tensor:
-    """The example image (1, C, H, W) in [0, 1] of the kind of inputs the models see."""
-    source = images if kind == KIND else test_set()[0]
-    return source[index:index + 1].float() / 255
+    """The example image (1, C, H, W) in [0, 1], of the inputs the picked models see (``kind``
+    names them in the figures' cache keys)."""
+    return images[index:index + 1].float() / 255
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -140,7 +140,8 @@ def singularity_figure(pair_key: tuple, kind: str) -> tuple[go.Figure, list[str]
     """Section 3: the histograms of cos(mask token, patch embedding), and a line of figures per checkpoint."""
     pair = [(label, load(path)) for label, path in pair_key]
     # four photos for a large model's decoder inputs (each needs the encoder's whole forward pass; 784 patches)
-    images = inputs_for(pair[0][1].config.model).images[:4] if kind == "photos" else test_set()[0]
+    shown = inputs_for(pair[0][1].config.model).images
+    images = shown[:4] if kind == "photos" else shown
     fig = go.Figure()
     stats = []
     for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):

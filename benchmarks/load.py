@@ -347,6 +347,9 @@ def main() -> None:
             random_checkpoint(large_dir, "mae", "vit-b")
         photo = (Path(skimage.data.__file__).parent / "chelsea.png").read_bytes()
         large = (f"http://127.0.0.1:{port}", str(large_dir), photo)
+    runs = ROOT / "runs"
+    runs_before = set(runs.glob("app-*"))
+    index_before = (runs / ".app-runs.json").read_text() if (runs / ".app-runs.json").exists() else None
     server = start_server(port, dict(e.split("=", 1) for e in args.env))
     url = f"ws://127.0.0.1:{port}/_stcore/stream"
     try:
@@ -374,12 +377,18 @@ def main() -> None:
         after = memory_mib(server.pid)["VmRSS"]
         after_map = memory_map(server.pid)
     finally:
+        import shutil
+
         server.terminate()
         server.wait(30)
         if args.large_model:
-            import shutil
-
             shutil.rmtree(large_dir, ignore_errors=True)
+        for made in set(runs.glob("app-*")) - runs_before:  # the benchmark's own trainings: not the user's runs
+            shutil.rmtree(made, ignore_errors=True)
+        if index_before is None:
+            (runs / ".app-runs.json").unlink(missing_ok=True)
+        else:
+            (runs / ".app-runs.json").write_text(index_before)
     times = [t for s in everyone for ts in s.times.values() for t in ts]
     per_page = {}
     for name in sorted({n for s in everyone for n in s.times}):

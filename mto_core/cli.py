@@ -15,7 +15,8 @@ EXAMPLES = {
     "main": """examples:
   mto train --preset simmim-mto --epochs 1 --out runs/x
   mto eval runs/x --probe knn
-  mto train --preset simmim-mto --out runs/no-ent --set mto.entropy_weight=0""",
+  mto train --preset simmim-mto --out runs/no-ent --set mto.entropy_weight=0
+  mto import facebook/vit-mae-base --out checkpoints/vit-mae-base && mto analyze checkpoints/vit-mae-base""",
     "train": """examples:
   mto train --preset simmim-mto --epochs 1 --out runs/x
   mto train --preset mae --max-steps 50 --batch-size 64 --out runs/mae-short

@@ -183,8 +183,13 @@ def test_the_official_mae_pth_layout_imports_and_computes_what_transformers_comp
     assert_parity(checkpoint, hf_norm)
 
 
-def test_a_vit_b_shaped_mae_imports_with_parity_and_mto_analyze_prints_every_column_on_the_photos(tmp_path):
-    from .test_cli import mto
+def test_a_vit_b_shaped_mae_imports_with_parity_and_mto_analyze_prints_every_column_on_the_photos(tmp_path, capsys):
+    from .test_cli import mto_here
+
+    def mto(*args):
+        done = mto_here(capsys, *args)
+        assert done.returncode == 0, done.stderr
+        return done
 
     shape = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                  decoder_hidden_size=512, decoder_num_hidden_layers=8, decoder_num_attention_heads=16,

@@ -31,9 +31,9 @@ if shown_in.photos:
     index = c1.selectbox("Photo", list(range(len(images))), format_func=lambda i: shown_in.names[i], key="attn-photo")
 else:
     index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
-layers = cfg.mask_layers
+layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)  # a pair may differ in depth and heads
 layer = c2.selectbox(f"Layer of the {where}", list(range(1, layers + 1)), key="attn-layer")
-heads = mask_heads(cfg)
+heads = min(mask_heads(ckpt.config.model) for _, ckpt in pair)
 head = c3.selectbox("Head", ["mean over heads", *range(heads)], key="attn-head",
                     format_func=lambda h: h if isinstance(h, str) else f"head {h}")
 head_index = None if isinstance(head, str) else int(head)

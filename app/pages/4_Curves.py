@@ -8,6 +8,7 @@ import streamlit as st
 from common import (CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, page, run_label, styled,
                     train_frame)
 from experiment_section import show_committed_experiments
+from jobs import opened
 from trace_section import traced_measures
 
 from mto_core import read_metrics
@@ -43,6 +44,8 @@ if not chosen:
     st.info("Choose at least one run.")
     st.stop()
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
+for label in chosen:  # shown here: open, so the pruning of app runs leaves them alone
+    opened(found[label])
 infos = {label: describe_run(found[label]) for label in chosen}
 short = {label: short_label(label) for label in chosen}
 # one colour per run on every chart of the page, related within a method: a hue per method, a light

@@ -34,8 +34,10 @@ TRACE_EVERY = 5  # the first 20 points every 5 steps, then the spacing doubles (
 
 
 def me() -> str:
-    """This visitor's id (kept in the page's address): the owner of the training it starts."""
-    return visitor()
+    """This browser session's id: the owner of the training it starts, who alone may stop it."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    return get_script_run_ctx().session_id
 
 
 jobs = slot()
@@ -100,12 +102,17 @@ if started and not jobs.busy:
             runs = {"baseline": (apply_overrides(preset(method), common), RUNS / f"app-{stamp}-{method}"),
                     "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / f"app-{stamp}-{method}-mto")}
             job = TrainingJob(runs, owner=me())
-            # room for the two new runs within the bound, the oldest app runs removed first
-            busy = {state.run_dir for state in jobs.job.runs.values()} if jobs.job is not None else set()
-            prune_app_runs(RUNS, keep=max(0, keep_app_runs() - len(runs)), busy=busy)
-            for _, run_dir in runs.values():
-                record_app_run(run_dir, me())
-            jobs.try_start(job)  # False if another started first: that one is shown
+            owner = visitor()
+
+            def make_room() -> None:
+                """Room for the two new runs within the bound, the oldest app runs removed first; then
+                the new runs recorded as this visitor's (under the slot's lock: no other start between)."""
+                prune_app_runs(RUNS, keep=max(0, keep_app_runs() - len(runs)),
+                               busy={run_dir for _, run_dir in runs.values()})
+                for _, run_dir in runs.values():
+                    record_app_run(run_dir, owner)
+
+            jobs.try_start(job, before=make_room)  # False if another started first: that one is shown
             st.rerun()  # redraw: the running job's runs and a disabled Start instead of the form
         except (ConfigError, DataError) as error:
             st.error(f"Cannot start: {error}")

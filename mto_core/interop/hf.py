@@ -105,10 +105,17 @@ def run_config(hf_config: dict[str, Any], arch: str, processor: dict[str, Any] |
 
     need("hidden_act", "gelu", "gelu")
     need("qkv_bias", True, True)
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "image_size", "patch_size", "num_channels"):
-        if not isinstance(c.get(key), int) or isinstance(c.get(key), bool):
-            raise InteropError(f"{where}/config.json: {key} must be a whole number, got {c.get(key)!r}")
+    whole = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size",
+             "patch_size", "num_channels"]
+    if arch == MAE_ARCH:
+        whole += [k for k in ("decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads",
+                              "decoder_intermediate_size") if k in c]
+    for key in whole:
+        if not isinstance(c.get(key), int) or isinstance(c.get(key), bool) or c[key] <= 0:
+            raise InteropError(f"{where}/config.json: {key} must be a positive whole number, got {c.get(key)!r}")
+    for key in ("layer_norm_eps", "mask_ratio"):
+        if key in c and (isinstance(c[key], bool) or not isinstance(c[key], (int, float))):
+            raise InteropError(f"{where}/config.json: {key} must be a number, got {c[key]!r}")
     method = "mae" if arch == MAE_ARCH else "simmim"
     config = preset(method)
     config.model.size = "imported"
@@ -116,6 +123,8 @@ def run_config(hf_config: dict[str, Any], arch: str, processor: dict[str, Any] |
     m.img_size, m.patch_size, m.in_chans = c["image_size"], c["patch_size"], c["num_channels"]
     m.embed_dim, m.depth, m.num_heads = c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"]
     m.mlp_ratio = c["intermediate_size"] / c["hidden_size"]
+    if int(m.embed_dim * m.mlp_ratio) != c["intermediate_size"]:  # timm rounds width x ratio down
+        m.mlp_ratio += 1e-9
     m.layer_norm_eps = float(c.get("layer_norm_eps", 1e-12))
     if arch == MAE_ARCH:
         m.decoder_dim, m.decoder_depth = c.get("decoder_hidden_size", 512), c.get("decoder_num_hidden_layers", 8)
@@ -136,18 +145,35 @@ def run_config(hf_config: dict[str, Any], arch: str, processor: dict[str, Any] |
         notes.append(f"masks for the analysis: 0.6 of {config.mask.mask_patch_size * m.patch_size}-pixel blocks "
                      "(SimMIM's recipe; the transformers config does not say)")
     mean, std = (processor or {}).get("image_mean"), (processor or {}).get("image_std")
-    if processor is None or mean is None or std is None:
+    if processor is not None and processor.get("do_normalize") is False:
+        mean, std = 0.0, 1.0
+        notes.append("the image processor does not normalise: pixels in 0..1 as they are")
+    elif processor is None or mean is None or std is None:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if m.in_chans == 3 else ([0.5] * m.in_chans, [0.5] * m.in_chans)
-        notes.append("no preprocessor_config.json: normalised with "
-                     + ("ImageNet's mean and std" if m.in_chans == 3 else "mean 0.5 and std 0.5"))
-    m.pixel_mean = [float(v) for v in mean] if isinstance(mean, list) else float(mean)
-    m.pixel_std = [float(v) for v in std] if isinstance(std, list) else float(std)
+        notes.append(("no preprocessor_config.json" if processor is None else "the image processor gives no mean "
+                      "and std") + ": normalised with " + ("ImageNet's mean and std" if m.in_chans == 3
+                                                          else "mean 0.5 and std 0.5"))
+    m.pixel_mean, m.pixel_std = _per_channel(mean, m.in_chans, where), _per_channel(std, m.in_chans, where)
     try:
         validate(config)
         check_model_fits(m)
     except ConfigError as error:
         raise InteropError(f"{where}/config.json: {error}") from None
     return config, notes
+
+
+def _per_channel(value: Any, channels: int, where: Path) -> float | list[float]:
+    """The processor's mean or std as mto keeps it: one number, or one per channel; equal values
+    for a grey model's one channel collapse into one."""
+    values = value if isinstance(value, list) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise InteropError(f"{where}/preprocessor_config.json: image_mean and image_std must be numbers, got {value!r}")
+    if len(set(values)) == 1:
+        return float(values[0])
+    if len(values) != channels:
+        raise InteropError(f"{where}/preprocessor_config.json gives {len(values)} values for a model of {channels} "
+                           "channel(s)")
+    return [float(v) for v in values]
 
 
 def layout_of(names: list[str]) -> str:
@@ -213,8 +239,8 @@ def read_folder(folder: Path) -> tuple[RunConfig, dict[str, torch.Tensor], str, 
                 raise
             # to name the tensors of another shape (transformers only points to a report it printed)
             model, info = cls.from_pretrained(str(folder), output_loading_info=True, ignore_mismatched_sizes=True)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except Exception as error:  # transformers raises many kinds for a broken folder: each becomes one line
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise InteropError(f"transformers could not load {folder} ({first}); check that its weights match its "
                            "config.json") from None
     problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
@@ -310,17 +336,21 @@ def to_hf_state(sd: dict[str, torch.Tensor], config: RunConfig) -> dict[str, tor
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 
 
-def hf_config_of(config: RunConfig) -> dict[str, Any]:
-    """The transformers config (as keyword arguments) of an mto MAE or SimMIM config."""
+def hf_config_of(config: RunConfig, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """The transformers config (as keyword arguments) of an mto MAE or SimMIM config; the MLP widths
+    are ``model``'s own where it is given (timm rounds width x ratio down)."""
     m = config.model
+    hidden = model.encoder.blocks[0].mlp.fc1.out_features if model is not None else int(m.embed_dim * m.mlp_ratio)
+    decoder_hidden = (model.decoder_blocks[0].mlp.fc1.out_features if model is not None and m.method == "mae"
+                      else int(m.decoder_dim * m.mlp_ratio))
     common = dict(hidden_size=m.embed_dim, num_hidden_layers=m.depth, num_attention_heads=m.num_heads,
-                  intermediate_size=round(m.mlp_ratio * m.embed_dim), hidden_act="gelu", image_size=m.img_size,
+                  intermediate_size=hidden, hidden_act="gelu", image_size=m.img_size,
                   patch_size=m.patch_size, num_channels=m.in_chans, qkv_bias=True,
                   layer_norm_eps=m.layer_norm_eps, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     if m.method == "mae":
         return dict(common, decoder_hidden_size=m.decoder_dim, decoder_num_hidden_layers=m.decoder_depth,
                     decoder_num_attention_heads=m.decoder_heads,
-                    decoder_intermediate_size=round(m.mlp_ratio * m.decoder_dim),
+                    decoder_intermediate_size=decoder_hidden,
                     mask_ratio=config.mask.ratio, norm_pix_loss=m.norm_pix_loss)
     return dict(common, encoder_stride=m.patch_size)
 
@@ -332,21 +362,36 @@ def export(model: torch.nn.Module, config: RunConfig, out: Path) -> Path:
     if method not in ("mae", "simmim"):
         raise InteropError(f"{method} has no transformers architecture to export to; --format hf takes MAE "
                            "(ViTMAEForPreTraining) and SimMIM (ViTForMaskedImageModeling) runs")
+    import shutil
+
     transformers = transformers_module()
-    kwargs = hf_config_of(config)
+    kwargs = hf_config_of(config, model)
     if method == "mae":
         hf = transformers.ViTMAEForPreTraining(transformers.ViTMAEConfig(**kwargs))
     else:
         hf = transformers.ViTForMaskedImageModeling(transformers.ViTConfig(**kwargs))
-    hf.load_state_dict(to_hf_state(model.state_dict(), config), strict=True)
+    try:
+        hf.load_state_dict(to_hf_state(model.state_dict(), config), strict=True)
+    except RuntimeError as error:
+        raise InteropError(f"the {method} model does not fit transformers' {type(hf).__name__} of its shape "
+                           f"({str(error).splitlines()[0][:200]}); nothing was written") from None
     hf.config.architectures = [MAE_ARCH if method == "mae" else SIMMIM_ARCH]
-    hf.save_pretrained(str(out))
     m = config.model
-    per_channel = lambda v: v if isinstance(v, list) else [v] * m.in_chans  # noqa: E731
+    per_channel = lambda v: (v * m.in_chans if len(v) == 1 else v) if isinstance(v, list) else [v] * m.in_chans  # noqa: E731
     processor = transformers.ViTImageProcessor(do_resize=True, size={"height": m.img_size, "width": m.img_size},
                                                do_normalize=True, image_mean=per_channel(m.pixel_mean),
                                                image_std=per_channel(m.pixel_std))
-    processor.save_pretrained(str(out))
+    tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed: a failure leaves no half folder
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        hf.save_pretrained(str(tmp))
+        processor.save_pretrained(str(tmp))
+        if out.exists():
+            out.rmdir()  # an empty folder (export_model checked it)
+        tmp.rename(out)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InteropError(f"could not write {out} ({error.strerror or error}); nothing was left there") from None
     return out
 
 

@@ -64,6 +64,12 @@ def from_hub(repo: str, revision: str | None = None) -> tuple[Path, str]:
             raise InteropError(f"{repo} is not in the Hugging Face cache and cannot be downloaded here "
                                f"({type(error).__name__}: no network?); give the model's folder instead") from None
     path = Path(folder)
+    if not list(path.glob("*.safetensors")):  # an older repository with PyTorch weights only
+        try:
+            path = Path(snapshot_download(repo, revision=revision, allow_patterns=["pytorch_model.bin"],
+                                          local_files_only=os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")))
+        except Exception:  # the first call's files are there; read_folder says what is missing
+            pass
     return path, path.name if path.parent.name == "snapshots" else (revision or "")
 
 

@@ -37,7 +37,11 @@ def read_state(file: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore", UserWarning)
             data = torch.load(file, map_location="cpu", weights_only=True)
     except UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        text = str(error)
+        if "Weights only load failed" not in text and "Unsupported global" not in text:
+            raise InteropError(f"{file} is not a readable PyTorch checkpoint (it may be truncated, or not a "
+                               "checkpoint at all: a web page saved under that name, say); download it again") from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
         what = f" (torch.load(weights_only=True) refused {found.group(1)})" if found else ""
         raise InteropError(f"{file} holds pickled objects beyond tensors, which mto never loads{what}; use a file "
                            "of tensors only, e.g. torch.save({'model': model.state_dict()})") from None
@@ -48,6 +52,9 @@ def read_state(file: Path) -> dict[str, torch.Tensor]:
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InteropError(f"{file} holds no state dict of tensors (MAE's files hold {{'model': state_dict}})")
+    if any(str(k).startswith(("vit.", "decoder.decoder")) for k in state):
+        raise InteropError(f"{file} holds a transformers model's weights (names vit.*), not MAE's own; import the "
+                           f"folder that holds it with its config.json ({file.parent})")
     return state
 
 
