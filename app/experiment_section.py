@@ -12,6 +12,7 @@ from common import chart
 from mto_core.experiments import (committed_experiments, compare, compare_figure, families, family_figure,
                                   format_compare, format_interval, summarize_family)
 from mto_core.experiments.registry import experiment_named
+from mto_core.experiments.report import decision
 
 
 @st.cache_data(show_spinner="Reading the experiment's runs...", max_entries=16)
@@ -21,6 +22,18 @@ def _summary(folder: str, base: str, method: str) -> dict:
     experiment = experiment_named(name)
     threshold_epoch = experiment.threshold_epoch if experiment else 3.0
     return summarize_family(groups, base, method, Path(folder), threshold_epoch)
+
+
+def _scale(runs: list[Path], seeds: int) -> str:
+    """The scale a result holds at, in words, from the runs' own config."""
+    from mto_core.config import RunConfig
+
+    config = RunConfig.load(runs[0] / "config.json")
+    m, d, t = config.model, config.data, config.train
+    images = f"{d.train_limit:,}" if d.train_limit else "all the"
+    return (f"The scale this holds at: a ViT of width {m.embed_dim} and depth {m.depth}, {images} Fashion-MNIST "
+            f"images at {m.img_size} x {m.img_size}, {t.epochs} epochs, {seeds} paired seeds. Nothing here says "
+            "what MTO does for a ViT-B on ImageNet over hundreds of epochs (the paper's scale).")
 
 
 def show_committed_experiments(results: Path) -> None:
@@ -65,7 +78,8 @@ def show_committed_experiments(results: Path) -> None:
             low, high = sp["ci"]
             reading = ("MTO learns faster" if low > 1 else "MTO learns slower" if high < 1 else
                        "no clear speed-up (the interval includes 1, which means no effect)")
-            st.markdown(f"**Speed-up factor s = {sp['s']:.2f}, 95% interval [{low:.2f}, {high:.2f}]: {reading}.**",
+            st.markdown(f"**Speed-up factor s = {sp['s']:.2f}, 95% interval [{low:.2f}, {high:.2f}]: {reading}.** "
+                        f"By the report's decision rule: {decision('s', sp['s'], low, high)}.",
                         help="MTO at epoch t reaches what the baseline reaches at epoch s t; s = 1 is no "
                              "effect, s = 2 the paper's 'about half the epochs'. Read the interval, not the "
                              "point: the point alone can sit above 1 while the curves cross.")
@@ -73,6 +87,7 @@ def show_committed_experiments(results: Path) -> None:
                         f"{len(summary['seeds'])} paired seeds. The smallest speed-up these runs could "
                         f"detect: **{sp['detectable']:.2f}**. Mean k-NN accuracy over the run, MTO minus "
                         f"baseline: {format_interval(summary['area'])} ({summary['area']['reading']}).")
+            st.caption(_scale(runs, len(summary["seeds"])))
             wall = summary["wall"]
             if wall is not None:
                 w_low, w_high = wall["ci"]

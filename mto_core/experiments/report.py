@@ -297,14 +297,14 @@ def _verdict(s: dict[str, Any]) -> str:
              "the interval lies above 2")
     wall = s.get("wall")
     timed = "" if wall is None else (
-        f" In wall-clock time, {_decision('s_wall', wall['s_wall'], *wall['ci'])}. To reach the same k-NN accuracy, "
+        f" In wall-clock time, {decision('s_wall', wall['s_wall'], *wall['ci'])}. To reach the same k-NN accuracy, "
         f"{s['method']} took {wall['time_ratio']:.2f}x the time {s['base']} took.")
-    return (head + f"{_decision('s', sp['s'], lo, hi)}; {paper}. The smallest speed-up these seeds could detect is "
+    return (head + f"{decision('s', sp['s'], lo, hi)}; {paper}. The smallest speed-up these seeds could detect is "
             f"{sp['detectable']:.2f}.{timed} Mean k-NN accuracy over the run: {format_interval(area)} "
             f"({area['reading']}).")
 
 
-def _decision(name: str, value: float, lo: float, hi: float) -> str:
+def decision(name: str, value: float, lo: float, hi: float) -> str:
     """The decision rule of the protocol, read on one speed-up and its 95% interval."""
     shown = f"{name} = {value:.2f} [{lo:.2f}, {hi:.2f}]"
     if lo > 1:
