@@ -227,6 +227,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.measures import analyze_checkpoint, analysis_images, plot_measures
     from .models.checkpoint import load_checkpoint
 
+    if args.images is not None and args.images.strip().lstrip("-").isdigit():
+        _at_least(int(args.images), 1, "--images")  # a count, checked before anything is read
     checkpoint = load_checkpoint(args.dir)
     images, described = analysis_images(checkpoint.config, args.images)
     rows = [r.to_dict() for r in analyze_checkpoint(checkpoint, images, args.seed)]

@@ -171,7 +171,7 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
                 files=[{"name": "ramp-16-bit.png", "mimeType": "image/png", "buffer": sixteen_bit_png()}])
             settle(page)
             page.get_by_text("16-bit pixels").wait_for(timeout=60_000)
-            assert page.get_by_text("what the model sees").count() == 1
+            assert page.get_by_text("what the model sees: 28 x 28").count() == 1
             check_figures(page, "reconstruct (upload)")
             screenshot(page, ARTIFACTS / "reconstruct-upload.png")
             # a file over the app's 10 MB: a message on the page, naming it, and the previous result gone
@@ -180,7 +180,7 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             settle(page)
             page.get_by_text("cannot be used: the upload is 12.0 MiB").first.wait_for(timeout=60_000)
             assert page.get_by_text("too-big.png").count() >= 1 and page.get_by_text("the limit is 10 MiB").count() >= 1
-            assert page.get_by_text("what the model sees").count() == 0
+            assert page.get_by_text("what the model sees: 28 x 28").count() == 0
             assert page.get_by_text("reconstruction (visible patches pasted back)").count() == 0
             name = "reconstruct-rejected-upload"
         if name == "tokens":  # click a token: its patch appears framed inside its image
