@@ -24,8 +24,9 @@ PAGES = {"learn.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens
 
 @pytest.fixture(scope="module")
 def rgb():
-    """Randomly initialised 224 x 224 RGB models under runs/: MAE, MAE + MTO and SimMIM."""
-    made = {name: make_rgb_checkpoint(RUNS / f"zz-rgb-{name}", name) for name in ("mae", "mae-mto", "simmim")}
+    """Randomly initialised 224 x 224 RGB models under runs/: MAE and SimMIM, each with and without MTO."""
+    made = {name: make_rgb_checkpoint(RUNS / f"zz-rgb-{name}", name)
+            for name in ("mae", "mae-mto", "simmim", "simmim-mto")}
     yield {name: f"runs/{path.name}" for name, path in made.items()}
     for path in made.values():
         shutil.rmtree(path, ignore_errors=True)
@@ -60,6 +61,8 @@ def test_every_page_renders_an_rgb_model_on_photos_alone_and_in_a_pair(rgb, page
     assert "zz-rgb-mae-mto" in shown() and "zz-rgb-mae ·" in shown()  # the pair, side by side
     choose(at, key, "mae", rgb["mae"])  # the one alone
     assert specs(at) and "zz-rgb-mae-mto" not in str(specs(at)) and "zz-rgb-mae-mto ·" not in said_now(at)
+    choose(at, key, "simmim", rgb["simmim"], rgb["simmim-mto"])  # SimMIM's pair, then its baseline alone
+    assert "zz-rgb-simmim-mto" in shown() and "zz-rgb-simmim ·" in shown() and not at.error
     choose(at, key, "simmim", rgb["simmim"])
     assert "photos that ship with scikit-image" in texts(at) and not at.error, [e.value for e in at.error]
     if page == "pages/3_Attention.py":

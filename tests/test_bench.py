@@ -9,7 +9,7 @@ from mto_core.data.masking import make_mask
 from mto_core.models.build import build_model
 
 from .conftest import small_config
-from .test_cli import mto
+from .test_cli import mto_here
 
 
 def test_analytic_flops_match_the_counted_ones():
@@ -40,8 +40,9 @@ def test_time_steps_runs_every_variant_each_round():
     assert set(result) == {"a", "b"} and calls == {"a": 4, "b": 4}
 
 
-def test_bench_command_reports_every_figure():
-    result = json.loads(mto("bench", "--json", "--rounds", "1", "--batch-size", "8", "--no-memory").stdout)
+def test_bench_command_reports_every_figure(capsys):
+    result = json.loads(mto_here(capsys, "bench", "--json", "--rounds", "1", "--batch-size", "8", "--no-memory",
+                                 check=True).stdout)
     assert result["matmul_peak_gflops"] > 0
     variants = {(r["method"], r["variant"]) for r in result["training"]}
     assert ("simmim", "MTO (all defaults)") in variants and ("mae", "+L_sing") in variants

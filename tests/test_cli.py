@@ -1,4 +1,5 @@
-"""End to end through the installed ``mto`` command."""
+"""End to end through the ``mto`` command: in a process of its own (:func:`mto`) where a process is what
+is tested (the README's quick start, torchrun), else its ``main()`` in this one (:func:`mto_here`)."""
 
 import json
 import os
@@ -21,18 +22,27 @@ def mto(*args, check=True):
     return result
 
 
-def mto_here(capsys, *args):
-    """``mto ARGS`` in this process (no interpreter start-up): for what ends before any training."""
+def mto_here(capsys, *args, check=False):
+    """``mto ARGS`` in this process: the same ``main()`` without an interpreter's start-up (about 3 s
+    each). Its trainings run here too; an experiment's runs are still processes of their own. mto's
+    warnings show as in a new process (each once per place). With ``check``, a
+    non-zero exit fails as :func:`mto` does."""
+    import warnings
     from types import SimpleNamespace
 
     from mto_core.cli import main
+    from mto_core.config import MTOWarning
 
     capsys.readouterr()
-    try:
-        code = main(list(args))
-    except SystemExit as stop:  # argparse: --help, or a usage error
-        code = stop.code
+    with warnings.catch_warnings():  # a changed filter forgets the warnings already shown
+        warnings.filterwarnings("default", category=MTOWarning)  # a new process's: once per place
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse: --help, or a usage error
+            code = stop.code
     out = capsys.readouterr()
+    if check and code:
+        raise AssertionError(f"mto {' '.join(args)} failed:\n{out.out}\n{out.err}")
     return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
@@ -49,29 +59,30 @@ def test_help_shows_examples(capsys):
 
 def test_train_eval_resume(tmp_path, capsys):
     run = str(tmp_path / "run")
-    mto("train", "--preset", "mae-mto", "--max-steps", "4", "--batch-size", "32", "--out", run, "--quiet",
-        *_sets("train.warmup_fraction=0"))
+    mto_here(capsys, "train", "--preset", "mae-mto", "--max-steps", "4", "--batch-size", "32", "--out", run,
+             "--quiet", *_sets("train.warmup_fraction=0"), check=True)
     result = json.loads(mto_here(capsys, "eval", run, "--probe", "knn", "--json", "--bank-size", "2000").stdout)
     assert result["probe"] == "knn" and 0.1 < result["accuracy"] <= 1
     assert result["checkpoint"].endswith("step-00000004") and result["scratch"] is False
     scratch = mto_here(capsys, "eval", run, "--probe", "knn", "--bank-size", "2000", "--scratch").stdout
     assert "untrained (--scratch)" in scratch  # not printed as if it were the trained checkpoint's
-    again = mto("train", "--preset", "mae-mto", "--max-steps", "6", "--batch-size", "32", "--out", run,
-                "--quiet", "--resume", *_sets("train.warmup_fraction=0"))
+    again = mto_here(capsys, "train", "--preset", "mae-mto", "--max-steps", "6", "--batch-size", "32",
+                     "--out", run, "--quiet", "--resume", *_sets("train.warmup_fraction=0"), check=True)
     assert "trained 6 steps" in again.stdout
     linear = json.loads(mto_here(capsys, "eval", run, "--probe", "linear", "--json", "--bank-size",
                                   "1000").stdout)
     assert linear["probe"] == "linear" and linear["checkpoint"].endswith("step-00000006")
-    bare = mto("train", "--out", run, "--quiet", "--resume", "--max-steps", "7")  # the run's own config
+    bare = mto_here(capsys, "train", "--out", run, "--quiet", "--resume", "--max-steps", "7",  # own config
+                    check=True)
     assert "trained 7 steps" in bare.stdout and json.loads((tmp_path / "run" / "config.json").read_text())[
         "model"]["method"] == "mae"
 
 
-def test_quick_start_scores_clearly_above_chance(tmp_path):
+def test_quick_start_scores_clearly_above_chance(tmp_path, capsys):
     """The README's quick start: one epoch of the tiny preset on the shipped subset."""
     run = str(tmp_path / "x")
     mto("train", "--preset", "simmim-mto", "--epochs", "1", "--out", run, "--quiet", "--set", "data.root=shipped")
-    result = json.loads(mto("eval", run, "--probe", "knn", "--json").stdout)
+    result = json.loads(mto_here(capsys, "eval", run, "--probe", "knn", "--json", check=True).stdout)
     assert result["accuracy"] > 0.5  # chance is 0.1
 
 
@@ -90,7 +101,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys, args, words):
 # ConMIM is SimMIM's path (mask tokens in the encoder) and BootMAE MAE's (in a decoder), each with MTO
 # and a momentum teacher on every rank
 @pytest.mark.parametrize("name", ["conmim-mto", "bootmae-mto"])
-def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, name):
+def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, name, capsys):
     """torchrun with 2 CPU processes (gloo) x 16 images == 1 process x 32 images."""
     sets = _sets("data.train_limit=256", "train.log_every=2")
     common = ["train", "--preset", name, "--epochs", "1", "--quiet", *sets]
@@ -98,7 +109,7 @@ def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, 
                 "--master_port", str(29500 + os.getpid() % 1000), "-m", "mto_core.cli"]
     subprocess.run([*torchrun, *common, "--batch-size", "16", "--out", str(tmp_path / "ddp")],
                    check=True, capture_output=True, timeout=600)
-    mto(*common, "--batch-size", "32", "--out", str(tmp_path / "single"))
+    mto_here(capsys, *common, "--batch-size", "32", "--out", str(tmp_path / "single"), check=True)
     a = load_file(str(tmp_path / "ddp" / "step-00000008" / "model.safetensors"))
     b = load_file(str(tmp_path / "single" / "step-00000008" / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -113,48 +124,48 @@ def _train_rows(run):
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_the_non_finite_loss_advice_can_be_followed(tmp_path):
+def test_the_non_finite_loss_advice_can_be_followed(tmp_path, capsys):
     """A learning rate of 1e30 from epoch 2 on gives a NaN loss; the message's advice, resuming
     with a lower learning rate or a longer warmup, is accepted and recorded."""
     run = tmp_path / "run"
     common = ["train", "--preset", "simmim-mto", "--out", str(run), "--quiet", "--batch-size", "32",
               *_sets("data.train_limit=64", "train.log_every=1")]
-    mto(*common, "--epochs", "1")
-    failed = mto(*common, "--epochs", "3", "--resume", "--set", "train.base_lr=1e30", check=False)
+    mto_here(capsys, *common, "--epochs", "1", check=True)
+    failed = mto_here(capsys, *common, "--epochs", "3", "--resume", "--set", "train.base_lr=1e30")
     warning, *lines = failed.stderr.strip().splitlines()  # the new length's schedule, then the error
     assert "warning: resuming with a new length (train.epochs 1 -> 3)" in warning, failed.stderr
     assert failed.returncode == 1 and len(lines) == 1 and "non-finite" in lines[0], failed.stderr
     assert "step-00000002" in lines[0] and "--resume --set train.base_lr=LOWER (now 1e+30)" in lines[0]
     assert "--set train.warmup_fraction=HIGHER (now 0.1)" in lines[0]
-    mto(*common, "--epochs", "3", "--resume", "--set", "train.base_lr=0.0015")
-    mto(*common, "--epochs", "4", "--resume", "--set", "train.warmup_fraction=0.5")
+    mto_here(capsys, *common, "--epochs", "3", "--resume", "--set", "train.base_lr=0.0015", check=True)
+    mto_here(capsys, *common, "--epochs", "4", "--resume", "--set", "train.warmup_fraction=0.5", check=True)
     rows = _train_rows(run)
     assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, 9))
     resumes = [r for r in rows if r["kind"] == "resume"]
     assert resumes[-2:] == [{"kind": "resume", "step": 2, "base_lr": 0.0015, "base_lr_was": 1e30},
                             {"kind": "resume", "step": 6, "warmup_fraction": 0.5, "warmup_fraction_was": 0.1,
                              "epochs": 4, "epochs_was": 3}]
-    other = mto(*common, "--epochs", "4", "--resume", "--set", "mto.entropy_weight=1", check=False)
+    other = mto_here(capsys, *common, "--epochs", "4", "--resume", "--set", "mto.entropy_weight=1")
     assert other.returncode == 1 and "mto.entropy_weight" in other.stderr
 
 
-def test_a_start_that_failed_does_not_block_the_retry(tmp_path):
+def test_a_start_that_failed_does_not_block_the_retry(tmp_path, capsys):
     run = tmp_path / "run"
     common = ["train", "--preset", "simmim", "--out", str(run), "--quiet", "--max-steps", "2",
               *_sets("data.train_limit=64")]
-    failed = mto(*common, "--batch-size", "1000000000", check=False)
+    failed = mto_here(capsys, *common, "--batch-size", "1000000000")
     assert failed.returncode == 2 and "fewer than one global batch" in failed.stderr
     assert not run.exists()  # refused before anything was written
-    retry = mto(*common, "--batch-size", "32")
+    retry = mto_here(capsys, *common, "--batch-size", "32", check=True)
     assert "trained 2 steps" in retry.stdout
-    again = mto(*common, "--batch-size", "32", "--resume")
+    again = mto_here(capsys, *common, "--batch-size", "32", "--resume", check=True)
     assert "already trained to step 2" in again.stdout and "nan" not in again.stdout
 
 
-def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path):
+def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path, capsys):
     missing = tmp_path / "no-such-run"
-    result = mto("train", "--out", str(missing), "--resume", "--quiet", *_sets("data.train_limit=64"),
-                 check=False)
+    result = mto_here(capsys, "train", "--out", str(missing), "--resume", "--quiet",
+                      *_sets("data.train_limit=64"))
     assert result.returncode == 1 and not missing.exists()
     assert result.stderr.strip() == (f"mto train: error: --resume: {missing} holds no run to resume (no "
                                      "config.json, no checkpoint); nothing was changed. Check the --out "
@@ -222,7 +233,7 @@ def test_small_mistakes_get_one_line(tmp_path, capsys, args, words):
         assert str(tmp_path / "config.json") in lines[0]
 
 
-def test_warnings_are_one_line_and_the_work_goes_on(tmp_path):
+def test_warnings_are_one_line_and_the_work_goes_on(tmp_path, capsys):
     from mto_core.config import apply_overrides, preset
 
     started = tmp_path / "started"  # a run killed after its start, before its first step
@@ -230,10 +241,10 @@ def test_warnings_are_one_line_and_the_work_goes_on(tmp_path):
     config = apply_overrides(preset("simmim"), [*SMALL, "data.train_limit=64", "train.batch_size=32",
                                                 "train.max_steps=1", "train.epochs=0"])
     (started / "config.json").write_text(config.to_json())
-    result = mto("train", "--out", str(started), "--quiet", "--resume")
+    result = mto_here(capsys, "train", "--out", str(started), "--quiet", "--resume", check=True)
     assert result.stderr.strip() == (f"mto train: warning: {started} holds no checkpoint and no logged step, "
                                      "so there is nothing to resume: starting at step 0")
     metrics = _bad_file(tmp_path, "metrics")
-    compared = mto("compare", str(metrics / "a"), str(metrics / "b"))
+    compared = mto_here(capsys, "compare", str(metrics / "a"), str(metrics / "b"), check=True)
     assert "Traceback" not in compared.stderr
     assert compared.stderr.count("mto compare: warning:") == 2 and "knn_val on line 3" in compared.stderr

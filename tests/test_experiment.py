@@ -10,7 +10,7 @@ from mto_core.experiments import Experiment, compare, format_compare, group_name
 from mto_core.experiments.finetune import FinetuneSpec, run_finetune
 
 from .conftest import SMALL
-from .test_cli import mto
+from .test_cli import mto_here
 
 TINY = [*SMALL, "data.train_limit=128", "train.batch_size=32", "train.probe_bank=200", "train.probe_val=100"]
 
@@ -156,12 +156,12 @@ def test_ablation_report_reads_each_family_against_its_own_baseline(tmp_path):
     assert (tmp_path / "a-simmim.html").exists() and (tmp_path / "a-mae.html").exists()
 
 
-def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_finetunes(tmp_path):
+def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_finetunes(tmp_path, capsys):
     out, report = tmp_path / "runs", tmp_path / "results" / "efficiency.md"
     points = ["train.probe_points=0,0.5,2", "train.linear_points=2", "train.snapshot_points=1"]
     args = ["experiment", "efficiency", "--preset", "cpu", "--seeds", "2", "--epochs", "2", "--quiet",
             "--out", str(out), "--report", str(report), *[a for s in [*TINY, *points] for a in ("--set", s)]]
-    mto(*args)
+    mto_here(capsys, *args, check=True)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(
         f"{m}-s{s}" for m in ("simmim", "simmim-mto", "mae", "mae-mto") for s in (0, 1))
     rows = [json.loads(line) for line in (out / "mae-s0" / "metrics.jsonl").read_text().splitlines()]
@@ -171,7 +171,7 @@ def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_fi
     assert "mto experiment efficiency --preset cpu" in text and "## simmim-mto vs simmim (2 paired seeds)" in text
     assert "## mae-mto vs mae (2 paired seeds)" in text and "raw pixels k-NN" in text
     assert "What the data says" in text and (report.parent / "efficiency-simmim.html").exists()
-    again = mto(*args)
+    again = mto_here(capsys, *args, check=True)
     assert "8 of 8 runs finished already; training 0" in again.stdout
     spec = FinetuneSpec("finetune-test", [("mae", "mae-mto")], [0], [1.0], FinetuneSchedule(epochs=1))
     ft = run_finetune(spec, out, "mto experiment finetune", tmp_path / "results" / "ft.md", progress=False)
@@ -181,7 +181,8 @@ def test_experiment_runs_every_variant_and_seed_then_skips_finished_runs_then_fi
     assert "From-scratch floor (1 seeds)" in ft.read_text() and "| 1 |" in ft.read_text()
 
 
-def test_more_seeds_extend_an_experiment_from_its_committed_copies_without_training_them_again(tmp_path):
+def test_more_seeds_extend_an_experiment_from_its_committed_copies_without_training_them_again(tmp_path,
+                                                                                                 capsys):
     from mto_core.experiments.registry import for_methods
 
     mae = for_methods("efficiency", "cpu", ["mae"])
@@ -192,21 +193,22 @@ def test_more_seeds_extend_an_experiment_from_its_committed_copies_without_train
     points = ["train.probe_points=0,1,2", "train.linear_points=2", "train.snapshot_points=2"]
     common = ["experiment", "efficiency", "--preset", "cpu", "--methods", "mae", "--epochs", "2", "--quiet",
               "--out", str(out), "--report", str(report), *[a for s in [*TINY, *points] for a in ("--set", s)]]
-    mto(*common, "--seeds", "1")
+    mto_here(capsys, *common, "--seeds", "1", check=True)
     copies = report.with_name("efficiency-runs")
     assert sorted(p.name for p in copies.iterdir() if p.is_dir()) == ["mae-mto-s0", "mae-s0"]
     first = json.loads((copies / "record.json").read_text())
     import shutil
 
     shutil.rmtree(out)  # a fresh clone: the weights are gone, the committed copies remain
-    again = mto(*common, "--seeds", "2")
+    again = mto_here(capsys, *common, "--seeds", "2", check=True)
     assert "2 of 4 runs finished already (2 recorded in" in again.stdout and "training 2" in again.stdout
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["mae-mto-s1", "mae-s1"]  # seed 0 not retrained
     assert sorted(p.name for p in copies.iterdir() if p.is_dir()) == ["mae-mto-s0", "mae-mto-s1", "mae-s0", "mae-s1"]
     record = json.loads((copies / "record.json").read_text())
     assert record["command"] == first["command"] and record["calls"][:1] == first["calls"] and len(record["calls"]) == 2
     assert "## mae-mto vs mae (2 paired seeds)" in report.read_text()
-    assert "4 of 4 runs finished already (2 recorded in" in mto(*common, "--seeds", "2").stdout  # and 2 in out
+    last = mto_here(capsys, *common, "--seeds", "2", check=True)
+    assert "4 of 4 runs finished already (2 recorded in" in last.stdout  # and 2 in out
 
 
 def test_methods_flag_runs_the_protocol_on_other_methods_under_its_own_name(capsys):
@@ -243,12 +245,15 @@ def test_methods_flag_runs_the_protocol_on_other_methods_under_its_own_name(caps
     assert experiment_named("efficiency-cpu-simmim-mae") is None and experiment_named("efficiency-cpu-x") is None
 
 
-def test_analyze_command(tmp_path):
+def test_analyze_command(tmp_path, capsys):
     run = tmp_path / "run"
-    mto("train", "--preset", "simmim-mto", "--max-steps", "2", "--batch-size", "32", "--out", str(run), "--quiet",
-        *[a for s in SMALL for a in ("--set", s)])
-    out = json.loads(mto("analyze", str(run), "--images", "16", "--json", "--plot", str(tmp_path / "a.html")).stdout)
+    mto_here(capsys, "train", "--preset", "simmim-mto", "--max-steps", "2", "--batch-size", "32",
+             "--out", str(run), "--quiet", *[a for s in SMALL for a in ("--set", s)], check=True)
+    plot = str(tmp_path / "a.html")
+    out = json.loads(mto_here(capsys, "analyze", str(run), "--images", "16", "--json", "--plot", plot,
+                              check=True).stdout)
     assert [r["layer"] for r in out["layers"]] == [0, 1, 2]
     assert out["layers"][1]["attn_visible_to_masked"] == 0  # hard recalibration
     assert (tmp_path / "a.html").exists()
-    assert "| layer | a_VM |" in mto("analyze", str(run), "--images", "16").stdout
+    assert "| layer | a_VM |" in mto_here(capsys, "analyze", str(run), "--images", "16", check=True).stdout
+

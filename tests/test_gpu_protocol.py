@@ -10,7 +10,7 @@ from mto_core.models.checkpoint import list_checkpoints, read_metrics, step_of
 from mto_core.config import apply_overrides
 from mto_core.experiments import EXPERIMENTS, run_config
 
-from .test_cli import mto
+from .test_cli import mto_here
 from .test_experiment import TINY
 
 MINI = [*TINY, "train.probe_points=0,0.5,1", "train.linear_points=1", "train.snapshot_points=1"]
@@ -31,9 +31,9 @@ def test_gpu_preset_is_the_tiny_model_at_native_size_on_the_full_split():
     assert len(gpu.seeds_for("mae")) >= 6 and len(gpu.seeds_for("simmim")) >= 4
 
 
-def test_time_limit_stops_a_run_cleanly_and_the_next_call_resumes_it_in_parallel(tmp_path):
+def test_time_limit_stops_a_run_cleanly_and_the_next_call_resumes_it_in_parallel(tmp_path, capsys):
     out, report = tmp_path / "runs", tmp_path / "results" / "efficiency-gpu.md"
-    stopped = mto(*_flags(out, report), "--time-limit", "0.00001", "--parallel", "2")
+    stopped = mto_here(capsys, *_flags(out, report), "--time-limit", "0.00001", "--parallel", "2", check=True)
     assert "no run of" in stopped.stdout and not report.exists()
     first = len(json.loads((out / "record.json").read_text())["calls"]) if (out / "record.json").exists() else 0
     # a run stopped by its deadline (a real process, a deadline already past): one step more, a checkpoint
@@ -45,7 +45,7 @@ def test_time_limit_stops_a_run_cleanly_and_the_next_call_resumes_it_in_parallel
     subprocess.run([sys.executable, "-m", "mto_core.experiments.worker", str(out / "mae-s0"), str(time.time()), "1"],
                    input=config.to_json(), text=True, check=True, capture_output=True)
     assert [step_of(c) for c in list_checkpoints(out / "mae-s0")] == [*before, len(before) + 1]
-    done = mto(*_flags(out, report), "--parallel", "2")
+    done = mto_here(capsys, *_flags(out, report), "--parallel", "2", check=True)
     assert "0 of 2 runs finished already; training 2, 2 at a time" in done.stdout
     assert step_of(list_checkpoints(out / "mae-s0")[-1]) == 4
     probes = [r["step"] for r in read_metrics(out / "mae-s0") if r["kind"] == "probe"]
