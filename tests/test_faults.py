@@ -19,9 +19,17 @@ from mto_core.training.run_folder import TrainingError
 from mto_core.training.engine import train
 
 from .conftest import SMALL, small_config
+from .test_cli import mto_here
 
 SETS = [*SMALL, "data.train_limit=256", "train.batch_size=32", "train.epochs=6", "train.log_every=1",
         "train.keep_checkpoints=2"]
+
+
+def _here(capsys, command):
+    """A command of the form below run in this process (a run that is not killed needs no process
+    of its own)."""
+    assert command[:3] == [sys.executable, "-m", "mto_core.cli"]
+    return mto_here(capsys, *command[3:], check=True)
 
 
 def _command(out, name="simmim-mto"):
@@ -31,9 +39,9 @@ def _command(out, name="simmim-mto"):
 
 # ConMIM runs SimMIM's path with a momentum teacher and its perturbation, BootMAE MAE's with a teacher
 @pytest.mark.parametrize("name", ["conmim-mto", "bootmae-mto"])
-def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, name):
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, name, capsys):
     reference = tmp_path / "reference"
-    subprocess.run(_command(reference, name), check=True, capture_output=True, timeout=600)
+    _here(capsys, _command(reference, name))
     run = tmp_path / "killed"
     rng = random.Random(0)
     kills = 0
@@ -53,7 +61,7 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, na
         for folder in list_checkpoints(run):  # whatever survived a kill loads cleanly
             load_checkpoint(folder)
     assert kills >= 3
-    subprocess.run(_command(run, name) + ["--resume"], check=True, capture_output=True, timeout=600)
+    _here(capsys, _command(run, name) + ["--resume"])
     a = load_file(str(reference / "step-00000048" / "model.safetensors"))
     b = load_file(str(run / "step-00000048" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -105,15 +113,16 @@ def _short(out, *extra):
 # The weights of this model take about 116 kB and train_state.pt about 239 kB: a limit of 100 kB
 # stops the weights (safetensors' writer), one of 150 kB the optimizer state (torch.save's).
 @pytest.mark.parametrize("limit", [100_000, 150_000])
-def test_file_size_limit_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(tmp_path, limit):
-    subprocess.run(_short(tmp_path, "--epochs", "1"), check=True, capture_output=True, timeout=600)
+def test_file_size_limit_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(tmp_path, limit,
+                                                                                        capsys):
+    _here(capsys, _short(tmp_path, "--epochs", "1"))
     result = subprocess.run(_short(tmp_path, "--epochs", "2", "--resume"), capture_output=True, text=True,
                             timeout=600, preexec_fn=_limited(limit))
     _one_line_error(result, "could not write a checkpoint", "File too large", "step-00000002", "intact")
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002"]
     assert not list(tmp_path.glob(".step-*.tmp"))
     load_checkpoint(tmp_path)
-    subprocess.run(_short(tmp_path, "--epochs", "2", "--resume"), check=True, capture_output=True, timeout=600)
+    _here(capsys, _short(tmp_path, "--epochs", "2", "--resume"))
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002", "step-00000004"]
 
 
@@ -154,27 +163,27 @@ def _kill_once(args, condition):
     process.wait()
 
 
-def test_killed_runs_log_every_step_once(tmp_path):
+def test_killed_runs_log_every_step_once(tmp_path, capsys):
     """SIGKILL after rows were logged but before the first checkpoint, then after rows that
     followed a checkpoint; each --resume trains those steps again and logs them once."""
     sets = ["--set", "data.train_limit=1024"]  # 32 steps an epoch; a checkpoint after each, and at the end
     first = _short(tmp_path, "--max-steps", "30", *sets)
     _kill_once(first, lambda: len(_logged_steps(tmp_path)) >= 3)
     assert not list_checkpoints(tmp_path) and len(_logged_steps(tmp_path)) >= 3
-    subprocess.run(first + ["--resume"], check=True, capture_output=True, timeout=600)
+    _here(capsys, first + ["--resume"])
     second = _short(tmp_path, "--max-steps", "60", *sets, "--resume")
     _kill_once(second, lambda: max(_logged_steps(tmp_path)) >= 36)
     assert list_checkpoints(tmp_path)[-1].name == "step-00000032"
-    subprocess.run(second, check=True, capture_output=True, timeout=600)
+    _here(capsys, second)
     assert _logged_steps(tmp_path) == list(range(1, 61))
 
 
-def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp_path):
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp_path, capsys):
     """A real SIGINT mid-epoch: the run ends after that step with a checkpoint there (not only the
     last epoch's), exit status 130, and --resume from it gives the uninterrupted run's weights."""
     sets = ["--set", "data.train_limit=2048", "--max-steps", "40"]  # 64 steps an epoch: no epoch ends
     reference = tmp_path / "reference"
-    subprocess.run(_short(reference, *sets), check=True, capture_output=True, timeout=600)
+    _here(capsys, _short(reference, *sets))
     run = tmp_path / "interrupted"
     process = subprocess.Popen(_short(run, *sets), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -187,7 +196,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp_p
     step = int(stopped.name.split("-")[1])
     assert 5 <= step < 40 and f"stopped by Ctrl-C at step {step}" in stderr and "Traceback" not in stderr
     assert max(_logged_steps(run)) == step
-    subprocess.run(_short(run, *sets, "--resume"), check=True, capture_output=True, timeout=600)
+    _here(capsys, _short(run, *sets, "--resume"))
     a = load_file(str(reference / "step-00000040" / "model.safetensors"))
     b = load_file(str(run / "step-00000040" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)

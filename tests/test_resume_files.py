@@ -18,6 +18,7 @@ import torch
 from mto_core.models.checkpoint import list_checkpoints, load_train_state
 
 from .conftest import SMALL
+from .test_faults import _here
 
 TIMINGS = {"images_per_s", "train_s", "probe_s"}
 SETS = [*SMALL, "data.train_limit=512", "train.batch_size=32", "train.log_every=5", "train.knn_every=1",
@@ -34,9 +35,9 @@ def _rows(run):
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_an_interrupted_and_resumed_run_leaves_the_uninterrupted_runs_files(tmp_path):
+def test_an_interrupted_and_resumed_run_leaves_the_uninterrupted_runs_files(tmp_path, capsys):
     reference, run = tmp_path / "reference", tmp_path / "interrupted"
-    subprocess.run(_command(reference), check=True, capture_output=True, timeout=300)
+    _here(capsys, _command(reference))  # in this process: only the interrupted run needs its own
     process = subprocess.Popen(_command(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     metrics = run / "metrics.jsonl"
@@ -47,7 +48,7 @@ def test_an_interrupted_and_resumed_run_leaves_the_uninterrupted_runs_files(tmp_
     _, stderr = process.communicate(timeout=300)
     stopped = list_checkpoints(run)[-1]
     assert process.returncode == 130 and int(stopped.name[5:]) % 5, stderr
-    subprocess.run(_command(run, "--resume"), check=True, capture_output=True, timeout=300)
+    _here(capsys, _command(run, "--resume"))
 
     final = "step-00000020"
     for name in ("model.safetensors", "config.json"):

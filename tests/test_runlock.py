@@ -14,6 +14,7 @@ from mto_core.training.engine import train
 from mto_core.training.runlock import RunFolderBusy, run_folder_lock
 
 from .conftest import SMALL, small_config
+from .test_faults import _here
 
 
 def _command(out, *extra):
@@ -57,15 +58,14 @@ def test_a_second_training_into_a_folder_in_use_is_refused_and_changes_nothing(t
     assert not (run / ".lock").exists()
 
 
-def test_a_sigkilled_holder_leaves_no_lock_and_the_retry_runs_at_once(tmp_path):
+def test_a_sigkilled_holder_leaves_no_lock_and_the_retry_runs_at_once(tmp_path, capsys):
     run = tmp_path / "x"
     first = subprocess.Popen(_command(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _started(first, run)
     assert (run / ".lock").read_text() == str(first.pid)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    retry = subprocess.run(_command(run, "--resume"), capture_output=True, text=True, timeout=300)
-    assert retry.returncode == 0, retry.stderr
+    retry = _here(capsys, _command(run, "--resume"))  # the retry in this process
     assert "trained 40 steps" in retry.stdout
 
 
