@@ -310,7 +310,8 @@ def app_server_process():
 def scale_pages(made: dict[str, Path]) -> dict:
     """In headless Chromium on a fresh server: the time from picking the ViT-B checkpoint in the
     sidebar until the page has run (Reconstruct; the load included), then each page's first render
-    with it (alone), then the same with a pair; the server's memory with a ViT-B and a ViT-L loaded."""
+    with it (alone), then the same with each beside its MTO twin; the server's memory with those ViT-Bs
+    and a ViT-L loaded."""
     out: dict = {"pick_s": {}, "alone_s": {}, "pair_s": {}}
     with app_server_process() as (url, pid), chromium_page() as page:
         for method, checkpoint in (("MAE", made["mae-b"]), ("SimMIM", made["simmim-b"])):
@@ -324,16 +325,17 @@ def scale_pages(made: dict[str, Path]) -> dict:
             out["pick_s"][method] = time.perf_counter() - start
             for name, place in SCALE_PAGES.items():
                 out["alone_s"][f"{name} ({method})"] = _open(page, place)
-        _open(page, SCALE_PAGES["Reconstruct"])  # a pair: the ViT-B MAE beside its MTO twin
-        page.locator('[data-testid="stSidebar"]').get_by_text("MAE", exact=True).click()
-        page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
-        _pick(page, "Checkpoint", f"{made['mae-b'].name} · ")
-        _pick(page, "Compare with", f"{made['mae-b-mto'].name} · ")
-        for name, place in SCALE_PAGES.items():
-            out["pair_s"][name] = _open(page, place)
+        for method, key in (("SimMIM", "simmim-b"), ("MAE", "mae-b")):  # pairs: each beside its MTO twin
+            _open(page, SCALE_PAGES["Reconstruct"])
+            page.locator('[data-testid="stSidebar"]').get_by_text(method, exact=True).click()
+            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            _pick(page, "Checkpoint", f"{made[key].name} · ")
+            _pick(page, "Compare with", f"{made[key + '-mto'].name} · ")
+            for name, place in SCALE_PAGES.items():
+                out["pair_s"][f"{name} ({method} pair)"] = _open(page, place)
         before = _rss_mib(pid)
-        _pick(page, "Compare with", f"{made['mae-l'].name} · ")  # a ViT-L beside the ViT-B
-        out["memory_mib"] = {"with ViT-B MAE and its MTO twin and ViT-B SimMIM": round(before),
+        _pick(page, "Compare with", f"{made['mae-l'].name} · ")  # a ViT-L beside the ViT-B MAE
+        out["memory_mib"] = {"with ViT-B MAE and SimMIM, each with its MTO twin": round(before),
                              "after also a ViT-L MAE": round(_rss_mib(pid))}
     return out
 
@@ -348,7 +350,7 @@ def scale_budgets() -> dict:
     load_before = os.getloadavg()[0]
     runs = ROOT / "runs"
     made = {"mae-b": ("mae", "vit-b"), "mae-b-mto": ("mae-mto", "vit-b"), "simmim-b": ("simmim", "vit-b"),
-            "mae-l": ("mae", "vit-l")}
+            "simmim-b-mto": ("simmim-mto", "vit-b"), "mae-l": ("mae", "vit-l")}
     paths = {key: runs / f"bench-scale-{key}" for key in made}
     try:
         for key, (name, size) in made.items():
@@ -398,7 +400,7 @@ def scale_budgets() -> dict:
 def scale_report(r: dict) -> str:
     ok = lambda v, budget: "holds" if v <= budget else "does not hold"  # noqa: E731
     b, pages = SCALE_BUDGETS, r["pages"]
-    renders = {**pages["alone_s"], **{f"{k} (MAE pair)": v for k, v in pages["pair_s"].items()}}
+    renders = {**pages["alone_s"], **pages["pair_s"]}
     worst = max(renders, key=renders.get)
     m = r["machine"]
     lines = [f"Measured {m['when']} on {m['cores']} cores; load average {m['load_average'][0]} before, "
