@@ -2,7 +2,6 @@
 is tested (the README's quick start, torchrun), else its ``main()`` in this one (:func:`mto_here`)."""
 
 import json
-import os
 import subprocess
 from pathlib import Path
 import sys
@@ -105,10 +104,12 @@ def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, 
     """torchrun with 2 CPU processes (gloo) x 16 images == 1 process x 32 images."""
     sets = _sets("data.train_limit=256", "train.log_every=2")
     common = ["train", "--preset", name, "--epochs", "1", "--quiet", *sets]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", str(29500 + os.getpid() % 1000), "-m", "mto_core.cli"]
-    subprocess.run([*torchrun, *common, "--batch-size", "16", "--out", str(tmp_path / "ddp")],
-                   check=True, capture_output=True, timeout=600)
+    # --standalone: the rendezvous on a port that is free at the time (a fixed one may be taken)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "mto_core.cli"]
+    ddp = subprocess.run([*torchrun, *common, "--batch-size", "16", "--out", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-5000:]
     mto_here(capsys, *common, "--batch-size", "32", "--out", str(tmp_path / "single"), check=True)
     a = load_file(str(tmp_path / "ddp" / "step-00000008" / "model.safetensors"))
     b = load_file(str(tmp_path / "single" / "step-00000008" / "model.safetensors"))
