@@ -41,8 +41,9 @@ def test_time_steps_runs_every_variant_each_round():
 
 
 def test_bench_command_reports_every_figure(capsys):
-    result = json.loads(mto_here(capsys, "bench", "--json", "--rounds", "1", "--batch-size", "8", "--no-memory",
-                                 check=True).stdout)
+    bench = mto_here(capsys, "bench", "--json", "--rounds", "1", "--batch-size", "8", "--no-memory",
+                     check=True)
+    result = json.loads(bench.stdout)
     assert result["matmul_peak_gflops"] > 0
     variants = {(r["method"], r["variant"]) for r in result["training"]}
     assert ("simmim", "MTO (all defaults)") in variants and ("mae", "+L_sing") in variants

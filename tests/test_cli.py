@@ -23,8 +23,8 @@ def mto(*args, check=True):
 
 def mto_here(capsys, *args, check=False):
     """``mto ARGS`` in this process: the same ``main()`` without an interpreter's start-up (about 3 s
-    each). Its trainings run here too; an experiment's runs are still processes of their own. mto's
-    warnings show as in a new process (each once per place). With ``check``, a
+    each). Its trainings run here too (an experiment's as well, unless ``--parallel`` gives each run a
+    process). mto's warnings show as in a new process (each once per place). With ``check``, a
     non-zero exit fails as :func:`mto` does."""
     import warnings
     from types import SimpleNamespace
@@ -43,6 +43,13 @@ def mto_here(capsys, *args, check=False):
     if check and code:
         raise AssertionError(f"mto {' '.join(args)} failed:\n{out.out}\n{out.err}")
     return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
+def mto_here_as(capsys, command):
+    """A process's command line, ``[python, -m, mto_core.cli, ARGS...]``, run in this process instead
+    (a run that is not killed needs no process of its own); a non-zero exit fails."""
+    assert command[:3] == [sys.executable, "-m", "mto_core.cli"], command[:3]
+    return mto_here(capsys, *command[3:], check=True)
 
 
 def _sets(*extra):

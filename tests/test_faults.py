@@ -19,17 +19,10 @@ from mto_core.training.run_folder import TrainingError
 from mto_core.training.engine import train
 
 from .conftest import SMALL, small_config
-from .test_cli import mto_here
+from .test_cli import mto_here_as as _here
 
 SETS = [*SMALL, "data.train_limit=256", "train.batch_size=32", "train.epochs=6", "train.log_every=1",
         "train.keep_checkpoints=2"]
-
-
-def _here(capsys, command):
-    """A command of the form below run in this process (a run that is not killed needs no process
-    of its own)."""
-    assert command[:3] == [sys.executable, "-m", "mto_core.cli"]
-    return mto_here(capsys, *command[3:], check=True)
 
 
 def _command(out, name="simmim-mto"):

@@ -18,7 +18,7 @@ import torch
 from mto_core.models.checkpoint import list_checkpoints, load_train_state
 
 from .conftest import SMALL
-from .test_faults import _here
+from .test_cli import mto_here_as as _here
 
 TIMINGS = {"images_per_s", "train_s", "probe_s"}
 SETS = [*SMALL, "data.train_limit=512", "train.batch_size=32", "train.log_every=5", "train.knn_every=1",

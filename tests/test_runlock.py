@@ -14,7 +14,7 @@ from mto_core.training.engine import train
 from mto_core.training.runlock import RunFolderBusy, run_folder_lock
 
 from .conftest import SMALL, small_config
-from .test_faults import _here
+from .test_cli import mto_here_as as _here
 
 
 def _command(out, *extra):
