@@ -30,12 +30,12 @@ benchmarks/:
 
 from .api import (FeatureMatch, Reconstruction, compute_mto_losses, feature_match, feature_match_ranks, features,
                   reconstruct, require_pixels, token_trace)
-from .config import ConfigError, RunConfig, preset
+from .config import ConfigError, MethodFacts, RunConfig, preset
 from .data.images import DataError, load_dataset, load_fashion_mnist, prepare_images, read_image
 from .data.masking import make_mask
 from .eval.schedule import evaluate_checkpoint
 from .interop.timm_encoder import to_timm
-from .models.build import build_model
+from .models.build import build_model, register_method
 from .models.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_metrics
 from .models.objective import MIMModel, MIMOutput
 from .mto.plugin import mto_losses
@@ -46,9 +46,9 @@ from .training.run_folder import TrainingError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "ConfigError", "DataError", "MIMModel", "MIMOutput",
+    "Checkpoint", "CheckpointError", "ConfigError", "DataError", "MIMModel", "MIMOutput", "MethodFacts",
     "Reconstruction", "RunConfig", "TokenTrace", "TrainingError", "build_model",
     "FeatureMatch", "compute_mto_losses", "evaluate_checkpoint", "feature_match", "feature_match_ranks", "features", "load_checkpoint", "load_dataset",
     "load_fashion_mnist", "make_mask", "mto_losses", "prepare_images", "preset", "read_image",
-    "read_metrics", "reconstruct", "require_pixels", "to_timm", "token_trace", "train",
+    "read_metrics", "reconstruct", "register_method", "require_pixels", "to_timm", "token_trace", "train",
 ]

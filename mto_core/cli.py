@@ -68,7 +68,7 @@ config keys for --set (section.field=value, value read as JSON):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .config import METHODS, PRESETS, SIZES, known_keys
+    from .config import METHODS, SIZES, known_keys, preset_names
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="mto", formatter_class=fmt, epilog=EXAMPLES["main"],
@@ -77,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", formatter_class=fmt, help="pre-train a model",
                        epilog=EXAMPLES["train"].format(keys="\n  ".join(known_keys())),
-                       description="Pre-train SimMIM or MAE, with or without MTO, into a run folder.")
-    p.add_argument("--preset", choices=PRESETS, help="method (default simmim-mto; not with --config, whose "
+                       description="Pre-train a masked image model (SimMIM, MAE, ConMIM, BootMAE or a registered one), "
+                                   "with or without MTO, into a run folder.")
+    p.add_argument("--preset", choices=preset_names(), help="method (default simmim-mto; not with --config, whose "
                                                       "file names its own)")
     p.add_argument("--size", choices=SIZES, default=None, help="model size (default tiny: CPU-sized)")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics.jsonl")
@@ -225,6 +226,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.measures import analyze_checkpoint, analysis_images, plot_measures
+    from .config import method_facts
     from .models.checkpoint import load_checkpoint
 
     if args.images is not None and args.images.strip().lstrip("-").isdigit():
@@ -238,7 +240,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": str(checkpoint.path), "layers": rows}, indent=2))
         return 0
     model = checkpoint.config.model
-    where = "encoder" if model.mask_in_encoder else "pixel decoder" if model.method == "bootmae" else "decoder"
+    where = method_facts(model.method).mto_layers
     print(f"{checkpoint.path} ({checkpoint.config.preset}; layers that see mask tokens: {where}), {described}")
     print("| layer | a_VM | HI | H masked | H visible | singularity | separability AUC |")
     print("|---|---|---|---|---|---|---|")

@@ -17,13 +17,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-METHODS = ("simmim", "mae", "conmim", "bootmae")
-PRESETS = ("simmim", "simmim-mto", "mae", "mae-mto", "conmim", "conmim-mto", "bootmae", "bootmae-mto")
-# Methods whose encoder sees the mask tokens (the others drop masked patches, and their
-# decoders see the mask tokens); methods with a momentum teacher.
-ENCODER_MASK_METHODS = ("simmim", "conmim")
-TEACHER_METHODS = ("conmim", "bootmae")
 SIZES = ("tiny", "vit-s", "vit-b")
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """What configs, the command line, the benchmarks and the app know of a method. Each model class
+    owns its facts (``MIMModel.facts``); registering the class (:func:`mto_core.register_method`)
+    puts them in :data:`METHODS`.
+
+    name: ``model.method`` and the presets' stem ('simmim'); display: its name in tables and the app
+    ('SimMIM'); mask_in_encoder: whether the encoder sees the mask token, else a decoder does;
+    mto_layers: the layers MTO reads, in words ('encoder', 'decoder', 'pixel decoder');
+    mask_ratio: its presets' mask ratio; teacher: whether it learns from a momentum teacher."""
+
+    name: str
+    display: str
+    mask_in_encoder: bool
+    mto_layers: str
+    mask_ratio: float
+    teacher: bool = False
+
+
+# Filled by the model classes as they register (mto_core.models.build registers the four built in).
+METHODS: dict[str, MethodFacts] = {}
+
+
+def method_facts(method: str) -> MethodFacts:
+    """The facts of ``method``; ConfigError naming the registered ones if it is unknown."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    return METHODS[method]
+
+
+def preset_names() -> tuple[str, ...]:
+    """Every registered method, each alone and with MTO: ('simmim', 'simmim-mto', ...)."""
+    return tuple(name for method in METHODS for name in (method, f"{method}-mto"))
 
 
 class ConfigError(ValueError):
@@ -49,7 +78,7 @@ class ModelConfig:
     made by transformers carry theirs, 1e-12 by default).
     """
 
-    method: Literal["simmim", "mae", "conmim", "bootmae"] = "simmim"
+    method: str = "simmim"
     size: str = "tiny"
     img_size: int = 28
     patch_size: int = 4
@@ -86,7 +115,7 @@ class ModelConfig:
     @property
     def mask_in_encoder(self) -> bool:
         """Whether the encoder sees the mask tokens (SimMIM, ConMIM) or a decoder does (MAE, BootMAE)."""
-        return self.method in ENCODER_MASK_METHODS
+        return method_facts(self.method).mask_in_encoder
 
 
 @dataclass
@@ -286,13 +315,13 @@ MTO_DEFAULTS = dict(hard_recalibration=True, singularity_weight=0.1, entropy_wei
 def preset(name: str, size: str = "tiny") -> RunConfig:
     """The configuration of a named preset (``simmim``, ``mae``, ``conmim``, ``bootmae``, each also
     with ``-mto``)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
-    method = name.split("-")[0]
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(preset_names())}")
+    method = name.removesuffix("-mto")
     config = RunConfig(preset=name)
     set_size(config, size)
-    config.model.method = method  # type: ignore[assignment]
-    config.mask.ratio = 0.6 if method in ENCODER_MASK_METHODS else 0.75
+    config.model.method = method
+    config.mask.ratio = method_facts(method).mask_ratio
     if name.endswith("-mto"):
         for key, value in MTO_DEFAULTS.items():
             setattr(config.mto, key, value)
@@ -417,7 +446,7 @@ def _check(condition: bool, message: str) -> None:
 def validate(config: RunConfig) -> None:
     """Raise :class:`ConfigError` naming the first value that cannot work."""
     m, k, o, d, t = config.model, config.mask, config.mto, config.data, config.train
-    _check(m.method in METHODS, f"model.method must be one of {METHODS}")
+    _check(m.method in METHODS, f"model.method must be one of {', '.join(METHODS)}, got {m.method!r}")
     for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
                  "decoder_dim", "decoder_depth", "decoder_heads"):
         _check(getattr(m, name) > 0, f"model.{name} must be positive, got {getattr(m, name)}")

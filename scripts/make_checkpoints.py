@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from mto_core.bench.measure import machine
 from mto_core.models.checkpoint import resolve
-from mto_core.config import PRESETS
+from mto_core.config import preset_names
 from mto_core.analysis.trace import TRACES
 
 TRACE_EVERY = 25  # under 5% of training speed on the CPU these are made on (docs/performance.md)
@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--train-limit", type=int, default=20000)
-    parser.add_argument("--only", nargs="*", choices=PRESETS, default=list(PRESETS))
+    parser.add_argument("--only", nargs="*", choices=preset_names(), default=list(preset_names()))
     parser.add_argument("--probes-only", action="store_true",
                         help="train nothing: measure the shipped checkpoints' probes again into their cards")
     parser.add_argument("--weights", choices=DTYPES, default="float16",

@@ -27,8 +27,8 @@ import torch
 
 from ..api import reconstruct, token_trace
 from ..config import METHODS, ModelConfig, RunConfig, apply_overrides, preset, set_size
-from ..data.masking import hidden_count, make_mask, masked_count
-from ..models.build import build_model
+from ..data.masking import hidden_count, make_mask
+from ..models.build import MODELS, build_model
 from ..models.vit import VisibleFirst
 from ..training.allocator import keep_freed_memory
 from ..training.compiled import compile_model
@@ -83,38 +83,10 @@ def model_shape_matmul(model: ModelConfig, batch: int, device: torch.device, sec
     return _best_gflops(lambda: a @ w, 2 * tokens * model.embed_dim * hidden, device, seconds)
 
 
-def _stack_flops(tokens: int, dim: int, depth: int, mlp_ratio: float) -> float:
-    """Forward FLOPs of ``depth`` pre-norm blocks on ``tokens`` tokens (matmuls only)."""
-    linear = 2 * tokens * dim * dim * (3 + 1 + 2 * mlp_ratio)
-    attention = 2 * 2 * tokens * tokens * dim
-    return depth * (linear + attention)
-
-
 def train_flops(model: ModelConfig, batch: int, ratio: float) -> float:
-    """Model FLOPs of one training step (forward + backward = 3 x forward), matmuls only."""
-    n, pixels = model.num_patches, model.patch_size**2 * model.in_chans
-    d, dd = model.embed_dim, model.decoder_dim
-    embed = 2 * n * pixels * d
-    whole = embed + _stack_flops(1 + n, d, model.depth, model.mlp_ratio)  # the encoder on every patch
-    teacher = 0.0  # the momentum teacher's forward: no backward
-    if model.mask_in_encoder:
-        head = 2 * n * d * pixels if model.method == "simmim" else 8 * n * d * d
-        fwd = whole + head
-        teacher = fwd if model.method == "conmim" else 0.0
-    else:
-        visible = n - masked_count(n, ratio)
-        fwd = embed * visible / n + _stack_flops(1 + visible, d, model.depth, model.mlp_ratio) \
-            + 2 * (1 + visible) * d * dd \
-            + _stack_flops(1 + n, dd, model.decoder_depth, model.mlp_ratio) \
-            + 2 * (1 + n) * dd * pixels
-        if model.method == "bootmae":  # the feature decoder, both decoders' cross-attention to 1 + |V| tokens
-            def cross(width: int) -> float:
-                return model.decoder_depth * (4 * (1 + n) * width * width + 4 * (1 + visible) * d * width
-                                              + 4 * (1 + n) * (1 + visible) * width)
-            fwd += 4 * (1 + n) * d * d + _stack_flops(1 + n, d, model.decoder_depth, model.mlp_ratio) \
-                + cross(dd) + cross(d)
-            teacher = whole
-    return batch * (3 * fwd + teacher)
+    """Model FLOPs of one training step of ``batch`` images (forward + backward = 3 x forward, and a
+    momentum teacher's forward), matmuls only, as the method's model class counts them."""
+    return batch * MODELS[model.method].step_flops(model, ratio)
 
 
 def training_step(config: RunConfig, device: torch.device, batch: int) -> Callable[[], None]:

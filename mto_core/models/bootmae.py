@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, MTOConfig
+from ..config import MethodFacts, ModelConfig, MTOConfig
+from ..data.masking import masked_count
 from ..mto.records import TokenTrace
 from .mae import MAE, decoder_input
-from .objective import MIMOutput, masked_mean
+from .objective import MIMOutput, masked_mean, stack_flops
 from .teacher import MomentumTeacher, momentum_at
 from .vit import Block, StackPath, TokenOrder, init_weights, run_blocks
 
@@ -68,6 +69,25 @@ class InjectedBlock(Block):
 
 
 class BootMAE(MAE):
+    facts = MethodFacts("bootmae", "BootMAE", mask_in_encoder=False, mto_layers="pixel decoder", mask_ratio=0.75,
+                        teacher=True)
+
+    @classmethod
+    def step_flops(cls, model: ModelConfig, ratio: float) -> float:
+        """MAE's, plus the feature decoder, both decoders' cross-attention to 1 + |V| encoder tokens and
+        the teacher's forward on every patch."""
+        n, pixels, d, dd = model.num_patches, model.patch_size**2 * model.in_chans, model.embed_dim, model.decoder_dim
+        visible = n - masked_count(n, ratio)
+
+        def cross(width: int) -> float:
+            return model.decoder_depth * (4 * (1 + n) * width * width + 4 * (1 + visible) * d * width
+                                          + 4 * (1 + n) * (1 + visible) * width)
+
+        forward = (cls.forward_flops(model, ratio) + 4 * (1 + n) * d * d
+                   + stack_flops(1 + n, d, model.decoder_depth, model.mlp_ratio) + cross(dd) + cross(d))
+        teacher = 2 * n * pixels * d + stack_flops(1 + n, d, model.depth, model.mlp_ratio)
+        return 3 * forward + teacher
+
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__(model, mto)
         d = model.embed_dim

@@ -1,5 +1,5 @@
-"""Building a model of any of the four methods from a config; sits above objective.py and the
-method modules (simmim.py, mae.py, conmim.py, bootmae.py)."""
+"""Building a model of any registered method from a config; registers the four built in (their
+modules simmim.py, mae.py, conmim.py, bootmae.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from ..config import ModelConfig, MTOConfig
 from .bootmae import BootMAE
 from .conmim import ConMIM
 from .mae import MAE
-from .objective import MIMModel, check_model_fits
+from .objective import MODELS, MIMModel, check_model_fits, register_method
 from .simmim import SimMIM
 
-MODELS: dict[str, type[MIMModel]] = {"simmim": SimMIM, "mae": MAE, "conmim": ConMIM, "bootmae": BootMAE}
+for _method in (SimMIM, MAE, ConMIM, BootMAE):
+    register_method(_method)
 
 
 def build_model(model: ModelConfig, mto: MTOConfig) -> MIMModel:
@@ -18,3 +19,6 @@ def build_model(model: ModelConfig, mto: MTOConfig) -> MIMModel:
     is allocated, if it cannot fit in memory."""
     check_model_fits(model)
     return MODELS[model.method](model, mto)
+
+
+__all__ = ["MODELS", "build_model", "register_method"]

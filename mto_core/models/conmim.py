@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, MTOConfig
-from .objective import MIMModel, MIMOutput, masked_mean
+from ..config import MethodFacts, ModelConfig, MTOConfig
+from .objective import MIMModel, MIMOutput, masked_mean, stack_flops
 from .teacher import MomentumTeacher, momentum_at
 from .vit import MaskedViT, StackPath, TokenOrder, init_weights
 
@@ -79,6 +79,14 @@ def patch_info_nce(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 
 class ConMIM(MIMModel):
     predicts = "features"
+    facts = MethodFacts("conmim", "ConMIM", mask_in_encoder=True, mto_layers="encoder", mask_ratio=0.6,
+                        teacher=True)
+
+    @classmethod
+    def step_flops(cls, model: ModelConfig, ratio: float) -> float:
+        n, pixels, d = model.num_patches, model.patch_size**2 * model.in_chans, model.embed_dim
+        forward = 2 * n * pixels * d + stack_flops(1 + n, d, model.depth, model.mlp_ratio) + 8 * n * d * d
+        return 3 * forward + forward  # the teacher's forward has no backward
 
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__(model, mto)

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, MTOConfig
-from .objective import MIMModel, MIMOutput, masked_mean
+from ..config import MethodFacts, ModelConfig, MTOConfig
+from ..data.masking import masked_count
+from .objective import MIMModel, MIMOutput, masked_mean, stack_flops
 from .vit import (Block, MaskedViT, StackPath, TokenOrder, init_weights, run_blocks, sincos_pos_embed,
                   visible_first_order)
 
@@ -27,6 +28,21 @@ def decoder_input(y: torch.Tensor, mask: torch.Tensor, mask_token: torch.Tensor,
 
 
 class MAE(MIMModel):
+    facts = MethodFacts("mae", "MAE", mask_in_encoder=False, mto_layers="decoder", mask_ratio=0.75)
+
+    @classmethod
+    def forward_flops(cls, model: ModelConfig, ratio: float) -> float:
+        """The forward's FLOPs on one image: the encoder on the visible patches, the decoder on all."""
+        n, pixels = model.num_patches, model.patch_size**2 * model.in_chans
+        d, dd, visible = model.embed_dim, model.decoder_dim, n - masked_count(n, ratio)
+        return (2 * visible * pixels * d + stack_flops(1 + visible, d, model.depth, model.mlp_ratio)
+                + 2 * (1 + visible) * d * dd + stack_flops(1 + n, dd, model.decoder_depth, model.mlp_ratio)
+                + 2 * (1 + n) * dd * pixels)
+
+    @classmethod
+    def step_flops(cls, model: ModelConfig, ratio: float) -> float:
+        return 3 * cls.forward_flops(model, ratio)
+
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__(model, mto)
         self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans,

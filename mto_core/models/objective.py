@@ -1,4 +1,5 @@
-"""What the four methods share: their output, the MTO plug-in step, the memory check on a config."""
+"""What every method shares: its output, the MTO plug-in step, the registry of methods, the
+parameter count and memory check on a config."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import ConfigError, ModelConfig, MTOConfig
+from ..config import ConfigError, MethodFacts, ModelConfig, MTOConfig
 from ..mto.plugin import mto_losses, plan, total_loss
 from ..mto.records import TokenTrace
 from .vit import patchify, unpatchify
@@ -35,11 +36,20 @@ class MIMModel(nn.Module):
     Inputs are images (B, C, H, W) in [0, 1]; the model normalizes them with
     ``pixel_mean``/``pixel_std`` itself, so reconstructions come back in [0, 1] too.
     ``predicts``: what ``pred`` holds, ``"pixels"`` or ``"features"`` (no image can be drawn
-    from it).
+    from it). ``facts``: the method's :class:`~mto_core.config.MethodFacts`, which
+    :func:`register_method` makes known to the rest of mto.
     """
 
     encoder: nn.Module
     predicts = "pixels"
+    facts: MethodFacts | None = None
+
+    @classmethod
+    def step_flops(cls, model: ModelConfig, ratio: float) -> float:
+        """Model FLOPs (matmuls only) of one training step on one image at mask ratio ``ratio``:
+        3 x the forward (forward + backward), plus a momentum teacher's forward where there is one."""
+        raise NotImplementedError(f"{cls.__name__} does not count its FLOPs; define {cls.__name__}.step_flops "
+                                  "to benchmark it")
 
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__()
@@ -107,36 +117,53 @@ def masked_mean(error: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (error * mask).sum() / mask.sum()
 
 
+def stack_flops(tokens: int, dim: int, depth: int, mlp_ratio: float) -> float:
+    """Forward FLOPs of ``depth`` pre-norm blocks on ``tokens`` tokens (matmuls only)."""
+    linear = 2 * tokens * dim * dim * (3 + 1 + 2 * mlp_ratio)
+    attention = 2 * 2 * tokens * tokens * dim
+    return depth * (linear + attention)
+
+
+# The registered methods' model classes, by ``model.method`` (models/build.py registers the four).
+MODELS: dict[str, type[MIMModel]] = {}
+
+
+def register_method(model_class: type[MIMModel]) -> type[MIMModel]:
+    """Make ``model_class`` (a :class:`MIMModel` with its ``facts``) a method of mto: its presets
+    (``name``, ``name-mto``), ``mto train --preset``, the benchmarks and the app's labels all read
+    it from here. Returns the class, so it can decorate one."""
+    from ..config import METHODS
+
+    facts = getattr(model_class, "facts", None)
+    if not (isinstance(model_class, type) and issubclass(model_class, MIMModel)) or facts is None:
+        raise TypeError(f"{model_class!r} is not a MIMModel subclass with its MethodFacts in `facts`")
+    METHODS[facts.name] = facts
+    MODELS[facts.name] = model_class
+    return model_class
+
+
+def parameter_count(model: ModelConfig) -> int:
+    """Parameters of the model ``model`` describes, counted on a copy built on the ``meta`` device
+    (shapes only: nothing is allocated)."""
+    if model.method not in MODELS:
+        raise ConfigError(f"unknown method '{model.method}'; choose one of {', '.join(MODELS)}")
+    with torch.device("meta"):
+        built = MODELS[model.method](model, MTOConfig())
+    return sum(p.numel() for p in built.parameters())
+
+
 def model_size(model: ModelConfig) -> tuple[int, int]:
-    """(parameters, bytes) that building ``model`` and passing one image through it take:
-    fp32 weights and position tables, plus the activations of its largest layer (the MLP's
-    hidden tokens and one attention map). Pure arithmetic on the config: nothing is allocated."""
-    tokens, pixels = model.num_patches + 1, model.patch_size**2 * model.in_chans
-
-    def stack(width: int, depth: int, heads: int) -> tuple[int, int]:
-        hidden = int(width * model.mlp_ratio)  # timm's Block: qkv, proj, fc1, fc2, two norms
-        params = depth * (4 * width * width + 2 * width * hidden + 9 * width + hidden)
-        return params, tokens * (4 * width + hidden) + heads * tokens * tokens
-
-    d = model.embed_dim
-    params, activations = stack(d, model.depth, model.num_heads)
-    params += pixels * d + (tokens + 3) * d  # patch embedding, positions, [CLS], mask token, norm
-    encoder = params
-    if model.method == "simmim":
-        params += d * pixels + pixels
-    elif model.method == "conmim":  # the projection head (d -> 2d -> d), then the teacher's copy
-        params = 2 * (params + 4 * d * d + 3 * d)
-    else:
-        dd = model.decoder_dim
-        decoder, decoder_activations = stack(dd, model.decoder_depth, model.decoder_heads)
-        params += decoder + d * dd + (tokens + 4) * dd + dd * pixels + pixels
-        activations = max(activations, decoder_activations)
-        if model.method == "bootmae":  # cross-attention in the pixel decoder, the feature decoder, the teacher
-            features, feature_activations = stack(d, model.decoder_depth, model.num_heads)
-            cross = model.decoder_depth * (2 * dd * dd + 2 * d * dd + 6 * dd + 2 * d + 4 * d * d + 8 * d)
-            params += cross + features + 2 * d * d + 5 * d + encoder
-            activations = max(activations, feature_activations)
-    return params, 4 * (params + activations)
+    """(parameters, bytes) that building ``model`` and passing one image through it take: fp32
+    weights, plus the activations of its largest layer (the MLP's hidden tokens and one attention
+    map)."""
+    tokens = model.num_patches + 1
+    widths = [(model.embed_dim, model.num_heads)]
+    if not model.mask_in_encoder:
+        widths.append((model.decoder_dim, model.decoder_heads))
+    activations = max(tokens * (4 + model.mlp_ratio) * width + heads * tokens * tokens
+                      for width, heads in widths)
+    params = parameter_count(model)
+    return params, int(4 * (params + activations))
 
 
 def check_model_fits(model: ModelConfig) -> None:

@@ -7,12 +7,20 @@ from collections.abc import Collection
 import torch
 from torch import nn
 
-from ..config import ModelConfig, MTOConfig
-from .objective import MIMModel, MIMOutput, masked_mean
+from ..config import MethodFacts, ModelConfig, MTOConfig
+from .objective import MIMModel, MIMOutput, masked_mean, stack_flops
 from .vit import MaskedViT, StackPath, TokenOrder, init_weights
 
 
 class SimMIM(MIMModel):
+    facts = MethodFacts("simmim", "SimMIM", mask_in_encoder=True, mto_layers="encoder", mask_ratio=0.6)
+
+    @classmethod
+    def step_flops(cls, model: ModelConfig, ratio: float) -> float:
+        n, pixels, d = model.num_patches, model.patch_size**2 * model.in_chans, model.embed_dim
+        encoder = 2 * n * pixels * d + stack_flops(1 + n, d, model.depth, model.mlp_ratio)
+        return 3 * (encoder + 2 * n * d * pixels)
+
     def __init__(self, model: ModelConfig, mto: MTOConfig) -> None:
         super().__init__(model, mto)
         self.encoder = MaskedViT(model.img_size, model.patch_size, model.in_chans,
