@@ -1,12 +1,12 @@
 """The app's entry point (what `streamlit run app/Home.py` and app/serve.py start): the page list.
 
-The first page is named Learn, as in the README; the others keep their files in pages/.
+Every page lives in pages/; Learn is the default, at the app's root address.
 """
 
 import streamlit as st
 
 PAGES = [
-    st.Page("learn.py", title="Learn", icon=":material/school:", default=True),
+    st.Page("pages/0_Learn.py", title="Learn", icon=":material/school:", default=True),
     st.Page("pages/1_Reconstruct.py", title="Reconstruct", icon=":material/image:", url_path="Reconstruct"),
     st.Page("pages/2_Tokens.py", title="Tokens", icon=":material/scatter_plot:", url_path="Tokens"),
     st.Page("pages/3_Attention.py", title="Attention", icon=":material/visibility:", url_path="Attention"),

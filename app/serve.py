@@ -7,7 +7,7 @@ the app's own settings (localhost only, 10 MB uploads, no usage statistics), whi
 the server is started from. ``--public`` serves a classroom: every network interface, with the
 addresses to share and a warning printed at start. The classroom's own options
 (``--keep-app-runs N``, ``--min-free-mb M``, ``--hide-others-runs``) are described in
-:func:`classroom_options`.
+:func:`server.settings.classroom_options`.
 """
 
 import sys
@@ -21,44 +21,10 @@ import sklearn.metrics  # noqa: F401
 import umap  # noqa: F401
 from streamlit.web import cli
 
-import jobs  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
 import mto_core.analysis.measures  # noqa: F401
-from app_support import give_memory_back, server_args, share_addresses
-
-
-def classroom_options(args: list[str]) -> list[str]:
-    """Take the app's own options out of ``args`` (the rest go to Streamlit) and pass them to the
-    pages through the environment (app/jobs.py reads them):
-
-    --keep-app-runs N      the newest N runs made on the Train page are kept (default 40, about 1 GB);
-    --min-free-mb M        no training starts with less free disk than this under runs/ (default 500);
-    --hide-others-runs     a visitor's pickers leave out the runs other visitors started
-                           (by default they come after the visitor's own)."""
-    import os
-
-    out, i = [], 0
-    while i < len(args):
-        arg = args[i]
-        name, sep, value = arg.partition("=")
-        if name in ("--keep-app-runs", "--min-free-mb"):
-            if not sep:
-                if i + 1 >= len(args):
-                    raise ValueError(f"{name} needs a value")
-                value, i = args[i + 1], i + 1
-            try:
-                number = float(value) if name == "--min-free-mb" else int(value) if value.isdigit() else -1
-            except ValueError:
-                number = -1
-            if number < (1 if name == "--keep-app-runs" else 0):
-                raise ValueError(f"{name} must be a {'positive whole number' if name == '--keep-app-runs' else 'number >= 0'}, "
-                                 f"got {value!r}")
-            os.environ["MTO_KEEP_APP_RUNS" if name == "--keep-app-runs" else "MTO_MIN_FREE_MB"] = value
-        elif arg == "--hide-others-runs":
-            os.environ["MTO_HIDE_OTHERS_RUNS"] = "1"
-        else:
-            out.append(arg)
-        i += 1
-    return out
+import server.training_job  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
+from server.memory import give_memory_back
+from server.settings import classroom_options, server_args, share_addresses
 
 
 def warm_up() -> None:
@@ -91,12 +57,9 @@ def warm_up() -> None:
 
 
 if __name__ == "__main__":
-    # Page computations are small and share the two cores with the browser: one thread each runs
-    # them faster than two that wait on each other (training sets its own, app/jobs.py).
+    # page computations are small: one thread each beats threads that wait on each other (training sets its own)
     torch.set_num_threads(1)
-    # numpy's BLAS (OpenBLAS) likewise: its own threads spin while the training threads or other
-    # sessions hold the cores; a plane fitted with two of them took seconds instead of milliseconds
-    # while a run trained (docs/performance.md, "Tracing while training")
+    # numpy's BLAS likewise: its threads spin while training holds the cores (docs/performance.md)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)

@@ -385,7 +385,7 @@ def scale_budgets() -> dict:
         result["tokens"] = int(tokens["features"].shape[0])
         result["pages"] = scale_pages(paths)
         sys.path.insert(0, str(ROOT / "app"))
-        from common import MODEL_CACHE_BYTES
+        from widgets.models import MODEL_CACHE_BYTES
 
         result["cache_gib"] = MODEL_CACHE_BYTES / 2**30
     finally:

@@ -146,3 +146,85 @@ def test_no_name_of_the_public_api_hides_a_subpackage():
             module = importlib.import_module(f"mto_core.{path.name}")
             assert getattr(mto_core, path.name) is module, path.name
             assert path.name not in mto_core.__all__
+
+
+APP = LIBRARY.parent / "app"
+APP_FOLDERS = ("logic", "widgets", "server", "pages")
+
+
+def app_graph(root: Path = APP) -> dict[str, set[str]]:
+    """app/'s modules -> the app modules each imports (``logic.labels``, ``widgets.models``, ...;
+    the app runs with app/ on the path, so its folders import as top-level packages)."""
+    modules = {module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name.split(".") if path.name == "__init__.py" and "." not in name and name in APP_FOLDERS \
+            else name.split(".")[:-1]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    target = ".".join([*package[:len(package) - (node.level - 1)], *([node.module] if node.module else [])])
+                else:
+                    target = node.module or ""
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                target, names = "", []
+                found |= {a.name for a in node.names if a.name in modules}
+            else:
+                continue
+            if target.split(".")[0] not in APP_FOLDERS:
+                continue
+            for n in names:
+                found.add(f"{target}.{n}" if f"{target}.{n}" in modules else target)
+        graph[name] = found - {name}
+    return graph
+
+
+def private_imports(roots: list[Path]) -> list[str]:
+    """Every ``from x import _name`` (and ``import x._name``) in the files under ``roots``."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) and node.module != "__future__" \
+                    else [a.name.rsplit(".", 1)[-1] for a in node.names] if isinstance(node, ast.Import) else []
+                found += [f"{path}: {n}" for n in names if n.startswith("_") and not n.startswith("__")
+                          and n != "_torchvision_compat"]
+    return found
+
+
+def test_the_app_s_top_level_holds_only_its_entry_point_and_server_script():
+    assert {p.name for p in APP.glob("*.py")} == {"Home.py", "serve.py"}
+    assert {p.name for p in APP.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))} >= set(APP_FOLDERS)
+
+
+def test_the_app_s_pure_logic_imports_no_streamlit():
+    offending = {f"{path.name}: {name}" for path in (APP / "logic").rglob("*.py") for name in _imports(path)
+                 if name.split(".")[0] in {"streamlit", "widgets", "server"}}
+    assert not offending
+
+
+def test_no_file_imports_another_s_private_name():
+    assert not private_imports([LIBRARY, APP, LIBRARY.parent / "benchmarks", LIBRARY.parent / "scripts"])
+
+
+def test_no_import_circle_in_the_app():
+    graph = app_graph()
+    assert {"logic.labels", "widgets.sidebar", "server.classroom", "pages.0_Learn"} <= set(graph)
+    assert "server.classroom" in graph["widgets.sidebar"]
+    assert _circle(graph) is None
+
+
+def test_the_app_checks_catch_a_circle_and_a_private_import(tmp_path):
+    import shutil
+
+    copy = tmp_path / "app"
+    shutil.copytree(APP, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "logic" / "palette.py").write_text((copy / "logic" / "palette.py").read_text()
+                                               + "\nfrom logic.labels import method_name\n")
+    (copy / "logic" / "labels.py").write_text((copy / "logic" / "labels.py").read_text()
+                                              + "\nfrom .palette import CLASS_COLOURS\n")
+    assert _circle(app_graph(copy))
+    (copy / "pages" / "5_Train.py").write_text("from server.classroom import _INDEX_LOCK\n")
+    assert private_imports([copy]) == [f"{copy / 'pages' / '5_Train.py'}: _INDEX_LOCK"]

@@ -10,13 +10,19 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from app_support import METHOD_NAMES, paint_patches, read_upload, toggle_patches, upscale
-from common import (MAX_UPLOAD_BYTES, DataError, chart, choose_pair, heat, inputs_for, load, mask_controls, page,
-                    patch_picker, picture)
 from mto_core import feature_match, make_mask, reconstruct
 from mto_core.analysis.measures import masked_error_over
 from mto_core.data.images import prepare_images
 from mto_core.data.photos import read_photo
+
+from logic.files import MAX_UPLOAD_BYTES, read_upload
+from logic.labels import method_name
+from logic.pixels import paint_patches, toggle_patches, upscale
+from mto_core import DataError
+from widgets.charts import chart, heat, patch_picker, picture
+from widgets.models import inputs_for, load
+from widgets.page import page
+from widgets.sidebar import choose_pair, mask_controls
 
 page("Reconstruct", "🧩")
 pair = choose_pair("recon")
@@ -112,7 +118,7 @@ if kind == "hand-edited":
         st.stop()
 
 model = pair[0][1].model
-name = METHOD_NAMES.get(cfg.method, cfg.method)
+name = method_name(cfg.method)
 pixels = model.predicts == "pixels"  # ConMIM: "features"
 matches = hasattr(model, "feature_pair")  # ConMIM, BootMAE: a feature prediction and its teacher target
 shown_image = prepare_images(image, cfg.img_size, cfg.in_chans)[0]

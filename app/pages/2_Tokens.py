@@ -8,13 +8,18 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (CLASS_COLOURS, TOKEN_COLOURS, chart, choose_pair, inputs_for, integer_layers, layer_table, load,
-                    mask_controls, page, picture, styled)
 
 from mto_core import make_mask
 from mto_core.analysis.measures import embed_2d, layer_tokens
-from app_support import mask_site, outline_patch
-from trace_section import over_training
+from logic.labels import mask_site
+from logic.palette import CLASS_COLOURS, TOKEN_COLOURS
+from logic.pixels import outline_patch
+from widgets.charts import chart, integer_layers, picture, styled
+from widgets.layers import layer_table
+from widgets.models import inputs_for, load
+from widgets.page import page
+from widgets.sidebar import choose_pair, mask_controls
+from widgets.traces import over_training
 
 page("Tokens", "🔬")
 pair = choose_pair("tokens")

@@ -6,12 +6,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (chart, choose_pair, heat, inputs_for, integer_layers, layer_table, load, mask_controls, page,
-                    patch_picker, styled)
 
 from mto_core import make_mask, token_trace
 from mto_core.analysis.measures import query_attention
-from app_support import default_query, mask_heads, mask_site
+from logic.labels import mask_heads, mask_site
+from logic.pixels import default_query
+from widgets.charts import chart, heat, integer_layers, patch_picker, styled
+from widgets.layers import layer_table
+from widgets.models import inputs_for, load
+from widgets.page import page
+from widgets.sidebar import choose_pair, mask_controls
 
 page("Attention", "👁️")
 pair = choose_pair("attn")

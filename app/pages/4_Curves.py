@@ -5,15 +5,19 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (CHECKPOINTS, ROOT, RUNS, available, chart, integer_layers, page, run_label, styled,
-                    train_frame)
-from experiment_section import show_committed_experiments
-from jobs import opened
-from trace_section import traced_measures
 
 from mto_core import read_metrics
-from app_support import accuracy_points, baseline_for, describe_run, safe_path, short_label
 from mto_core.eval.efficiency import curve, efficiency
+
+from logic.files import safe_path
+from logic.labels import baseline_for, describe_run, short_label
+from logic.progress import accuracy_points, train_frame
+from server.classroom import opened
+from widgets.charts import chart, integer_layers, styled
+from widgets.experiments import show_committed_experiments
+from widgets.models import CHECKPOINTS, ROOT, RUNS, available, run_label
+from widgets.page import page
+from widgets.traces import traced_measures
 
 RESULTS = ROOT / "docs" / "results"
 TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_sing", "ent": "L_ent", "rec": "L_rec"}

@@ -7,13 +7,18 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from app_support import METHOD_NAMES
-from common import RUNS, chart, page, styled, visitor
-from emergence import alike_sentence, look_for, measure_figure, scatter_figure
-from jobs import JobSlot, TrainingJob, app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
 from mto_core import ConfigError, DataError
 from mto_core.config import apply_overrides, preset
 from mto_core.analysis.trace import snapshot_steps, token_frames, trace_rows
+
+from logic.emergence import alike_sentence, look_for, measure_figure, scatter_figure
+from logic.labels import method_name, method_names
+from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
+from server.training_job import JobSlot, TrainingJob
+from widgets.charts import chart, styled
+from widgets.models import RUNS
+from widgets.page import page
+from widgets.sidebar import visitor
 
 page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
@@ -71,8 +76,9 @@ else:
     last = st.session_state.get("train-settings", {})
     with st.form("train-form"):
         c1, c2, c3 = st.columns(3)
-        method = c1.radio("Method", list(METHOD_NAMES), horizontal=True, index=list(METHOD_NAMES).index(
-            last.get("method", "simmim")), format_func=METHOD_NAMES.get)
+        methods = list(method_names())
+        method = c1.radio("Method", methods, horizontal=True, index=methods.index(last.get("method", "simmim"))
+                          if last.get("method") in methods else 0, format_func=method_name)
         steps = c2.number_input("Steps", 10, 5000, last.get("steps", 100), step=10)
         batch = c3.select_slider("Batch size", [16, 32, 64, 128], value=last.get("batch", 64))
         st.markdown("**MTO parts** (the baseline has all of them off)")

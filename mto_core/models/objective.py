@@ -134,9 +134,9 @@ def register_method(model_class: type[MIMModel]) -> type[MIMModel]:
     it from here. Returns the class, so it can decorate one."""
     from ..config import METHODS
 
-    facts = getattr(model_class, "facts", None)
-    if not (isinstance(model_class, type) and issubclass(model_class, MIMModel)) or facts is None:
-        raise TypeError(f"{model_class!r} is not a MIMModel subclass with its MethodFacts in `facts`")
+    facts = vars(model_class).get("facts") if isinstance(model_class, type) else None  # its own, not inherited
+    if not (isinstance(model_class, type) and issubclass(model_class, MIMModel) and isinstance(facts, MethodFacts)):
+        raise TypeError(f"{model_class!r} is not a MIMModel subclass with MethodFacts of its own in `facts`")
     METHODS[facts.name] = facts
     MODELS[facts.name] = model_class
     return model_class

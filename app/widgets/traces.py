@@ -6,10 +6,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import chart, integer_layers
-from emergence import measure_figure, scatter_figure
+from logic.emergence import measure_figure, scatter_figure
 from mto_core import read_metrics
 from mto_core.analysis.trace import MEASURES, snapshot_steps, token_frames, trace_rows, traced_run
+
+from .charts import chart, integer_layers
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

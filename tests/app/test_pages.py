@@ -1,10 +1,9 @@
-"""Every page of the app, driven without a browser by Streamlit's AppTest: it renders without an
-exception, and moving a widget changes what is shown."""
+"""The pages, run by Streamlit's AppTest on the shipped checkpoints, on grey and RGB models
+(alone and in pairs): what each draws and says."""
 
 import json
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -12,46 +11,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parent.parent / "app"
-sys.path.insert(0, str(APP))
-ALONE_OPTION = "— none: this checkpoint alone —"
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_runs():
-    """The Train page writes runs/app-*: remove the ones a test made."""
-    runs = APP.parent / "runs"
-    before = set(runs.glob("app-*"))
-    yield
-    for run_dir in set(runs.glob("app-*")) - before:
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def run(page: str) -> AppTest:
-    at = AppTest.from_file(str(APP / page), default_timeout=180)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in [*at.header, *at.subheader, *at.markdown, *at.caption]])
-
-
-def specs(at: AppTest) -> list[dict]:
-    """The Plotly figures of the page as sent to the browser."""
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def values(array) -> list[float]:
-    """A Plotly data array as numbers (Plotly sends numpy arrays base64-encoded)."""
-    if isinstance(array, dict) and "bdata" in array:
-        import base64
-
-        import numpy as np
-
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
+from ..conftest import make_rgb_checkpoint
+from .apptest import ALONE_OPTION, APP, run, specs, texts, values
 
 
 def check_charts(at: AppTest) -> None:
@@ -63,6 +24,90 @@ def check_charts(at: AppTest) -> None:
         assert spec["layout"].get("height", 450) >= 120
         assert not chart.proto.theme, spec["layout"].get("title")
         assert not re.search(r'"#0000(?:[0-3][0-9]|40)"', json.dumps(spec)), spec["layout"].get("title")
+
+
+def _png(image, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, **{"format": "PNG", **options})
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def traced_pair():
+    """A small traced baseline and MTO run in runs/ (removed afterwards): their labels."""
+    from mto_core.training.engine import train
+
+    from ..conftest import small_config
+
+    labels = []
+    for name in ("simmim", "simmim-mto"):
+        run_dir = APP.parent / "runs" / f"app-traced-{name}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train(small_config(name, "data.train_limit=256", "train.batch_size=32", "train.epochs=1",
+                           "train.trace_every=4"), run_dir, progress=False)
+        labels.append(f"runs/app-traced-{name}")
+    yield labels
+    for label in labels:
+        shutil.rmtree(APP.parent / label, ignore_errors=True)
+
+
+METHOD_PAGES = {"Home.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens.py": "tokens",
+                "pages/3_Attention.py": "attn"}
+
+
+def _rank_maps(at: AppTest) -> list[dict]:
+    return [s for s in specs(at) if "feature match per masked patch" in str(s["layout"].get("title"))]
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [img.caption for element in at.get("image") for img in element.proto.imgs]
+
+
+ROOT = APP.parent
+
+
+RUNS = ROOT / "runs"
+
+
+PAGES = {"pages/0_Learn.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens.py": "tokens",
+         "pages/3_Attention.py": "attn"}
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    """Randomly initialised 224 x 224 RGB models under runs/: MAE and SimMIM, each with and without MTO."""
+    made = {name: make_rgb_checkpoint(RUNS / f"zz-rgb-{name}", name)
+            for name in ("mae", "mae-mto", "simmim", "simmim-mto")}
+    yield {name: f"runs/{path.name}" for name, path in made.items()}
+    for path in made.values():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def shape(z) -> tuple[int, ...]:
+    """The shape of a Plotly array as sent (base64 with its shape, or nested lists)."""
+    if isinstance(z, dict):
+        return tuple(int(v) for v in z["shape"].split(","))
+    return (len(z), len(z[0]))
+
+
+def said_now(at) -> str:
+    return texts(at) + "".join(m.value for m in at.markdown)
+
+
+def choose(at, key: str, method: str, first: str, second: str = ALONE_OPTION):
+    at.sidebar.radio(key=f"{key}-method").set_value(method).run()
+    at.sidebar.selectbox(key=f"{key}-base-{method}").set_value(first).run()
+    at.sidebar.selectbox(key=f"{key}-mto-{method}").set_value(second).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _z(trace) -> list[float]:
+    z = trace["z"]
+    flat = [v for row in z for v in (values(row) if isinstance(row, dict) else row)] if isinstance(z, list) else values(z)
+    return [v for v in flat if v is not None and v == v]
 
 
 def test_learn_page_masks_follow_the_ratio():
@@ -361,14 +406,6 @@ def test_train_page_stop_says_stopped_and_start_is_disabled_while_running():
     assert at.number_input[0].value == 5000 and at.checkbox[1].value
 
 
-def _png(image, **options) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, **{"format": "PNG", **options})
-    return buffer.getvalue()
-
-
 def test_uploads_say_what_was_done_to_them():
     import numpy as np
     from PIL import Image
@@ -406,25 +443,6 @@ def test_uploads_say_what_was_done_to_them():
     assert any("not a readable image" in e.value and "BytesIO" not in e.value for e in at.error)
 
 
-@pytest.fixture(scope="module")
-def traced_pair():
-    """A small traced baseline and MTO run in runs/ (removed afterwards): their labels."""
-    from mto_core.training.engine import train
-
-    from .conftest import small_config
-
-    labels = []
-    for name in ("simmim", "simmim-mto"):
-        run_dir = APP.parent / "runs" / f"app-traced-{name}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        train(small_config(name, "data.train_limit=256", "train.batch_size=32", "train.epochs=1",
-                           "train.trace_every=4"), run_dir, progress=False)
-        labels.append(f"runs/app-traced-{name}")
-    yield labels
-    for label in labels:
-        shutil.rmtree(APP.parent / label, ignore_errors=True)
-
-
 def test_tokens_page_replays_a_traced_pair_over_training(traced_pair):
     at = AppTest.from_file(str(APP / "pages/2_Tokens.py"), default_timeout=180)
     at.run()
@@ -450,10 +468,6 @@ def test_curves_page_plots_a_traced_measure_against_epoch(traced_pair):
     assert all(values(t["x"]) == [0, 0.5, 1] for t in traced[0]["data"])
 
 
-METHOD_PAGES = {"Home.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens.py": "tokens",
-                "pages/3_Attention.py": "attn"}
-
-
 @pytest.mark.parametrize("method, where", [("conmim", "encoder"), ("bootmae", "BootMAE pixel decoder")])
 def test_every_page_works_with_the_new_methods(method, where):
     for page, key in METHOD_PAGES.items():
@@ -470,21 +484,13 @@ def test_every_page_works_with_the_new_methods(method, where):
     assert at.radio[0].options == ["SimMIM", "ConMIM", "MAE", "BootMAE"]
     at.radio[0].set_value(method).run()
     assert not at.exception
-    from common import test_set
+    from widgets.models import test_set
 
     from mto_core.data.images import load_fashion_mnist
 
     images, labels, _ = test_set()  # one object every page run shares: no page may change it
     fresh = load_fashion_mnist("test")
     assert torch.equal(images, fresh.images) and torch.equal(labels, fresh.labels)
-
-
-def _rank_maps(at: AppTest) -> list[dict]:
-    return [s for s in specs(at) if "feature match per masked patch" in str(s["layout"].get("title"))]
-
-
-def _captions(at: AppTest) -> list[str]:
-    return [img.caption for element in at.get("image") for img in element.proto.imgs]
 
 
 def test_conmim_reconstruct_shows_a_feature_match_that_varies_with_chance_and_direction_and_draws_no_image():
@@ -523,13 +529,14 @@ def test_bootmae_reconstruct_shows_pixels_and_the_feature_match():
 
 
 def test_curves_page_says_which_methods_an_experiment_has_not_run():
-    from app_support import METHOD_NAMES
+    from logic.labels import method_names
+
     from mto_core.experiments import committed_experiments, families
 
     at = run("pages/4_Curves.py")
     ran = families(list(committed_experiments(APP.parent / "docs" / "results")["efficiency-cpu"]))
-    missing = [name for method, name in METHOD_NAMES.items() if method not in ran]
-    assert at.radio(key="curves-experiment-base").options == [METHOD_NAMES[m] for m in ran]
+    missing = [name for method, name in method_names().items() if method not in ran]
+    assert at.radio(key="curves-experiment-base").options == [method_names()[m] for m in ran]
     assert (f"This experiment has no runs of {' or '.join(missing)}" in texts(at)) == bool(missing), texts(at)
 
 
@@ -542,3 +549,127 @@ def test_curves_page_shows_the_conmim_and_bootmae_experiment():
         at.radio(key="curves-experiment-base").set_value(method).run()
         assert not at.exception and f"{method}-mto vs {method}" in str(at.get("plotly_chart")[-1].proto)
         assert re.search(r"Speed-up factor s = [\d.]+, 95% interval", texts(at)) and "s_wall" in texts(at)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_an_rgb_model_on_photos_alone_and_in_a_pair(rgb, page):
+    key = PAGES[page]
+    at = choose(run(page), key, "mae", rgb["mae"], rgb["mae-mto"])
+    said = texts(at)
+    assert "photos that ship with scikit-image" in said and "centre-cropped to 224 x 224" in said
+    shown = lambda: str(specs(at)) + said_now(at)  # noqa: E731
+    assert "zz-rgb-mae-mto" in shown() and "zz-rgb-mae ·" in shown()  # the pair, side by side
+    choose(at, key, "mae", rgb["mae"])  # the one alone
+    assert specs(at) and "zz-rgb-mae-mto" not in str(specs(at)) and "zz-rgb-mae-mto ·" not in said_now(at)
+    choose(at, key, "simmim", rgb["simmim"], rgb["simmim-mto"])  # SimMIM's pair, then its baseline alone
+    assert "zz-rgb-simmim-mto" in shown() and "zz-rgb-simmim ·" in shown() and not at.error
+    choose(at, key, "simmim", rgb["simmim"])
+    assert "photos that ship with scikit-image" in texts(at) and not at.error, [e.value for e in at.error]
+    if page == "pages/3_Attention.py":
+        full = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text") == "key"]
+        assert full and shape(full[0]["data"][0]["z"]) == (197, 197)  # [CLS] and 196 patches
+        assert "Tokens: [CLS] and 196 patches (197 in all)" in texts(at)
+    if page == "pages/2_Tokens.py":
+        scatter = specs(at)[0]
+        assert sum(len(t["x"]) if isinstance(t["x"], list) else 0 for t in scatter["data"]) in (0, 4 * 196) \
+            or "bdata" in str(scatter["data"][0]["x"])
+    if page == "pages/1_Reconstruct.py":
+        captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+        assert "original" in captions and "masked (what the model is given)" in captions
+
+
+def test_reconstruct_draws_photos_at_full_size_and_norm_pix_models_with_the_true_patch_statistics(rgb):
+    folder = make_rgb_checkpoint(RUNS / "zz-rgb-mae-normpix", "mae", 64, 2, "vit-b", "model.norm_pix_loss=true")
+    try:
+        at = choose(run("pages/1_Reconstruct.py"), "recon", "mae", "runs/zz-rgb-mae-normpix")
+        captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+        assert "prediction at every patch (at the visible ones untrained) drawn with the true patches' mean and std" \
+            in captions
+        assert "trained with norm_pix_loss" in texts(at)
+        maps = [s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]
+        assert len(maps) == 1 and shape(maps[0]["data"][0]["z"]) == (14, 14)  # the 14 x 14 patch grid
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_pair_of_two_input_shapes_or_two_methods_is_refused_in_one_line(rgb):
+    at = run("pages/1_Reconstruct.py")
+    at.sidebar.radio(key="recon-method").set_value("mae").run()
+    at.sidebar.selectbox(key="recon-base-mae").set_value("checkpoints/mae").run()
+    at.sidebar.selectbox(key="recon-mto-mae").set_value(rgb["mae"]).run()
+    assert not at.exception
+    refused = [e.value for e in at.error]
+    assert len(refused) == 1 and "cannot be compared" in refused[0] and "different inputs" in refused[0]
+    assert "\n" not in refused[0]
+    assert not any(rgb["simmim"] == o for o in at.sidebar.selectbox(key="recon-mto-mae").options)  # one method
+
+
+def test_grey_models_keep_fashion_mnist_and_say_so():
+    at = run("pages/3_Attention.py")
+    assert "Fashion-MNIST's 28 x 28 grey test images" in texts(at) and "Tokens: [CLS] and 49 patches" in texts(at)
+
+
+def test_an_upload_for_a_photo_model_that_is_not_an_image_is_one_line():
+    import skimage.data
+
+    from mto_core import DataError
+    from mto_core.data.photos import read_photo
+
+    with pytest.raises(DataError, match="the upload is not a readable image") as raised:
+        read_photo(b"plain text, not pixels", 224)
+    assert "\n" not in str(raised.value)
+    coffee = (Path(skimage.data.__file__).parent / "coffee.png").read_bytes()
+    assert tuple(read_photo(coffee, 224).shape) == (3, 224, 224)
+
+
+@pytest.mark.parametrize("method", ["mae", "simmim", "bootmae"])
+def test_reconstruct_error_maps_are_scaled_by_the_masked_patches_they_draw(method):
+    at = run("pages/1_Reconstruct.py")
+    if method != "simmim":
+        at.sidebar.radio(key="recon-method").set_value(method).run()
+    maps = [s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]
+    assert len(maps) == 2
+    drawn = [v for m in maps for v in _z(m["data"][0])]
+    assert maps[0]["data"][0]["zmax"] == maps[1]["data"][0]["zmax"] == pytest.approx(max(drawn))
+    assert maps[0]["layout"]["plot_bgcolor"] != "white"  # blank (visible) cells apart from Magma's pale top
+    assert f"largest masked-patch error of the two ({max(drawn):.3f})" in texts(at)
+
+
+def test_no_sentence_a_user_reads_says_the_paper_or_its_formulas_are_not_public():
+    read = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("checkpoints/**/*.md"), ROOT / "docs" / "tour.ipynb",
+            *ROOT.glob("app/**/*.py"), *ROOT.glob("mto_core/**/*.py"), *ROOT.glob("app/assets/*.svg")]
+    said = [f"{p.relative_to(ROOT)}: {line.strip()[:90]}" for p in read for line in p.read_text().splitlines()
+            if re.search(r"not public|unpublished|(paper|formulas?|text) (is |are |has |have )?not (been )?published", line, re.IGNORECASE)]
+    assert not said, said
+
+
+def test_curves_accuracy_chart_reads_with_eight_runs():
+    at = run("pages/4_Curves.py")
+    accuracy = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text") == "epoch"][0]
+    assert not accuracy["layout"].get("annotations"), "no text printed over the curves"
+    runs = {t["name"]: t for t in accuracy["data"] if t.get("meta") != "target"}
+    assert len(runs) == 8
+    for method in ("simmim", "conmim", "mae", "bootmae"):
+        base, mto = runs[method]["line"], runs[f"{method}-mto"]["line"]
+        assert base.get("dash", "solid") == "solid" and mto["dash"] == "dash"
+        hue = lambda c: int(c[1:3], 16) - int(c[5:7], 16)  # noqa: E731  a crude hue: red minus blue
+        assert (hue(base["color"]) > 0) == (hue(mto["color"]) > 0), (method, base, mto)  # related colours
+    targets = [t for t in accuracy["data"] if t.get("meta") == "target" and t["mode"] == "lines"]
+    assert len(targets) == 4 and all(t["name"].startswith("target: ") for t in targets)
+    assert all(t["line"]["color"] == runs[t["legendgroup"].rsplit("/", 1)[-1]]["line"]["color"] for t in targets)
+    at.selectbox(key="curves-experiment").set_value("efficiency-cpu").run()
+    assert "raw-pixel floor" in texts(at) and "Every pre-trained curve here stays below the raw pixels" in texts(at)
+
+
+def test_reconstruct_says_the_prediction_at_visible_patches_is_untrained():
+    at = run("pages/1_Reconstruct.py")
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert "prediction at every patch (at the visible ones untrained)" in captions
+    assert "at the visible positions the model was never trained to predict anything" in texts(at)
+
+
+def test_readme_does_not_promise_the_mask_controls_on_every_page():
+    readme = (ROOT / "README.md").read_text()
+    assert "on every page; what you choose" not in readme
+    for page in ("4_Curves.py", "5_Train.py"):
+        assert "mask_controls(" not in (APP / "pages" / page).read_text()

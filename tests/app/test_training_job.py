@@ -1,10 +1,12 @@
+"""server/training_job.py: the Train page's runs in the background, stopped together, owned."""
+
 import time
+from pathlib import Path
 
 import pytest
+from server.training_job import JobSlot, TrainingJob
 
-from jobs import JobSlot, TrainingJob
-
-from .conftest import small_config
+from ..conftest import small_config
 
 
 def _job(tmp_path, steps="4"):
@@ -110,3 +112,42 @@ def test_only_the_owner_can_stop_a_job(tmp_path):
     assert not job.stop(by="session-b") and not job.stopped
     assert not job.stop() and not job.stopped
     assert job.stop(by="session-a") and job.stopped
+
+
+def test_a_run_stopped_early_keeps_its_trace_points_and_ends_on_one(tmp_path):
+    from mto_core import read_metrics, train
+    from mto_core.analysis.trace import snapshot_steps, trace_due, trace_rows
+
+    from ..conftest import small_config
+
+    assert [s for s in range(0, 400) if trace_due(s, 5, "doubling")][18:26] == [90, 95, 100, 110, 120, 130, 140, 150]
+    config = small_config("simmim-mto", "train.max_steps=1000", "train.epochs=0", "train.batch_size=16",
+                          "train.trace_every=5", "train.trace_spacing=doubling", "train.log_every=50")
+    calls = []
+    result = train(config, tmp_path / "run", progress=False, should_stop=lambda: calls.append(1) or len(calls) >= 128)
+    assert result.steps == 128
+    steps = sorted({r["step"] for r in trace_rows(read_metrics(tmp_path / "run"))})
+    assert steps[-1] == 128 and len(steps) >= 20, steps  # even spacing for the requested 1,000 steps gave 3
+    assert snapshot_steps(tmp_path / "run")[-1] == 128
+
+
+def test_the_app_s_training_threads_run_at_a_lower_cpu_priority_than_the_pages(tmp_path):
+    import os
+
+    from server.training_job import TRAINING_NICENESS, TrainingJob
+
+    from ..conftest import small_config
+
+    config = small_config("simmim", "train.max_steps=400", "train.epochs=0", "train.batch_size=16")
+    job = TrainingJob({"baseline": (config, tmp_path / "run")})
+    job.start()
+    try:
+        thread = next(t for t in job._threads if t.is_alive())
+        while not job.runs["baseline"].rows and thread.is_alive():
+            thread.join(0.2)
+        stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        nice = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of stat, the nice value
+        assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICENESS) and TRAINING_NICENESS >= 10
+    finally:
+        job.stop()
+        job.wait(120)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from app_support import METHOD_NAMES
-from common import chart
+from logic.labels import method_name, method_names
 
 from mto_core.experiments import (committed_experiments, compare, compare_figure, families, family_figure,
                                   format_compare, format_interval, summarize_family)
 from mto_core.experiments.registry import experiment_named
 from mto_core.experiments.report import decision
+
+from .charts import chart
 
 
 @st.cache_data(show_spinner="Reading the experiment's runs...", max_entries=16)
@@ -51,9 +52,9 @@ def show_committed_experiments(results: Path) -> None:
     groups = experiments[name]
     options = families(list(groups))
     base = st.radio("Family", list(options), horizontal=True, key="curves-experiment-base",
-                    format_func=lambda m: METHOD_NAMES.get(m, m),
+                    format_func=method_name,
                     help="Each method is compared with the baseline of its own family.")
-    missing = [name for method, name in METHOD_NAMES.items() if method not in options]
+    missing = [name for method, name in method_names().items() if method not in options]
     if missing:
         st.caption(f"This experiment has no runs of {' or '.join(missing)}: only the families above were run.")
     runs = [r for g in options[base] for r in groups[g]]

@@ -13,8 +13,11 @@ from plotly.subplots import make_subplots
 
 from mto_core.analysis.trace import MEASURES, TokenFrames, trace_rows
 
-TOKEN_COLOURS = {"masked": "#d62728", "visible": "#1f77b4"}
+from .palette import TOKEN_COLOURS, layer_colours
+
 ALIKE = 0.05  # S and silhouette differences below this are called alike
+
+
 def look_for(steps: int) -> str:
     """What to look for in the emergence charts of runs that have trained ``steps`` steps."""
     return (
@@ -28,16 +31,6 @@ def look_for(steps: int) -> str:
         f"masked ones as much as to any. In a short run the two often look alike: a tiny model, {steps:,} "
         f"step{'s' if steps != 1 else ''} so far, one batch of 32 images. The page then says so; that is a "
         "result, not a fault.")
-
-
-# D3's ten: a hue per layer, each readable on white (shades of one scale could not be told apart)
-LAYER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                 "#bcbd22", "#17becf"]
-
-
-def layer_colours(n: int) -> list[str]:
-    """n colours a reader can tell apart, one hue per layer (beyond ten, the hues repeat in order)."""
-    return [LAYER_COLOURS[i % len(LAYER_COLOURS)] for i in range(n)]
 
 
 @lru_cache(maxsize=8)

@@ -9,11 +9,15 @@ import torch
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from common import chart, choose_pair, inputs_for, load, mask_controls, page, picture, spec_expander, styled, test_set
 
 from mto_core import make_mask
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
-from app_support import SINGULARITY_WHY, paint_patches, singularity_verdict, upscale
+from logic.pixels import paint_patches, upscale
+from logic.verdicts import SINGULARITY_WHY, singularity_verdict
+from widgets.charts import chart, picture, styled
+from widgets.models import inputs_for, load, test_set
+from widgets.page import page, spec_expander
+from widgets.sidebar import choose_pair, mask_controls
 
 page("Masked Token Optimization, explained", "🎭")
 

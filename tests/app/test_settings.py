@@ -1,0 +1,119 @@
+"""server/settings.py and app/serve.py: where the server listens, its limits, the classroom's options."""
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from server.settings import server_args, share_addresses
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _listening(port):
+    """Addresses with a socket listening on ``port``, from the kernel's tables."""
+    import ipaddress
+
+    found = []
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))  # little-endian words
+                found.append(ipaddress.ip_address(words))
+    return found
+
+
+def serve_and_listen(tmp_path, *args: str, env: dict | None = None, settle: float = 0.0):
+    """Start app/serve.py ARGS from ``tmp_path`` on a free port, wait until it listens (then
+    ``settle`` seconds more), stop it; the addresses it listened on, the port and its output."""
+    import subprocess
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), *args, "--server.port", str(port)],
+                                  cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not _listening(port) and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        time.sleep(settle)
+        addresses = _listening(port)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return addresses, port, log.read_text()
+
+
+def test_public_serves_every_interface_only_when_asked():
+    assert "--server.address=0.0.0.0" in server_args(["--server.port", "8502"], public=True)
+    assert "--server.address=localhost" in server_args([])
+    with pytest.raises(ValueError, match="--public"):
+        server_args(["--server.address", "0.0.0.0"])
+    assert all(a.startswith("http://") and a.endswith(":8502") and "127.0.0.1" not in a
+               for a in share_addresses(["--server.port=8502"]))
+
+
+def test_serve_public_listens_on_all_interfaces_and_prints_addresses_and_a_warning(tmp_path):
+    addresses, port, text = serve_and_listen(tmp_path, "--public")
+    assert addresses and any(a.is_unspecified for a in addresses), (addresses, text)
+    lines = text.splitlines()
+    shared = next(line for line in lines if line.startswith("Serving on every network interface"))
+    assert f":{port}" in shared and "http://" in shared
+    assert sum(line.startswith("Warning: anyone who can reach this machine") for line in lines) == 1
+
+
+def test_serve_takes_the_classroom_options_and_refuses_bad_values():
+    from server.settings import classroom_options
+
+    saved = {k: os.environ.get(k) for k in ("MTO_KEEP_APP_RUNS", "MTO_MIN_FREE_MB", "MTO_HIDE_OTHERS_RUNS")}
+    try:
+        rest = classroom_options(["--keep-app-runs", "12", "--min-free-mb=800", "--hide-others-runs",
+                                  "--server.port", "8502"])
+        assert rest == ["--server.port", "8502"]
+        assert (os.environ["MTO_KEEP_APP_RUNS"], os.environ["MTO_MIN_FREE_MB"], os.environ["MTO_HIDE_OTHERS_RUNS"]) == \
+            ("12", "800", "1")
+        for bad in (["--keep-app-runs", "0"], ["--keep-app-runs=many"], ["--min-free-mb", "-5"], ["--keep-app-runs"]):
+            with pytest.raises(ValueError):
+                classroom_options(bad)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def test_app_started_from_another_folder_listens_on_localhost_without_usage_statistics(tmp_path):
+    """app/serve.py run from a folder without .streamlit/config.toml (and a HOME without one)."""
+    import os
+
+    # a second socket (IPv6) may follow the first
+    addresses, _, text = serve_and_listen(tmp_path, "--server.headless", "true",
+                                          env={**os.environ, "HOME": str(tmp_path)}, settle=1)
+    assert addresses and all(a.is_loopback for a in addresses), (addresses, text)
+    assert "usage statistics" not in text
+
+
+def test_app_refuses_to_listen_beyond_this_machine(tmp_path):
+    import subprocess
+
+    result = subprocess.run([sys.executable, str(ROOT / "app" / "serve.py"), "--server.address", "0.0.0.0"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "this machine only" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path):
+    from server.settings import server_args
+
+    args = server_args(["--server.port", "8502"])
+    assert "--server.address=localhost" in args and "--server.maxUploadSize=50" in args
+    assert "--browser.gatherUsageStats=false" in args and args[-2:] == ["--server.port", "8502"]
+    assert server_args(["--server.address", "127.0.0.1"]).count("--server.address=localhost") == 0
+    for wider in (["--server.address", "0.0.0.0"], ["--server.address=192.168.1.5"], ["--server.maxUploadSize=200"]):
+        with pytest.raises(ValueError, match="this machine only|at most 50"):
+            server_args(wider)

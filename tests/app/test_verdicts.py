@@ -1,0 +1,31 @@
+"""logic/verdicts.py: which mask token is the more distinct, in words."""
+
+import re
+
+from .apptest import run, texts
+
+
+def test_learn_says_which_mask_token_is_more_distinct_by_each_measure_and_why_mto_s_may_not_be():
+    from logic.verdicts import singularity_verdict
+
+    both = singularity_verdict(("base", 0.2, 0.5), ("mto", 0.1, 0.4))
+    assert both.startswith("**mto's mask token is the more distinct by both measures**")
+    neither = singularity_verdict(("base", 0.2, 0.5), ("mto", 0.3, 0.6))
+    assert "Here MTO's mask token is not the more distinct one: base's is, by both measures" in neither
+    mixed = singularity_verdict(("base", -0.122, 0.055), ("mto", -0.197, 0.091))  # the shipped SimMIM pair, as found
+    assert mixed.startswith("**Neither token is the more distinct by both measures.**")
+    assert "on average (MTO's mean cosine -0.197 vs -0.122) is mto's" in mixed
+    assert "at its nearest real patch (the baseline's largest cosine 0.055 vs 0.091) is base's" in mixed
+    for method in ("simmim", "mae"):
+        at = run("Home.py")
+        if method != "simmim":
+            at.sidebar.radio(key="learn-method").set_value(method).run()
+        said = texts(at)
+        stats = re.findall(r"\*\*([^*]+)\*\*: mean cosine (-?[\d.]+), largest (-?[\d.]+)", said)
+        assert len(stats) == 2, said
+        (b, bm, bx), (m, mm, mx) = stats
+        expected = singularity_verdict((b, float(bm), float(bx)), (m, float(mm), float(mx)))
+        assert expected.split(":")[0][:40] in said
+        assert "the singularity MTO aims at is a property of the layers' tokens" in said
+        if float(mm) >= float(bm) and float(mx) >= float(bx):
+            assert "Here MTO's mask token is not the more distinct one" in said
