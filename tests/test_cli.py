@@ -2,17 +2,21 @@
 is tested (the README's quick start, torchrun), else its ``main()`` in this one (:func:`mto_here`)."""
 
 import json
+import re
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
-from .conftest import SMALL
-import re
-from mto_core.models.checkpoint import CheckpointError, resolve
+
 from mto_core.cli import main
-from .conftest import small_config
+from mto_core.models.checkpoint import CheckpointError, resolve
+
+from .conftest import SMALL, small_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def mto(*args, check=True):
@@ -47,57 +51,15 @@ def mto_here(capsys, *args, check=False):
     return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
+def mto_here_as(capsys, command):
+    """A process's command line, ``[python, -m, mto_core.cli, ARGS...]``, run in this process instead
+    (a run that is not killed needs no process of its own); a non-zero exit fails."""
+    assert command[:3] == [sys.executable, "-m", "mto_core.cli"], command[:3]
+    return mto_here(capsys, *command[3:], check=True)
+
+
 def _sets(*extra):
     return [arg for item in (*SMALL, *extra) for arg in ("--set", item)]
-
-
-def _train_rows(run):
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def _nan_checkpoint(folder):
-    from mto_core.models.checkpoint import save_checkpoint
-    from mto_core.config import apply_overrides, preset
-    from mto_core.models.build import build_model
-
-    config = apply_overrides(preset("simmim"), list(SMALL))
-    model = build_model(config.model, config.mto)
-    with torch.no_grad():
-        model.encoder.blocks[0].mlp.fc1.weight[0, 0] = float("nan")
-    save_checkpoint(folder, 1, model, config, {"step": 1}, 1)
-
-
-def _bad_file(tmp_path, name):
-    if name == "latin1":
-        (tmp_path / "config.json").write_bytes('{"preset": "simmim", "note": "café"}'.encode("latin-1"))
-        return tmp_path / "config.json"
-    if name == "nan":
-        _nan_checkpoint(tmp_path / "nan")
-        return tmp_path / "nan"
-    if name == "metrics":
-        for group in ("a", "b"):
-            (tmp_path / group).mkdir()
-            (tmp_path / group / "metrics.jsonl").write_text(
-                '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1]\n'
-                '{"kind": "epoch", "epoch": 2, "knn_val": "0.9"}\n{"kind": "epoch", "epoch": 3, "knn_val": 0.7}\n')
-        return tmp_path
-    if name == "config":
-        (tmp_path / "run.json").write_text((Path(__file__).resolve().parent.parent / "checkpoints" / "simmim"
-                                            / "config.json").read_text())
-        return tmp_path / "run.json"
-    if name == "file":
-        (tmp_path / "notes.txt").write_text("a file")
-        return tmp_path / "notes.txt"
-    return tmp_path / name
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _help(capsys, *args):
-    with pytest.raises(SystemExit):
-        main([*args, "--help"])
-    return " ".join(capsys.readouterr().out.split())
 
 
 def test_help_shows_examples(capsys):
@@ -172,6 +134,10 @@ def test_two_process_ddp_equals_single_process_with_same_global_batch(tmp_path, 
     assert rows_ddp[0]["loss"] == pytest.approx(rows_one[0]["loss"], rel=1e-4)
 
 
+def _train_rows(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_the_non_finite_loss_advice_can_be_followed(tmp_path, capsys):
     """A learning rate of 1e30 from epoch 2 on gives a NaN loss; the message's advice, resuming
     with a lower learning rate or a longer warmup, is accepted and recorded."""
@@ -218,6 +184,42 @@ def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path, capsys):
     assert result.stderr.strip() == (f"mto train: error: --resume: {missing} holds no run to resume (no "
                                      "config.json, no checkpoint); nothing was changed. Check the --out "
                                      "path, or leave out --resume to start a new run")
+
+
+def _nan_checkpoint(folder):
+    from mto_core.models.checkpoint import save_checkpoint
+    from mto_core.config import apply_overrides, preset
+    from mto_core.models.build import build_model
+
+    config = apply_overrides(preset("simmim"), list(SMALL))
+    model = build_model(config.model, config.mto)
+    with torch.no_grad():
+        model.encoder.blocks[0].mlp.fc1.weight[0, 0] = float("nan")
+    save_checkpoint(folder, 1, model, config, {"step": 1}, 1)
+
+
+def _bad_file(tmp_path, name):
+    if name == "latin1":
+        (tmp_path / "config.json").write_bytes('{"preset": "simmim", "note": "café"}'.encode("latin-1"))
+        return tmp_path / "config.json"
+    if name == "nan":
+        _nan_checkpoint(tmp_path / "nan")
+        return tmp_path / "nan"
+    if name == "metrics":
+        for group in ("a", "b"):
+            (tmp_path / group).mkdir()
+            (tmp_path / group / "metrics.jsonl").write_text(
+                '{"kind": "epoch", "epoch": 1, "knn_val": 0.5}\n[1]\n'
+                '{"kind": "epoch", "epoch": 2, "knn_val": "0.9"}\n{"kind": "epoch", "epoch": 3, "knn_val": 0.7}\n')
+        return tmp_path
+    if name == "config":
+        (tmp_path / "run.json").write_text((Path(__file__).resolve().parent.parent / "checkpoints" / "simmim"
+                                            / "config.json").read_text())
+        return tmp_path / "run.json"
+    if name == "file":
+        (tmp_path / "notes.txt").write_text("a file")
+        return tmp_path / "notes.txt"
+    return tmp_path / name
 
 
 @pytest.mark.parametrize("args, words", [
@@ -278,6 +280,12 @@ def test_eval_on_a_folder_without_checkpoints_suggests_a_command_that_works(tmp_
     (started / "config.json").write_text(small_config("simmim").to_json())
     with pytest.raises(CheckpointError, match=re.escape(f"mto train --out {started} --resume")):
         resolve(started)
+
+
+def _help(capsys, *args):
+    with pytest.raises(SystemExit):
+        main([*args, "--help"])
+    return " ".join(capsys.readouterr().out.split())
 
 
 def test_help_says_what_is_true(capsys):

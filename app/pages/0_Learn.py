@@ -56,7 +56,7 @@ KIND = shown_in.kind if shown_in is not None else "fashion-mnist"
 SIZE = 160 if image.shape[-1] < 160 else image.shape[-1]
 
 st.header("The pipeline")
-st.image(str(Path(__file__).resolve().parent / "assets" / "pipeline.svg"),
+st.image(str(Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg"),
          caption="Where the mask token w enters (magenta): every masked position of SimMIM's and ConMIM's "
                  "encoder, the masked positions of MAE's decoder and of both BootMAE decoders. ConMIM and "
                  "BootMAE also keep a momentum teacher, which sees the whole image and gives the target "

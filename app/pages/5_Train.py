@@ -250,8 +250,8 @@ def live() -> None:
 @st.fragment(run_every=CHARTS_EVERY_S)
 def charts() -> None:
     """The loss curves and the emergence charts. A chart whose data changed is drawn anew by the
-    browser (Streamlit gives it a new element), about 0.2-0.4 s of CPU each on a 2-core machine,
-    taken from training: so they refresh every CHARTS_EVERY_S, and only when a point has come."""
+    browser (Streamlit gives it a new element), CPU taken from training: so they refresh every
+    CHARTS_EVERY_S, and only when a point has come (docs/performance.md: the Train page)."""
     job = jobs.job
     if job is None:
         return

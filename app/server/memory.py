@@ -10,9 +10,8 @@ def give_memory_back(every_s: float = 10.0, collect_every: int = 6) -> threading
     every ``collect_every``-th time first collect the page runs' cyclic garbage (a full
     ``gc.collect``): the memory that many sessions at once took returns near its idle level after
     they leave, instead of staying with the process (docs/performance.md, "A classroom on one
-    server"). Streamlit's collection after every page run is off (``runner.postScriptGC``: about
-    0.3 s under the interpreter lock each time, while training threads wait), so a run's script
-    namespace, a cycle, would otherwise wait for Python's rare full collection with all it holds.
+    server"). Streamlit's collection after every page run is off (``runner.postScriptGC``), so a
+    run's script namespace, a cycle, would otherwise wait for Python's rare full collection.
     A thread of its own; the trim runs outside the interpreter lock. No trim where there is no glibc.
     Returns the event that stops the thread once set."""
     import ctypes

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import os
 
-# What the server accepts at all (MB). Above the app's limit on purpose: a file between the two
-# reaches the page, which says in its own words that it is too large and drops the previous result;
-# one the server refused would only get a small red icon in the uploader while the page went on
-# showing the last image (docs/reliability.md).
+# above the app's own limit on purpose: a file between the two reaches the page, which refuses it in words
 UPLOAD_TRANSPORT_MB = 50
-# Passed on Streamlit's command line by app/serve.py: Streamlit reads .streamlit/config.toml only
-# from the working directory, and without these it listens on every interface, gathers usage
-# statistics and accepts 200 MB uploads.
+# on the command line: Streamlit reads .streamlit/config.toml only from the working directory
 SERVER_SETTINGS = {"server.address": "localhost", "server.maxUploadSize": str(UPLOAD_TRANSPORT_MB),
                    "server.headless": "true", "browser.gatherUsageStats": "false", "theme.base": "light",
-                   # no full garbage collection after every page run (Streamlit's default): with torch and
-                   # Plotly loaded it took about 0.3 s of each run, under the interpreter lock that training
-                   # and the other sessions wait for (docs/performance.md, "A classroom on one server")
+                   # a full collection after every page run holds the interpreter lock (docs/performance.md)
                    "runner.postScriptGC": "false",
-                   # no file watcher: each new session's watcher walked the path of every loaded module (torch,
-                   # scikit-learn, Plotly: about 4,800), so 20 students opening the app at once queued behind
-                   # it (docs/performance.md). Edits to the app need a restart instead.
+                   # a watcher walks every loaded module per new session (docs/performance.md); edits need a restart
                    "server.fileWatcherType": "none"}
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
@@ -78,7 +69,7 @@ def classroom_options(args: list[str]) -> list[str]:
     """Take the app's own options out of ``args`` (the rest go to Streamlit) and pass them to the
     pages through the environment (server.classroom reads them):
 
-    --keep-app-runs N      the newest N runs made on the Train page are kept (default 40, about 1 GB);
+    --keep-app-runs N      the newest N runs made on the Train page are kept (default 40);
     --min-free-mb M        no training starts with less free disk than this under runs/ (default 500);
     --hide-others-runs     a visitor's pickers leave out the runs other visitors started
                            (by default they come after the visitor's own)."""

@@ -87,8 +87,8 @@ def test_set() -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """The whole test split (10,000 images with the full dataset, 1,000 with the shipped subset).
 
     One object shared by every page run and session, never modified: ``st.cache_data`` would hand
-    each run a copy (7.5 MiB of images), and the copies outlive the runs until a full garbage
-    collection (benchmarks/load.py found about 100 of them, 760 MiB, after 20 sessions)."""
+    each run a copy, and the copies outlive the runs until a full garbage collection
+    (docs/performance.md, "A classroom on one server")."""
     data = load_fashion_mnist("test")
     return data.images, data.labels, data.classes
 
@@ -148,8 +148,7 @@ def inputs_for(model) -> Inputs:
         return _fashion_at(model.img_size)
     images, labels, classes = test_set()
     return Inputs("fashion-mnist", images, labels, classes, tuple(classes[int(i)] for i in labels), images[100:132],
-                  "Fashion-MNIST's 28 x 28 grey test images"
-                  + (f", resized to {model.img_size} x {model.img_size}" if model.img_size != 28 else ""))
+                  "Fashion-MNIST's 28 x 28 grey test images")
 
 
 @st.cache_data(show_spinner=False, ttl=3, max_entries=4)

@@ -20,7 +20,6 @@ from ..data.images import ImageSet, prepare_images
 from ..models.objective import MIMModel
 
 PROBES = ("knn", "linear")
-FINETUNE = ("finetune",)
 
 
 @torch.no_grad()
