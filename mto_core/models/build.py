@@ -10,7 +10,7 @@ from .mae import MAE
 from .objective import MODELS, MIMModel, check_model_fits, register_method
 from .simmim import SimMIM
 
-for _method in (SimMIM, MAE, ConMIM, BootMAE):
+for _method in (SimMIM, ConMIM, MAE, BootMAE):  # the order of the app's pickers
     register_method(_method)
 
 

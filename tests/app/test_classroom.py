@@ -98,6 +98,7 @@ def test_repeated_train_page_runs_keep_runs_bounded_and_the_page_says_how_many(c
     """Starting a training on the Train page past the server's bound: the oldest app runs go first."""
     import threading
 
+    import streamlit as st
     from server.classroom import app_runs
     from streamlit.testing.v1 import AppTest
 
@@ -112,6 +113,7 @@ def test_repeated_train_page_runs_keep_runs_bounded_and_the_page_says_how_many(c
     assert not at.exception and not at.error, [e.value for e in at.error]
     for thread in [t for t in threading.enumerate() if t.name.startswith("train-")]:
         thread.join(300)
+    st.cache_resource.clear()  # the page's job slot with it: a later Train page starts with no job
     present = app_runs(RUNS)
     new = [n for n in present if n not in earlier]
     assert len(new) == 2 and len(present) == 4, present  # bounded: two new, the two newest earlier ones

@@ -71,7 +71,7 @@ ROOT = APP.parent
 RUNS = ROOT / "runs"
 
 
-PAGES = {"pages/0_Learn.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens.py": "tokens",
+PAGES = {"Home.py": "learn", "pages/1_Reconstruct.py": "recon", "pages/2_Tokens.py": "tokens",
          "pages/3_Attention.py": "attn"}
 
 
