@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,34 +33,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from serving import ROOT, app_server, memory_mib, random_checkpoint, train_rate
+
 sys.path.insert(0, str(ROOT))  # run from a checkout, installed or not
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from load import wait_until_serving  # noqa: E402
 PAGES = {"Learn": "", "Reconstruct": "Reconstruct", "Tokens": "Tokens", "Attention": "Attention",
          "Curves": "Curves", "Train": "Train"}
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync", "--disable-quic"]
 TRAIN_STEPS, TRAIN_BATCH = 60, 64
 IDLE = 'stApp"][data-test-script-state="notRunning"]'
-
-
-@contextmanager
-def app_server():
-    """A fresh server on a free localhost port; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"),
-                               "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @contextmanager
@@ -81,7 +61,7 @@ def first_renders(servers: int = 3) -> dict[str, float]:
     servers the pages are opened in turn (Learn first, as a visitor would); the median per page."""
     times: dict[str, list[float]] = {name: [] for name in PAGES}
     for _ in range(servers):
-        with app_server() as url, chromium_page() as page:
+        with app_server() as (url, _), chromium_page() as page:
             for name, path in PAGES.items():
                 start = time.perf_counter()
                 page.goto(f"{url}/{path}")
@@ -127,10 +107,7 @@ def umap_seconds() -> dict[str, float]:
 
 
 def _rate(metrics: Path) -> float:
-    """Mean images/s of a run's 'train' rows, the first two (start-up) left out."""
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    rates = [r["images_per_s"] for r in rows if r.get("kind") == "train"][2:]
-    return float(np.mean(rates))
+    return train_rate([json.loads(line) for line in metrics.read_text().splitlines() if line.strip()])
 
 
 def training_rates() -> dict[str, float]:
@@ -150,7 +127,7 @@ def training_rates() -> dict[str, float]:
     runs = ROOT / "runs"
     existing = set(runs.glob("app-*"))
     try:
-        with app_server() as url, chromium_page() as page:
+        with app_server() as (url, _), chromium_page() as page:
             page.goto(f"{url}/Train")
             page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
             page.get_by_text("Use the small shipped data subset").click()
@@ -241,27 +218,6 @@ SCALE_BUDGETS = {"load_s": 10, "first_render_s": 5, "reconstruction_s": 1, "pca_
 SCALE_PAGES = {"Learn": 0, "Reconstruct": 1, "Tokens": 2, "Attention": 3}  # their places in the page list
 
 
-def random_checkpoint(folder: Path, name: str, size: str) -> Path:
-    """A randomly initialised ``name`` model of ``size`` (``vit-b``, ``vit-l``) with ImageNet's
-    per-channel normalisation, in mto's format, weights in float16 (loaded into float32)."""
-    from mto_core.config import SIZE_PRESETS, apply_overrides, preset, set_value
-    from mto_core.models.build import build_model
-    from mto_core.models.checkpoint import save_snapshot
-
-    if size == "vit-l":  # MAE's ViT-L: 1024 wide, 24 layers, 16 heads; its decoder as ViT-B's
-        config = preset(name, "vit-b")
-        for key, value in {"embed_dim": 1024, "depth": 24, "num_heads": 16}.items():
-            set_value(config, f"model.{key}", value, size_preset=False)
-        config.model.size = "vit-l"
-    else:
-        assert size in SIZE_PRESETS
-        config = preset(name, size)
-    config = apply_overrides(config, ["model.pixel_mean=[0.485,0.456,0.406]", "model.pixel_std=[0.229,0.224,0.225]"])
-    torch.manual_seed(0)
-    model = build_model(config.model, config.mto).half()
-    return save_snapshot(folder, model, config)
-
-
 def _pick(page, label: str, option: str) -> None:
     """Choose ``option`` (the start of its text) in the sidebar's selectbox ``label``, typing it to
     filter the list (a long list shows only its first options)."""
@@ -282,38 +238,13 @@ def _open(page, place: int) -> float:
     return time.perf_counter() - start
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-@contextmanager
-def app_server_process():
-    """As :func:`app_server`, also yielding the server's process id (for its memory)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
-                               "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url)
-        yield url, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def scale_pages(made: dict[str, Path]) -> dict:
     """In headless Chromium on a fresh server: the time from picking the ViT-B checkpoint in the
     sidebar until the page has run (Reconstruct; the load included), then each page's first render
     with it (alone), then the same with each beside its MTO twin; the server's memory with those ViT-Bs
     and a ViT-L loaded."""
     out: dict = {"pick_s": {}, "alone_s": {}, "pair_s": {}}
-    with app_server_process() as (url, pid), chromium_page() as page:
+    with app_server() as (url, pid), chromium_page() as page:
         for method, checkpoint in (("MAE", made["mae-b"]), ("SimMIM", made["simmim-b"])):
             page.goto(f"{url}/Reconstruct")
             page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
@@ -333,10 +264,10 @@ def scale_pages(made: dict[str, Path]) -> dict:
             _pick(page, "Compare with", f"{made[key + '-mto'].name} · ")
             for name, place in SCALE_PAGES.items():
                 out["pair_s"][f"{name} ({method} pair)"] = _open(page, place)
-        before = _rss_mib(pid)
+        before = memory_mib(pid)["VmRSS"]
         _pick(page, "Compare with", f"{made['mae-l'].name} · ")  # a ViT-L beside the ViT-B MAE
         out["memory_mib"] = {"with ViT-B MAE and SimMIM, each with its MTO twin": round(before),
-                             "after also a ViT-L MAE": round(_rss_mib(pid))}
+                             "after also a ViT-L MAE": round(memory_mib(pid)["VmRSS"])}
     return out
 
 
