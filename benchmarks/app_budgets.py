@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from performance_text import SCALE_INTRO, app_budgets_table, replace_section, scale_table
 from serving import ROOT, app_server, memory_mib, random_checkpoint, train_rate
 
 sys.path.insert(0, str(ROOT))  # run from a checkout, installed or not
@@ -143,7 +143,8 @@ def training_rates() -> dict[str, float]:
             shutil.rmtree(run, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         after = command_line("after")  # the machine's speed can drift: the mean of before and after
-    return {"mto_train": (before + after) / 2, "mto_train_before_after": [before, after], "train_page": app}
+    return {"mto_train": (before + after) / 2, "mto_train_before_after": [before, after], "train_page": app,
+            "batch": TRAIN_BATCH}
 
 
 def wait_for_quiet(limit_s: float = 300) -> None:
@@ -164,57 +165,10 @@ def measure() -> dict:
     return result
 
 
-def report(result: dict) -> str:
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "does not hold"
-
-    renders, umap = result["first_render_s"], result["umap_2000_tokens_s"]
-    rates = result["training_images_per_s"]
-    ratio = rates["train_page"] / rates["mto_train"]
-    worst = max(renders, key=renders.get)
-    machine = result["machine"]
-    load = machine["load_average"]
-    lines = [f"Measured {machine['when']} on {machine['cores']} cores; load average {load[0]} before, "
-             f"{load[1]} after" + (" (a busy machine: these are not the app's own figures)"
-                                   if load[0] > 0.5 * machine["cores"] else "") + ". The load after "
-             "includes the benchmark's own work.", "",
-             "| budget | measured | verdict |", "|---|---|---|"]
-    lines.append(f"| first render of every page <= 3 s on a fresh server (median of 3 servers) | slowest: {worst} {renders[worst]:.1f} s "
-                 f"({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "
-                 f"{verdict(renders[worst] <= 3)} |")
-    lines.append(f"| UMAP of 2,000 tokens <= 10 s cold | {umap['cold']:.1f} s | {verdict(umap['cold'] <= 10)} |")
-    lines.append(f"| UMAP of 2,000 tokens <= 3 s warm | {umap['warm']:.1f} s | {verdict(umap['warm'] <= 3)} |")
-    lines.append(f"| one baseline + MTO reconstruction <= 50 ms | {result['reconstruction_ms']:.1f} ms | "
-                 f"{verdict(result['reconstruction_ms'] <= 50)} |")
-    lines.append(f"| Train page (page open) >= 0.8x `mto train` images/s, SimMIM, batch {TRAIN_BATCH}, "
-                 f"shipped subset | {rates['train_page']:.0f} vs {rates['mto_train']:.0f} images/s: "
-                 f"{ratio:.2f}x | {verdict(ratio >= 0.8)} |")
-    return "\n".join(lines)
-
-
-def update_doc(path: Path, table: str, heading: str = "## The app's budgets", intro: str = "") -> None:
-    """Replace the body of the ``heading`` section of ``path`` with ``table`` (a new section before
-    "## The app's budgets: what it took" if there is none yet)."""
-    text = path.read_text()
-    intro = intro or ("Measured by `python benchmarks/app_budgets.py --update-doc docs/performance.md` (first render: "
-                      "three fresh servers, headless Chromium opening the pages in turn, the median per page; "
-                      "reconstruction and UMAP on the shipped checkpoints; training through the Train page in Chromium):")
-    body = intro + "\n\n" + table + "\n\n"
-    if f"\n{heading}\n" not in text:
-        anchor = "\n## The app's budgets: what it took\n"
-        text = text.replace(anchor, f"\n{heading}\n\n\n{anchor}", 1)
-    new, count = re.subn(rf"({re.escape(heading)}\n\n).*?(?=\n## )", lambda m: m.group(1) + body, text,
-                         flags=re.DOTALL)
-    if count != 1:
-        raise SystemExit(f"{path} has no \"{heading}\" section followed by another section")
-    path.write_text(new.replace("\n\n\n## ", "\n\n## "))
-
-
 # ---------------------------------------------------------------------------------------------
 # The app at the paper's scale: a ViT-B-shaped MAE and SimMIM (and a ViT-L-shaped MAE for the memory
 # figure), randomly initialised and saved in mto's own format, opened on photos.
 
-SCALE_BUDGETS = {"load_s": 10, "first_render_s": 5, "reconstruction_s": 1, "pca_s": 2, "umap_cold_s": 10}
 SCALE_PAGES = {"Learn": 0, "Reconstruct": 1, "Tokens": 2, "Attention": 3}  # their places in the page list
 
 
@@ -328,36 +282,6 @@ def scale_budgets() -> dict:
     return result
 
 
-def scale_report(r: dict) -> str:
-    ok = lambda v, budget: "holds" if v <= budget else "does not hold"  # noqa: E731
-    b, pages = SCALE_BUDGETS, r["pages"]
-    renders = {**pages["alone_s"], **pages["pair_s"]}
-    worst = max(renders, key=renders.get)
-    m = r["machine"]
-    lines = [f"Measured {m['when']} on {m['cores']} cores; load average {m['load_average'][0]} before, "
-             f"{m['load_average'][1]} after (the benchmark's own work included).", "",
-             "| budget | measured | verdict |", "|---|---|---|",
-             f"| loading a ViT-B checkpoint <= {b['load_s']} s (`load_checkpoint`) | MAE {r['load_s']['mae-b']:.1f} s, "
-             f"SimMIM {r['load_s']['simmim-b']:.1f} s | {ok(max(r['load_s'].values()), b['load_s'])} |",
-             "| picking it in the sidebar until Reconstruct has run, the load included (Chromium) | "
-             + ", ".join(f"{k} {v:.1f} s" for k, v in pages["pick_s"].items()) + " | reported |",
-             f"| first render of every page once loaded <= {b['first_render_s']} s (Chromium, alone and in a pair) | "
-             f"slowest: {worst} {renders[worst]:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "
-             f"{ok(renders[worst], b['first_render_s'])} |",
-             f"| one reconstruction <= {b['reconstruction_s']} s (one photo) | MAE {r['reconstruction_s']['mae-b']:.2f} s, "
-             f"SimMIM {r['reconstruction_s']['simmim-b']:.2f} s | {ok(max(r['reconstruction_s'].values()), b['reconstruction_s'])} |",
-             f"| PCA of 16 photos' tokens ({r['tokens']:,}) <= {b['pca_s']} s | MAE {r['pca_s']['mae-b']:.2f} s, SimMIM "
-             f"{r['pca_s']['simmim-b']:.2f} s (the forward pass that gives the tokens: MAE "
-             f"{r['tokens_forward_s']['mae-b']:.1f} s, SimMIM {r['tokens_forward_s']['simmim-b']:.1f} s) | "
-             f"{ok(max(r['pca_s'].values()), b['pca_s'])} |",
-             f"| UMAP of the same tokens <= {b['umap_cold_s']} s cold (a fresh process) | {r['umap_cold_s']:.1f} s | "
-             f"{ok(r['umap_cold_s'], b['umap_cold_s'])} |",
-             f"| the server's memory with models of that size open (the checkpoint cache holds at most "
-             f"{r['cache_gib']:.1f} GiB of weights, the least recently used dropped first) | "
-             + ", ".join(f"{k}: {v:,} MiB" for k, v in pages["memory_mib"].items()) + " | reported |"]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
@@ -370,22 +294,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.scale:
         result = scale_budgets()
-        print(json.dumps(result, indent=2) if args.json else scale_report(result))
+        print(json.dumps(result, indent=2) if args.json else scale_table(result))
         if args.update_doc:
-            update_doc(args.update_doc, scale_report(result), "## The app at the paper's scale",
-                       "Measured by `python benchmarks/app_budgets.py --scale --update-doc docs/performance.md`: "
-                       "a ViT-B-shaped MAE and SimMIM in mto's format, randomly initialised (no published weights "
-                       "can be had here; the shapes, not the values, set these times), opened on the photos "
-                       "bundled with scikit-image; the page times in headless Chromium on a fresh server:")
+            replace_section(args.update_doc, scale_table(result), "## The app at the paper's scale", SCALE_INTRO)
         return
     if args.training_only:
         rates = training_rates()
         print(json.dumps({**rates, "ratio": round(rates["train_page"] / rates["mto_train"], 3)}))
         return
     result = measure()
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    print(json.dumps(result, indent=2) if args.json else app_budgets_table(result))
     if args.update_doc:
-        update_doc(args.update_doc, report(result))
+        replace_section(args.update_doc, app_budgets_table(result))
 
 
 if __name__ == "__main__":
