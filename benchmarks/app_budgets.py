@@ -41,7 +41,20 @@ PAGES = {"Learn": "", "Reconstruct": "Reconstruct", "Tokens": "Tokens", "Attenti
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync", "--disable-quic"]
 TRAIN_STEPS, TRAIN_BATCH = 60, 64
-IDLE = 'stApp"][data-test-script-state="notRunning"]'
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # subprocesses import this checkout's mto_core
+
+
+def settled(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the page's script has run (Streamlit marks the app not running)."""
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+
+
+def machine(load_before: float) -> dict:
+    """Where and when the figures were taken; the load average says whether the machine was quiet."""
+    return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 @contextmanager
@@ -66,7 +79,7 @@ def first_renders(servers: int = 3) -> dict[str, float]:
                 start = time.perf_counter()
                 page.goto(f"{url}/{path}")
                 page.wait_for_selector("h1", timeout=120_000)
-                page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+                settled(page)
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -100,8 +113,7 @@ print(cold, warm)
 
 def umap_seconds() -> dict[str, float]:
     """UMAP of 2,000 tokens in a fresh process: the first call (cold) and the second (warm)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", UMAP_SCRIPT], cwd=ROOT, env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", UMAP_SCRIPT], cwd=ROOT, env=ENV, check=True,
                          capture_output=True, text=True).stdout.split()
     return {"cold": float(out[-2]), "warm": float(out[-1])}
 
@@ -114,13 +126,12 @@ def training_rates() -> dict[str, float]:
     """images/s of `mto train` and of the Train page (both runs summed) on the same settings."""
     sets = [f"train.max_steps={TRAIN_STEPS}", "train.epochs=0", f"train.batch_size={TRAIN_BATCH}",
             "train.log_every=5", "train.warmup_fraction=0.1", "data.root=shipped"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
         cli = [sys.executable, "-m", "mto_core.cli", "train", "--preset", "simmim"]
 
         def command_line(name: str) -> float:
             subprocess.run(cli + ["--out", f"{tmp}/{name}"] + [a for s in sets for a in ("--set", s)], cwd=ROOT,
-                           env=env, check=True, capture_output=True)
+                           env=ENV, check=True, capture_output=True)
             return _rate(Path(tmp) / name / "metrics.jsonl")
 
         before = command_line("before")
@@ -129,7 +140,7 @@ def training_rates() -> dict[str, float]:
     try:
         with app_server() as (url, _), chromium_page() as page:
             page.goto(f"{url}/Train")
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             page.get_by_text("Use the small shipped data subset").click()
             steps = page.get_by_label("Steps")
             steps.fill(str(TRAIN_STEPS))
@@ -159,15 +170,11 @@ def measure() -> dict:
     load_before = os.getloadavg()[0]
     result = {"first_render_s": first_renders(), "reconstruction_ms": reconstruction_ms(),
               "umap_2000_tokens_s": umap_seconds(), "training_images_per_s": training_rates()}
-    result["machine"] = {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result["machine"] = machine(load_before)
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# The app at the paper's scale: a ViT-B-shaped MAE and SimMIM (and a ViT-L-shaped MAE for the memory
-# figure), randomly initialised and saved in mto's own format, opened on photos.
+# The app at the paper's scale: the shapes of published models set its times, so random weights do.
 
 SCALE_PAGES = {"Learn": 0, "Reconstruct": 1, "Tokens": 2, "Attention": 3}  # their places in the page list
 
@@ -179,7 +186,7 @@ def _pick(page, label: str, option: str) -> None:
     page.keyboard.type(option.split(" · ")[0])
     page.get_by_role("option", name=option).first.click()
     page.wait_for_timeout(300)
-    page.wait_for_selector(f'[data-testid="{IDLE}', timeout=600_000)
+    settled(page, 600_000)
 
 
 def _open(page, place: int) -> float:
@@ -188,7 +195,7 @@ def _open(page, place: int) -> float:
     start = time.perf_counter()
     page.locator('[data-testid="stSidebarNav"] a').nth(place).click()
     page.wait_for_timeout(300)
-    page.wait_for_selector(f'[data-testid="{IDLE}', timeout=600_000)
+    settled(page, 600_000)
     return time.perf_counter() - start
 
 
@@ -201,9 +208,9 @@ def scale_pages(made: dict[str, Path]) -> dict:
     with app_server() as (url, pid), chromium_page() as page:
         for method, checkpoint in (("MAE", made["mae-b"]), ("SimMIM", made["simmim-b"])):
             page.goto(f"{url}/Reconstruct")
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             page.locator('[data-testid="stSidebar"]').get_by_text(method, exact=True).click()
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             start = time.perf_counter()
             _pick(page, "Checkpoint", f"{checkpoint.name} · ")
             _pick(page, "Compare with", "— none: this checkpoint alone —")
@@ -213,7 +220,7 @@ def scale_pages(made: dict[str, Path]) -> dict:
         for method, key in (("SimMIM", "simmim-b"), ("MAE", "mae-b")):  # pairs: each beside its MTO twin
             _open(page, SCALE_PAGES["Reconstruct"])
             page.locator('[data-testid="stSidebar"]').get_by_text(method, exact=True).click()
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             _pick(page, "Checkpoint", f"{made[key].name} · ")
             _pick(page, "Compare with", f"{made[key + '-mto'].name} · ")
             for name, place in SCALE_PAGES.items():
@@ -264,8 +271,7 @@ def scale_budgets() -> dict:
         script = ("import time, numpy as np; from mto_core.analysis.measures import embed_2d; "
                   f"x = np.load({str(runs / 'bench-scale-mae-b-tokens.npy')!r}); "
                   "t = time.perf_counter(); embed_2d(x, 'umap'); print(time.perf_counter() - t)")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        result["umap_cold_s"] = float(subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
+        result["umap_cold_s"] = float(subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=ENV, check=True,
                                                      capture_output=True, text=True).stdout.split()[-1])
         result["tokens"] = int(tokens["features"].shape[0])
         result["pages"] = scale_pages(paths)
@@ -277,8 +283,7 @@ def scale_budgets() -> dict:
         for key in made:
             shutil.rmtree(paths[key], ignore_errors=True)
             (runs / f"bench-scale-{key}-tokens.npy").unlink(missing_ok=True)
-    result["machine"] = {"cores": os.cpu_count(), "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result["machine"] = machine(load_before)
     return result
 
 

@@ -28,7 +28,6 @@ class Session:
         self.errors: list[str] = []
         self.session_id = ""
         self.widgets: dict[str, object] = {}  # widget id -> its WidgetState, all sent with each rerun
-        self.replies: list = []  # ForwardMsgs that are not a page run's (file upload URLs)
 
     async def run_page(self, ws, page_hash: str, name: str, widgets: list | None = None) -> list:
         """Run a page (with ``widgets``: WidgetState values, as a browser sends them); its new elements."""
@@ -51,8 +50,6 @@ class Session:
                               for p in getattr(reply, kind).app_pages}
                 if kind == "new_session" and reply.new_session.initialize.session_id:
                     self.session_id = reply.new_session.initialize.session_id
-            elif kind == "file_urls_response":
-                self.replies.append(reply)
             elif kind == "delta" and reply.delta.WhichOneof("type") == "new_element":
                 raised |= reply.delta.new_element.WhichOneof("type") == "exception"
                 elements.append(reply.delta.new_element)
