@@ -22,11 +22,12 @@ SCALE_INTRO = ("Measured by `python benchmarks/app_budgets.py --scale --update-d
                "bundled with scikit-image; the page times in headless Chromium on a fresh server:")
 
 
+def _verdict(ok: bool) -> str:
+    return "holds" if ok else "does not hold"
+
+
 def app_budgets_table(result: dict) -> str:
     """The budgets of `app_budgets.py`'s JSON, each with its verdict."""
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "does not hold"
-
     renders, umap = result["first_render_s"], result["umap_2000_tokens_s"]
     rates = result["training_images_per_s"]
     ratio = rates["train_page"] / rates["mto_train"]
@@ -40,14 +41,14 @@ def app_budgets_table(result: dict) -> str:
              "| budget | measured | verdict |", "|---|---|---|"]
     lines.append(f"| first render of every page <= 3 s on a fresh server (median of 3 servers) | slowest: {worst} {renders[worst]:.1f} s "
                  f"({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "
-                 f"{verdict(renders[worst] <= 3)} |")
-    lines.append(f"| UMAP of 2,000 tokens <= 10 s cold | {umap['cold']:.1f} s | {verdict(umap['cold'] <= 10)} |")
-    lines.append(f"| UMAP of 2,000 tokens <= 3 s warm | {umap['warm']:.1f} s | {verdict(umap['warm'] <= 3)} |")
+                 f"{_verdict(renders[worst] <= 3)} |")
+    lines.append(f"| UMAP of 2,000 tokens <= 10 s cold | {umap['cold']:.1f} s | {_verdict(umap['cold'] <= 10)} |")
+    lines.append(f"| UMAP of 2,000 tokens <= 3 s warm | {umap['warm']:.1f} s | {_verdict(umap['warm'] <= 3)} |")
     lines.append(f"| one baseline + MTO reconstruction <= 50 ms | {result['reconstruction_ms']:.1f} ms | "
-                 f"{verdict(result['reconstruction_ms'] <= 50)} |")
+                 f"{_verdict(result['reconstruction_ms'] <= 50)} |")
     lines.append(f"| Train page (page open) >= 0.8x `mto train` images/s, SimMIM, batch {rates['batch']}, "
                  f"shipped subset | {rates['train_page']:.0f} vs {rates['mto_train']:.0f} images/s: "
-                 f"{ratio:.2f}x | {verdict(ratio >= 0.8)} |")
+                 f"{ratio:.2f}x | {_verdict(ratio >= 0.8)} |")
     return "\n".join(lines)
 
 
@@ -68,7 +69,6 @@ def replace_section(path: Path, table: str, heading: str = "## The app's budgets
 
 def scale_table(r: dict) -> str:
     """The budgets of `app_budgets.py --scale --json`, each with its verdict."""
-    ok = lambda v, budget: "holds" if v <= budget else "does not hold"  # noqa: E731
     b, pages = SCALE_BUDGETS, r["pages"]
     renders = {**pages["alone_s"], **pages["pair_s"]}
     worst = max(renders, key=renders.get)
@@ -77,20 +77,20 @@ def scale_table(r: dict) -> str:
              f"{m['load_average'][1]} after (the benchmark's own work included).", "",
              "| budget | measured | verdict |", "|---|---|---|",
              f"| loading a ViT-B checkpoint <= {b['load_s']} s (`load_checkpoint`) | MAE {r['load_s']['mae-b']:.1f} s, "
-             f"SimMIM {r['load_s']['simmim-b']:.1f} s | {ok(max(r['load_s'].values()), b['load_s'])} |",
+             f"SimMIM {r['load_s']['simmim-b']:.1f} s | {_verdict(max(r['load_s'].values()) <= b['load_s'])} |",
              "| picking it in the sidebar until Reconstruct has run, the load included (Chromium) | "
              + ", ".join(f"{k} {v:.1f} s" for k, v in pages["pick_s"].items()) + " | reported |",
              f"| first render of every page once loaded <= {b['first_render_s']} s (Chromium, alone and in a pair) | "
              f"slowest: {worst} {renders[worst]:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "
-             f"{ok(renders[worst], b['first_render_s'])} |",
+             f"{_verdict(renders[worst] <= b['first_render_s'])} |",
              f"| one reconstruction <= {b['reconstruction_s']} s (one photo) | MAE {r['reconstruction_s']['mae-b']:.2f} s, "
-             f"SimMIM {r['reconstruction_s']['simmim-b']:.2f} s | {ok(max(r['reconstruction_s'].values()), b['reconstruction_s'])} |",
+             f"SimMIM {r['reconstruction_s']['simmim-b']:.2f} s | {_verdict(max(r['reconstruction_s'].values()) <= b['reconstruction_s'])} |",
              f"| PCA of 16 photos' tokens ({r['tokens']:,}) <= {b['pca_s']} s | MAE {r['pca_s']['mae-b']:.2f} s, SimMIM "
              f"{r['pca_s']['simmim-b']:.2f} s (the forward pass that gives the tokens: MAE "
              f"{r['tokens_forward_s']['mae-b']:.1f} s, SimMIM {r['tokens_forward_s']['simmim-b']:.1f} s) | "
-             f"{ok(max(r['pca_s'].values()), b['pca_s'])} |",
+             f"{_verdict(max(r['pca_s'].values()) <= b['pca_s'])} |",
              f"| UMAP of the same tokens <= {b['umap_cold_s']} s cold (a fresh process) | {r['umap_cold_s']:.1f} s | "
-             f"{ok(r['umap_cold_s'], b['umap_cold_s'])} |",
+             f"{_verdict(r['umap_cold_s'] <= b['umap_cold_s'])} |",
              f"| the server's memory with models of that size open (the checkpoint cache holds at most "
              f"{r['cache_gib']:.1f} GiB of weights, the least recently used dropped first) | "
              + ", ".join(f"{k}: {v:,} MiB" for k, v in pages["memory_mib"].items()) + " | reported |"]
@@ -190,10 +190,6 @@ def kept_gpu_section(previous: str) -> str:
     """The doc's "On the GPU" section as it stands: measured on a GPU by benchmarks/gpu_check.sh."""
     start, end = previous.find("## On the GPU"), previous.find("## The app's budgets")
     return previous[start:end].rstrip("\n") if 0 <= start < end else ""
-
-
-def _verdict(ok: bool) -> str:
-    return "holds" if ok else "does not hold"
 
 
 def _row(result: dict, method: str, variant: str, size: str = "tiny") -> dict:
