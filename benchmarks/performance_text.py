@@ -2,7 +2,7 @@
 scripts only measure and write JSON. Imports no benchmark script.
 
 performance_doc.py renders the whole file; app_budgets.py and attempts.py print their tables with
-it, and app_budgets.py --update-doc rewrites its sections with it.
+it; app_budgets.py --update-doc and gpu_table.py rewrite their own sections with it.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mto_core.bench.measure import format_profile, format_report
+from mto_core.bench.measure import MTO_PARTS, format_profile, format_report
 
+GPU_BEGIN, GPU_END = "<!-- gpu-check: begin -->", "<!-- gpu-check: end -->"
 SCALE_BUDGETS = {"load_s": 10, "first_render_s": 5, "reconstruction_s": 1, "pca_s": 2, "umap_cold_s": 10}
 APP_BUDGETS_INTRO = ("Measured by `python benchmarks/app_budgets.py --update-doc docs/performance.md` (first render: "
                      "three fresh servers, headless Chromium opening the pages in turn, the median per page; "
@@ -144,6 +145,64 @@ def attempts_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+
+
+def _gpu_row(result: dict, size: str, method: str, variant: str, compiled: bool) -> dict | None:
+    return next((r for r in result["rows"] if (r["size"], r["method"], r["variant"], r["compiled"])
+                 == (size, method, variant, compiled)), None)
+
+
+def gpu_section(result: dict, sizes: list[tuple[str, int]]) -> str:
+    """The "after" part of the GPU section of docs/performance.md from `gpu_table.py`'s JSON; ``sizes``:
+    the (size, batch) rows in the order of the table."""
+    m = result["machine"]
+    lines = [f"Measured by `bash benchmarks/gpu_check.sh OUT` on {m.get('gpu', 'a CUDA device')}, torch {m['torch']}, "
+             f"{m['date']}; bf16 matmul peak measured {result['matmul_peak_tflops']:.0f} TFLOP/s; median of "
+             f"{result['rounds']} interleaved rounds after {result['warmup']} warm-up steps.", ""]
+    lines += ["| size | batch | mode | SimMIM ms | SimMIM+MTO ms | ratio | MFU base -> MTO | peak MiB base -> MTO "
+              "| MAE ms | MAE+MTO ms | ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for size, batch in sizes:
+        for compiled in (False, True):
+            s0, s1 = (_gpu_row(result, size, "simmim", v, compiled) for v in ("baseline", "MTO (all defaults)"))
+            a0, a1 = (_gpu_row(result, size, "mae", v, compiled) for v in ("baseline", "MTO (all defaults)"))
+            if not (s0 and s1):
+                continue
+            mae = (f"{a0['ms']:.1f} | {a1['ms']:.1f} | {a1['vs_baseline']:.2f}x" if a0 and a1 else "not reached | | ")
+            lines.append(f"| {size} | {batch} | {'compiled' if compiled else 'eager'} | {s0['ms']:.1f} | {s1['ms']:.1f} "
+                         f"| {s1['vs_baseline']:.2f}x | {100 * s0['mfu']:.1f}% -> {100 * s1['mfu']:.1f}% "
+                         f"| {s0['peak_mib']:.0f} -> {s1['peak_mib']:.0f} | {mae} |")
+    parts = [r for r in result["rows"] if not r["compiled"] and r["variant"] not in ("baseline",)]
+    if parts:
+        lines += ["", "Each part alone, eager (time vs its own baseline):", "",
+                  "| size | method | " + " | ".join(MTO_PARTS) + " |", "|---|---|" + "---|" * len(MTO_PARTS)]
+        for size, _ in sizes:
+            for method in ("simmim", "mae"):
+                cells = [_gpu_row(result, size, method, v, False) for v in MTO_PARTS]
+                if all(cells):
+                    lines.append(f"| {size} | {method} | " + " | ".join(f"{c['vs_baseline']:.2f}x" for c in cells) + " |")
+    plain = result.get("plain")
+    if plain:
+        lines += ["", f"Tiny SimMIM baseline, batch {plain['batch']}, eager, against the plain PyTorch loop "
+                      f"(`mto_core/bench/plain_loop.py`, bf16 autocast): {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms, "
+                      f"**{plain['speedup']:.2f}x** its speed ({plain['batch'] / plain['mto_ms'] * 1000:,.0f} images/s)."]
+    if "equal_paths" in result:
+        gaps = "; ".join(f"{k}: terms {v['terms']:.1e}, gradients {v['gradients']:.1e}"
+                         for k, v in result["equal_paths"].items())
+        syncs = "; ".join(f"{k}: {v}" for k, v in result["host_syncs"].items())
+        lines += ["", f"Fused against explicit on CUDA (float32, every part; largest relative gap): {gaps}.",
+                  f"Host synchronisations in a training step (`torch.cuda.set_sync_debug_mode(\"error\")`): {syncs}."]
+    if result["skipped"]:
+        lines += ["", "Not reached within the time budget: " + "; ".join(result["skipped"]) + "."]
+    return "\n".join(lines)
+
+
+def replace_between_markers(doc: Path, text: str) -> None:
+    """Put ``text`` between the gpu-check markers of ``doc``."""
+    source = doc.read_text()
+    pattern = re.compile(re.escape(GPU_BEGIN) + ".*?" + re.escape(GPU_END), re.DOTALL)
+    if not pattern.search(source):
+        raise SystemExit(f"gpu_table.py: {doc} has no '{GPU_BEGIN}' ... '{GPU_END}' markers to write between")
+    doc.write_text(pattern.sub(lambda _: f"{GPU_BEGIN}\n{text}\n{GPU_END}", source))
 
 
 # The doc's sections that other scripts write (each names its command), carried over verbatim: the

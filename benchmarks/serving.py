@@ -1,7 +1,7 @@
 """What the app's benchmarks share: a server on a free port, its memory, a large model to open.
 
-Imported by app_budgets.py, load.py and profile_pages.py; it imports no benchmark script, so
-none of them needs another to start a server.
+Imported by the scripts that start or measure the app; it imports no script, so none of them
+needs another to start a server.
 """
 
 from __future__ import annotations
