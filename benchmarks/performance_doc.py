@@ -1,4 +1,4 @@
-"""Write docs/performance.md: every figure in it is measured by this run.
+"""Write docs/performance.md: every figure in it is measured by this run (or the saved run it renders).
 
 Usage: python benchmarks/performance_doc.py [--compile] [--out docs/performance.md]
        [--save-json FILE] [--from-json FILE]
