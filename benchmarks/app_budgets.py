@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,34 +32,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from performance_text import SCALE_INTRO, app_budgets_table, replace_section, scale_table
+from serving import ROOT, app_server, memory_mib, random_checkpoint, train_rate
+
 sys.path.insert(0, str(ROOT))  # run from a checkout, installed or not
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from load import wait_until_serving  # noqa: E402
 PAGES = {"Learn": "", "Reconstruct": "Reconstruct", "Tokens": "Tokens", "Attention": "Attention",
          "Curves": "Curves", "Train": "Train"}
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync", "--disable-quic"]
 TRAIN_STEPS, TRAIN_BATCH = 60, 64
-IDLE = 'stApp"][data-test-script-state="notRunning"]'
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # subprocesses import this checkout's mto_core
 
 
-@contextmanager
-def app_server():
-    """A fresh server on a free localhost port; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"),
-                               "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+def settled(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the page's script has run (Streamlit marks the app not running)."""
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+
+
+def machine(load_before: float) -> dict:
+    """Where and when the figures were taken; the load average says whether the machine was quiet."""
+    return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 @contextmanager
@@ -81,12 +74,12 @@ def first_renders(servers: int = 3) -> dict[str, float]:
     servers the pages are opened in turn (Learn first, as a visitor would); the median per page."""
     times: dict[str, list[float]] = {name: [] for name in PAGES}
     for _ in range(servers):
-        with app_server() as url, chromium_page() as page:
+        with app_server() as (url, _), chromium_page() as page:
             for name, path in PAGES.items():
                 start = time.perf_counter()
                 page.goto(f"{url}/{path}")
                 page.wait_for_selector("h1", timeout=120_000)
-                page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+                settled(page)
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -120,39 +113,34 @@ print(cold, warm)
 
 def umap_seconds() -> dict[str, float]:
     """UMAP of 2,000 tokens in a fresh process: the first call (cold) and the second (warm)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", UMAP_SCRIPT], cwd=ROOT, env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", UMAP_SCRIPT], cwd=ROOT, env=ENV, check=True,
                          capture_output=True, text=True).stdout.split()
     return {"cold": float(out[-2]), "warm": float(out[-1])}
 
 
 def _rate(metrics: Path) -> float:
-    """Mean images/s of a run's 'train' rows, the first two (start-up) left out."""
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    rates = [r["images_per_s"] for r in rows if r.get("kind") == "train"][2:]
-    return float(np.mean(rates))
+    return train_rate([json.loads(line) for line in metrics.read_text().splitlines() if line.strip()])
 
 
 def training_rates() -> dict[str, float]:
     """images/s of `mto train` and of the Train page (both runs summed) on the same settings."""
     sets = [f"train.max_steps={TRAIN_STEPS}", "train.epochs=0", f"train.batch_size={TRAIN_BATCH}",
             "train.log_every=5", "train.warmup_fraction=0.1", "data.root=shipped"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
         cli = [sys.executable, "-m", "mto_core.cli", "train", "--preset", "simmim"]
 
         def command_line(name: str) -> float:
             subprocess.run(cli + ["--out", f"{tmp}/{name}"] + [a for s in sets for a in ("--set", s)], cwd=ROOT,
-                           env=env, check=True, capture_output=True)
+                           env=ENV, check=True, capture_output=True)
             return _rate(Path(tmp) / name / "metrics.jsonl")
 
         before = command_line("before")
     runs = ROOT / "runs"
     existing = set(runs.glob("app-*"))
     try:
-        with app_server() as url, chromium_page() as page:
+        with app_server() as (url, _), chromium_page() as page:
             page.goto(f"{url}/Train")
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             page.get_by_text("Use the small shipped data subset").click()
             steps = page.get_by_label("Steps")
             steps.fill(str(TRAIN_STEPS))
@@ -166,7 +154,8 @@ def training_rates() -> dict[str, float]:
             shutil.rmtree(run, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         after = command_line("after")  # the machine's speed can drift: the mean of before and after
-    return {"mto_train": (before + after) / 2, "mto_train_before_after": [before, after], "train_page": app}
+    return {"mto_train": (before + after) / 2, "mto_train_before_after": [before, after], "train_page": app,
+            "batch": TRAIN_BATCH}
 
 
 def wait_for_quiet(limit_s: float = 300) -> None:
@@ -181,85 +170,13 @@ def measure() -> dict:
     load_before = os.getloadavg()[0]
     result = {"first_render_s": first_renders(), "reconstruction_ms": reconstruction_ms(),
               "umap_2000_tokens_s": umap_seconds(), "training_images_per_s": training_rates()}
-    result["machine"] = {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result["machine"] = machine(load_before)
     return result
 
 
-def report(result: dict) -> str:
-    def verdict(ok: bool) -> str:
-        return "holds" if ok else "does not hold"
+# The app at the paper's scale: the shapes of published models set its times, so random weights do.
 
-    renders, umap = result["first_render_s"], result["umap_2000_tokens_s"]
-    rates = result["training_images_per_s"]
-    ratio = rates["train_page"] / rates["mto_train"]
-    worst = max(renders, key=renders.get)
-    machine = result["machine"]
-    load = machine["load_average"]
-    lines = [f"Measured {machine['when']} on {machine['cores']} cores; load average {load[0]} before, "
-             f"{load[1]} after" + (" (a busy machine: these are not the app's own figures)"
-                                   if load[0] > 0.5 * machine["cores"] else "") + ". The load after "
-             "includes the benchmark's own work.", "",
-             "| budget | measured | verdict |", "|---|---|---|"]
-    lines.append(f"| first render of every page <= 3 s on a fresh server (median of 3 servers) | slowest: {worst} {renders[worst]:.1f} s "
-                 f"({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "
-                 f"{verdict(renders[worst] <= 3)} |")
-    lines.append(f"| UMAP of 2,000 tokens <= 10 s cold | {umap['cold']:.1f} s | {verdict(umap['cold'] <= 10)} |")
-    lines.append(f"| UMAP of 2,000 tokens <= 3 s warm | {umap['warm']:.1f} s | {verdict(umap['warm'] <= 3)} |")
-    lines.append(f"| one baseline + MTO reconstruction <= 50 ms | {result['reconstruction_ms']:.1f} ms | "
-                 f"{verdict(result['reconstruction_ms'] <= 50)} |")
-    lines.append(f"| Train page (page open) >= 0.8x `mto train` images/s, SimMIM, batch {TRAIN_BATCH}, "
-                 f"shipped subset | {rates['train_page']:.0f} vs {rates['mto_train']:.0f} images/s: "
-                 f"{ratio:.2f}x | {verdict(ratio >= 0.8)} |")
-    return "\n".join(lines)
-
-
-def update_doc(path: Path, table: str, heading: str = "## The app's budgets", intro: str = "") -> None:
-    """Replace the body of the ``heading`` section of ``path`` with ``table`` (a new section before
-    "## The app's budgets: what it took" if there is none yet)."""
-    text = path.read_text()
-    intro = intro or ("Measured by `python benchmarks/app_budgets.py --update-doc docs/performance.md` (first render: "
-                      "three fresh servers, headless Chromium opening the pages in turn, the median per page; "
-                      "reconstruction and UMAP on the shipped checkpoints; training through the Train page in Chromium):")
-    body = intro + "\n\n" + table + "\n\n"
-    if f"\n{heading}\n" not in text:
-        anchor = "\n## The app's budgets: what it took\n"
-        text = text.replace(anchor, f"\n{heading}\n\n\n{anchor}", 1)
-    new, count = re.subn(rf"({re.escape(heading)}\n\n).*?(?=\n## )", lambda m: m.group(1) + body, text,
-                         flags=re.DOTALL)
-    if count != 1:
-        raise SystemExit(f"{path} has no \"{heading}\" section followed by another section")
-    path.write_text(new.replace("\n\n\n## ", "\n\n## "))
-
-
-# ---------------------------------------------------------------------------------------------
-# The app at the paper's scale: a ViT-B-shaped MAE and SimMIM (and a ViT-L-shaped MAE for the memory
-# figure), randomly initialised and saved in mto's own format, opened on photos.
-
-SCALE_BUDGETS = {"load_s": 10, "first_render_s": 5, "reconstruction_s": 1, "pca_s": 2, "umap_cold_s": 10}
 SCALE_PAGES = {"Learn": 0, "Reconstruct": 1, "Tokens": 2, "Attention": 3}  # their places in the page list
-
-
-def random_checkpoint(folder: Path, name: str, size: str) -> Path:
-    """A randomly initialised ``name`` model of ``size`` (``vit-b``, ``vit-l``) with ImageNet's
-    per-channel normalisation, in mto's format, weights in float16 (loaded into float32)."""
-    from mto_core.config import SIZE_PRESETS, apply_overrides, preset, set_value
-    from mto_core.models.build import build_model
-    from mto_core.models.checkpoint import save_snapshot
-
-    if size == "vit-l":  # MAE's ViT-L: 1024 wide, 24 layers, 16 heads; its decoder as ViT-B's
-        config = preset(name, "vit-b")
-        for key, value in {"embed_dim": 1024, "depth": 24, "num_heads": 16}.items():
-            set_value(config, f"model.{key}", value, size_preset=False)
-        config.model.size = "vit-l"
-    else:
-        assert size in SIZE_PRESETS
-        config = preset(name, size)
-    config = apply_overrides(config, ["model.pixel_mean=[0.485,0.456,0.406]", "model.pixel_std=[0.229,0.224,0.225]"])
-    torch.manual_seed(0)
-    model = build_model(config.model, config.mto).half()
-    return save_snapshot(folder, model, config)
 
 
 def _pick(page, label: str, option: str) -> None:
@@ -269,7 +186,7 @@ def _pick(page, label: str, option: str) -> None:
     page.keyboard.type(option.split(" · ")[0])
     page.get_by_role("option", name=option).first.click()
     page.wait_for_timeout(300)
-    page.wait_for_selector(f'[data-testid="{IDLE}', timeout=600_000)
+    settled(page, 600_000)
 
 
 def _open(page, place: int) -> float:
@@ -278,33 +195,8 @@ def _open(page, place: int) -> float:
     start = time.perf_counter()
     page.locator('[data-testid="stSidebarNav"] a').nth(place).click()
     page.wait_for_timeout(300)
-    page.wait_for_selector(f'[data-testid="{IDLE}', timeout=600_000)
+    settled(page, 600_000)
     return time.perf_counter() - start
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-@contextmanager
-def app_server_process():
-    """As :func:`app_server`, also yielding the server's process id (for its memory)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--server.port", str(port),
-                               "--server.address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url)
-        yield url, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def scale_pages(made: dict[str, Path]) -> dict:
@@ -313,12 +205,12 @@ def scale_pages(made: dict[str, Path]) -> dict:
     with it (alone), then the same with each beside its MTO twin; the server's memory with those ViT-Bs
     and a ViT-L loaded."""
     out: dict = {"pick_s": {}, "alone_s": {}, "pair_s": {}}
-    with app_server_process() as (url, pid), chromium_page() as page:
+    with app_server() as (url, pid), chromium_page() as page:
         for method, checkpoint in (("MAE", made["mae-b"]), ("SimMIM", made["simmim-b"])):
             page.goto(f"{url}/Reconstruct")
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             page.locator('[data-testid="stSidebar"]').get_by_text(method, exact=True).click()
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             start = time.perf_counter()
             _pick(page, "Checkpoint", f"{checkpoint.name} · ")
             _pick(page, "Compare with", "— none: this checkpoint alone —")
@@ -328,15 +220,15 @@ def scale_pages(made: dict[str, Path]) -> dict:
         for method, key in (("SimMIM", "simmim-b"), ("MAE", "mae-b")):  # pairs: each beside its MTO twin
             _open(page, SCALE_PAGES["Reconstruct"])
             page.locator('[data-testid="stSidebar"]').get_by_text(method, exact=True).click()
-            page.wait_for_selector(f'[data-testid="{IDLE}', timeout=120_000)
+            settled(page)
             _pick(page, "Checkpoint", f"{made[key].name} · ")
             _pick(page, "Compare with", f"{made[key + '-mto'].name} · ")
             for name, place in SCALE_PAGES.items():
                 out["pair_s"][f"{name} ({method} pair)"] = _open(page, place)
-        before = _rss_mib(pid)
+        before = memory_mib(pid)["VmRSS"]
         _pick(page, "Compare with", f"{made['mae-l'].name} · ")  # a ViT-L beside the ViT-B MAE
         out["memory_mib"] = {"with ViT-B MAE and SimMIM, each with its MTO twin": round(before),
-                             "after also a ViT-L MAE": round(_rss_mib(pid))}
+                             "after also a ViT-L MAE": round(memory_mib(pid)["VmRSS"])}
     return out
 
 
@@ -379,8 +271,7 @@ def scale_budgets() -> dict:
         script = ("import time, numpy as np; from mto_core.analysis.measures import embed_2d; "
                   f"x = np.load({str(runs / 'bench-scale-mae-b-tokens.npy')!r}); "
                   "t = time.perf_counter(); embed_2d(x, 'umap'); print(time.perf_counter() - t)")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        result["umap_cold_s"] = float(subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
+        result["umap_cold_s"] = float(subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=ENV, check=True,
                                                      capture_output=True, text=True).stdout.split()[-1])
         result["tokens"] = int(tokens["features"].shape[0])
         result["pages"] = scale_pages(paths)
@@ -392,39 +283,8 @@ def scale_budgets() -> dict:
         for key in made:
             shutil.rmtree(paths[key], ignore_errors=True)
             (runs / f"bench-scale-{key}-tokens.npy").unlink(missing_ok=True)
-    result["machine"] = {"cores": os.cpu_count(), "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result["machine"] = machine(load_before)
     return result
-
-
-def scale_report(r: dict) -> str:
-    ok = lambda v, budget: "holds" if v <= budget else "does not hold"  # noqa: E731
-    b, pages = SCALE_BUDGETS, r["pages"]
-    renders = {**pages["alone_s"], **pages["pair_s"]}
-    worst = max(renders, key=renders.get)
-    m = r["machine"]
-    lines = [f"Measured {m['when']} on {m['cores']} cores; load average {m['load_average'][0]} before, "
-             f"{m['load_average'][1]} after (the benchmark's own work included).", "",
-             "| budget | measured | verdict |", "|---|---|---|",
-             f"| loading a ViT-B checkpoint <= {b['load_s']} s (`load_checkpoint`) | MAE {r['load_s']['mae-b']:.1f} s, "
-             f"SimMIM {r['load_s']['simmim-b']:.1f} s | {ok(max(r['load_s'].values()), b['load_s'])} |",
-             "| picking it in the sidebar until Reconstruct has run, the load included (Chromium) | "
-             + ", ".join(f"{k} {v:.1f} s" for k, v in pages["pick_s"].items()) + " | reported |",
-             f"| first render of every page once loaded <= {b['first_render_s']} s (Chromium, alone and in a pair) | "
-             f"slowest: {worst} {renders[worst]:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in renders.items())}) | "
-             f"{ok(renders[worst], b['first_render_s'])} |",
-             f"| one reconstruction <= {b['reconstruction_s']} s (one photo) | MAE {r['reconstruction_s']['mae-b']:.2f} s, "
-             f"SimMIM {r['reconstruction_s']['simmim-b']:.2f} s | {ok(max(r['reconstruction_s'].values()), b['reconstruction_s'])} |",
-             f"| PCA of 16 photos' tokens ({r['tokens']:,}) <= {b['pca_s']} s | MAE {r['pca_s']['mae-b']:.2f} s, SimMIM "
-             f"{r['pca_s']['simmim-b']:.2f} s (the forward pass that gives the tokens: MAE "
-             f"{r['tokens_forward_s']['mae-b']:.1f} s, SimMIM {r['tokens_forward_s']['simmim-b']:.1f} s) | "
-             f"{ok(max(r['pca_s'].values()), b['pca_s'])} |",
-             f"| UMAP of the same tokens <= {b['umap_cold_s']} s cold (a fresh process) | {r['umap_cold_s']:.1f} s | "
-             f"{ok(r['umap_cold_s'], b['umap_cold_s'])} |",
-             f"| the server's memory with models of that size open (the checkpoint cache holds at most "
-             f"{r['cache_gib']:.1f} GiB of weights, the least recently used dropped first) | "
-             + ", ".join(f"{k}: {v:,} MiB" for k, v in pages["memory_mib"].items()) + " | reported |"]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -439,22 +299,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.scale:
         result = scale_budgets()
-        print(json.dumps(result, indent=2) if args.json else scale_report(result))
+        print(json.dumps(result, indent=2) if args.json else scale_table(result))
         if args.update_doc:
-            update_doc(args.update_doc, scale_report(result), "## The app at the paper's scale",
-                       "Measured by `python benchmarks/app_budgets.py --scale --update-doc docs/performance.md`: "
-                       "a ViT-B-shaped MAE and SimMIM in mto's format, randomly initialised (no published weights "
-                       "can be had here; the shapes, not the values, set these times), opened on the photos "
-                       "bundled with scikit-image; the page times in headless Chromium on a fresh server:")
+            replace_section(args.update_doc, scale_table(result), "## The app at the paper's scale", SCALE_INTRO)
         return
     if args.training_only:
         rates = training_rates()
         print(json.dumps({**rates, "ratio": round(rates["train_page"] / rates["mto_train"], 3)}))
         return
     result = measure()
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    print(json.dumps(result, indent=2) if args.json else app_budgets_table(result))
     if args.update_doc:
-        update_doc(args.update_doc, report(result))
+        replace_section(args.update_doc, app_budgets_table(result))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from mto_core.training.engine import build_optimizer
 from mto_core.data.masking import hidden_count, make_mask
 from mto_core.models.build import build_model
 from mto_core.bench.plain_loop import plain_step
+from performance_text import attempts_table
 
 BATCH = 128
 FUSED = F.scaled_dot_product_attention
@@ -222,59 +223,13 @@ def measure(rounds: int) -> dict:
     return result
 
 
-def report(result: dict) -> str:
-    lines = ["| attempt | before | after | after / before (time) |", "|---|---|---|---|"]
-    for method, ms in result["mto"].items():
-        lines.append(f"| {method}: MTO rows-only pass (full-map pass before); baseline {ms['baseline']:.1f} ms "
-                     f"| {ms['full maps']:.1f} ms ({ms['full maps'] / ms['baseline']:.3f}x baseline) "
-                     f"| {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
-                     f"| {ms['rows'] / ms['full maps']:.3f} |")
-        lines.append(f"| {method}: L_ent from fused kernels, log-sum-exp minus E_p[s] (explicit masked rows "
-                     f"before) | {ms['explicit entropy']:.1f} ms ({ms['explicit entropy'] / ms['baseline']:.3f}x "
-                     f"baseline) | {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
-                     f"| {ms['rows'] / ms['explicit entropy']:.3f} |")
-        lines.append(f"| {method}: L_sing's Gram matrix with a one-product backward (autograd's backward of "
-                     f"h @ h^T before) | {ms['autograd gram']:.1f} ms ({ms['autograd gram'] / ms['baseline']:.3f}x "
-                     f"baseline) | {ms['rows']:.1f} ms ({ms['rows'] / ms['baseline']:.3f}x baseline) "
-                     f"| {ms['rows'] / ms['autograd gram']:.3f} |")
-    s = result["step"]
-    names = {"permuted qkv": "q, k, v as views of the qkv output (timm's permuted layout before)",
-             "explicit attention": "explicit attention (fused attention before)",
-             "compiled blocks": "compiled blocks (eager before)",
-             "half batches": "two half-batches at once, one torch thread each (one batch on all threads before)"}
-    for name, label in names.items():
-        before, after = (s[name], s["library"]) if name == "permuted qkv" else (s["library"], s[name])
-        lines.append(f"| SimMIM baseline step: {label} | {before:.1f} ms | {after:.1f} ms | {after / before:.3f} |")
-    a = result["allocator"]
-    for name in ("plain", "simmim", "simmim-mto"):
-        d, k = a[f"{name} default"], a[f"{name} kept"]
-        label = "plain PyTorch loop" if name == "plain" else f"{name} step"
-        lines.append(f"| {label}: freed memory kept in the process (glibc defaults before; page faults and kernel "
-                     f"time per step {d['faults']:.0f} / {d['system_ms']:.0f} ms -> {k['faults']:.0f} / "
-                     f"{k['system_ms']:.0f} ms) | {d['ms']:.1f} ms | {k['ms']:.1f} ms | {k['ms'] / d['ms']:.3f} |")
-    lines += ["", f"Plain PyTorch loop of the same shape: {s['plain']:.1f} ms per step; the library's step "
-                  f"{s['library']:.1f} ms, **{s['plain'] / s['library']:.2f}x** the plain loop's speed (explicit "
-                  f"attention {s['plain'] / s['explicit attention']:.2f}x, compiled blocks "
-                  f"{s['plain'] / s['compiled blocks']:.2f}x, half-batches {s['plain'] / s['half batches']:.2f}x; "
-                  f"compiling took {result['compile_s']:.0f} s). "
-                  f"{result['torch_threads']} torch threads, batch {result['batch']}, median of "
-                  f"{result['rounds']} interleaved rounds; `python benchmarks/attempts.py`.",
-              "", f"Across processes (fresh, alternating, median of 3 each): the library's SimMIM step as training "
-                  f"runs it (freed memory kept) is **{a['plain kept']['ms'] / a['simmim kept']['ms']:.2f}x** the "
-                  "speed of the plain loop given the same malloc setting (which any PyTorch program can take: "
-                  "`MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`), and "
-                  f"{a['plain default']['ms'] / a['simmim kept']['ms']:.2f}x that of the plain loop in a process "
-                  "with glibc's defaults."]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = measure(args.rounds)
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    print(json.dumps(result, indent=2) if args.json else attempts_table(result))
 
 
 if __name__ == "__main__":

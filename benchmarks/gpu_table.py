@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -33,10 +32,11 @@ from mto_core.config import apply_overrides, preset, set_size
 from mto_core.data.masking import hidden_count, make_mask
 from mto_core.models.build import build_model
 from mto_core.models.vit import TokenOrder, VisibleFirst
+from performance_text import GPU_BEGIN, GPU_END, gpu_section, replace_between_markers
 
 SIZES = [("vit-b", 256), ("vit-s", 256), ("tiny", 1024)]
+BEGIN, END, update_doc = GPU_BEGIN, GPU_END, replace_between_markers  # the doc's markers, this script's names
 WARMUP, ROUNDS = 3, 6
-BEGIN, END = "<!-- gpu-check: begin -->", "<!-- gpu-check: end -->"
 
 
 def config_for(method: str, size: str, sets: list[str]):
@@ -155,61 +155,9 @@ def measure(out: Path, budget_s: float) -> dict:
     return result
 
 
-def _row(result: dict, size: str, method: str, variant: str, compiled: bool) -> dict | None:
-    return next((r for r in result["rows"] if (r["size"], r["method"], r["variant"], r["compiled"])
-                 == (size, method, variant, compiled)), None)
-
-
 def section(result: dict) -> str:
     """The "after" part of the GPU section of docs/performance.md."""
-    m = result["machine"]
-    lines = [f"Measured by `bash benchmarks/gpu_check.sh OUT` on {m.get('gpu', 'a CUDA device')}, torch {m['torch']}, "
-             f"{m['date']}; bf16 matmul peak measured {result['matmul_peak_tflops']:.0f} TFLOP/s; median of "
-             f"{result['rounds']} interleaved rounds after {result['warmup']} warm-up steps.", ""]
-    lines += ["| size | batch | mode | SimMIM ms | SimMIM+MTO ms | ratio | MFU base -> MTO | peak MiB base -> MTO "
-              "| MAE ms | MAE+MTO ms | ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for size, batch in SIZES:
-        for compiled in (False, True):
-            s0, s1 = (_row(result, size, "simmim", v, compiled) for v in ("baseline", "MTO (all defaults)"))
-            a0, a1 = (_row(result, size, "mae", v, compiled) for v in ("baseline", "MTO (all defaults)"))
-            if not (s0 and s1):
-                continue
-            mae = (f"{a0['ms']:.1f} | {a1['ms']:.1f} | {a1['vs_baseline']:.2f}x" if a0 and a1 else "not reached | | ")
-            lines.append(f"| {size} | {batch} | {'compiled' if compiled else 'eager'} | {s0['ms']:.1f} | {s1['ms']:.1f} "
-                         f"| {s1['vs_baseline']:.2f}x | {100 * s0['mfu']:.1f}% -> {100 * s1['mfu']:.1f}% "
-                         f"| {s0['peak_mib']:.0f} -> {s1['peak_mib']:.0f} | {mae} |")
-    parts = [r for r in result["rows"] if not r["compiled"] and r["variant"] not in ("baseline",)]
-    if parts:
-        lines += ["", "Each part alone, eager (time vs its own baseline):", "",
-                  "| size | method | " + " | ".join(MTO_PARTS) + " |", "|---|---|" + "---|" * len(MTO_PARTS)]
-        for size, _ in SIZES:
-            for method in ("simmim", "mae"):
-                cells = [_row(result, size, method, v, False) for v in MTO_PARTS]
-                if all(cells):
-                    lines.append(f"| {size} | {method} | " + " | ".join(f"{c['vs_baseline']:.2f}x" for c in cells) + " |")
-    plain = result.get("plain")
-    if plain:
-        lines += ["", f"Tiny SimMIM baseline, batch {plain['batch']}, eager, against the plain PyTorch loop "
-                      f"(`mto_core/bench/plain_loop.py`, bf16 autocast): {plain['mto_ms']:.1f} ms vs {plain['plain_ms']:.1f} ms, "
-                      f"**{plain['speedup']:.2f}x** its speed ({plain['batch'] / plain['mto_ms'] * 1000:,.0f} images/s)."]
-    if "equal_paths" in result:
-        gaps = "; ".join(f"{k}: terms {v['terms']:.1e}, gradients {v['gradients']:.1e}"
-                         for k, v in result["equal_paths"].items())
-        syncs = "; ".join(f"{k}: {v}" for k, v in result["host_syncs"].items())
-        lines += ["", f"Fused against explicit on CUDA (float32, every part; largest relative gap): {gaps}.",
-                  f"Host synchronisations in a training step (`torch.cuda.set_sync_debug_mode(\"error\")`): {syncs}."]
-    if result["skipped"]:
-        lines += ["", "Not reached within the time budget: " + "; ".join(result["skipped"]) + "."]
-    return "\n".join(lines)
-
-
-def update_doc(doc: Path, text: str) -> None:
-    """Put ``text`` between the gpu-check markers of ``doc``."""
-    source = doc.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(source):
-        raise SystemExit(f"gpu_table.py: {doc} has no '{BEGIN}' ... '{END}' markers to write between")
-    doc.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", source))
+    return gpu_section(result, SIZES)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Where a page run's server time goes: cProfile on every script run of one app server.
 
 Starts ``app/serve.py`` with Streamlit's script runner wrapped in cProfile, walks every page
-``--walks`` times with one protocol-level session (benchmarks/load.py's client), and prints for
+``--walks`` times with one protocol-level session (benchmarks/page_client.py), and prints for
 each page run of the last walk its seconds and the functions with the most cumulative time.
 
     python benchmarks/profile_pages.py [--walks 2] [--top 12]
@@ -13,13 +13,13 @@ import cProfile
 import io
 import pstats
 import runpy
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from page_client import crowd
+from serving import ROOT, SERVE, free_port, start_server, stop
 
 
 def serve(port: int, out: Path) -> None:
@@ -42,8 +42,8 @@ def serve(port: int, out: Path) -> None:
 
     script_runner.ScriptRunner._run_script = profiled
     sys.path.insert(0, str(ROOT / "app"))
-    sys.argv = [str(ROOT / "app" / "serve.py"), "--server.port", str(port), "--server.address", "127.0.0.1"]
-    runpy.run_path(str(ROOT / "app" / "serve.py"), run_name="__main__")
+    sys.argv = [str(SERVE), "--server.port", str(port), "--server.address", "127.0.0.1"]
+    runpy.run_path(str(SERVE), run_name="__main__")
 
 
 def main() -> None:
@@ -55,27 +55,17 @@ def main() -> None:
     if args.serve:
         serve(int(args.serve[0]), Path(args.serve[1]))
         return
-    import tempfile
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import load
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), tmp], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = start_server(port, command=[sys.executable, __file__, "--serve", str(port), tmp])
         try:
-            load.wait_until_serving(f"http://127.0.0.1:{port}")
             url = f"ws://127.0.0.1:{port}/_stcore/stream"
             for _ in range(args.walks):
-                session = asyncio.run(load.crowd(url, 1, 1))[0]
+                session = asyncio.run(crowd(url, 1, 1))[0]
             names = {h: n for n, h in session.pages.items()}
             time.sleep(1)
         finally:
-            server.terminate()
-            server.wait(30)
+            stop(server)
         runs = sorted(Path(tmp).glob("*.prof"))[-(len(names) + 1):]
         for path in runs:
             _, page, seconds = path.stem.split("-", 2)

@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from serving import ROOT, train_rate
+
 sys.path.insert(0, str(ROOT / "app"))
 
 
@@ -71,8 +72,7 @@ def main() -> None:
             refreshes.append(times)
         job.wait()
         for name, state in job.runs.items():
-            rates = [r["images_per_s"] for r in state.rows if r.get("kind") == "train"][2:]
-            print(f"{name}: {sum(rates) / max(len(rates), 1):.0f} images/s (trace every {args.trace_every})")
+            print(f"{name}: {train_rate(state.rows):.0f} images/s (trace every {args.trace_every})")
     for i, times in enumerate(refreshes):
         print(f"refresh {i + 1}: " + ", ".join(f"{k} {v:.3f} s" for k, v in times.items()))
 

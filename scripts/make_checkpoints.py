@@ -33,7 +33,7 @@ from mto_core.models.checkpoint import resolve
 from mto_core.config import preset_names
 from mto_core.analysis.trace import TRACES
 
-TRACE_EVERY = 25  # under 5% of training speed on the CPU these are made on (docs/performance.md)
+TRACE_EVERY = 25  # often enough for the Tokens page's view over training; its cost: docs/performance.md
 TRACE_BYTES = int(1.5 * 2**20)  # each shipped traces/ folder at most: checkpoints/ stays under 50 MB
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
