@@ -31,9 +31,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
-    import emergence
-    from common import styled
-    from jobs import TrainingJob
+    from logic import emergence
+    from server.training_job import TrainingJob
+    from widgets.charts import styled
     from mto_core.config import apply_overrides, preset
     from mto_core.analysis.trace import snapshot_steps, token_frames
 

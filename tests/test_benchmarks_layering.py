@@ -106,6 +106,6 @@ def test_the_checks_catch_a_circle_and_a_private_import(tmp_path):
     found = circle(import_graph(folder))
     assert found is not None and {"load", "app_budgets"} <= set(found)
     with (folder / "serving.py").open("a") as f:
-        f.write("\n\ndef _later():\n    from jobs import _read_index\n")
+        f.write("\n\ndef _later():\n    from server.classroom import _INDEX_LOCK\n")
     assert any("serving.py" in line for line in private_app_imports(folder, APP))
-    assert any("serving.py imports app's jobs" in line for line in shared_importing_app_or_scripts(folder, APP))
+    assert any("serving.py imports app's server.classroom" in line for line in shared_importing_app_or_scripts(folder, APP))
