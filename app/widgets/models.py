@@ -31,11 +31,7 @@ def _memory_bytes() -> int:
 # The checkpoints every session shares, the least recently used dropped first once their weights pass
 # this bound: a count would not do, when one model may be a tiny 3 MB one or a ViT-L of 1.2 GB.
 MODEL_CACHE_BYTES = min(8 * 2**30, int(0.4 * _memory_bytes()))
-
-
 _MODELS: "OrderedDict[str, object]" = OrderedDict()
-
-
 _MODELS_LOCK = threading.Lock()
 
 
