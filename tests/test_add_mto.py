@@ -26,7 +26,7 @@ from mto_core.interop.official_mae import to_mto_state
 from mto_core.models.build import build_model
 from mto_core.models.vit import patchify, sincos_pos_embed
 
-import transformers  # noqa: E402
+import transformers  # noqa: E402, I001  (after mto_core's torchvision fix)
 from timm.layers import PatchEmbed  # noqa: E402
 from timm.models.vision_transformer import Block  # noqa: E402
 
@@ -176,7 +176,7 @@ def in_their_names(ours, config, model) -> dict[str, torch.Tensor]:
     g = {k: v if p.requires_grad else torch.full_like(v, float("nan"))
          for (k, v), p in zip(grads(ours).items(), ours.parameters())}
     if isinstance(model, LayoutMAE):
-        return {k[len("encoder."):] if k.startswith("encoder.") else k: v for k, v in g.items()}
+        return {k.removeprefix("encoder."): v for k, v in g.items()}
     return hf_interop.to_hf_state(g, config)
 
 

@@ -65,7 +65,7 @@ def original_attention(module, name: str):
     """The attention function ``name`` of transformers (eager: the model's own module's)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward")
+    eager = sys.modules[type(module).__module__].eager_attention_forward
     return eager if name == "eager" else ALL_ATTENTION_FUNCTIONS.get_interface(name, eager)
 
 
