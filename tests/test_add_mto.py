@@ -421,3 +421,39 @@ def test_bad_input_is_refused_in_one_line_and_the_model_is_left_unchanged():
     add_mto(model)
     with pytest.raises(PlugError, match="already has MTO"):
         add_mto(model)
+
+
+def test_mto_import_reads_the_saved_mto_config_and_mto_export_writes_it(tmp_path):
+    from app.app_support import describe_config
+    from mto_core import load_checkpoint
+    from mto_core.interop.importer import export_model, import_model
+
+    model = hf_mae()
+    config = dataclasses.replace(ON, singularity_weight=0.3)
+    add_mto(model, config)
+    model.save_pretrained(str(tmp_path / "hf"))
+    imported = load_checkpoint(import_model(str(tmp_path / "hf"), tmp_path / "ckpt").path)
+    assert imported.config.preset == "mae-mto" and imported.config.mto == config
+    assert imported.model.mto_config == config and describe_config(imported.config).label == "MAE + MTO"
+    assert load_checkpoint(import_model(str(save_plain(tmp_path)), tmp_path / "plain").path).config.preset == "mae"
+    # and back: an mto MTO run exported, loaded by transformers and plugged computes the run's own loss
+    root = Path(__file__).resolve().parent.parent / "checkpoints"
+    for name in ("mae-mto", "simmim-mto"):
+        own = load_checkpoint(root / name)
+        out = export_model(root / name, "hf", tmp_path / name)
+        assert json.loads((out / "config.json").read_text())["mto"] == dataclasses.asdict(own.config.mto)
+        cls = transformers.ViTMAEForPreTraining if name == "mae-mto" else transformers.ViTForMaskedImageModeling
+        theirs = cls.from_pretrained(str(out)).eval()
+        assert add_mto(theirs).config == own.config.mto
+        m = own.config.model
+        images, mask = batch(n=2, patches=m.num_patches, hidden=round(m.num_patches * 0.75))
+        images = images[:, :m.in_chans, :m.img_size, :m.img_size]
+        with torch.no_grad():
+            expected = own.model(images, mask).loss
+            got = run(theirs, (images - m.pixel_mean) / m.pixel_std, mask)
+        assert abs(float(got) / float(expected) - 1) < 1e-5, (name, float(got), float(expected))
+
+
+def save_plain(tmp_path):
+    hf_mae().save_pretrained(str(tmp_path / "plain-hf"))
+    return tmp_path / "plain-hf"
