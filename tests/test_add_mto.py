@@ -402,7 +402,9 @@ def test_bad_input_is_refused_in_one_line_and_the_model_is_left_unchanged():
     vit = transformers.ViTModel(transformers.ViTConfig(**{k: v for k, v in SMALL_VIT.items() if k != "encoder_stride"}))
     swin = transformers.SwinForMaskedImageModeling(transformers.SwinConfig(
         image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 1], window_size=4))
-    for other in (vit, swin):
+    beit = transformers.BeitForMaskedImageModeling(transformers.BeitConfig(
+        image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    for other in (vit, swin, beit):
         with pytest.raises(PlugError, match=f"got a {type(other).__name__}"):
             add_mto(other)
     model = hf_mae()
@@ -457,3 +459,16 @@ def test_mto_import_reads_the_saved_mto_config_and_mto_export_writes_it(tmp_path
 def save_plain(tmp_path):
     hf_mae().save_pretrained(str(tmp_path / "plain-hf"))
     return tmp_path / "plain-hf"
+
+
+def test_a_transformers_without_attention_interface_is_refused_and_the_model_left_unchanged(monkeypatch):
+    model = hf_mae()
+    config = model.config.to_dict()
+    monkeypatch.setattr(transformers, "AttentionInterface", None)
+    with pytest.raises(PlugError, match="has no AttentionInterface.register") as error:
+        add_mto(model)
+    assert "\n" not in str(error.value)
+    assert model.config.to_dict() == config and model.decoder.config._attn_implementation == "sdpa"
+    assert not model._forward_hooks and not model._forward_pre_hooks
+    monkeypatch.undo()
+    assert add_mto(model).active  # nothing was left half done
