@@ -464,7 +464,7 @@ def save_plain(tmp_path):
 def test_a_transformers_without_attention_interface_is_refused_and_the_model_left_unchanged(monkeypatch):
     model = hf_mae()
     config = model.config.to_dict()
-    monkeypatch.setattr(transformers, "AttentionInterface", None)
+    monkeypatch.setattr(transformers.AttentionInterface, "register", None)  # as in a transformers without it
     with pytest.raises(PlugError, match="has no AttentionInterface.register") as error:
         add_mto(model)
     assert "\n" not in str(error.value)
@@ -472,3 +472,22 @@ def test_a_transformers_without_attention_interface_is_refused_and_the_model_lef
     assert not model._forward_hooks and not model._forward_pre_hooks
     monkeypatch.undo()
     assert add_mto(model).active  # nothing was left half done
+
+
+def test_a_mim_vit_whose_samples_hide_different_counts_gives_mto_s_numbers_from_full_maps():
+    """Equal counts: MTO reads only the rows its terms need (fused kernels); unequal: full maps."""
+    model = hf_simmim()
+    images, mask = batch()
+    mask[0, :8] = True
+    mask[1, :] = False
+    mask[1, :20] = True
+    assert len(set(mask.sum(1).tolist())) == 3
+    handle = add_mto(model, PARTS["all"])
+    loss, theirs = loss_and_grads(model, images, mask)
+    ours, config = twin(model, handle.config)
+    out = ours(images, mask)
+    out.loss.backward()
+    assert abs(float(loss) / float(out.loss.detach()) - 1) < 1e-5
+    expected = in_their_names(ours, config, model)
+    assert all(relative(without_key_bias(k, v), without_key_bias(k, expected[k])) < 1e-5
+               for k, v in theirs.items() if not expected[k].isnan().any() and without_key_bias(k, v).numel())

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, MTOConfig, RunConfig, preset, set_value, validate
+from ..mto import attention_stats
 from ..mto.plugin import MTOPlan, mto_losses, plan, total_loss
-from ..mto.records import TokenTrace
+from ..mto.records import LossRows, TokenTrace
 
 
 class PlugError(ValueError):
@@ -62,13 +63,21 @@ class Plug:
 
     ``token_mask`` (B, T) bool, True = a mask token, in the stack's token order ([CLS] first and
     visible), set by :meth:`begin` for each pass; maps and hidden states are kept only while a
-    pass is under way (a checkpointed layer's recomputation in backward keeps none)."""
+    pass is under way (a checkpointed layer's recomputation in backward keeps none).
 
-    def __init__(self, config: MTOConfig, layers: int, method: str) -> None:
-        self.config, self.layers, self.method = config, layers, method
+    Two forms of what the losses read, as in mto's own stacks: where every sample has ``visible``
+    visible tokens and the plug can see q and k (``rows``: transformers), only the rows the terms
+    need, from fused kernels (:mod:`mto_core.mto.attention_stats`) on a visible-first gather;
+    otherwise full attention maps in token order."""
+
+    def __init__(self, config: MTOConfig, layers: int, method: str, rows: bool = False) -> None:
+        self.config, self.layers, self.method, self.can_read_rows = config, layers, method, rows
         self.plan: MTOPlan = plan(config, layers)
         self.probs_layers = self.plan.row_layers | self.plan.visible_row_layers
         self.token_mask: torch.Tensor | None = None
+        self.rows: LossRows | None = None
+        self.order: torch.Tensor | None = None
+        self.visible: int | None = None
         self.recording = False
         self.attn: dict[int, torch.Tensor] = {}
         self.hidden: dict[int, torch.Tensor] = {}
@@ -87,13 +96,48 @@ class Plug:
 
     def reset(self) -> None:
         """Before a pass of the whole model: no mask until the plug finds one."""
-        self.token_mask, self.recording = None, False
+        self.token_mask, self.recording, self.rows, self.order, self.visible = None, False, None, None, None
         self.attn, self.hidden, self._bias = {}, {}, {}
 
-    def begin(self, token_mask: torch.Tensor) -> None:
-        """The stack is about to run on tokens with this mask (B, T)."""
+    def begin(self, token_mask: torch.Tensor, visible: int | None = None) -> None:
+        """The stack is about to run on tokens with this mask (B, T); ``visible``: the count of
+        visible tokens in every sample, where the caller knows it."""
         self.token_mask, self.recording = token_mask.bool(), True
         self.attn, self.hidden, self._bias = {}, {}, {}
+        self.rows = self.order = self.visible = None
+        if self.can_read_rows and self.plan.reads_rows:
+            if visible is None:  # one read of the mask's counts: equal in every sample, or full maps
+                counts = (~self.token_mask).sum(1)
+                visible = int(counts[0]) if bool((counts == counts[0]).all()) else None
+            if visible is not None:
+                self.rows, self.visible = LossRows(visible), visible
+                self.order = attention_stats_order(self.token_mask)
+
+    # The rows are computed alike in a pass and in a checkpointed layer's recomputation (which
+    # must repeat the pass's operations), and kept only in the pass: so they key on ``order``,
+    # which lasts until the next pass, and are stored only while ``recording``.
+
+    def reads_maps(self, layer: int) -> bool:
+        """Whether layer ``layer`` must form its attention map for the losses."""
+        return self.order is None and layer in self.probs_layers
+
+    def record_rows(self, layer: int, q: torch.Tensor, k: torch.Tensor, scale: float) -> None:
+        """What the losses read of layer ``layer``'s attention, from q, k (B, H, T, d) in token order."""
+        if self.order is None:
+            return
+        b, h, t, d = q.shape
+        order, visible, keep = self.order, self.visible, self.recording and self.rows is not None
+        if layer in self.plan.row_layers:
+            masked = order[:, None, visible:, None].expand(b, h, t - visible, d)
+            entropy = attention_stats.masked_row_entropy(q.gather(2, masked), k, 0, scale)
+            if keep:
+                self.rows.entropy[layer] = entropy
+        if layer in self.plan.visible_row_layers:
+            index = order[:, None, :, None].expand(b, h, t, d)
+            q_first, k_first = q.gather(2, index), k.gather(2, index)
+            mass = attention_stats.mass_on_masked(q_first * (scale * d**0.5), k_first, visible)
+            if keep:
+                self.rows.mass[layer] = mass
 
     def recalibrated(self, layer: int) -> bool:
         return self.token_mask is not None and layer <= self.plan.recalibrated
@@ -117,7 +161,13 @@ class Plug:
             self.attn[layer] = probs
 
     def record_hidden(self, layer: int, hidden: torch.Tensor) -> None:
-        if self.recording and layer in self.plan.hidden_layers:
+        if layer not in self.plan.hidden_layers:
+            return
+        if self.order is not None:
+            hidden = hidden.gather(1, self.order[..., None].expand_as(hidden))
+            if self.recording and self.rows is not None:
+                self.rows.hidden[layer] = hidden
+        elif self.recording:
             self.hidden[layer] = hidden
 
     def finish(self, loss: torch.Tensor | None) -> torch.Tensor | None:
@@ -127,15 +177,23 @@ class Plug:
         self.terms = {}
         if not recording or loss is None or self.token_mask is None:
             return loss
-        trace = TokenTrace(hidden=self.hidden, attn=self.attn, token_mask=self.token_mask)
-        if loss.requires_grad and any(not t.requires_grad for t in (*self.attn.values(), *self.hidden.values())):
+        trace = TokenTrace(hidden=self.hidden, attn=self.attn, token_mask=self.token_mask, rows=self.rows)
+        kept = [*self.attn.values(), *self.hidden.values()]
+        if self.rows is not None:
+            kept += [*self.rows.hidden.values(), *self.rows.entropy.values(), *self.rows.mass.values()]
+        if loss.requires_grad and any(not t.requires_grad for t in kept):
             raise PlugError("add_mto: the MTO layers' outputs carry no gradient (gradient checkpointing with "
                             "use_reentrant=True?); enable it with gradient_checkpointing_enable("
                             "gradient_checkpointing_kwargs={'use_reentrant': False}), or turn it off")
         losses = mto_losses(trace, self.config, self.plan.depth)
-        self.attn, self.hidden = {}, {}
+        self.attn, self.hidden, self.rows = {}, {}, None
         self.terms = {name: value.detach() for name, value in losses.items()}
         return total_loss(loss, losses, self.config) if losses else loss
+
+
+def attention_stats_order(token_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) indices putting each sample's visible tokens first, each group in order."""
+    return torch.argsort(token_mask.to(torch.int8), dim=1, stable=True)
 
 
 def hook_hidden(plug: Plug, blocks: torch.nn.ModuleList) -> None:

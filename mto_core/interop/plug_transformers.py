@@ -3,9 +3,10 @@
 
 - Attention: an attention function registered with ``AttentionInterface`` under the name
   ``mto`` and set on the stack's config (the MAE decoder keeps its own copy of the config). In
-  recalibrated layers it adds an additive float mask; in the layers MTO's losses read it forms
-  the softmax itself and keeps the map; elsewhere it calls the implementation the model was
-  loaded with.
+  recalibrated layers it adds an additive float mask; in the layers MTO's losses read it takes
+  the rows they need from q and k through mto's fused kernels (every sample with the same count
+  of visible tokens: always in MAE) or else forms the softmax itself and keeps the map; the
+  attention output itself comes from the implementation the model was loaded with.
 - The mask: MAE's decoder hides ``ids_restore >= len_keep`` (a forward pre-hook on the decoder);
   the MIM ViT hides ``bool_masked_pos`` (a forward pre-hook on the model).
 - The loss: a forward hook on the model adds the weighted terms to ``outputs.loss``, which an
@@ -45,7 +46,8 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     bias = plug.bias(layer, query.dtype)
     if attention_mask is not None:
         bias = attention_mask if bias is None else bias + attention_mask
-    if layer in plug.probs_layers:
+    plug.record_rows(layer, query, key, scaling)
+    if plug.reads_maps(layer):
         logits = (query @ key.transpose(-2, -1)) * scaling
         if bias is not None:
             logits = logits + bias
@@ -74,7 +76,7 @@ def register() -> None:
     import transformers
 
     interface = getattr(transformers, "AttentionInterface", None)
-    if interface is None or not hasattr(interface, "register"):
+    if not callable(getattr(interface, "register", None)):
         raise PlugError(f"add_mto: transformers {transformers.__version__} has no AttentionInterface.register; "
                         "it needs transformers >= 5 (pip install 'transformers>=5'); the model was left unchanged")
     interface.register(NAME, _attention)
@@ -108,7 +110,7 @@ def plug(model: Any, mto: MTOConfig | None) -> Plug:
     saved = getattr(model.config, "mto", None)
     config = mto_config_of(mto, method, len(layers), saved)
     register()
-    state = Plug(config, len(layers), method)
+    state = Plug(config, len(layers), method, rows=True)
     original = stack_config._attn_implementation or "sdpa"
     if original == NAME:
         original = "sdpa"
@@ -155,7 +157,7 @@ def plug(model: Any, mto: MTOConfig | None) -> Plug:
         def decoder_mask(module, args, kwargs):
             latent = args[0] if args else kwargs["hidden_states"]
             ids_restore = args[1] if len(args) > 1 else kwargs["ids_restore"]
-            state.begin(F.pad(ids_restore >= latent.shape[1] - 1, (1, 0), value=False))
+            state.begin(F.pad(ids_restore >= latent.shape[1] - 1, (1, 0), value=False), visible=latent.shape[1])
 
         state.on_remove(model.decoder.register_forward_pre_hook(decoder_mask, with_kwargs=True).remove)
     hook_hidden(state, layers)
