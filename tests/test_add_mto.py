@@ -304,7 +304,7 @@ def test_under_hard_recalibration_the_visible_tokens_do_not_move_with_the_mask_t
     assert not torch.allclose(first[mask], second[mask])
 
 
-BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa: 2^-8 per rounding, a few roundings deep
+BF16_TOLERANCE = 1e-3  # a quarter of bf16's 2^-8 rounding: the loss is a mean, its errors average out
 
 
 @pytest.mark.parametrize("name", ["ViTMAEForPreTraining", "ViTForMaskedImageModeling"])
