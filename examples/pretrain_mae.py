@@ -6,7 +6,7 @@ lr = base_lr x total batch / 256, weight decay 0.05, cosine schedule with warmup
 
     python examples/pretrain_mae.py --data photos/ --out runs/vit-mae-mto
     torchrun --nproc_per_node 4 examples/pretrain_mae.py --data photos/ --out runs/vit-mae-mto
-    accelerate launch --num_processes 4 examples/pretrain_mae.py --data photos/ --out runs/vit-mae-mto
+    accelerate launch --multi_gpu --num_processes 4 examples/pretrain_mae.py --data photos/ --out runs/vit-mae-mto
 
 Several nodes: torchrun's ``--nnodes``/``--node_rank``/``--rdzv_endpoint`` (or accelerate's config) as for
 any Trainer script. CPUs talk over gloo, GPUs over nccl. ``--model`` starts from a saved ViTMAE folder
