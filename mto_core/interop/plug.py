@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError, MTOConfig, RunConfig, preset, set_value, validate
+from ..config import ConfigError, MTOConfig, preset, set_value, validate
 from ..mto import attention_stats
 from ..mto.plugin import MTOPlan, mto_losses, plan, total_loss
 from ..mto.records import LossRows, TokenTrace
@@ -214,8 +214,3 @@ def saved_dict(config: MTOConfig) -> dict[str, Any]:
     """The MTO config as it is written into a model's config.json (key ``mto``)."""
     return dataclasses.asdict(config)
 
-
-def run_config_mto(saved: dict[str, Any], run: RunConfig) -> None:
-    """Set ``run``'s MTO section from a config.json's ``mto`` dict (ConfigError if invalid)."""
-    for key, value in saved.items():
-        set_value(run, f"mto.{key}", value)
