@@ -2,7 +2,7 @@
 
 Public API (see README.md):
 
-    from mto_core import load_checkpoint, make_mask, reconstruct, token_trace, compute_mto_losses
+    from mto_core import load_checkpoint, make_mask, reconstruct, token_trace, compute_mto_losses, add_mto
 
 The package by role, one subpackage each (``training``, not ``train``: ``mto_core.train`` is the
 training function of the public API); at the top only what a user sets (``config``), calls
@@ -34,6 +34,7 @@ from .config import ConfigError, MethodFacts, RunConfig, preset
 from .data.images import DataError, load_dataset, load_fashion_mnist, prepare_images, read_image
 from .data.masking import make_mask
 from .eval.schedule import evaluate_checkpoint
+from .interop.add_mto import MTOHandle, PlugError, add_mto
 from .interop.timm_encoder import to_timm
 from .models.build import build_model, register_method
 from .models.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_metrics
@@ -46,8 +47,8 @@ from .training.run_folder import TrainingError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "ConfigError", "DataError", "MIMModel", "MIMOutput", "MethodFacts",
-    "Reconstruction", "RunConfig", "TokenTrace", "TrainingError", "build_model",
+    "add_mto", "Checkpoint", "CheckpointError", "ConfigError", "DataError", "MIMModel", "MIMOutput", "MethodFacts",
+    "MTOHandle", "PlugError", "Reconstruction", "RunConfig", "TokenTrace", "TrainingError", "build_model",
     "FeatureMatch", "compute_mto_losses", "evaluate_checkpoint", "feature_match", "feature_match_ranks", "features", "load_checkpoint", "load_dataset",
     "load_fashion_mnist", "make_mask", "mto_losses", "prepare_images", "preset", "read_image",
     "read_metrics", "reconstruct", "register_method", "require_pixels", "to_timm", "token_trace", "train",

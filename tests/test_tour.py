@@ -20,4 +20,5 @@ def test_the_tour_notebook_runs_and_shows_what_it_says():
     assert "mean squared error on the hidden patches: MAE" in text
     assert "format='transformers-5'" in text and "224 x 224 x 3 | patches: 196" in text
     assert "astronaut" in text and text.count("layer   a_VM") == 2
+    assert "MTO terms {'ent':" in text and "config.json keeps it: True" in text  # add_mto on a transformers model
     assert len(images) == 2  # the shipped model's reconstructions and the imported model's

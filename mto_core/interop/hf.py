@@ -15,11 +15,14 @@ Out: an mto MAE or SimMIM checkpoint becomes a folder that ``from_pretrained`` l
 What the two computations share and where they differ is in docs/interop.md: with the same
 weights and mask, predictions and loss agree to float rounding (SimMIM's loss differs by the
 1e-5 transformers adds to its denominator). MTO's hard recalibration is part of mto's forward
-pass, not of the weights: transformers' forward does not have it.
+pass, not of the weights: transformers' forward does not have it until ``mto_core.add_mto`` puts
+it there. The MTO config travels as config.json's ``mto`` object both ways: ``mto import`` reads
+it (the run is then ``mae-mto`` / ``simmim-mto``), ``mto export`` of an MTO run writes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -117,7 +120,15 @@ def run_config(hf_config: dict[str, Any], arch: str, processor: dict[str, Any] |
         if key in c and (isinstance(c[key], bool) or not isinstance(c[key], (int, float))):
             raise InteropError(f"{where}/config.json: {key} must be a number, got {c[key]!r}")
     method = "mae" if arch == MAE_ARCH else "simmim"
-    config = preset(method)
+    config = preset(f"{method}-mto" if "mto" in c else method)
+    if "mto" in c:  # written by mto_core.add_mto before save_pretrained, or by mto export
+        try:
+            if not isinstance(c["mto"], dict):
+                raise ConfigError(f"'mto' must be an object of MTO settings, got {c['mto']!r}")
+            for key, value in c["mto"].items():
+                set_value(config, f"mto.{key}", value)
+        except ConfigError as error:
+            raise InteropError(f"{where}/config.json: {error}") from None
     config.model.size = "imported"
     m = config.model
     m.img_size, m.patch_size, m.in_chans = c["image_size"], c["patch_size"], c["num_channels"]
@@ -376,6 +387,8 @@ def export(model: torch.nn.Module, config: RunConfig, out: Path) -> Path:
         raise InteropError(f"the {method} model does not fit transformers' {type(hf).__name__} of its shape "
                            f"({str(error).splitlines()[0][:200]}); nothing was written") from None
     hf.config.architectures = [MAE_ARCH if method == "mae" else SIMMIM_ARCH]
+    if config.mto.enabled:  # what mto_core.add_mto restores and mto import reads
+        hf.config.mto = dataclasses.asdict(config.mto)
     m = config.model
     per_channel = lambda v: (v * m.in_chans if len(v) == 1 else v) if isinstance(v, list) else [v] * m.in_chans  # noqa: E731
     processor = transformers.ViTImageProcessor(do_resize=True, size={"height": m.img_size, "width": m.img_size},
