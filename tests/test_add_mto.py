@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,8 @@ from mto_core.models.vit import patchify, sincos_pos_embed
 import transformers  # noqa: E402, I001  (after mto_core's torchvision fix)
 from timm.layers import PatchEmbed  # noqa: E402
 from timm.models.vision_transformer import Block  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 transformers.logging.set_verbosity_error()
 
@@ -426,7 +429,8 @@ def test_bad_input_is_refused_in_one_line_and_the_model_is_left_unchanged():
 
 
 def test_mto_import_reads_the_saved_mto_config_and_mto_export_writes_it(tmp_path):
-    from app.app_support import describe_config
+    sys.path.insert(0, str(ROOT / "app"))
+    from logic.labels import describe_config
     from mto_core import load_checkpoint
     from mto_core.interop.importer import export_model, import_model
 

@@ -30,7 +30,8 @@ def image_folder(folder: Path, n: int = 16) -> Path:
 
 
 def test_two_processes_train_with_mto_and_mto_import_reads_an_mae_mto_model(tmp_path):
-    from app.app_support import describe_config
+    sys.path.insert(0, str(ROOT / "app"))
+    from logic.labels import describe_config
 
     data, out = image_folder(tmp_path / "images"), tmp_path / "out"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
