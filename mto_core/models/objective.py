@@ -3,6 +3,7 @@ parameter count and memory check on a config."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -143,13 +144,21 @@ def register_method(model_class: type[MIMModel]) -> type[MIMModel]:
 
 
 def parameter_count(model: ModelConfig) -> int:
-    """Parameters of the model ``model`` describes, counted on a copy built on the ``meta`` device
-    (shapes only: nothing is allocated)."""
+    """Parameters of the model ``model`` describes, counted on copies built on the ``meta`` device
+    (shapes only: nothing is allocated). A stack's blocks are alike, so the count is affine in
+    ``depth`` and ``decoder_depth``: three builds of one or two blocks give it for any depth, and an
+    absurd depth costs no time."""
     if model.method not in MODELS:
         raise ConfigError(f"unknown method '{model.method}'; choose one of {', '.join(MODELS)}")
-    with torch.device("meta"):
-        built = MODELS[model.method](model, MTOConfig())
-    return sum(p.numel() for p in built.parameters())
+
+    def count(depth: int, decoder_depth: int) -> int:
+        with torch.device("meta"):
+            built = MODELS[model.method](dataclasses.replace(model, depth=depth, decoder_depth=decoder_depth),
+                                         MTOConfig())
+        return sum(p.numel() for p in built.parameters())
+
+    base = count(1, 1)
+    return base + (model.depth - 1) * (count(2, 1) - base) + (model.decoder_depth - 1) * (count(1, 2) - base)
 
 
 def model_size(model: ModelConfig) -> tuple[int, int]:
