@@ -38,3 +38,19 @@ def make_rgb_checkpoint(folder, name: str = "mae", width: int = 64, depth: int =
     torch.manual_seed(0)
     model = build_model(config.model, config.mto)
     return save_snapshot(folder, model, config)
+
+
+def run_folder_with(folder, model_fields: dict):
+    """A real run folder of the small SimMIM under ``folder`` whose config.json's model section is
+    then edited by hand with ``model_fields``; its checkpoint folder."""
+    import json
+
+    from mto_core.models.build import build_model
+    from mto_core.models.checkpoint import save_checkpoint
+
+    config = small_config("simmim")
+    saved_in = save_checkpoint(folder, 1, build_model(config.model, config.mto), config, {"step": 1}, 1)
+    saved = json.loads((saved_in / "config.json").read_text())
+    saved["model"].update(model_fields)
+    (saved_in / "config.json").write_text(json.dumps(saved))
+    return saved_in

@@ -17,7 +17,7 @@ from mto_core.data.images import DataError, read_image
 from mto_core.data.masking import make_mask
 from mto_core.models.build import build_model
 
-from .conftest import small_config
+from .conftest import run_folder_with, small_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,6 @@ def test_random_bytes_are_an_image_or_a_data_error(data):
 @given(key=st.text(min_size=1, max_size=20), value=st.one_of(st.integers(), st.floats(), st.text(max_size=5),
                                                             st.booleans(), st.none()))
 def test_any_override_is_applied_or_refused_with_a_config_error(key, value):
-    import json
 
     try:
         config = apply_overrides(preset("simmim-mto"), [f"mto.{key}={json.dumps(value)}"])
@@ -87,18 +86,6 @@ def test_no_pickle_is_loaded_from_user_files():
 ABSURD = [{"embed_dim": 65536}, {"depth": 10**7}, {"img_size": 4_000_000}]
 
 
-def _run_with(tmp_path, model_fields):
-    """A real run folder whose config.json is then edited by hand."""
-    from mto_core.models.checkpoint import save_checkpoint
-
-    config = small_config("simmim")
-    folder = save_checkpoint(tmp_path, 1, build_model(config.model, config.mto), config, {"step": 1}, 1)
-    saved = json.loads((folder / "config.json").read_text())
-    saved["model"].update(model_fields)
-    (folder / "config.json").write_text(json.dumps(saved))
-    return folder
-
-
 @pytest.mark.parametrize("fields", ABSURD, ids=lambda f: next(iter(f)))
 def test_absurd_sizes_in_config_json_are_refused_before_allocating(tmp_path, fields):
     """``mto eval`` on the run, under a 6 GiB address-space limit: an attempt to build the model
@@ -107,7 +94,7 @@ def test_absurd_sizes_in_config_json_are_refused_before_allocating(tmp_path, fie
     import subprocess
     import sys
 
-    folder = _run_with(tmp_path, fields)
+    folder = run_folder_with(tmp_path, fields)
 
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))

@@ -1,7 +1,6 @@
 """logic/files.py: uploads, paths inside the allowed folders, the checkpoints the app can open."""
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,27 +9,14 @@ from logic.files import read_upload, safe_path
 from PIL import Image
 
 from mto_core.data.images import DataError
-from mto_core.models.build import build_model
 
-from ..conftest import small_config
+from ..conftest import run_folder_with
 
 
 def _encode(image: Image.Image, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, **{"format": "PNG", **options})
     return buffer.getvalue()
-
-
-def _run_with(tmp_path, model_fields):
-    """A real run folder whose config.json is then edited by hand."""
-    from mto_core.models.checkpoint import save_checkpoint
-
-    config = small_config("simmim")
-    folder = save_checkpoint(tmp_path, 1, build_model(config.model, config.mto), config, {"step": 1}, 1)
-    saved = json.loads((folder / "config.json").read_text())
-    saved["model"].update(model_fields)
-    (folder / "config.json").write_text(json.dumps(saved))
-    return folder
 
 
 def test_a_16_bit_upload_is_scaled_not_clipped():
@@ -128,10 +114,10 @@ def test_app_lists_runs_too_large_or_linked_outside_as_unusable(tmp_path):
     runs, ckpts, outside = tmp_path / "runs", tmp_path / "checkpoints", tmp_path / "elsewhere"
     for name in ("good", "huge"):
         (runs / name).mkdir(parents=True)
-    _run_with(runs / "good", {})
-    _run_with(runs / "huge", {"embed_dim": 65536})
+    run_folder_with(runs / "good", {})
+    run_folder_with(runs / "huge", {"embed_dim": 65536})
     outside.mkdir()
-    _run_with(outside, {})
+    run_folder_with(outside, {})
     (runs / "link").symlink_to(outside)
     found, unusable = scan_checkpoints([runs, ckpts], tmp_path)
     assert list(found) == ["runs/good"]
