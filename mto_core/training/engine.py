@@ -30,13 +30,15 @@ from ..data.seeding import generator
 from ..data.streaming import LazyImages, Skipped, open_dataset, read_batches, resolve_workers
 from ..eval.schedule import ProbeSchedule
 from ..models.build import build_model
-from ..models.checkpoint import WEIGHTS, load_train_state, load_weights, save_checkpoint, save_snapshot
+from ..models.checkpoint import (WEIGHTS, list_checkpoints, load_train_state, load_weights, save_checkpoint,
+                                save_snapshot)
 from ..models.objective import MIMModel, check_model_fits
 from ..models.vit import VisibleFirst
 from .allocator import keep_freed_memory
 from .compiled import compile_model
 from .run_folder import TrainingError, append_metrics, check_resumable, prepare_run_dir
 from .runlock import run_folder_lock
+from .warm_start import init_source, load_init
 
 
 def resolve_device(name: str) -> torch.device:
@@ -250,6 +252,8 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     data = open_dataset(config.data, config.model, "train")
     workers = resolve_workers(config.data.workers) if isinstance(data, LazyImages) else 0
     plan = make_plan(config, len(data), info.world_size)  # all three may refuse the config: before writing
+    if config.train.init and not (resume and list_checkpoints(run_dir)):
+        init_source(config)  # another shape or method is refused before writing too
     resume_from = prepare_run_dir(run_dir, config, resume) if info.main else None
     if info.world_size > 1:
         box = [str(resume_from) if resume_from else ""]
@@ -257,6 +261,8 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
         resume_from = Path(box[0]) if box[0] else None
     torch.manual_seed(config.train.seed)
     model: MIMModel = build_model(config.model, config.mto).to(device)
+    if config.train.init and resume_from is None:
+        load_init(model, config)
     optimizer = build_optimizer(model, config)
     return _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer, workers)
 
