@@ -127,13 +127,15 @@ class DataConfig:
     """Where images come from.
 
     ``root``: empty for Fashion-MNIST from the system folder, falling back to the subset
-    shipped in the repo; ``shipped`` forces the subset; any other value is a folder.
-    A folder is read lazily, each image decoded and augmented (MAE's crop of the original) when
-    its batch needs it, in ``workers`` DataLoader processes per training process (null: one per
+    shipped in the repo; ``shipped`` forces the subset; any other value is a folder (``folder``)
+    or, for ``hf``, a Hugging Face ``datasets`` set: a folder saved by save_to_disk, Parquet or
+    Arrow files, a folder of images, or a Hub id already in the local cache. A folder or ``hf``
+    set is read lazily, each image decoded and augmented (MAE's crop of the original) when its
+    batch needs it, in ``workers`` DataLoader processes per training process (null: one per
     core left over, at most 8; 0: in the training process); mto_core/data/streaming.py.
     """
 
-    dataset: Literal["fashion-mnist", "folder"] = "fashion-mnist"
+    dataset: Literal["fashion-mnist", "folder", "hf"] = "fashion-mnist"
     root: str = ""
     train_limit: int = 0
     val_fraction: float = 0.1

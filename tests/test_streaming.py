@@ -228,3 +228,47 @@ def test_torchrun_processes_read_disjoint_slices_of_the_same_global_batches(fold
     assert sorted(ranks[0]["read"] + ranks[1]["read"]) == sorted(alone["read"])
     for step, images in enumerate(alone["images"]):  # each rank's slice of the one process's batch
         assert images == ranks[0]["images"][step] + ranks[1]["images"][step]
+
+
+def _hf_set(tmp_path, folder):
+    import datasets
+
+    files = sorted(folder.rglob("*.JPEG"))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
+    rows = {"image": [str(f) for f in files], "label": [0 if f.parent.name == "cat" else 1 for f in files]}
+    data = datasets.Dataset.from_dict(rows, features=features)
+    data.to_parquet(str(tmp_path / "set.parquet"))
+    datasets.DatasetDict(train=data, test=data.select(range(5))).save_to_disk(str(tmp_path / "saved"))
+    return data
+
+
+def test_hugging_face_sets_from_parquet_and_save_to_disk_train_and_probe(folder, tmp_path, capsys):
+    hf = _hf_set(tmp_path, folder)
+    for root in (tmp_path / "set.parquet", tmp_path / "saved"):
+        config = apply_overrides(preset("mae"), [*SMALL[:-1], "data.dataset=hf", f"data.root={root}"])
+        data = open_dataset(config.data, config.model, "train")
+        assert isinstance(data, LazyImages) and len(data) == 22 and data.classes == ("cat", "dog")
+        batch = next(read_batches(data, [torch.arange(3)], 28, 1, augment=True, seed=1))
+        image = hf[int(data.rows[0])]["image"]  # the same bytes as the dataset's own decoding
+        assert batch.images.shape == (3, 1, 28, 28) and image.size[0] >= 40
+        assert int(batch.labels[0]) == hf[int(data.rows[0])]["label"]
+    test = open_dataset(config.data, config.model, "test")
+    assert len(test) == 5  # the saved set's own test split
+    run = tmp_path / "run"
+    sets = [*SMALL[:-1], "data.dataset=hf", f"data.root={tmp_path / 'saved'}", "train.batch_size=8"]
+    mto_here(capsys, "train", "--preset", "mae", "--out", str(run), "--quiet", "--max-steps", "2",
+             *[a for s in sets for a in ("--set", s)], check=True)
+    result = json.loads(mto_here(capsys, "eval", str(run), "--json", "--bank-size", "10").stdout)
+    assert result["test_images"] == 5 and result["train_images"] == 10
+
+
+def test_a_hub_id_not_in_the_cache_is_refused_in_one_line_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    out = tmp_path / "run"
+    result = mto_here(capsys, "train", "--preset", "mae", "--out", str(out), "--quiet", "--max-steps", "1",
+                      *[a for s in [*SMALL[:-1], "data.dataset=hf", "data.root=someone/no-such-set"]
+                        for a in ("--set", s)])
+    assert result.returncode == 1 and "cannot be loaded" in result.stderr and "cache" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -165,6 +165,74 @@ def _scan(root: Path) -> Iterator[str]:
                     yield name
 
 
+class HFImages(LazyImages):
+    """One split of a Hugging Face ``datasets`` set, read row by row from its memory-mapped Arrow
+    files: a folder saved by ``save_to_disk``, Parquet or Arrow files (a file or a folder of them),
+    a folder of images (``imagefolder``), or a Hub id already in the local cache. Images are the
+    first ``Image`` column, labels a ``label``/``labels`` column (class names from a ClassLabel)."""
+
+    def __init__(self, root: str, split: str) -> None:
+        dataset, self.own_split = _hf_split(_hf_load(root), root, split)
+        import datasets
+
+        columns = [n for n, f in dataset.features.items() if isinstance(f, datasets.Image)]
+        if not columns:
+            raise DataError(f"the dataset {root} has no image column (its columns: {', '.join(dataset.features)}); "
+                            "give a dataset with a datasets.Image column")
+        self.root, self.column = root, columns[0]
+        self.dataset = dataset.cast_column(self.column, datasets.Image(decode=False))  # bytes, decoded here
+        label = next((n for n in ("label", "labels") if n in dataset.features), None)
+        feature = dataset.features.get(label) if label else None
+        classes = tuple(feature.names) if isinstance(feature, datasets.ClassLabel) else ()
+        values = dataset.with_format("numpy")[label] if label else np.full(len(dataset), -1)
+        super().__init__(torch.as_tensor(np.asarray(values, dtype=np.int64)), classes)
+
+    def source(self, i: int) -> str | bytes:
+        cell = self.dataset[int(self.rows[i])][self.column]
+        return cell["bytes"] or cell["path"]
+
+    def name(self, i: int) -> str:
+        return f"{self.root} row {int(self.rows[i])}"
+
+
+def _hf_load(root: str):  # noqa: ANN202  (datasets.DatasetDict, imported only here)
+    """The set at ``root`` as a DatasetDict: a local folder or files, else a Hub id from the cache."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    path = Path(root)
+    try:
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+            return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
+        if path.exists():
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".arrow"))
+            if files:
+                kind = "parquet" if files[0].suffix == ".parquet" else "arrow"
+                return datasets.load_dataset(kind, data_files={"train": [str(f) for f in files]})
+            return datasets.load_dataset("imagefolder", data_dir=str(path))
+        return datasets.load_dataset(root)
+    except DataError:
+        raise
+    except Exception as error:  # datasets raises many kinds: offline, not found, bad files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"the dataset {root} cannot be loaded ({reason[:200]}); give a local folder or Parquet/"
+                        "Arrow files, or a Hub id already in the Hugging Face cache (mto reads no network: "
+                        "fetch it once with datasets.load_dataset where the Hub can be reached)") from None
+
+
+def _hf_split(sets, root: str, split: str):  # noqa: ANN001, ANN202
+    """(split, whether it is the set's own): mto's ``train``/``val`` from the set's train split,
+    ``test`` from its test or validation split where it has one."""
+    if split == "test":
+        for name in ("test", "validation", "val"):
+            if name in sets:
+                return sets[name], True
+    if "train" not in sets:
+        raise DataError(f"the dataset {root} has no train split (its splits: {', '.join(sets)})")
+    return sets["train"], False
+
+
 def check_readable(data: LazyImages, where: str, seed: int = 0) -> None:
     """DataError when most of up to CHECKED_IMAGES images drawn from ``data`` cannot be decoded."""
     rng = random.Random(derive_seed(seed, "check", 0))
@@ -184,15 +252,19 @@ def check_readable(data: LazyImages, where: str, seed: int = 0) -> None:
 def open_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet | LazyImages:
     """``train`` / ``val`` / ``test`` as :func:`~.images.load_dataset` splits them: Fashion-MNIST in
     memory, a folder of images read lazily (the same split of its file list)."""
-    if config.dataset != "folder":
+    if config.dataset not in ("folder", "hf"):
         return load_dataset(config, model, split)
     if split not in ("train", "val", "test"):
         raise DataError(f"split must be train, val or test, got '{split}'")
     if not config.root:
-        raise DataError("data.dataset=folder needs data.root=<folder of images>")
-    full = ImageFolder(config.root)
-    train_idx, held_idx = split_indices(len(full), config.val_fraction or 0.1, config.split_seed)
-    data = full.subset(train_idx if split == "train" else held_idx)
+        raise DataError(f"data.dataset={config.dataset} needs data.root=<"
+                        + ("folder of images>" if config.dataset == "folder" else "dataset folder, files or Hub id>"))
+    full = ImageFolder(config.root) if config.dataset == "folder" else HFImages(config.root, split)
+    if getattr(full, "own_split", False):
+        data = full  # the set's own test split
+    else:
+        train_idx, held_idx = split_indices(len(full), config.val_fraction or 0.1, config.split_seed)
+        data = full.subset(train_idx if split == "train" else held_idx)
     if split == "train" and config.train_limit:
         data = data.subset(slice(0, config.train_limit))
     if len(data) == 0:
