@@ -272,3 +272,14 @@ def test_a_hub_id_not_in_the_cache_is_refused_in_one_line_offline(tmp_path, caps
                         for a in ("--set", s)])
     assert result.returncode == 1 and "cannot be loaded" in result.stderr and "cache" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_the_trace_batch_of_a_folder_decodes_only_its_images(folder, monkeypatch):
+    from mto_core.analysis.trace import trace_batch
+
+    decoded = []
+    read = streaming.read_image
+    monkeypatch.setattr(streaming, "read_image", lambda source, *rest: decoded.append(source) or read(source, *rest))
+    config = apply_overrides(preset("mae"), folder_sets(folder, "data.val_fraction=0.5"))
+    images, mask = trace_batch(config)
+    assert images.shape[1:] == (1, 28, 28) and images.shape[0] == mask.shape[0] == len(decoded) <= 12

@@ -338,3 +338,9 @@ def read_batches(data: ImageSet | LazyImages, batches: list[torch.Tensor], size:
             if bad and not skipped.first:
                 skipped.first = data.name(bad[0])
         yield Batch(images, labels, augment)
+
+
+def first_images(data: ImageSet | LazyImages, count: int, size: int, channels: int) -> torch.Tensor:
+    """The first ``count`` images of a set (all if fewer), (B, C, H, W) uint8, read without
+    augmentation; a lazy set decodes only these."""
+    return next(read_batches(data, [torch.arange(min(count, len(data)))], size, channels)).images
