@@ -30,10 +30,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import mto_core  # noqa: E402,F401  (before torch's friends)
-import torch  # noqa: E402
+import torch
 
-from mto_core.data.streaming import ImageFolder, available_cores, read_batches  # noqa: E402
+import mto_core  # noqa: F401  (before torch's friends)
+from mto_core.data.streaming import ImageFolder, available_cores, read_batches
 
 # ViT-B steps on one H100 (bf16, batch 256): docs/performance.md, "Before on the GPU", ms per step.
 VIT_B_GPU_MS = {"SimMIM": 96.3, "SimMIM+MTO": 169.9, "MAE": 81.5, "MAE+MTO": 137.4}
@@ -88,7 +88,7 @@ print(json.dumps({"first_step_s": first[0], "total_s": time.perf_counter() - sta
 """
 
 
-def memory(count: int, workers: int) -> dict:  # noqa: D417
+def memory(count: int, workers: int) -> dict:
     """``mto train`` (a small MAE at 224 x 224, 3 steps of 16 images) on a folder of ``count`` 224 px
     JPEGs, in a fresh process: its peak memory, its workers' and its time to the first step."""
     sets = ["model.embed_dim=64", "model.depth=2", "model.num_heads=2", "model.decoder_dim=64",

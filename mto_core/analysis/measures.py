@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from ..api import token_trace
 from ..config import RunConfig
 from ..data.images import prepare_images
-from ..data.streaming import first_images, open_dataset
 from ..data.masking import make_mask
+from ..data.streaming import first_images, open_dataset
 from ..models.checkpoint import Checkpoint
 from ..models.objective import MIMModel
 from ..mto.records import TokenTrace

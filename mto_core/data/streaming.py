@@ -195,7 +195,7 @@ class HFImages(LazyImages):
         return f"{self.root} row {int(self.rows[i])}"
 
 
-def _hf_load(root: str):  # noqa: ANN202  (datasets.DatasetDict, imported only here)
+def _hf_load(root: str):
     """The set at ``root`` as a DatasetDict: a local folder or files, else a Hub id from the cache."""
     import datasets
 
@@ -214,14 +214,14 @@ def _hf_load(root: str):  # noqa: ANN202  (datasets.DatasetDict, imported only h
         return datasets.load_dataset(root)
     except DataError:
         raise
-    except Exception as error:  # datasets raises many kinds: offline, not found, bad files
+    except Exception as error:  # noqa: BLE001  (datasets raises many kinds: offline, not found, bad files)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"the dataset {root} cannot be loaded ({reason[:200]}); give a local folder or Parquet/"
                         "Arrow files, or a Hub id already in the Hugging Face cache (mto reads no network: "
                         "fetch it once with datasets.load_dataset where the Hub can be reached)") from None
 
 
-def _hf_split(sets, root: str, split: str):  # noqa: ANN001, ANN202
+def _hf_split(sets, root: str, split: str):
     """(split, whether it is the set's own): mto's ``train``/``val`` from the set's train split,
     ``test`` from its test or validation split where it has one."""
     if split == "test":

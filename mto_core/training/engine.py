@@ -30,8 +30,14 @@ from ..data.seeding import generator
 from ..data.streaming import LazyImages, Skipped, open_dataset, read_batches, resolve_workers
 from ..eval.schedule import ProbeSchedule
 from ..models.build import build_model
-from ..models.checkpoint import (WEIGHTS, list_checkpoints, load_train_state, load_weights, save_checkpoint,
-                                save_snapshot)
+from ..models.checkpoint import (
+    WEIGHTS,
+    list_checkpoints,
+    load_train_state,
+    load_weights,
+    save_checkpoint,
+    save_snapshot,
+)
 from ..models.objective import MIMModel, check_model_fits
 from ..models.vit import VisibleFirst
 from .allocator import keep_freed_memory
