@@ -247,18 +247,42 @@ def _hf_set(tmp_path, folder):
     return data
 
 
-def test_hugging_face_sets_from_parquet_and_save_to_disk_train_and_probe(folder, tmp_path, capsys):
+def _shards(tmp_path, hf):
+    """The set as two WebDataset tar shards (``KEY.jpg`` and ``KEY.cls`` members)."""
+    import io
+    import tarfile
+
+    (tmp_path / "shards").mkdir()
+    for shard in range(2):
+        with tarfile.open(tmp_path / "shards" / f"part-{shard:06d}.tar", "w") as tar:
+            for row in range(shard, len(hf), 2):
+                image = io.BytesIO()
+                hf[row]["image"].save(image, "JPEG")
+                for name, data in ((f"{row:05d}.jpg", image.getvalue()), (f"{row:05d}.cls", str(hf[row]["label"]).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    return tmp_path / "shards"
+
+
+def test_hugging_face_sets_from_parquet_save_to_disk_and_tar_shards_train_and_probe(folder, tmp_path, capsys,
+                                                                                    monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
     hf = _hf_set(tmp_path, folder)
-    for root in (tmp_path / "set.parquet", tmp_path / "saved"):
+    for root in (tmp_path / "set.parquet", tmp_path / "saved", _shards(tmp_path, hf)):
         config = apply_overrides(preset("mae"), [*SMALL[:-1], "data.dataset=hf", f"data.root={root}"])
         data = open_dataset(config.data, config.model, "train")
-        assert isinstance(data, LazyImages) and len(data) == 22 and data.classes == ("cat", "dog")
+        assert isinstance(data, LazyImages) and len(data) == 22
+        assert data.classes == (() if root.name == "shards" else ("cat", "dog"))
         batch = next(read_batches(data, [torch.arange(3)], 28, 1, augment=True, seed=1))
-        image = hf[int(data.rows[0])]["image"]  # the same bytes as the dataset's own decoding
-        assert batch.images.shape == (3, 1, 28, 28) and image.size[0] >= 40
-        assert int(batch.labels[0]) == hf[int(data.rows[0])]["label"]
-    test = open_dataset(config.data, config.model, "test")
-    assert len(test) == 5  # the saved set's own test split
+        row = int(data.rows[0])
+        row = int(data.dataset[row]["__key__"]) if root.name == "shards" else row  # a shard's key: the row
+        assert batch.images.shape == (3, 1, 28, 28) and int(batch.labels[0]) == hf[row]["label"]
+    assert len(open_dataset(config.data, config.model, "test")) == 2  # shards: no test split, the held-out part
+    config = apply_overrides(preset("mae"), [*SMALL[:-1], "data.dataset=hf", f"data.root={tmp_path / 'saved'}"])
+    assert len(open_dataset(config.data, config.model, "test")) == 5  # the saved set's own test split
     run = tmp_path / "run"
     sets = [*SMALL[:-1], "data.dataset=hf", f"data.root={tmp_path / 'saved'}", "train.batch_size=8"]
     mto_here(capsys, "train", "--preset", "mae", "--out", str(run), "--quiet", "--max-steps", "2",

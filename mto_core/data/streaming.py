@@ -167,9 +167,10 @@ def _scan(root: Path) -> Iterator[str]:
 
 class HFImages(LazyImages):
     """One split of a Hugging Face ``datasets`` set, read row by row from its memory-mapped Arrow
-    files: a folder saved by ``save_to_disk``, Parquet or Arrow files (a file or a folder of them),
-    a folder of images (``imagefolder``), or a Hub id already in the local cache. Images are the
-    first ``Image`` column, labels a ``label``/``labels`` column (class names from a ClassLabel)."""
+    files: a folder saved by ``save_to_disk``, Parquet, Arrow or WebDataset ``.tar`` files (a file
+    or a folder of them), a folder of images (``imagefolder``), or a Hub id already in the local
+    cache. Images are the first ``Image`` column, labels a ``label``/``labels``/``cls`` column
+    (class names from a ClassLabel)."""
 
     def __init__(self, root: str, split: str) -> None:
         dataset, self.own_split = _hf_split(_hf_load(root), root, split)
@@ -181,7 +182,7 @@ class HFImages(LazyImages):
                             "give a dataset with a datasets.Image column")
         self.root, self.column = root, columns[0]
         self.dataset = dataset.cast_column(self.column, datasets.Image(decode=False))  # bytes, decoded here
-        label = next((n for n in ("label", "labels") if n in dataset.features), None)
+        label = next((n for n in ("label", "labels", "cls") if n in dataset.features), None)
         feature = dataset.features.get(label) if label else None
         classes = tuple(feature.names) if isinstance(feature, datasets.ClassLabel) else ()
         values = dataset.with_format("numpy")[label] if label else np.full(len(dataset), -1)
@@ -206,10 +207,11 @@ def _hf_load(root: str):
             loaded = datasets.load_from_disk(str(path))
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
         if path.exists():
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".arrow"))
-            if files:
-                kind = "parquet" if files[0].suffix == ".parquet" else "arrow"
-                return datasets.load_dataset(kind, data_files={"train": [str(f) for f in files]})
+            kinds = {".parquet": "parquet", ".arrow": "arrow", ".tar": "webdataset"}
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in kinds)
+            if files:  # WebDataset shards are written once into datasets' Arrow cache: random access
+                return datasets.load_dataset(kinds.get(files[0].suffix, "parquet"),
+                                             data_files={"train": [str(f) for f in files]})
             return datasets.load_dataset("imagefolder", data_dir=str(path))
         return datasets.load_dataset(root)
     except DataError:
