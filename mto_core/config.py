@@ -128,8 +128,8 @@ class DataConfig:
 
     ``root``: empty for Fashion-MNIST from the system folder, falling back to the subset
     shipped in the repo; ``shipped`` forces the subset; any other value is a folder (``folder``)
-    or, for ``hf``, a Hugging Face ``datasets`` set: a folder saved by save_to_disk, Parquet or
-    Arrow files, a folder of images, or a Hub id already in the local cache. A folder or ``hf``
+    or, for ``hf``, a Hugging Face ``datasets`` set: a folder saved by save_to_disk, Parquet,
+    Arrow or WebDataset .tar files, a folder of images, or a Hub id already in the local cache. A folder or ``hf``
     set is read lazily, each image decoded and augmented (MAE's crop of the original) when its
     batch needs it, in ``workers`` DataLoader processes per training process (null: one per
     core left over, at most 8; 0: in the training process); mto_core/data/streaming.py.
