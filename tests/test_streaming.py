@@ -292,9 +292,11 @@ def test_hugging_face_sets_from_parquet_save_to_disk_and_tar_shards_train_and_pr
 
 
 def test_a_hub_id_not_in_the_cache_is_refused_in_one_line_offline(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # for a datasets imported after this line
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # and for one imported already
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
     out = tmp_path / "run"
     result = mto_here(capsys, "train", "--preset", "mae", "--out", str(out), "--quiet", "--max-steps", "1",
                       *[a for s in [*SMALL[:-1], "data.dataset=hf", "data.root=someone/no-such-set"]
