@@ -23,6 +23,8 @@ EXAMPLES = {
   mto train --preset simmim-mto --out runs/ablate --set mto.singularity_weight=0 --set mto.tau=0.2
   mto train --preset simmim-mto --epochs 4 --out runs/x --resume      # continue runs/x
   torchrun --nproc_per_node 2 -m mto_core.cli train --preset mae-mto --out runs/ddp
+  mto train --init checkpoints/vit-mae-base --preset mae-mto --out runs/cont \
+      --set data.dataset=folder --set data.root=/data/imagenet/train   # continue a model with MTO
 
 config keys for --set (section.field=value, value read as JSON):
   {keys}""",
@@ -92,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its last checkpoint, with that run's own config.json "
                         "unless --preset or --config is given (--epochs, --max-steps, --set still apply)")
     p.add_argument("--config", help="JSON config file (as saved in a run's config.json)")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (trained, shipped or imported by mto import); "
+                        "the model's shape is the checkpoint's, the preset (default: its method with MTO) "
+                        "sets the rest")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. mto.entropy_weight=0 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -335,12 +341,26 @@ def _train_config(args: argparse.Namespace):
         raise ValueError(f"give --config or --preset, not both: {args.config} sets its own method and model "
                          "(change them with --set)")
     own = Path(args.out) / "config.json" if args.out else None
+    source = None
+    if args.init:
+        from .models.checkpoint import read_config, resolve
+
+        source = read_config(resolve(args.init))
     if args.config:
         config = RunConfig.load(args.config)
     elif args.resume and not args.preset and own is not None and own.is_file():
         config = RunConfig.load(own)  # --resume alone continues the run with its own config
+    elif source is not None:
+        config = preset(args.preset or f"{source.model.method}-mto")
+        if config.model.method != source.model.method:
+            raise ValueError(f"--init {args.init} holds a {source.model.method} model; --preset {args.preset} "
+                             f"trains {config.model.method}. Use --preset {source.model.method} or "
+                             f"{source.model.method}-mto")
+        config.model, config.origin = source.model, source.origin  # its shape, and where it came from
     else:
         config = preset(args.preset or "simmim-mto")
+    if source is not None:
+        config.train.init = str(resolve(args.init))
     if args.size:
         set_size(config, args.size)
     for flag, key in (("epochs", "epochs"), ("max_steps", "max_steps"), ("batch_size", "batch_size"),

@@ -156,15 +156,21 @@ class DataConfig:
     """Where images come from.
 
     ``root``: empty for Fashion-MNIST from the system folder, falling back to the subset
-    shipped in the repo; ``shipped`` forces the subset; any other value is a folder.
+    shipped in the repo; ``shipped`` forces the subset; any other value is a folder (``folder``)
+    or, for ``hf``, a Hugging Face ``datasets`` set: a folder saved by save_to_disk, Parquet,
+    Arrow or WebDataset .tar files, a folder of images, or a Hub id already in the local cache. A folder or ``hf``
+    set is read lazily, each image decoded and augmented (MAE's crop of the original) when its
+    batch needs it, in ``workers`` DataLoader processes per training process (null: one per
+    core left over, at most 8; 0: in the training process); mto_core/data/streaming.py.
     """
 
-    dataset: Literal["fashion-mnist", "folder"] = "fashion-mnist"
+    dataset: Literal["fashion-mnist", "folder", "hf"] = "fashion-mnist"
     root: str = ""
     train_limit: int = 0
     val_fraction: float = 0.1
     split_seed: int = 0
     augment: bool = True
+    workers: int | None = None
 
 
 @dataclass
@@ -193,6 +199,8 @@ class TrainConfig:
     ``trace_spacing``: ``even`` (every ``trace_every`` steps) or ``doubling`` (the spacing doubles
     after the first 20 points, and the step a run stops or ends at is traced: a run stopped early
     still has its 20 points and ends on one; the app's Train page).
+    ``init``: the checkpoint whose weights a new run starts from (``mto train --init``; empty:
+    random weights), recorded so that the run says where its weights came from.
     ``trace_every``: every N steps (and at step 0), measure how the masked tokens part from the
     visible ones on a fixed held-out batch (``trace`` rows in metrics.jsonl, token snapshots in
     ``traces/``; mto_core/analysis/trace.py); 0 = off. 25 costs under 5% of the tiny preset's training
@@ -226,6 +234,7 @@ class TrainConfig:
     snapshot_points: str = ""
     trace_every: int = 0
     trace_spacing: Literal["even", "doubling"] = "even"
+    init: str = ""
 
 
 @dataclass
@@ -488,6 +497,8 @@ def validate(config: RunConfig) -> None:
                f"mto.{name} must be between 0 and {m.mask_layers} (the layers that see mask "
                f"tokens) or null, got {value}")
     _check(d.train_limit >= 0, "data.train_limit must be >= 0 (0 = all)")
+    _check(d.workers is None or d.workers >= 0,
+           f"data.workers must be >= 0 (0 = decode in the training process) or null (auto), got {d.workers}")
     _check(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     _check(t.epochs > 0 or t.max_steps > 0, "train.epochs or train.max_steps must be positive")
     _check(t.epochs >= 0 and t.max_steps >= 0, "train.epochs and train.max_steps must be >= 0")

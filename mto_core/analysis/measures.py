@@ -29,8 +29,9 @@ import torch.nn.functional as F
 
 from ..api import token_trace
 from ..config import RunConfig
-from ..data.images import load_dataset, prepare_images
+from ..data.images import prepare_images
 from ..data.masking import make_mask
+from ..data.streaming import first_images, open_dataset
 from ..models.checkpoint import Checkpoint
 from ..models.objective import MIMModel
 from ..mto.records import TokenTrace
@@ -192,8 +193,8 @@ def analysis_images(config: RunConfig, images: str | None = None) -> tuple[torch
         chosen = photos.images[:count] if count else photos.images
         return chosen, (f"{len(chosen)} photos bundled with scikit-image ({', '.join(photos.names[:len(chosen)])}), "
                         f"short side resized to {m.img_size}, centre-cropped")
-    test = load_dataset(config.data, m, "test")
-    chosen = test.images[:count or 256]
+    test = open_dataset(config.data, m, "test")
+    chosen = first_images(test, count or 256, m.img_size, m.in_chans)
     return chosen, f"{len(chosen)} test images"
 
 

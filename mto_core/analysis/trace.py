@@ -34,8 +34,8 @@ from safetensors.torch import load_file, save_file
 
 from ..api import token_trace
 from ..config import RunConfig
-from ..data.images import load_dataset
 from ..data.masking import make_mask
+from ..data.streaming import first_images, open_dataset
 from ..models.objective import MIMModel
 from ..mto.terms import entropy_loss, recalibration_loss
 from .measures import silhouette, singularity_score
@@ -51,9 +51,9 @@ MEASURES = {"singularity": "singularity score S", "silhouette": "silhouette, mas
 
 def trace_batch(config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed held-out images (B, C, H, W) uint8 and mask (B, N) bool every trace uses."""
-    split = "val" if config.data.val_fraction or config.data.dataset == "folder" else "test"
-    data = load_dataset(config.data, config.model, split)
-    images = data.images[:TRACE_IMAGES]
+    split = "val" if config.data.val_fraction or config.data.dataset in ("folder", "hf") else "test"
+    data = open_dataset(config.data, config.model, split)
+    images = first_images(data, TRACE_IMAGES, config.model.img_size, config.model.in_chans)
     m = config.mask
     mask = make_mask(images.shape[0], config.model.grid, m.ratio, TRACE_SEED, m.kind, m.mask_patch_size,
                      m.min_block)

@@ -17,23 +17,27 @@ from tqdm import tqdm
 
 from ..config import MTOWarning
 from ..data.images import ImageSet, prepare_images
+from ..data.streaming import LazyImages, read_batches, resolve_workers
 from ..models.objective import MIMModel
 
 PROBES = ("knn", "linear")
 
 
 @torch.no_grad()
-def extract_features(model: MIMModel, images: torch.Tensor, batch_size: int = 512,
-                     device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
-    """(N, C, H, W) uint8 images -> (N, D) float features on the CPU."""
+def extract_features(model: MIMModel, images: torch.Tensor | ImageSet | LazyImages, batch_size: int = 512,
+                     device: str | torch.device = "cpu", progress: bool = False, workers: int = 0) -> torch.Tensor:
+    """(N, C, H, W) uint8 images, or a set of them (a lazy one decoded batch by batch in
+    ``workers`` processes) -> (N, D) float features on the CPU."""
     was_training = model.training
     model.eval()
     cfg = model.config
+    data = ImageSet(images, torch.full((images.shape[0],), -1)) if isinstance(images, torch.Tensor) else images
+    chunks = [torch.arange(start, min(start + batch_size, len(data))) for start in range(0, len(data), batch_size)]
     out = []
-    for start in tqdm(range(0, images.shape[0], batch_size), desc="features", disable=not progress,
-                      leave=False):
-        batch = prepare_images(images[start:start + batch_size].to(device), cfg.img_size, cfg.in_chans)
-        out.append(model.features(batch).float().cpu())
+    for batch in tqdm(read_batches(data, chunks, cfg.img_size, cfg.in_chans, workers=workers), total=len(chunks),
+                      desc="features", disable=not progress, leave=False):
+        prepared = prepare_images(batch.images.to(device), cfg.img_size, cfg.in_chans)
+        out.append(model.features(prepared).float().cpu())
     model.train(was_training)
     return torch.cat(out)
 
@@ -154,7 +158,7 @@ class ProbeResult:
                     test_images=self.test_images, split=self.split)
 
 
-def probe(model: MIMModel, train: ImageSet, test: ImageSet, kind: str = "knn",
+def probe(model: MIMModel, train: ImageSet | LazyImages, test: ImageSet | LazyImages, kind: str = "knn",
           device: str | torch.device = "cpu", progress: bool = False, split: str = "test") -> ProbeResult:
     """Accuracy of a ``knn``, ``linear`` or ``finetune`` probe trained on ``train`` and scored
     on ``test``."""
@@ -164,7 +168,11 @@ def probe(model: MIMModel, train: ImageSet, test: ImageSet, kind: str = "knn",
     return probes(model, train, test, (kind,), device, progress, split)[kind]
 
 
-def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, ...] = PROBES,
+def _images(data: ImageSet | LazyImages) -> torch.Tensor | LazyImages:
+    return data.images if isinstance(data, ImageSet) else data
+
+
+def probes(model: MIMModel, train: ImageSet | LazyImages, test: ImageSet | LazyImages, kinds: tuple[str, ...] = PROBES,
            device: str | torch.device = "cpu", progress: bool = False,
            split: str = "test") -> dict[str, ProbeResult]:
     """Several probes on one feature extraction: ``{kind: ProbeResult}``."""
@@ -177,8 +185,9 @@ def probes(model: MIMModel, train: ImageSet, test: ImageSet, kinds: tuple[str, .
         warnings.warn(f"the probe's training images hold one class only ({', '.join(train.classes) or 0}), "
                       "so its accuracy says nothing about the features; give an image folder one "
                       "sub-folder per class", MTOWarning, stacklevel=2)
-    train_x = extract_features(model, train.images, device=device, progress=progress)
-    test_x = extract_features(model, test.images, device=device, progress=progress)
+    workers = resolve_workers(None) if isinstance(train, LazyImages) or isinstance(test, LazyImages) else 0
+    train_x = extract_features(model, _images(train), device=device, progress=progress, workers=workers)
+    test_x = extract_features(model, _images(test), device=device, progress=progress, workers=workers)
     if not (torch.isfinite(train_x).all() and torch.isfinite(test_x).all()):
         bad = sum(int((~torch.isfinite(p)).sum()) for p in model.parameters())
         raise ValueError(f"the model's features are not finite (it has {bad:,} NaN or inf weights), so "

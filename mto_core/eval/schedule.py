@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from ..config import RunConfig, parse_points
-from ..data.images import ImageSet, load_dataset
+from ..data.images import ImageSet
 from ..data.seeding import generator
+from ..data.streaming import LazyImages, open_dataset
 from ..models.checkpoint import Checkpoint
 from ..models.objective import MIMModel
 from .probes import ProbeResult, probe, probes
@@ -33,17 +34,18 @@ QUICK_BANK, QUICK_VAL = 2000, 1000
 
 
 def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = None,
-               split: str = "val") -> tuple[ImageSet, ImageSet]:
+               split: str = "val") -> tuple[ImageSet | LazyImages, ImageSet | LazyImages]:
     """(bank, evaluation set) of a run's data: ``bank`` training images (default
     ``train.probe_bank``; 0 = all) in one fixed draw, and the first ``size`` images of ``split``
-    (default ``train.probe_val``; 0 = all)."""
+    (default ``train.probe_val``; 0 = all). A folder's sets are read lazily: the probes decode
+    them batch by batch (mto_core/data/streaming.py), holding only their features."""
     t = config.train
     bank = t.probe_bank if bank is None else bank
     size = t.probe_val if size is None else size
-    train = load_dataset(config.data, config.model, "train")
+    train = open_dataset(config.data, config.model, "train")
     if bank and len(train) > bank:
         train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:bank])
-    test = load_dataset(config.data, config.model, split)
+    test = open_dataset(config.data, config.model, split)
     if size and len(test) > size:
         test = test.subset(slice(0, size))
     return train, test
@@ -99,4 +101,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint, kind: str = "knn", split: str = 
                         progress: bool = False) -> ProbeResult:
     """Probe a checkpoint on its own dataset's ``test`` (or ``val``) split."""
     train, test = probe_sets(checkpoint.config, bank_size, 0, split)
+    if kind == "finetune":  # fine-tuning indexes its sets in memory: the bank-size limit bounds them
+        m = checkpoint.config.model
+        train, test = (s.load(m.img_size, m.in_chans) if isinstance(s, LazyImages) else s for s in (train, test))
     return probe(checkpoint.model.to(device), train, test, kind, device, progress, split)

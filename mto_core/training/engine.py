@@ -12,8 +12,9 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +23,28 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..analysis.trace import Tracer
-from ..config import ConfigError, RunConfig, parse_points, validate
-from ..data.images import ImageSet, augment, load_dataset, prepare_images
+from ..config import ConfigError, MTOWarning, RunConfig, parse_points, validate
+from ..data.images import ImageSet, augment, prepare_images
 from ..data.masking import hidden_count, make_mask
 from ..data.seeding import generator
+from ..data.streaming import LazyImages, Skipped, open_dataset, read_batches, resolve_workers
 from ..eval.schedule import ProbeSchedule
 from ..models.build import build_model
-from ..models.checkpoint import WEIGHTS, load_train_state, load_weights, save_checkpoint, save_snapshot
+from ..models.checkpoint import (
+    WEIGHTS,
+    list_checkpoints,
+    load_train_state,
+    load_weights,
+    save_checkpoint,
+    save_snapshot,
+)
 from ..models.objective import MIMModel, check_model_fits
 from ..models.vit import VisibleFirst
 from .allocator import keep_freed_memory
 from .compiled import compile_model
 from .run_folder import TrainingError, append_metrics, check_resumable, prepare_run_dir
 from .runlock import run_folder_lock
+from .warm_start import init_source, load_init
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,37 +118,44 @@ def make_plan(config: RunConfig, n_images: int, world_size: int) -> Plan:
     return Plan(t.batch_size, global_batch, steps_per_epoch, total, warmup, t.base_lr * global_batch / 256)
 
 
-def batches(data: ImageSet, config: RunConfig, plan: Plan, epoch: int, start: int,
-            info: Distributed) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+def batches(data: ImageSet | LazyImages, config: RunConfig, plan: Plan, epoch: int, start: int,
+            info: Distributed, workers: int = 0, skipped: Skipped | None = None,
+            ) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
     """This rank's micro-batches (uint8 images, mask, augmentation draws) for each step of
     ``epoch`` from step ``start`` on.
 
     The global batch, its augmentation draws and its masks are the same whatever the number
-    of processes; each rank keeps its own slice.
+    of processes; each rank keeps its own slice, and reads only its own images. A lazily read
+    set comes augmented from its workers (each sample's crop drawn from the seed, the epoch and
+    its index), so its draws are None.
     """
     t, m, k = config.train, config.model, config.mask
     order = torch.randperm(len(data), generator=generator(t.seed, "order", epoch))
-    for i in range(start, plan.steps_per_epoch):
+    parts = [slice((a * info.world_size + info.rank) * plan.micro_batch,
+                   (a * info.world_size + info.rank + 1) * plan.micro_batch) for a in range(t.accum_steps)]
+    steps = range(start, plan.steps_per_epoch)
+    mine = [order[i * plan.global_batch:(i + 1) * plan.global_batch][part] for i in steps for part in parts]
+    reader = read_batches(data, mine, m.img_size, m.in_chans, epoch=epoch, seed=t.seed,
+                          augment=config.data.augment, workers=workers, skipped=skipped)
+    for i in steps:
         g = generator(t.seed, "step", epoch * plan.steps_per_epoch + i)
-        idx = order[i * plan.global_batch:(i + 1) * plan.global_batch]
         masks = make_mask(plan.global_batch, m.grid, k.ratio, g, k.kind, k.mask_patch_size, k.min_block)
         draws = torch.rand(plan.global_batch, 4, generator=g)
         micro = []
-        for a in range(t.accum_steps):
-            lo = (a * info.world_size + info.rank) * plan.micro_batch
-            part = slice(lo, lo + plan.micro_batch)
-            micro.append((data.images[idx[part]], masks[part], draws[part]))
+        for part in parts:
+            batch = next(reader)
+            micro.append((batch.images, masks[part], None if batch.augmented else draws[part]))
         yield micro
 
 
-def to_batch(item: tuple[torch.Tensor, torch.Tensor, torch.Tensor], config: RunConfig,
+def to_batch(item: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], config: RunConfig,
              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images, mask, draws) -> float images in [0, 1] on ``device`` (augmented if
-    ``data.augment``) and the mask."""
+    ``data.augment`` and the images were not augmented when read: draws None) and the mask."""
     images, mask, draws = item
     images = prepare_images(images.to(device, non_blocking=True), config.model.img_size,
                             config.model.in_chans)
-    if config.data.augment:
+    if config.data.augment and draws is not None:
         images = augment(images, draws.to(device))
     return images, mask.to(device, non_blocking=True)
 
@@ -190,7 +207,7 @@ def _train(config: RunConfig, run_dir: str | Path, resume: bool, progress: bool,
     stopped = False
     while loop.step < plan.total_steps and not stopped:
         epoch, start = divmod(loop.step, plan.steps_per_epoch)
-        for micro in batches(run.data, config, plan, epoch, start, run.info):
+        for micro in batches(run.data, config, plan, epoch, start, run.info, run.workers, run.skipped):
             loop.train_step(micro)
             end_of_epoch = loop.step % plan.steps_per_epoch == 0
             last = loop.step == plan.total_steps
@@ -216,10 +233,12 @@ class _Run:
     device: torch.device
     info: Distributed
     resume_from: Path | None
-    data: ImageSet
+    data: ImageSet | LazyImages
     plan: Plan
     model: MIMModel
     optimizer: torch.optim.AdamW
+    workers: int = 0
+    skipped: Skipped = field(default_factory=Skipped)
 
 
 def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
@@ -236,8 +255,11 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     if info.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
-    data = load_dataset(config.data, config.model, "train")
-    plan = make_plan(config, len(data), info.world_size)  # both may refuse the config: before writing
+    data = open_dataset(config.data, config.model, "train")
+    workers = resolve_workers(config.data.workers) if isinstance(data, LazyImages) else 0
+    plan = make_plan(config, len(data), info.world_size)  # all three may refuse the config: before writing
+    if config.train.init and not (resume and list_checkpoints(run_dir)):
+        init_source(config)  # another shape or method is refused before writing too
     resume_from = prepare_run_dir(run_dir, config, resume) if info.main else None
     if info.world_size > 1:
         box = [str(resume_from) if resume_from else ""]
@@ -245,8 +267,10 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
         resume_from = Path(box[0]) if box[0] else None
     torch.manual_seed(config.train.seed)
     model: MIMModel = build_model(config.model, config.mto).to(device)
+    if config.train.init and resume_from is None:
+        load_init(model, config)
     optimizer = build_optimizer(model, config)
-    return _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer)
+    return _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer, workers)
 
 
 def _resume(run: _Run) -> dict[str, Any]:
@@ -289,6 +313,7 @@ class _Loop:
             self.restore_sums(state["sums"])
         self.epoch_tick = self.tick
         self.lr = 0.0
+        self.warned_skip = False
         self.final_loss = float("nan")
         self.bar = tqdm(total=run.plan.total_steps, initial=step, desc=f"{run.config.preset}", unit="step",
                         disable=not (progress and info.main), dynamic_ncols=True)
@@ -342,6 +367,7 @@ class _Loop:
                "lr": self.lr, **{k: float(v) / n for k, v in self.running.items()},
                "images_per_s": (self.step - self.tick_from) * run.plan.global_batch
                / max(now - self.tick, 1e-9)}
+        self.skipped_row(row)
         self.final_loss = row["loss"]
         self.bar.set_postfix(loss=f"{row['loss']:.4f}")
         if run.info.main:
@@ -349,6 +375,21 @@ class _Loop:
         if self.on_log:
             self.on_log(row)
         self.running, self.tick, self.tick_step, self.tick_from = {}, now, self.step, self.step
+
+    def skipped_row(self, row: dict[str, Any]) -> None:
+        """The unreadable images skipped so far (over all processes) in ``row``, with a warning
+        the first time there are any."""
+        skipped = self.run.skipped
+        count = torch.tensor(float(skipped.count), device=self.run.device)
+        if self.run.info.world_size > 1:
+            dist.all_reduce(count)
+        if count:
+            row["skipped_images"] = int(count)
+            if not self.warned_skip and self.run.info.main:
+                warnings.warn(f"unreadable images are skipped, each replaced by the next readable one "
+                              f"({skipped.first or 'on another process'} first); the count so far is "
+                              "logged as skipped_images in metrics.jsonl", MTOWarning, stacklevel=2)
+            self.warned_skip = True
 
     def at_point(self, last: bool = False) -> None:
         """Probe rows and snapshots due at this step (rank 0 only); ``last``: the run ends or stops here."""

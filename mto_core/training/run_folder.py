@@ -35,7 +35,7 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
 
 
 # What --resume accepts besides the config the run was started with: how long and where to
-# train, and (recorded in metrics.jsonl) the learning-rate and clipping settings, which the
+# train (and data.workers), and (recorded in metrics.jsonl) the learning-rate and clipping settings, which the
 # non-finite-loss message advises changing; every other key shapes the model, the data or the
 # optimizer state.
 RESUME_FREE = ("epochs", "max_steps", "device", "log_every", "keep_checkpoints", "checkpoint_every",
@@ -104,6 +104,7 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> Path | No
         for section in (before, now):
             for key in (*RESUME_FREE, *RESUME_RECORDED):
                 section["train"].pop(key)
+            section["data"].pop("workers")  # how many processes decode changes no image
         if before != now:
             diff = [f"{s}.{k}" for s in now if isinstance(now[s], dict)
                     for k in now[s] if before[s].get(k) != now[s][k]]

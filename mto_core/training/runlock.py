@@ -17,6 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 LOCK = ".lock"
+_HELD: set[int] = set()  # descriptors of the locks this process holds
+
+
+def _close_inherited() -> None:
+    """In a forked child (a DataLoader worker): close the copies of the lock descriptors, so that
+    a killed run's lock ends with it, not with its last worker (the lock stays with the parent)."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited)
 
 
 class RunFolderBusy(RuntimeError):
@@ -72,8 +85,10 @@ def run_folder_lock(run_dir: str | Path, enabled: bool = True) -> Iterator[None]
         with contextlib.suppress(OSError):  # the PID is only for the message; a full disk may refuse it
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
+        _HELD.add(fd)
         yield
     finally:
+        _HELD.discard(fd)
         file.unlink(missing_ok=True)
         os.close(fd)
         if created:
