@@ -20,7 +20,7 @@ from typing import Any
 
 from logic.progress import run_progress
 from mto_core.config import RunConfig
-from mto_core.data.images import load_dataset
+from mto_core.data.streaming import open_dataset
 from mto_core.training.run_folder import append_metrics
 from mto_core.training.engine import make_plan, train
 from mto_core.eval.schedule import quick_knn
@@ -87,7 +87,7 @@ class TrainingJob:
         self.owner = owner
         self.runs: dict[str, RunState] = {}
         for name, (config, run_dir) in runs.items():
-            n = len(load_dataset(config.data, config.model, "train"))
+            n = len(open_dataset(config.data, config.model, "train"))  # a folder is listed, not read
             self.runs[name] = RunState(config, Path(run_dir), make_plan(config, n, 1).total_steps)
         self._stop = threading.Event()
         self._lock = threading.Lock()
