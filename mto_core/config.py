@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-SIZES = ("tiny", "vit-s", "vit-b")
+SIZES = ("tiny", "tiny-rgb", "vit-s", "vit-b")
 
 
 @dataclass(frozen=True)
@@ -157,14 +157,18 @@ class DataConfig:
 
     ``root``: empty for Fashion-MNIST from the system folder, falling back to the subset
     shipped in the repo; ``shipped`` forces the subset; any other value is a folder.
+    ``photo-crops``: crops of the photographs that ship in scikit-image and scikit-learn, drawn
+    from ``split_seed`` (mto_core/data/photo_crops.py); ``root`` unused. ``held_out``: the photos
+    photo-crops keeps out of training, comma-separated (empty: astronaut, chelsea, coffee, rocket).
     """
 
-    dataset: Literal["fashion-mnist", "folder"] = "fashion-mnist"
+    dataset: Literal["fashion-mnist", "folder", "photo-crops"] = "fashion-mnist"
     root: str = ""
     train_limit: int = 0
     val_fraction: float = 0.1
     split_seed: int = 0
     augment: bool = True
+    held_out: str = ""
 
 
 @dataclass
@@ -301,6 +305,10 @@ _SECTIONS = ("model", "mask", "mto", "data", "train", "origin")
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(img_size=28, patch_size=4, in_chans=1, embed_dim=128, depth=6, num_heads=4,
                  decoder_dim=128, decoder_depth=2, decoder_heads=4, pixel_mean=0.286, pixel_std=0.353),
+    # colour for CPUs: the tiny model's width and depth on 32 x 32 RGB; ImageNet's mean and std
+    "tiny-rgb": dict(img_size=32, patch_size=4, in_chans=3, embed_dim=128, depth=6, num_heads=4,
+                     decoder_dim=128, decoder_depth=2, decoder_heads=4, pixel_mean=[0.485, 0.456, 0.406],
+                     pixel_std=[0.229, 0.224, 0.225]),
     "vit-s": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12, num_heads=6,
                   decoder_dim=256, decoder_depth=4, decoder_heads=8, pixel_mean=0.45, pixel_std=0.25),
     "vit-b": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,

@@ -266,7 +266,11 @@ def load_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet
     """``train`` / ``val`` (a deterministic split of the training images) or ``test``."""
     if split not in ("train", "val", "test"):
         raise DataError(f"split must be train, val or test, got '{split}'")
-    if config.dataset == "folder":
+    if config.dataset == "photo-crops":
+        from .photo_crops import photo_crops  # reads scikit-image's and scikit-learn's photos
+
+        data = photo_crops(split, model.img_size, config.split_seed, config.held_out)
+    elif config.dataset == "folder":
         if not config.root:
             raise DataError("data.dataset=folder needs data.root=<folder of images>")
         full = load_image_folder(config.root, model.img_size, model.in_chans)
