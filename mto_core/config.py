@@ -510,6 +510,9 @@ def validate(config: RunConfig) -> None:
     _check(t.checkpoint_every >= 0, "train.checkpoint_every must be >= 0 (0 = at the end of each epoch only)")
     _check(t.knn_every >= 0 and t.linear_every >= 0,
            "train.knn_every and train.linear_every must be >= 0 (0 = never)")
+    _check(d.dataset != "photo-crops" or not (t.knn_every or t.linear_every or t.probe_points or t.linear_points),
+           "data.dataset=photo-crops has no classes to probe (the held-out photos are not among the training "
+           "photos); leave train.knn_every, linear_every, probe_points and linear_points at 0 or empty")
     _check(t.probe_bank > 0 and t.probe_val >= 0, "train.probe_bank must be > 0, train.probe_val >= 0 (0 = all)")
     _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
     for name in ("probe_points", "linear_points", "snapshot_points"):

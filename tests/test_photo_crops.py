@@ -5,9 +5,10 @@ config selects it (data.dataset=photo-crops, data.held_out)."""
 import pytest
 import torch
 
-from mto_core.config import ConfigError, preset, set_value
+from mto_core.config import ConfigError, preset, set_value, validate
 from mto_core.data import photo_crops as pc
 from mto_core.data.images import DataError, load_dataset
+from mto_core.eval.schedule import probe_sets
 
 
 def test_the_tiny_rgb_size_is_32_px_colour_of_the_tiny_width_and_depth():
@@ -88,3 +89,14 @@ def test_the_dataset_is_a_config_value():
     assert config.to_dict()["data"]["held_out"] == "astronaut,chelsea,coffee,rocket"
     with pytest.raises(ConfigError, match="photo-crops"):
         set_value(config, "data.dataset", "photos")
+
+
+def test_photo_crops_refuse_class_probes_in_one_line():
+    config = preset("mae", "tiny-rgb")
+    set_value(config, "data.dataset", "photo-crops")
+    set_value(config, "train.knn_every", 1)
+    with pytest.raises(ConfigError, match="no classes to probe") as error:
+        validate(config)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="measure its reconstructions instead"):
+        probe_sets(config)
