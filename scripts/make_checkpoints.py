@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -31,19 +32,16 @@ import sys
 import time
 from pathlib import Path
 
-import os
-
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from mto_core.bench.measure import machine
-from mto_core.models.checkpoint import resolve
-from mto_core.config import preset_names
+from mto_core.models.checkpoint import load_checkpoint, resolve
+from mto_core.config import METHODS, preset_names
 from mto_core.analysis.trace import TRACES
 from mto_core.analysis.floors import FLOOR_RATIO, FLOOR_SEEDS, held_out_floors
 from mto_core.data.photo_crops import HELD_OUT, PHOTOS, TRAIN_CROPS
-from mto_core.models.checkpoint import load_checkpoint
 
 TRACE_EVERY = 25  # under 5% of training speed on the CPU these are made on (docs/performance.md)
 TRACE_BYTES = int(1.5 * 2**20)  # each shipped traces/ folder at most: checkpoints/ stays under 65 MB
@@ -126,8 +124,12 @@ def remeasure_card(name: str) -> None:
 
 def floors_section(target: Path) -> list[str]:
     """The card's floors: the shipped weights' masked-patch MSE on the held-out photos beside the
-    mean-colour and biharmonic fills, and in words where the model beats the inpainting."""
+    mean-colour and biharmonic fills, and in words where the model beats the inpainting. Prints
+    the row of all four photos."""
     table = held_out_floors(load_checkpoint(target))
+    o = table.overall
+    print(f"| `{target.name}` | {o['model']:.4f} | {o['mean colour']:.4f} | {o['biharmonic']:.4f} | "
+          f"{o['model'] / o['mean colour']:.2f} | {o['model'] / o['biharmonic']:.2f} |", flush=True)
     beats = [n for n, row in table.rows.items() if row["model"] < row["biharmonic"]]
     loses = [n for n, row in table.rows.items() if row["model"] >= row["biharmonic"]]
     overall = table.overall
@@ -160,6 +162,15 @@ def write_floors(name: str) -> None:
     head = text.split("## Floors on the held-out photos")[0].rstrip("\n")
     card.write_text(head + "\n\n" + "\n".join(floors_section(card.parent)))
     print(f"{name}: floors measured again")
+
+
+def model_line(preset_name: str) -> str:
+    """The card's line on the model of a colour checkpoint trained with ``preset_name``."""
+    facts = METHODS[preset_name.removesuffix("-mto")]
+    mto = (f"+ MTO (hard recalibration, L_sing 0.1, L_ent 0.01) in its {facts.mto_layers}"
+           if preset_name.endswith("-mto") else "baseline")
+    return (f"- Model: {facts.display} {mto}, mask ratio {facts.mask_ratio} (preset `{preset_name}`), at the "
+            "tiny-rgb size: 32 x 32 RGB, 4 x 4 patches, width 128, depth 6, ImageNet's mean and std.")
 
 
 def make_colour(name: str, args: argparse.Namespace) -> None:
@@ -195,8 +206,7 @@ def make_colour(name: str, args: argparse.Namespace) -> None:
         "",
         f"    {' '.join(command)}",
         "",
-        f"- Model: the tiny-rgb size: 32 x 32 RGB, 4 x 4 patches, width 128, depth 6, ImageNet's mean and std; "
-        f"{COLOUR[name]} as in the grey checkpoints.",
+        model_line(COLOUR[name]),
         f"- Data: photo crops (`data.dataset=photo-crops`, split seed 0; mto_core/data/photo_crops.py): "
         f"{TRAIN_CROPS} crops of the {len(trained)} photographs that ship in scikit-image and scikit-learn "
         f"({', '.join(trained)}; china and flower under CC BY 2.0, as scikit-learn's images README "

@@ -3,5 +3,6 @@ folders and single files of images; the patch masks; the seeded generators every
 
 - :mod:`.images`: datasets as uint8 tensors, image files read and prepared for a model;
 - :mod:`.masking`: random and block-wise patch masks;
-- :mod:`.seeding`: generators of (seed, purpose, counter), so that resume and DDP draw alike.
+- :mod:`.seeding`: generators of (seed, purpose, counter), so that resume and DDP draw alike;
+- :mod:`.photo_crops`: a colour training set of crops of the photos installed packages ship.
 """
