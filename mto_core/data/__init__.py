@@ -6,3 +6,5 @@ folders and single files of images; the patch masks; the seeded generators every
 - :mod:`.seeding`: generators of (seed, purpose, counter), so that resume and DDP draw alike;
 - :mod:`.photo_crops`: a colour training set of crops of the photos installed packages ship.
 """
+
+from . import photo_crops  # noqa: F401  registers data.dataset=photo-crops with load_dataset

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import DataError, ImageSet
+from ..config import DataConfig, ModelConfig
+from .images import DATASET_LOADERS, DataError, ImageSet
 from .photos import bundled_folder, prepare_photo
 from .seeding import generator
 
@@ -137,3 +138,12 @@ def photo_crops(split: str, size: int, seed: int, held_out: str = "") -> ImageSe
         raise DataError(f"split must be train, val or test, got '{split}'")
     data = _photo_crops(split, size, seed, held_out_names(held_out))
     return ImageSet(data.images, data.labels, data.classes)
+
+
+def load_split(config: DataConfig, model: ModelConfig, split: str) -> ImageSet:
+    """``load_dataset``'s view of the set: the split at the model's size, from ``data.split_seed``
+    and ``data.held_out``."""
+    return photo_crops(split, model.img_size, config.split_seed, config.held_out)
+
+
+DATASET_LOADERS[PHOTO_CROPS] = load_split
