@@ -164,12 +164,13 @@ def write_floors(name: str) -> None:
     print(f"{name}: floors measured again")
 
 
-def model_line(preset_name: str) -> str:
-    """The card's line on the model of a colour checkpoint trained with ``preset_name``."""
+def model_line(preset_name: str, ratio: float = 0.0) -> str:
+    """The card's line on the model of a colour checkpoint trained with ``preset_name`` (and mask
+    ratio ``ratio``; 0: the preset's)."""
     facts = METHODS[preset_name.removesuffix("-mto")]
     mto = (f"+ MTO (hard recalibration, L_sing 0.1, L_ent 0.01) in its {facts.mto_layers}"
            if preset_name.endswith("-mto") else "baseline")
-    return (f"- Model: {facts.display} {mto}, mask ratio {facts.mask_ratio} (preset `{preset_name}`), at the "
+    return (f"- Model: {facts.display} {mto}, mask ratio {ratio or facts.mask_ratio} (preset `{preset_name}`), at the "
             "tiny-rgb size: 32 x 32 RGB, 4 x 4 patches, width 128, depth 6, ImageNet's mean and std.")
 
 
@@ -180,7 +181,8 @@ def make_colour(name: str, args: argparse.Namespace) -> None:
     command = ["mto", "train", "--preset", COLOUR[name], "--size", "tiny-rgb", "--max-steps", str(args.colour_steps),
                "--batch-size", str(args.colour_batch), "--seed", "0", "--out", str(run), "--quiet",
                "--set", "data.dataset=photo-crops", "--set", f"data.held_out={','.join(HELD_OUT)}",
-               "--set", f"train.base_lr={args.colour_lr}", "--set", f"train.trace_every={TRACE_EVERY}"]
+               "--set", f"train.base_lr={args.colour_lr}", "--set", f"train.trace_every={TRACE_EVERY}",
+               *(["--set", f"mask.ratio={args.colour_mask_ratio}"] if args.colour_mask_ratio else [])]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mto_core.cli", *command[1:]], check=True, env=env)
@@ -202,11 +204,12 @@ def make_colour(name: str, args: argparse.Namespace) -> None:
         "",
         f"Made by `python3 scripts/make_checkpoints.py --only {name} --colour-steps {args.colour_steps} "
         f"--colour-batch {args.colour_batch} --colour-lr {args.colour_lr}"
+        f"{f' --colour-mask-ratio {args.colour_mask_ratio}' if args.colour_mask_ratio else ''}"
         f"{f' --threads {args.threads}' if args.threads else ''}`, which ran{threads}:",
         "",
         f"    {' '.join(command)}",
         "",
-        model_line(COLOUR[name]),
+        model_line(COLOUR[name], args.colour_mask_ratio),
         f"- Data: photo crops (`data.dataset=photo-crops`, split seed 0; mto_core/data/photo_crops.py): "
         f"{TRAIN_CROPS} crops of the {len(trained)} photographs that ship in scikit-image and scikit-learn "
         f"({', '.join(trained)}; china and flower under CC BY 2.0, as scikit-learn's images README "
@@ -237,6 +240,8 @@ def main() -> None:
     parser.add_argument("--colour-steps", type=int, default=200, help="training steps of a colour checkpoint")
     parser.add_argument("--colour-batch", type=int, default=64, help="batch of a colour checkpoint")
     parser.add_argument("--colour-lr", type=float, default=1.5e-3, help="train.base_lr of a colour checkpoint")
+    parser.add_argument("--colour-mask-ratio", type=float, default=0.0,
+                        help="mask.ratio of a colour checkpoint (0: the preset's)")
     parser.add_argument("--threads", type=int, default=0,
                         help="OMP_NUM_THREADS of a colour run (0: torch's default)")
     parser.add_argument("--floors-only", action="store_true",
