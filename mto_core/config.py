@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-SIZES = ("tiny", "vit-s", "vit-b")
+SIZES = ("tiny", "tiny-rgb", "vit-s", "vit-b")
 
 
 @dataclass(frozen=True)
@@ -162,15 +162,19 @@ class DataConfig:
     set is read lazily, each image decoded and augmented (MAE's crop of the original) when its
     batch needs it, in ``workers`` DataLoader processes per training process (null: one per
     core left over, at most 8; 0: in the training process); mto_core/data/streaming.py.
+    ``photo-crops``: crops of the photographs that ship in scikit-image and scikit-learn, drawn
+    from ``split_seed`` (mto_core/data/photo_crops.py); ``root`` unused. ``held_out``: the photos
+    photo-crops keeps out of training, comma-separated (empty: astronaut, chelsea, coffee, rocket).
     """
 
-    dataset: Literal["fashion-mnist", "folder", "hf"] = "fashion-mnist"
+    dataset: Literal["fashion-mnist", "folder", "hf", "photo-crops"] = "fashion-mnist"
     root: str = ""
     train_limit: int = 0
     val_fraction: float = 0.1
     split_seed: int = 0
     augment: bool = True
     workers: int | None = None
+    held_out: str = ""
 
 
 @dataclass
@@ -310,6 +314,10 @@ _SECTIONS = ("model", "mask", "mto", "data", "train", "origin")
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(img_size=28, patch_size=4, in_chans=1, embed_dim=128, depth=6, num_heads=4,
                  decoder_dim=128, decoder_depth=2, decoder_heads=4, pixel_mean=0.286, pixel_std=0.353),
+    # colour for CPUs: the tiny model's width and depth on 32 x 32 RGB; ImageNet's mean and std
+    "tiny-rgb": dict(img_size=32, patch_size=4, in_chans=3, embed_dim=128, depth=6, num_heads=4,
+                     decoder_dim=128, decoder_depth=2, decoder_heads=4, pixel_mean=[0.485, 0.456, 0.406],
+                     pixel_std=[0.229, 0.224, 0.225]),
     "vit-s": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12, num_heads=6,
                   decoder_dim=256, decoder_depth=4, decoder_heads=8, pixel_mean=0.45, pixel_std=0.25),
     "vit-b": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
@@ -513,6 +521,9 @@ def validate(config: RunConfig) -> None:
     _check(t.checkpoint_every >= 0, "train.checkpoint_every must be >= 0 (0 = at the end of each epoch only)")
     _check(t.knn_every >= 0 and t.linear_every >= 0,
            "train.knn_every and train.linear_every must be >= 0 (0 = never)")
+    _check(d.dataset != "photo-crops" or not (t.knn_every or t.linear_every or t.probe_points or t.linear_points),
+           "data.dataset=photo-crops has no classes to probe (the held-out photos are not among the training "
+           "photos); leave train.knn_every, linear_every, probe_points and linear_points at 0 or empty")
     _check(t.probe_bank > 0 and t.probe_val >= 0, "train.probe_bank must be > 0, train.probe_val >= 0 (0 = all)")
     _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
     for name in ("probe_points", "linear_points", "snapshot_points"):

@@ -5,5 +5,8 @@ folders and single files of images; the patch masks; the seeded generators every
 - :mod:`.streaming`: image folders and Hugging Face sets of any size, read lazily in DataLoader
   workers with MAE's augmentation, the same batches whatever the workers and processes;
 - :mod:`.masking`: random and block-wise patch masks;
-- :mod:`.seeding`: generators of (seed, purpose, counter), so that resume and DDP draw alike.
+- :mod:`.seeding`: generators of (seed, purpose, counter), so that resume and DDP draw alike;
+- :mod:`.photo_crops`: a colour training set of crops of the photos installed packages ship.
 """
+
+from . import photo_crops  # noqa: F401  registers data.dataset=photo-crops with load_dataset

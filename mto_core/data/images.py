@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MAX_IMAGE_PIXELS = 50_000_000
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+# data.dataset -> the loader (config, model, split) of a dataset kept in a module of its own, which
+# registers it (photo_crops.py: photo-crops)
+DATASET_LOADERS: dict[str, Callable[[DataConfig, ModelConfig, str], ImageSet]] = {}
 
 
 class DataError(ValueError):
@@ -266,7 +272,9 @@ def load_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet
     """``train`` / ``val`` (a deterministic split of the training images) or ``test``."""
     if split not in ("train", "val", "test"):
         raise DataError(f"split must be train, val or test, got '{split}'")
-    if config.dataset == "folder":
+    if config.dataset in DATASET_LOADERS:
+        data = DATASET_LOADERS[config.dataset](config, model, split)
+    elif config.dataset == "folder":
         if not config.root:
             raise DataError("data.dataset=folder needs data.root=<folder of images>")
         full = load_image_folder(config.root, model.img_size, model.in_chans)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..config import RunConfig, parse_points
+from ..config import ConfigError, RunConfig, parse_points
 from ..data.images import ImageSet
 from ..data.seeding import generator
 from ..data.streaming import LazyImages, open_dataset
@@ -39,6 +39,10 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
     ``train.probe_bank``; 0 = all) in one fixed draw, and the first ``size`` images of ``split``
     (default ``train.probe_val``; 0 = all). A folder's sets are read lazily: the probes decode
     them batch by batch (mto_core/data/streaming.py), holding only their features."""
+    if config.data.dataset == "photo-crops":
+        raise ConfigError("a model trained on photo crops has no classes to probe (the held-out photos are not "
+                          "among the training photos); measure its reconstructions instead "
+                          "(mto_core.analysis.floors.held_out_floors)")
     t = config.train
     bank = t.probe_bank if bank is None else bank
     size = t.probe_val if size is None else size
