@@ -22,6 +22,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync", "--disable-quic"]
+TEACHER = "teacher-token-for-tests"
 PAGES = {"learn": "", "reconstruct": "Reconstruct", "tokens": "Tokens", "attention": "Attention",
          "curves": "Curves", "train": "Train"}
 
@@ -35,10 +36,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = _free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"),
+    # a classroom (--public) on this machine's address only, with a known teacher token
+    process = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--public",
                                 "--server.port", str(port), "--server.address", "127.0.0.1",
                                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**__import__("os").environ, "MTO_TEACHER_TOKEN": TEACHER})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -283,7 +286,7 @@ def screenshot(page, path: Path) -> None:
 
 def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_leftover_runs):
     """Two browsers on one server: the one that starts a training can stop it; the other watches it
-    read-only (no Stop, Start disabled) and gets Start back when it ends."""
+    (no Stop; its button queues a training instead of starting one) and gets Start back when it ends."""
     ARTIFACTS.mkdir(exist_ok=True)
     owner, other = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2))
     owner.goto(f"{server}/Train")
@@ -295,9 +298,9 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
     owner.get_by_role("button", name="Start training").click()
     owner.get_by_role("button", name="Stop").wait_for(timeout=60_000)
     other.goto(f"{server}/Train")
-    other.get_by_text("started from another browser").wait_for(timeout=120_000)
+    other.get_by_text("started by another visitor").wait_for(timeout=120_000)
     assert other.get_by_role("button", name="Stop").count() == 0
-    assert other.get_by_role("button", name="Start training").is_disabled()
+    assert other.get_by_role("button", name="Queue my training").count() == 1
     screenshot(other, ARTIFACTS / "train-watched-from-another-browser.png")
     owner.get_by_role("button", name="Stop").click()
     owner.get_by_text("Saved:").first.wait_for(timeout=300_000)
@@ -307,7 +310,7 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
                                           and other.get_by_role("button", name="Start training").is_enabled()):
         other.wait_for_timeout(500)
     assert other.get_by_role("button", name="Start training").is_enabled()
-    assert other.get_by_text("started from another browser").count() == 0
+    assert other.get_by_text("started by another visitor").count() == 0
     for page in (owner, other):
         page.context.close()
 
@@ -357,3 +360,57 @@ def test_every_page_on_a_vit_b_shaped_checkpoint_alone_on_photos(server, browser
             screenshot(page, ARTIFACTS / f"vit-b-{name}.png")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _visitor_page(browser, address: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(address)
+    settle(page)
+    return page
+
+
+def _stop(page):
+    return page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True)
+
+
+def test_a_classroom_training_survives_a_reload_ignores_enter_queues_and_yields_to_the_teacher(
+        server, browser, no_leftover_runs):
+    """Visitor A starts a run; Enter in Steps had started nothing; a reload at A's address keeps
+    Stop; visitor B's start queues with its place; the teacher's address stops A's run, and B's starts."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    a = _visitor_page(browser, f"{server}/Train?visitor=aaaa1111")
+    a.get_by_text("Use the small shipped data subset").click()
+    steps = a.get_by_label("Steps")
+    steps.fill("5000")
+    steps.press("Enter")  # a form would submit here: nothing may start
+    a.wait_for_timeout(3000)
+    settle(a)
+    assert _stop(a).count() == 0 and a.get_by_text("Training now:").count() == 0
+    a.get_by_role("button", name="Start training").click()
+    _stop(a).wait_for(timeout=60_000)
+    a.reload()
+    settle(a)
+    _stop(a).wait_for(timeout=60_000)
+    assert "visitor=aaaa1111" in a.url
+    screenshot(a, ARTIFACTS / "train-owner-after-reload.png")
+    b = _visitor_page(browser, f"{server}/Train")
+    b.get_by_text("started by another visitor").wait_for(timeout=60_000)
+    assert _stop(b).count() == 0
+    b.get_by_text("Use the small shipped data subset").click()
+    b.get_by_label("Steps").fill("5000")
+    b.get_by_label("Steps").press("Tab")
+    b.get_by_role("button", name="Queue my training").click()
+    b.get_by_text("Your training is queued: place 1 of 1").wait_for(timeout=60_000)
+    screenshot(b, ARTIFACTS / "train-second-visitor-queued.png")
+    t = _visitor_page(browser, f"{server}/Train?teacher={TEACHER}")
+    t.get_by_text("Teacher: you can stop any training").wait_for(timeout=60_000)
+    _stop(t).click()
+    # the queued run starts by itself: B's page shows its Stop
+    _stop(b).wait_for(timeout=180_000)
+    assert b.get_by_text("Your training is queued").count() == 0
+    screenshot(b, ARTIFACTS / "train-second-visitor-running.png")
+    _stop(b).click()
+    b.get_by_text("Saved:").first.wait_for(timeout=300_000)
+    settle(b)
+    for page in (a, b, t):
+        page.context.close()

@@ -588,6 +588,11 @@ def test_reconstruct_draws_photos_at_full_size_and_norm_pix_models_with_the_true
         assert "trained with norm_pix_loss" in texts(at)
         maps = [s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]
         assert len(maps) == 1 and shape(maps[0]["data"][0]["z"]) == (14, 14)  # the 14 x 14 patch grid
+        # beside a plain model: no winner on errors of two different tasks, and the page says why
+        at = choose(at, "recon", "mae", "runs/zz-rgb-mae-normpix", rgb["mae"])
+        said = said_now(at)
+        assert "(better)" not in said and "no winner is named: one model was trained with norm_pix_loss" in said
+        assert "masked-patch MSE (the true patches' mean and std put back)" in said
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -673,3 +678,58 @@ def test_readme_does_not_promise_the_mask_controls_on_every_page():
     assert "on every page; what you choose" not in readme
     for page in ("4_Curves.py", "5_Train.py"):
         assert "mask_controls(" not in (APP / "pages" / page).read_text()
+
+
+def _train_page(visitor: str = "", teacher: str = "") -> AppTest:
+    at = AppTest.from_file(str(APP / "pages/5_Train.py"), default_timeout=180)
+    if visitor:
+        at.query_params["visitor"] = visitor
+    if teacher:
+        at.query_params["teacher"] = teacher
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _stop_button(at: AppTest) -> list:
+    return [b for b in at.button if b.key == "train-stop"]
+
+
+def _wait_for(at: AppTest, done, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and not done(at):
+        time.sleep(1)
+        at.run()
+    assert done(at), texts(at)
+
+
+def test_train_stop_follows_the_visitor_a_second_visitor_queues_and_the_teacher_stops_any(monkeypatch):
+    before = set(RUNS.glob("app-*"))
+    monkeypatch.setenv("MTO_TEACHER_TOKEN", "t0ken-for-tests")
+    owner = _train_page("visitor-a")
+    owner.number_input[0].set_value(5000)
+    owner.checkbox[1].check()  # the shipped subset
+    owner.button[0].click().run()
+    assert _stop_button(owner)
+    reloaded = _train_page("visitor-a")  # a new session at the same address: the same owner
+    assert _stop_button(reloaded) and not [b for b in reloaded.button if b.label == "Start training"
+                                            and not b.disabled]
+    second = _train_page("visitor-b")
+    assert not _stop_button(second) and "started by another visitor" in " ".join(i.value for i in second.info)
+    queue = [b for b in second.button if b.label == "Queue my training"]
+    assert queue, [b.label for b in second.button]
+    second.number_input[0].set_value(5000)
+    second.checkbox[1].check()
+    queue[0].click().run()
+    assert "Your training is queued: place 1 of 1" in " ".join(i.value for i in second.info)
+    wrong = _train_page("visitor-c", teacher="not-the-token")
+    assert not _stop_button(wrong)
+    teacher = _train_page("visitor-c", teacher="t0ken-for-tests")
+    teacher.button(key="train-stop").click().run()  # the teacher stops the first visitor's run
+    _wait_for(second, lambda at: bool(_stop_button(at)))  # ... and the queued one starts, owned by the second
+    assert "queued" not in " ".join(i.value for i in second.info)
+    assert not _stop_button(_train_page("visitor-a"))
+    second.button(key="train-stop").click().run()
+    _wait_for(second, lambda at: bool(at.success))
+    for run_dir in set(RUNS.glob("app-*")) - before:
+        shutil.rmtree(run_dir, ignore_errors=True)
