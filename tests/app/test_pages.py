@@ -330,6 +330,12 @@ def test_two_baselines_are_said_to_be_two_baselines_and_one_checkpoint_shows_alo
         assert not at.exception and "Neither checkpoint was trained with MTO: this compares two baselines." in \
             [c.value for c in at.caption]
         assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 2
+        # Learn on the same two baselines, equal to the last digit: no MTO named, no winner
+        learn = run("Home.py")
+        learn.sidebar.selectbox(key="learn-mto-simmim").set_value("runs/zz-simmim-copy").run()
+        said = said_now(learn)
+        assert "MTO's mean cosine" not in said and "MTO's largest" not in said
+        assert "Neither token is the more distinct: the two measures are equal" in said, said
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
