@@ -8,7 +8,8 @@ from pathlib import Path
 import streamlit as st
 
 from logic.files import safe_path
-from logic.labels import describe_config, method_name, method_names, pair_problem, short_label
+from logic.labels import (describe_config, method_name, method_names, pair_problem, partner_choice,
+                          partners, short_label)
 from mto_core import CheckpointError
 from server.classroom import hide_others, read_index
 
@@ -46,7 +47,6 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
                 "method, train one, or import a published one (`mto import`).")
         return None
     bases = [k for k in mine if not infos[k].mto] + [k for k in mine if infos[k].mto]
-    others = [k for k in mine if infos[k].mto] + [k for k in mine if not infos[k].mto]
 
     def default(options: list[str], name: str) -> int:
         return options.index(name) if name in options else 0
@@ -55,13 +55,22 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
                                 index=default(bases, shared.get(f"base-{method}", f"checkpoints/{method}")),
                                 key=f"{key}-base-{method}", format_func=run_label,
                                 help="Full path: the label's folder under checkpoints/ or runs/.")
-    options = [*others, ALONE]
-    other = st.sidebar.selectbox("Compare with", options,
-                                 index=default(options, shared.get(f"mto-{method}", f"checkpoints/{method}-mto")),
-                                 key=f"{key}-mto-{method}", format_func=lambda k: k if k == ALONE else run_label(k),
+    # only what can be compared with the checkpoint picked: the same method and input shape
+    options = [*partners(base, infos, mine), ALONE]
+    remembered = shared.get(f"mto-{method}", f"checkpoints/{method}-mto")
+    fallback = partner_choice(base, options, remembered, ALONE)
+    picker = f"{key}-mto-{method}"
+    if st.session_state.get(f"{picker}-for") != base:  # another checkpoint: its own list, from the remembered pick
+        st.session_state.pop(picker, None)
+    st.session_state[f"{picker}-for"] = base
+    other = st.sidebar.selectbox("Compare with", options, index=options.index(fallback), key=picker,
+                                 format_func=lambda k: k if k == ALONE else run_label(k),
                                  help="Another checkpoint of this method and input shape (its MTO partner, a larger "
-                                      "model, a published one), or none: every page shows one checkpoint alone too.")
-    shared[f"base-{method}"], shared[f"mto-{method}"] = base, other
+                                      "model, a published one), or none: every page shows one checkpoint alone too. "
+                                      "Only those that can be compared with the checkpoint above are listed.")
+    shared[f"base-{method}"] = base
+    if other != fallback or fallback == remembered:  # a fallback forced by this checkpoint is not a choice to keep
+        shared[f"mto-{method}"] = other
     chosen = [base] if other in (ALONE, base) else [base, other]
     st.sidebar.caption("  \n".join(f"`{label}`" for label in chosen))
     pair = []

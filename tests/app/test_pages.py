@@ -202,9 +202,9 @@ def test_sidebar_choices_hold_on_the_next_page():
     assert at.radio(key="recon-method").value == "mae"
     assert at.slider(key="recon-ratio").value == 0.75 and at.number_input(key="recon-seed").value == 7
     assert [box.value for box in at.sidebar.selectbox] == ["checkpoints/mae", "checkpoints/mae-mto"]
-    at.selectbox(key="recon-mto-mae").set_value("checkpoints/mae").run()  # a checkpoint choice holds too
+    at.selectbox(key="recon-mto-mae").set_value(ALONE_OPTION).run()  # a checkpoint choice holds too
     at.switch_page("pages/3_Attention.py").run()
-    assert not at.exception and at.selectbox(key="attn-mto-mae").value == "checkpoints/mae"
+    assert not at.exception and at.selectbox(key="attn-mto-mae").value == ALONE_OPTION
 
 
 def test_curves_page_gives_each_run_one_colour_on_every_chart():
@@ -603,16 +603,28 @@ def test_reconstruct_draws_photos_at_full_size_and_norm_pix_models_with_the_true
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_pair_of_two_input_shapes_or_two_methods_is_refused_in_one_line(rgb):
+def test_compare_with_offers_only_matching_checkpoints_and_a_pick_never_lands_on_a_refusal(rgb):
     at = run("pages/1_Reconstruct.py")
     at.sidebar.radio(key="recon-method").set_value("mae").run()
-    at.sidebar.selectbox(key="recon-base-mae").set_value("checkpoints/mae").run()
-    at.sidebar.selectbox(key="recon-mto-mae").set_value(rgb["mae"]).run()
-    assert not at.exception
-    refused = [e.value for e in at.error]
-    assert len(refused) == 1 and "cannot be compared" in refused[0] and "different inputs" in refused[0]
-    assert "\n" not in refused[0]
-    assert not any(rgb["simmim"] == o for o in at.sidebar.selectbox(key="recon-mto-mae").options)  # one method
+    offered = at.sidebar.selectbox(key="recon-mto-mae").options
+    assert not any("zz-rgb" in o for o in offered) and offered[-1] == ALONE_OPTION  # 28 px: no 224 px partner
+    at.sidebar.selectbox(key="recon-base-mae").set_value(rgb["mae"]).run()  # a 224 px RGB model picked
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    partner = at.sidebar.selectbox(key="recon-mto-mae")
+    assert partner.value == rgb["mae-mto"]  # its MTO twin, not the 28 px model it was on
+    assert not any(o.startswith("checkpoints/") for o in partner.options)
+    assert not any(rgb["simmim"] == o for o in partner.options)  # one method
+    folder = make_rgb_checkpoint(RUNS / "zz-rgb-mae-alone", "mae")
+    try:
+        at = run("pages/1_Reconstruct.py")
+        at.sidebar.radio(key="recon-method").set_value("mae").run()
+        at.sidebar.selectbox(key="recon-base-mae").set_value("runs/zz-rgb-mae-alone").run()
+        assert not at.error and at.sidebar.selectbox(key="recon-mto-mae").value in (ALONE_OPTION, rgb["mae-mto"],
+                                                                                     rgb["mae"])
+        at.sidebar.selectbox(key="recon-base-mae").set_value("checkpoints/mae").run()  # back to 28 px
+        assert not at.error and at.sidebar.selectbox(key="recon-mto-mae").value == "checkpoints/mae-mto"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_grey_models_keep_fashion_mnist_and_say_so():
