@@ -14,6 +14,7 @@ from mto_core.analysis.measures import embed_2d, layer_tokens
 from logic.labels import mask_site
 from logic.palette import CLASS_COLOURS, TOKEN_COLOURS
 from logic.pixels import outline_patch
+from logic.scales import measure_range
 from widgets.charts import chart, integer_layers, picture, styled
 from widgets.layers import layer_table
 from widgets.models import inputs_for, load
@@ -158,8 +159,8 @@ def layer_figures(pair_key: tuple, ratio: float, where: str) -> tuple[pd.DataFra
         fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
                                                          title_text=""),
                           margin=dict(l=60, r=10, t=70, b=50))
-        if measure == "separability_plane_auc":  # on its whole scale, chance (0.5) to 1: no zoom into 1e-4 steps
-            fig.update_yaxes(range=[0.45, 1.02])
+        fig.update_yaxes(range=measure_range(measure, both[measure], ratio))  # fixed: no zoom into 1e-4 steps
+        if measure == "separability_plane_auc":  # on its whole scale, chance (0.5) to 1
             fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance",
                           annotation_position="bottom right")
         figures[measure] = styled(integer_layers(fig, f"layer of the {where}"))

@@ -11,6 +11,7 @@ from mto_core import make_mask, token_trace
 from mto_core.analysis.measures import query_attention
 from logic.labels import mask_heads, mask_site
 from logic.pixels import default_query
+from logic.scales import measure_range
 from widgets.charts import chart, heat, integer_layers, patch_picker, styled
 from widgets.layers import layer_table
 from widgets.models import inputs_for, load
@@ -151,6 +152,10 @@ def layer_figures(pair_key: tuple, ratio: float, where: str) -> list[go.Figure]:
         fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
                                                          title_text=""),
                           margin=dict(l=60, r=10, t=70, b=50))
+        fig.update_yaxes(range=measure_range(measure, table[measure], ratio))  # fixed: noise stays small
+        if measure == "attn_visible_to_masked":
+            fig.add_hline(y=ratio, line_dash="dot", line_color="#888", annotation_text=f"r = {ratio:.2f}: uninformed",
+                          annotation_position="bottom right")
         figures.append(styled(integer_layers(fig, f"layer of the {where}")))
     long = table.melt(id_vars=["layer", "checkpoint"], value_vars=["entropy_masked", "entropy_visible"],
                       var_name="queries", value_name="entropy")
@@ -159,6 +164,7 @@ def layer_figures(pair_key: tuple, ratio: float, where: str) -> list[go.Figure]:
                   color_discrete_sequence=palette)
     fig.update_layout(yaxis_title="row entropy / log(keys)", legend_title_text="",
                       margin=dict(l=60, r=10, t=20, b=50))
+    fig.update_yaxes(range=measure_range("entropy", long["entropy"], ratio))
     figures.append(styled(integer_layers(fig, f"layer of the {where}")))
     return figures
 
