@@ -83,5 +83,10 @@ if __name__ == "__main__":
               "(keep this address to yourself).", flush=True)
         print("Warning: anyone who can reach this machine can use the app, train on it and upload images: "
               "serve it only on a network you trust, and stop it (Ctrl+C) after class.", flush=True)
+    # Home.py's page list from the first request on: Streamlit would otherwise read app/pages/ as an
+    # old-style page folder (a "Home" entry, /Train run without Home.py) until someone opens the root
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parent / "Home.py"), *options]
     sys.exit(cli.main())

@@ -414,3 +414,20 @@ def test_a_classroom_training_survives_a_reload_ignores_enter_queues_and_yields_
     settle(b)
     for page in (a, b, t):
         page.context.close()
+
+
+def test_learn_answers_at_its_own_address_too(server, browser):
+    """/Learn opens Learn (it lives at the root), with no "Page not found" dialog; the page list is
+    Home.py's even when a page other than the root is the first a fresh server serves."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Learn")
+    page.wait_for_selector("h1", timeout=120_000)
+    settle(page, 300_000)
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_text("Masked Token Optimization, explained").count() >= 1
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Learn" in nav and "Home" not in nav and nav.count("Learn") == 1, nav
+    check_figures(page, "learn at /Learn")
+    screenshot(page, ARTIFACTS / "learn-at-its-own-address.png")
+    page.close()
