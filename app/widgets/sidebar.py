@@ -110,6 +110,13 @@ def ordered(labels: list[str]) -> list[str]:
     return shipped + cli + own + ([] if hide_others() else theirs)
 
 
+def own_runs(labels: list[str]) -> list[str]:
+    """Of ``labels``, this visitor's own Train-page runs, newest first."""
+    index, me = read_index(RUNS), visitor()
+    mine = [k for k in labels if k.startswith("runs/") and index.get(Path(k).name, {}).get("visitor") == me]
+    return sorted(mine, key=lambda k: float(index[Path(k).name].get("started", 0)), reverse=True)
+
+
 def visitor() -> str:
     """Who this browser is, for the order of the pickers: an id kept in the session (page switches
     keep it) and in the page's address (a reload keeps it too); '' outside a page run."""
