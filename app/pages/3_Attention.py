@@ -24,7 +24,7 @@ if not pair:
     mask_controls("attn")
     st.stop()
 cfg = pair[0][1].config.model
-ratio, seed, _ = mask_controls("attn", patches=cfg.num_patches)
+ratio, seed, mask_kind = mask_controls("attn", ("random", "block"), patches=cfg.num_patches)
 shown_in = inputs_for(cfg)
 images = shown_in.images
 g, n, p = cfg.grid, cfg.num_patches, cfg.patch_size
@@ -44,7 +44,7 @@ head = c3.selectbox("Head", ["mean over heads", *range(heads)], key="attn-head",
 head_index = None if isinstance(head, str) else int(head)
 head_name = "mean over heads" if head_index is None else f"head {head_index}"
 image = images[int(index):int(index) + 1]
-mask = make_mask(1, g, ratio, seed)[0]
+mask = make_mask(1, g, ratio, seed, kind=mask_kind)[0]
 
 query_key = f"attn-query-{g}"  # a query of another grid means nothing here
 query = st.session_state.get(query_key, default_query(image, mask, p, centre=shown_in.photos))
@@ -73,11 +73,11 @@ with left:
 # docs/performance.md)
 @st.cache_resource(show_spinner=False, max_entries=64)
 def attention_figures(pair_key: tuple, index: int, ratio: float, seed: int, layer: int, head_index: int | None,
-                      query: int) -> tuple[list[go.Figure], list[tuple[go.Figure, float]]]:
+                      query: int, mask_kind: str = "random") -> tuple[list[go.Figure], list[tuple[go.Figure, float]]]:
     """Where ``query`` looks (a map per checkpoint) and the full attention matrices, each with its
     visible-to-masked attention per visible query."""
     image = images[index:index + 1]
-    mask = make_mask(1, g, ratio, seed)[0]
+    mask = make_mask(1, g, ratio, seed, kind=mask_kind)[0]
     # only the chosen layer's maps: a ViT-B has 12 layers of 12 heads x 197 x 197
     traces = [(label, token_trace(load(path), image, mask, hidden_layers=[], attention_layers=[layer]))
               for label, path in pair_key]
@@ -114,7 +114,7 @@ def attention_figures(pair_key: tuple, index: int, ratio: float, seed: int, laye
 
 
 pair_key = tuple((label, str(ckpt.path)) for label, ckpt in pair)
-maps, matrices = attention_figures(pair_key, int(index), ratio, seed, layer, head_index, query)
+maps, matrices = attention_figures(pair_key, int(index), ratio, seed, layer, head_index, query, mask_kind)
 with right:
     st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
                "patches; cyan frame: the query itself.")

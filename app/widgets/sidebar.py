@@ -133,7 +133,7 @@ def visitor() -> str:
 
 
 def _shared() -> dict:
-    """The sidebar's choices (method, checkpoints, mask ratio and seed), kept across pages: each
+    """The sidebar's choices (method, checkpoints, mask ratio, seed and type), kept across pages: each
     page's widgets start from them and write them back, so a choice made on one page holds on the
     next (a page's own widgets are forgotten when another page is open)."""
     return st.session_state.setdefault("sidebar-choices", {})
@@ -147,5 +147,11 @@ def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> t
                               help=f"Share of the {patches} patches hidden")
     seed = st.sidebar.number_input("Mask seed", 0, 10_000, shared.get("seed", 0), key=f"{key}-seed")
     shared["ratio"], shared["seed"] = float(ratio), int(seed)
-    kind = st.sidebar.radio("Mask type", kinds, key=f"{key}-kind") if kinds else "random"
+    kind = "random"
+    if kinds:
+        remembered = shared.get("kind", kinds[0])
+        kind = st.sidebar.radio("Mask type", kinds, index=kinds.index(remembered) if remembered in kinds else 0,
+                                key=f"{key}-kind")
+        if kind != kinds[0] or remembered in kinds:  # a type this page lacks (hand-edited) is kept for the pages that have it
+            shared["kind"] = kind
     return float(ratio), int(seed), kind

@@ -751,3 +751,19 @@ def test_train_stop_follows_the_visitor_a_second_visitor_queues_and_the_teacher_
     _wait_for(second, lambda at: bool(at.success))
     for run_dir in set(RUNS.glob("app-*")) - before:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_the_block_mask_type_holds_on_tokens_and_attention():
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/1_Reconstruct.py").run()
+    at.sidebar.radio(key="recon-kind").set_value("block").run()
+    at.switch_page("pages/2_Tokens.py").run()
+    assert not at.exception and at.sidebar.radio(key="tokens-kind").value == "block"
+    at.switch_page("pages/3_Attention.py").run()
+    assert not at.exception and at.sidebar.radio(key="attn-kind").value == "block"
+    said = said_now(at)
+    at.sidebar.radio(key="attn-kind").set_value("random").run()
+    assert said_now(at) != said  # the mask drawn is another: the type is used, not only shown
+    at.switch_page("pages/1_Reconstruct.py").run()
+    assert at.sidebar.radio(key="recon-kind").value == "random"
