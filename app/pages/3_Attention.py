@@ -162,8 +162,8 @@ def layer_figures(pair_key: tuple, ratio: float, where: str) -> list[go.Figure]:
     long["queries"] = long["queries"].map({"entropy_masked": "masked queries", "entropy_visible": "visible queries"})
     fig = px.line(long, x="layer", y="entropy", color="checkpoint", line_dash="queries", markers=True, height=320,
                   color_discrete_sequence=palette)
-    fig.update_layout(yaxis_title="row entropy / log(keys)", legend_title_text="",
-                      margin=dict(l=60, r=10, t=20, b=50))
+    fig.update_layout(yaxis_title="row entropy / log(keys)", margin=dict(l=60, r=10, t=70, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, title_text=""))
     fig.update_yaxes(range=measure_range("entropy", long["entropy"], ratio))
     figures.append(styled(integer_layers(fig, f"layer of the {where}")))
     return figures

@@ -431,3 +431,22 @@ def test_learn_answers_at_its_own_address_too(server, browser):
     check_figures(page, "learn at /Learn")
     screenshot(page, ARTIFACTS / "learn-at-its-own-address.png")
     page.close()
+
+
+def modebar_overlaps(page) -> list[str]:
+    """Every chart's Plotly toolbar against its titles, subplot titles, legend and axis titles: the
+    texts it would cover on hover (none expected)."""
+    return page.evaluate("""selector => {
+        const hits = [];
+        for (const gd of document.querySelectorAll(selector)) {
+            const bar = gd.querySelector('.modebar');
+            if (!bar) continue;
+            const r = bar.getBoundingClientRect();
+            if (!r.width) continue;
+            for (const t of gd.querySelectorAll('.gtitle, .annotation-text, .legendtext, .cbtitle text, .g-xtitle text, .g-ytitle text')) {
+                const q = t.getBoundingClientRect();
+                if (q.width && r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom)
+                    hits.push(t.textContent);
+            }
+        }
+        return hits; }""", CHARTS)
