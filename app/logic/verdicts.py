@@ -36,10 +36,19 @@ def singularity_verdict(first: tuple[str, float, float], second: tuple[str, floa
             f"{on_average} is {a if mean < 0 else b}'s; the one further {nearest} is {a if near < 0 else b}'s.")
 
 
-def zero_token(stats: list[tuple[str, float, float]], norms: list[float]) -> list[str]:
-    """The labels whose mask token is all zeros (``norms``: each token's length): a zero vector has no
-    direction, so its cosine to any patch is 0 by convention, not a measure of distinctness."""
-    return [label for (label, _, _), norm in zip(stats, norms) if norm == 0]
+def zero_token_note(labels: list[str], where: str) -> str:
+    """What a mask token of zeros means (a freshly initialised model's, as transformers makes one), for
+    the rows of the tokens' figure (``where`` 'rows') or the cosine histogram ('cosine')."""
+    who = " and ".join(f"**{label}**" for label in labels)
+    its = "their" if len(labels) > 1 else "its"
+    if where == "rows":
+        return (f"{who}: the mask token is all zeros, so {its} framed rows are blank, not a stripe pattern. A zero "
+                "token carries nothing: every hidden patch enters as its position embedding alone (added next). "
+                "A model whose mask token is still zero was not trained with it (a fresh transformers model starts "
+                "so); training moves it away from zero.")
+    return (f"{who}: the mask token is all zeros. A vector of length 0 has no direction, so its cosine to every "
+            "patch is 0 by convention, not because it sits apart from the data: no histogram is drawn for it and "
+            "no token is called the more distinct.")
 
 
 SINGULARITY_WHY = ("Why MTO's token need not stand further apart here: this histogram looks at the mask token where "

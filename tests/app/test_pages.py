@@ -767,3 +767,29 @@ def test_the_block_mask_type_holds_on_tokens_and_attention():
     assert said_now(at) != said  # the mask drawn is another: the type is used, not only shown
     at.switch_page("pages/1_Reconstruct.py").run()
     assert at.sidebar.radio(key="recon-kind").value == "random"
+
+
+def test_learn_says_what_a_zero_mask_token_means_instead_of_a_blank_frame():
+    from safetensors.torch import load_file, save_file
+
+    folder = RUNS / "zz-mae-zero-token"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(ROOT / "checkpoints" / "mae", folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["mask_token"] = torch.zeros_like(weights["mask_token"])
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    try:
+        at = choose(run("Home.py"), "learn", "mae", "runs/zz-mae-zero-token", "checkpoints/mae-mto")
+        said = said_now(at) + " ".join(w.value for w in at.warning)
+        assert "the mask token is all zeros, so its framed rows are blank" in said
+        assert "its cosine to every patch is 0 by convention" in said
+        assert "mean cosine 0.000, largest 0.000" not in said and "more distinct by" not in said
+        hist = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text")
+                == "cos(mask token, patch embedding)"]
+        assert len(hist) == 1 and [t["name"] for t in hist[0]["data"]] == ["mae-mto · MAE + MTO"]
+        at = choose(at, "learn", "mae", "runs/zz-mae-zero-token")  # alone: no histogram at all, no empty chart
+        assert not any(s["layout"].get("xaxis", {}).get("title", {}).get("text") == "cos(mask token, patch embedding)"
+                       for s in specs(at))
+        check_charts(at)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
