@@ -114,13 +114,13 @@ def scatter_figure(frames_by_run: Mapping[str, TokenFrames], layer: int, animate
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=60, b=40),
                       legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
     if animate:
-        steps = [int(s) for s in runs[names[0]].steps]
+        steps = sorted({int(s) for f in runs.values() for s in f.steps})  # every run's snapshots, not the first's
         frames_out = []
         for step in steps:
             data = []
             for name in names:
-                f = runs[name]
-                data += _points(f, int(np.searchsorted(f.steps, step, side="right")) - 1)
+                f = runs[name]  # its latest snapshot at this step (its first before it has one)
+                data += _points(f, max(0, int(np.searchsorted(f.steps, step, side="right")) - 1))
             frames_out.append(go.Frame(name=str(step), data=data, traces=list(range(len(data)))))
         fig.frames = frames_out
         still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))

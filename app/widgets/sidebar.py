@@ -60,7 +60,9 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
     remembered = shared.get(f"mto-{method}", f"checkpoints/{method}-mto")
     fallback = partner_choice(base, options, remembered, ALONE)
     picker = f"{key}-mto-{method}"
-    if st.session_state.get(f"{picker}-for") != base:  # another checkpoint: its own list, from the remembered pick
+    # a pick this checkpoint cannot take, or one forced by the checkpoint before: its own fallback instead
+    if st.session_state.get(picker) not in options or (st.session_state.get(f"{picker}-for") != base
+                                                       and st.session_state.get(f"{picker}-forced")):
         st.session_state.pop(picker, None)
     st.session_state[f"{picker}-for"] = base
     other = st.sidebar.selectbox("Compare with", options, index=options.index(fallback), key=picker,
@@ -69,7 +71,9 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
                                       "model, a published one), or none: every page shows one checkpoint alone too. "
                                       "Only those that can be compared with the checkpoint above are listed.")
     shared[f"base-{method}"] = base
-    if other != fallback or fallback == remembered:  # a fallback forced by this checkpoint is not a choice to keep
+    forced = other == fallback != remembered  # a fallback forced by this checkpoint is not a choice to keep
+    st.session_state[f"{picker}-forced"] = forced
+    if not forced:
         shared[f"mto-{method}"] = other
     chosen = [base] if other in (ALONE, base) else [base, other]
     st.sidebar.caption("  \n".join(f"`{label}`" for label in chosen))

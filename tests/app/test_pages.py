@@ -793,3 +793,29 @@ def test_learn_says_what_a_zero_mask_token_means_instead_of_a_blank_frame():
         check_charts(at)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_tokens_replay_of_the_shipped_pair_reaches_the_checkpoint_shown():
+    """The shipped runs kept snapshots at steps 0, 225 and 450; their checkpoints are of step 624:
+    the replay ends there, with a frame of the checkpoint the page shows."""
+    at = run("pages/2_Tokens.py")
+    at.toggle(key="tokens-over-training").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    replay = [s for s in specs(at) if s.get("frames")][0]
+    assert [f["name"] for f in replay["frames"]] == ["0", "225", "450", "624"]
+    last, before = replay["frames"][-1]["data"], replay["frames"][-2]["data"]
+    assert values(last[0]["x"]) != values(before[0]["x"])  # a frame of its own, not the 450 one again
+
+
+def test_a_replay_frame_runs_over_every_run_s_snapshots():
+    import numpy as np
+
+    from logic.emergence import scatter_figure
+    from mto_core.analysis.trace import TokenFrames
+
+    def frames(steps):
+        xy = np.random.default_rng(len(steps)).normal(size=(len(steps), 6, 2))
+        return TokenFrames(np.array(steps), xy, np.array([True, False] * 3), np.zeros(6, int), np.arange(6), 0.5)
+
+    fig = scatter_figure({"baseline": frames([0, 10]), "MTO": frames([0, 5, 10, 15])}, 1, animate=True)
+    assert [f.name for f in fig.frames] == ["0", "5", "10", "15"]
