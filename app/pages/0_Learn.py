@@ -12,7 +12,7 @@ import streamlit as st
 
 from mto_core import make_mask
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
-from logic.pixels import paint_patches, upscale
+from logic.pixels import paint_patches, pipeline_svg, upscale
 from logic.verdicts import SINGULARITY_WHY, singularity_verdict, zero_token_note
 from widgets.charts import chart, picture, styled
 from widgets.models import inputs_for, load, test_set
@@ -56,8 +56,10 @@ KIND = shown_in.kind if shown_in is not None else "fashion-mnist"
 SIZE = 160 if image.shape[-1] < 160 else image.shape[-1]
 
 st.header("The pipeline")
-st.image(str(Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg"),
-         caption="Where the mask token w enters (magenta): every masked position of SimMIM's and ConMIM's "
+PIPELINE = (Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg").read_text()
+st.image(pipeline_svg(PIPELINE, model_cfg.img_size, model_cfg.patch_size) if pair else PIPELINE,
+         caption=f"For the checkpoint chosen: {G * P} x {G * P} input, {N} patches of {P} x {P} px. "
+                 "Where the mask token w enters (magenta): every masked position of SimMIM's and ConMIM's "
                  "encoder, the masked positions of MAE's decoder and of both BootMAE decoders. ConMIM and "
                  "BootMAE also keep a momentum teacher, which sees the whole image and gives the target "
                  "features.")

@@ -819,3 +819,25 @@ def test_a_replay_frame_runs_over_every_run_s_snapshots():
 
     fig = scatter_figure({"baseline": frames([0, 10]), "MTO": frames([0, 5, 10, 15])}, 1, animate=True)
     assert [f.name for f in fig.frames] == ["0", "5", "10", "15"]
+
+
+def test_learn_pipeline_follows_the_chosen_model(rgb):
+    import base64
+    import urllib.parse
+
+    def pipeline(at) -> str:
+        for element in at.get("image"):
+            for img in element.proto.imgs:
+                if "For the checkpoint chosen" in img.caption:
+                    url = img.url
+                    if url.startswith("data:image/svg+xml;base64,"):
+                        return base64.b64decode(url.split(",", 1)[1]).decode() + img.caption
+                    return urllib.parse.unquote(url) + img.caption
+        raise AssertionError("no pipeline diagram")
+
+    at = run("Home.py")
+    tiny = pipeline(at)
+    assert "49 patches" in tiny and "28 x 28" in tiny and "4 x 4 px" in tiny
+    at = choose(at, "learn", "mae", rgb["mae"])
+    big = pipeline(at)
+    assert "196 patches" in big and "224 x 224" in big and "16 x 16 px" in big and "49 patches" not in big
