@@ -14,7 +14,10 @@ at start (``MTO_TEACHER_TOKEN`` sets the token; else a random one). The classroo
 import sys
 from pathlib import Path
 
-import plotly.express  # noqa: F401
+# this checkout's library, before any installed copy (an editable install may point at another checkout)
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+import plotly.express  # noqa: F401, E402
 import torch
 import sklearn.decomposition  # noqa: F401
 import sklearn.linear_model  # noqa: F401
