@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from logic.files import safe_path
+from logic.link import from_link, link_text, to_link
 from logic.labels import (describe_config, method_name, method_names, pair_problem, partner_choice,
                           partners, short_label)
 from mto_core import CheckpointError
@@ -140,7 +141,11 @@ def _shared() -> dict:
     """The sidebar's choices (method, checkpoints, mask ratio, seed and type), kept across pages: each
     page's widgets start from them and write them back, so a choice made on one page holds on the
     next (a page's own widgets are forgotten when another page is open)."""
-    return st.session_state.setdefault("sidebar-choices", {})
+    if "sidebar-choices" not in st.session_state:  # a new visitor: the choices a shared address carries
+        st.session_state["sidebar-choices"] = from_link(
+            {k: st.query_params.get(k) for k in ("method", "ckpt", "with", "ratio", "seed", "mask")},
+            list(method_names()), ALONE)
+    return st.session_state["sidebar-choices"]
 
 
 def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> tuple[float, int, str]:
@@ -158,4 +163,22 @@ def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> t
                                 key=f"{key}-kind")
         if kind != kinds[0] or remembered in kinds:  # a type this page lacks (hand-edited) is kept for the pages that have it
             shared["kind"] = kind
+    share_link(key)
     return float(ratio), int(seed), kind
+
+
+PAGE_PATHS = {"learn": "", "recon": "Reconstruct", "tokens": "Tokens", "attn": "Attention"}
+
+
+def share_link(key: str) -> None:
+    """The choices in the page's address (a reload or a bookmark keeps them) and, in the sidebar, the
+    address to send: the same without this visitor's id, so whoever opens it sees this figure as
+    themselves."""
+    params = to_link(_shared(), ALONE)
+    for name, value in params.items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
+    with st.sidebar.expander("Share this view"):
+        st.caption("Send this address (after this server's, e.g. http://host:8501): whoever opens it sees the "
+                   "same method, checkpoints, mask and page.")
+        st.code(link_text(PAGE_PATHS.get(key, ""), params), language=None)
