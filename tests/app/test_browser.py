@@ -450,3 +450,143 @@ def modebar_overlaps(page) -> list[str]:
             }
         }
         return hits; }""", CHARTS)
+
+
+def _mask_type(page) -> str:
+    """The mask type checked in the sidebar."""
+    return page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').filter(has_text="Mask type").locator(
+        "label:has(input:checked)").inner_text().strip()
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.wait_for_timeout(300)
+    settle(page, 300_000)
+
+
+def test_fair_comparisons_and_figures_that_follow_the_model(server, browser):
+    """What a student and a researcher saw, in a browser: Compare with follows a 224 px checkpoint to
+    its twin; a norm_pix_loss model and a plain one get no winner; the block mask holds on Tokens and
+    Attention; per-layer charts keep their ranges; the toolbar covers no title; the replay reaches
+    the checkpoint's step; Learn's pipeline follows the model and a zero mask token is explained;
+    Curves gives no one-seed efficiency. Screenshots: test-artifacts/v5-*.png."""
+    from ..conftest import make_rgb_checkpoint
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    made = [make_rgb_checkpoint(ROOT / "runs" / f"zz-v5-{name}", *spec) for name, spec in (
+        ("mae", ("mae",)), ("mae-mto", ("mae-mto",)), ("normpix", ("mae", 64, 2, "vit-b", "model.norm_pix_loss=true")))]
+    zero = ROOT / "runs" / "zz-v5-zero-token"
+    shutil.copytree(ROOT / "checkpoints" / "mae", zero, dirs_exist_ok=True)
+    from safetensors.torch import load_file, save_file
+    import torch
+
+    weights = load_file(zero / "model.safetensors")
+    weights["mask_token"] = torch.zeros_like(weights["mask_token"])
+    save_file(weights, zero / "model.safetensors", metadata={"format": "pt"})
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        page.goto(f"{server}/Reconstruct")
+        settle(page, 300_000)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("MAE", exact=True).click()
+        settle(page, 300_000)
+        # (3) a 224 px checkpoint: Compare with moves to its MTO twin, never to a refusal
+        _pick(page, "Checkpoint", "zz-v5-mae · MAE (baseline)")
+        chosen = sidebar.locator('[data-testid="stCaptionContainer"]').all_inner_texts()  # the pair's paths
+        assert any("runs/zz-v5-mae-mto" in c for c in chosen), chosen
+        assert page.get_by_text("cannot be compared").count() == 0
+        screenshot(page, ARTIFACTS / "v5-compare-with-follows-the-checkpoint.png")
+        # (2) norm_pix_loss beside a plain model: no winner, and why
+        _pick(page, "Checkpoint", "zz-v5-normpix · MAE (baseline)")
+        _pick(page, "Compare with", "zz-v5-mae · MAE (baseline)")
+        page.get_by_text("no winner is named").first.wait_for(timeout=120_000)
+        assert page.get_by_text("(better)").count() == 0
+        check_figures(page, "reconstruct (norm-pix pair)")
+        screenshot(page, ARTIFACTS / "v5-reconstruct-norm-pix-no-winner.png")
+        # (12) the block mask, chosen here, holds on Tokens and Attention; (10) fixed ranges; toolbar clear
+        _pick(page, "Checkpoint", "mae · MAE (baseline)")
+        _pick(page, "Compare with", "— none: this checkpoint alone —")
+        sidebar.get_by_text("block", exact=True).click()
+        settle(page, 300_000)
+        assert modebar_overlaps(page) == []
+        _nav(page, "Tokens")
+        assert _mask_type(page) == "block"
+        assert modebar_overlaps(page) == []
+        page.get_by_text("Replay this run's training").click()  # (9) to the checkpoint's step
+        settle(page, 300_000)
+        page.wait_for_function("""s => Array.from(document.querySelectorAll(s)).some(gd =>
+            (gd._transitionData && gd._transitionData._frames || []).length > 0)""", arg=CHARTS, timeout=120_000)
+        frames = page.evaluate("""s => Array.from(document.querySelectorAll(s)).map(gd =>
+            (gd._transitionData && gd._transitionData._frames || []).map(f => f.name)).filter(n => n.length)[0]""",
+                               CHARTS)
+        assert frames == [str(step) for step in range(0, 601, 75)] + ["624"], frames  # all 9 snapshots, then the checkpoint
+        check_figures(page, "tokens (block, replay)")
+        screenshot(page, ARTIFACTS / "v5-tokens-block-mask-and-replay.png")
+        _nav(page, "Attention")
+        assert _mask_type(page) == "block"
+        ranges = page.evaluate("""s => Object.fromEntries(Array.from(document.querySelectorAll(s)).map(gd =>
+            [((gd.layout.yaxis || {}).title || {}).text, (gd._fullLayout.yaxis || {}).range]))""", CHARTS)
+        low, high = ranges["heterogeneity HI"]
+        assert low <= 0 and 1 <= high < 1.1, ranges
+        assert modebar_overlaps(page) == []
+        check_figures(page, "attention (block, alone)")
+        screenshot(page, ARTIFACTS / "v5-attention-block-mask-fixed-ranges.png")
+        # (5) Learn follows the model; (7) a zero mask token is said to be zero
+        _pick(page, "Checkpoint", "zz-v5-mae · MAE (baseline)")
+        _nav(page, "Learn")
+        assert page.get_by_text("For the checkpoint chosen: 224 x 224 input, 196 patches of 16 x 16 px").count() == 1
+        assert modebar_overlaps(page) == []
+        screenshot(page, ARTIFACTS / "v5-learn-vit-b-pipeline.png")
+        _pick(page, "Checkpoint", "zz-v5-zero-token · MAE (baseline)")
+        page.get_by_text("the mask token is all zeros, so its framed rows are blank").wait_for(timeout=120_000)
+        assert page.get_by_text("its cosine to every patch is 0 by convention").count() == 1
+        check_figures(page, "learn (zero token)")
+        screenshot(page, ARTIFACTS / "v5-learn-zero-mask-token.png")
+        # (6) Curves: no one-seed efficiency, no error
+        _nav(page, "Curves")
+        assert page.get_by_text("several paired seeds").count() >= 1
+        assert modebar_overlaps(page) == []
+        check_figures(page, "curves")
+        screenshot(page, ARTIFACTS / "v5-curves-no-one-seed-efficiency.png")
+    finally:
+        page.context.close()
+        for folder in (*made, zero):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_shared_address_shows_the_same_view_in_a_fresh_browser(server, browser):
+    """Choices made on Reconstruct (MAE alone, block mask, ratio and seed changed) travel in the
+    address the sidebar offers; a fresh browser context opening it sees the same view."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    teacher.goto(f"{server}/Reconstruct")
+    settle(teacher, 300_000)
+    sidebar = teacher.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("MAE", exact=True).click()
+    settle(teacher, 300_000)
+    _pick(teacher, "Compare with", "— none: this checkpoint alone —")
+    sidebar.get_by_text("block", exact=True).click()
+    settle(teacher, 300_000)
+    slider = teacher.locator('[data-testid="stSlider"]').filter(has_text="Mask ratio").locator('[tabindex="0"]')
+    slider.focus()
+    slider.press("ArrowRight")
+    settle(teacher, 300_000)
+    seed = teacher.get_by_label("Mask seed")
+    seed.fill("5")
+    seed.press("Enter")
+    settle(teacher, 300_000)
+    sidebar.get_by_text("Share this view").click()
+    link = sidebar.locator('[data-testid="stCode"]').inner_text().strip()
+    assert link.startswith("/Reconstruct?method=mae") and "visitor" not in link and "mask=block" in link, link
+    caption = teacher.get_by_text("patches hidden (magenta)").inner_text()
+    screenshot(teacher, ARTIFACTS / "link-made.png")
+    student = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    student.goto(f"{server}{link}")
+    settle(student, 300_000)
+    assert student.get_by_text("patches hidden (magenta)").inner_text() == caption  # same ratio, seed and type
+    assert _mask_type(student) == "block"
+    assert student.get_by_text("mae · MAE (baseline)").count() >= 1 and student.get_by_text("mae-mto").count() == 0
+    assert "visitor=" in student.url and teacher.url.split("visitor=")[1][:12] not in student.url
+    screenshot(student, ARTIFACTS / "link-opened-in-a-fresh-browser.png")
+    for page in (teacher, student):
+        page.context.close()
