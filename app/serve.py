@@ -5,7 +5,8 @@ which then waits seconds for them. Importing them here first, in the server's ow
 that wait to start-up. Extra arguments go to ``streamlit run`` (e.g. --server.port 8502), after
 the app's own settings (localhost only, 10 MB uploads, no usage statistics), which hold wherever
 the server is started from. ``--public`` serves a classroom: every network interface, with the
-addresses to share and a warning printed at start. The classroom's own options
+addresses to share, the teacher's address (its token stops any training) and a warning printed
+at start (``MTO_TEACHER_TOKEN`` sets the token; else a random one). The classroom's own options
 (``--keep-app-runs N``, ``--min-free-mb M``, ``--hide-others-runs``) are described in
 :func:`server.settings.classroom_options`.
 """
@@ -13,7 +14,10 @@ addresses to share and a warning printed at start. The classroom's own options
 import sys
 from pathlib import Path
 
-import plotly.express  # noqa: F401
+# this checkout's library, before any installed copy (an editable install may point at another checkout)
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+import plotly.express  # noqa: F401, E402
 import torch
 import sklearn.decomposition  # noqa: F401
 import sklearn.linear_model  # noqa: F401
@@ -24,7 +28,7 @@ from streamlit.web import cli
 import mto_core.analysis.measures  # noqa: F401
 import server.training_job  # noqa: F401  (app/ is on the path: python3 app/serve.py puts it first)
 from server.memory import give_memory_back
-from server.settings import classroom_options, server_args, share_addresses
+from server.settings import classroom_options, server_args, share_addresses, teacher_token
 
 
 def warm_up() -> None:
@@ -77,7 +81,15 @@ if __name__ == "__main__":
     if public:
         print("Serving on every network interface. Students open: " + "  ".join(share_addresses(extra)),
               flush=True)
+        token = teacher_token(create=True)
+        print(f"Teacher: open {share_addresses(extra)[0]}/Train?teacher={token} to stop any training "
+              "(keep this address to yourself).", flush=True)
         print("Warning: anyone who can reach this machine can use the app, train on it and upload images: "
               "serve it only on a network you trust, and stop it (Ctrl+C) after class.", flush=True)
+    # Home.py's page list from the first request on: Streamlit would otherwise read app/pages/ as an
+    # old-style page folder (a "Home" entry, /Train run without Home.py) until someone opens the root
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parent / "Home.py"), *options]
     sys.exit(cli.main())

@@ -351,3 +351,16 @@ def test_a_hub_id_is_read_from_huggingface_hub_s_cache_with_its_revision_and_off
                              text=True, env=_hub_env(tmp_path), timeout=300)
     assert missing.returncode == 1 and not (tmp_path / "x").exists()
     assert missing.stderr.count("\n") == 1 and "HF_HUB_OFFLINE is set" in missing.stderr
+
+
+@pytest.mark.parametrize("content", [b"hello world\nthis is text\n", b"abc", b"K", b"}q\x00"])
+def test_a_pth_that_is_not_a_pickle_is_one_line_through_the_command(tmp_path, capsys, content):
+    from .test_cli import mto_here
+
+    fake = tmp_path / "notes.pth"
+    fake.write_bytes(content)
+    done = mto_here(capsys, "import", str(fake), "--out", str(tmp_path / "out"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert re.search(r"notes\.pth is not a (readable )?PyTorch checkpoint", done.stderr), done.stderr
+    assert not (tmp_path / "out").exists()

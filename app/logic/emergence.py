@@ -114,13 +114,13 @@ def scatter_figure(frames_by_run: Mapping[str, TokenFrames], layer: int, animate
     fig.update_layout(height=height, margin=dict(l=50, r=10, t=60, b=40),
                       legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
     if animate:
-        steps = [int(s) for s in runs[names[0]].steps]
+        steps = sorted({int(s) for f in runs.values() for s in f.steps})  # every run's snapshots, not the first's
         frames_out = []
         for step in steps:
             data = []
             for name in names:
-                f = runs[name]
-                data += _points(f, int(np.searchsorted(f.steps, step, side="right")) - 1)
+                f = runs[name]  # its latest snapshot at this step (its first before it has one)
+                data += _points(f, max(0, int(np.searchsorted(f.steps, step, side="right")) - 1))
             frames_out.append(go.Frame(name=str(step), data=data, traces=list(range(len(data)))))
         fig.frames = frames_out
         still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
@@ -136,29 +136,46 @@ def scatter_figure(frames_by_run: Mapping[str, TokenFrames], layer: int, animate
     return fig
 
 
+def gap_noise(gaps: list[float]) -> float:
+    """How far the MTO-minus-baseline gap of a measure moves on its own: twice the spread of the gap
+    over the (up to) five trace points before the last, at least ALIKE. Only a last gap beyond it is
+    read as a difference."""
+    recent = np.asarray(gaps[-6:-1], dtype=float)
+    spread = 2 * float(recent.std(ddof=1)) if len(recent) >= 3 else 0.0
+    return max(ALIKE, spread)
+
+
 def alike_sentence(rows_by_run: Mapping[str, list[dict]], layer: int = 1) -> str | None:
     """One plain sentence comparing the baseline and the MTO run at the last step both traced:
-    S and silhouette of ``layer``; differences under ALIKE are called alike. None without data."""
+    S and silhouette of ``layer``. A run is called ahead only where both gaps are beyond their noise
+    (:func:`gap_noise`) and point the same way; otherwise the sentence says neither is. None without data."""
     if len(rows_by_run) != 2:
         return None
-    (base_name, base), (mto_name, mto) = [(n, [r for r in trace_rows(list(rows)) if r["layer"] == layer])
+    (base_name, base), (mto_name, mto) = [(n, {r["step"]: r for r in trace_rows(list(rows)) if r["layer"] == layer})
                                           for n, rows in rows_by_run.items()]
-    common = sorted({r["step"] for r in base} & {r["step"] for r in mto})
+    common = sorted(set(base) & set(mto))
     if not common:
         return None
     step = common[-1]
-    b = next(r for r in base if r["step"] == step)
-    m = next(r for r in mto if r["step"] == step)
-    ds, dsil = m["singularity"] - b["singularity"], m["silhouette"] - b["silhouette"]
+    b, m = base[step], mto[step]
+    gaps = {k: [mto[t][k] - base[t][k] for t in common] for k in ("singularity", "silhouette")}
+    noise = {k: gap_noise(v) for k, v in gaps.items()}
+    ds, dsil = gaps["singularity"][-1], gaps["silhouette"][-1]
     figures = (f"S {b['singularity']:.3f} ({base_name}) vs {m['singularity']:.3f} ({mto_name}), "
                f"silhouette {b['silhouette']:.3f} vs {m['silhouette']:.3f}")
-    if abs(ds) < ALIKE and abs(dsil) < ALIKE:
-        return (f"At step {step}, layer {layer}: the two runs look alike ({figures}; both differences under "
-                f"{ALIKE}). Here MTO has not made the masked tokens more distinct than the baseline's.")
-    if ds > 0 and dsil > 0:
+    within = f"noise: S ± {noise['singularity']:.3f}, silhouette ± {noise['silhouette']:.3f}"
+    beyond = {k: abs(gaps[k][-1]) > noise[k] for k in gaps}
+    if not any(beyond.values()):
+        return (f"At step {step}, layer {layer}: the two runs look alike ({figures}; both gaps within their "
+                f"{within}). Here MTO has not made the masked tokens more distinct than the baseline's.")
+    if all(beyond.values()) and ds > 0 and dsil > 0:
         return (f"At step {step}, layer {layer}: MTO's masked tokens stand further apart from the visible ones "
-                f"than the baseline's ({figures}).")
-    if ds < 0 and dsil < 0:
+                f"than the baseline's ({figures}; both gaps beyond their {within}).")
+    if all(beyond.values()) and ds < 0 and dsil < 0:
         return (f"At step {step}, layer {layer}: the baseline's masked tokens stand further apart than MTO's "
-                f"({figures}), the opposite of what MTO aims at.")
-    return f"At step {step}, layer {layer}: the two measures disagree ({figures}); neither run is clearly ahead."
+                f"({figures}; both gaps beyond their {within}), the opposite of what MTO aims at.")
+    if all(beyond.values()):
+        return f"At step {step}, layer {layer}: the two measures disagree ({figures}); neither run is clearly ahead."
+    only = "S" if beyond["singularity"] else "the silhouette"
+    return (f"At step {step}, layer {layer}: neither run is clearly ahead ({figures}): only {only} differs "
+            f"beyond its noise ({within}); a verdict needs both.")

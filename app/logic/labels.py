@@ -46,6 +46,8 @@ class RunInfo:
 
     method: str
     mto: bool
+    inputs: tuple[int, int, int] | None = None  # (img_size, patch_size, in_chans): what pairs share
+
 
     @property
     def label(self) -> str:
@@ -55,7 +57,32 @@ class RunInfo:
 
 
 def describe_config(config: RunConfig) -> RunInfo:
-    return RunInfo(config.model.method, config.mto.enabled)
+    m = config.model
+    return RunInfo(m.method, config.mto.enabled, (m.img_size, m.patch_size, m.in_chans))
+
+
+def partners(base: str, infos: dict[str, RunInfo], labels: list[str]) -> list[str]:
+    """Of ``labels`` (in order), those ``base`` can be compared with: the same method and the same
+    input (image size, patch size, channels), readable, not ``base`` itself; MTO runs first when
+    ``base`` is a baseline, baselines first when it is an MTO run."""
+    me = infos[base]
+    fit = [k for k in labels if k != base and infos[k].method == me.method and infos[k].inputs is not None
+           and infos[k].inputs == me.inputs]
+    return [k for k in fit if infos[k].mto != me.mto] + [k for k in fit if infos[k].mto == me.mto]
+
+
+def twin(base: str) -> str:
+    """The name a run's MTO partner has (``checkpoints/simmim`` -> ``checkpoints/simmim-mto``), or
+    the baseline's for an MTO run."""
+    return base[:-len("-mto")] if base.endswith("-mto") else f"{base}-mto"
+
+
+def partner_choice(base: str, options: list[str], remembered: str | None, alone: str) -> str:
+    """What *Compare with* opens on: the choice remembered if ``options`` still hold it, else the
+    run's MTO twin (or its baseline) if there, else ``alone``: never a pair the page would refuse."""
+    if remembered in options and remembered != base:
+        return remembered
+    return twin(base) if twin(base) in options else alone
 
 
 def describe_run(path: str | Path) -> RunInfo:

@@ -78,3 +78,15 @@ def default_query(image: torch.Tensor, mask: torch.Tensor, patch_size: int, cent
     score = -distance if centre else ink - 1e-6 * distance
     score = torch.where(mask.bool(), torch.full_like(ink, -float("inf")), score)
     return int(score.argmax())
+
+
+def pipeline_svg(template: str, img_size: int, patch_size: int) -> str:
+    """The Learn page's pipeline diagram (app/assets/pipeline.svg, drawn for the tiny model) with
+    the chosen model's image size, patch count and patch size written in."""
+    grid = img_size // patch_size
+    n = grid * grid
+    return (template
+            .replace('<text x="60" y="228">28 x 28</text>', f'<text x="60" y="228">{img_size} x {img_size}</text>')
+            .replace('<text x="205" y="212">49 patches</text><text x="205" y="228">4 x 4 px</text>',
+                     f'<text x="205" y="212">{n} patches</text><text x="205" y="228">{patch_size} x {patch_size} px</text>')
+            .replace("(all 49 positions go in)", f"(all {n} positions go in)"))

@@ -3,25 +3,52 @@
 from __future__ import annotations
 
 
-def singularity_verdict(base: tuple[str, float, float], mto: tuple[str, float, float]) -> str:
-    """Which mask token is the more distinct from real patch embeddings, in plain words, by each of
-    two measures: the mean cosine to the patches (lower: further from the data on average) and the
-    largest (lower: further even from its nearest patch). ``base`` and ``mto``: (label, mean, max)."""
-    (b_label, b_mean, b_max), (m_label, m_mean, m_max) = base, mto
-    mean_mto, max_mto = m_mean < b_mean, m_max < b_max
-    on_average = (f"on average ({'MTO' if mean_mto else 'the baseline'}'s mean cosine {min(m_mean, b_mean):.3f} "
-                  f"vs {max(m_mean, b_mean):.3f})")
-    nearest = (f"at its nearest real patch ({'MTO' if max_mto else 'the baseline'}'s largest cosine "
-               f"{min(m_max, b_max):.3f} vs {max(m_max, b_max):.3f})")
-    if mean_mto and max_mto:
-        return (f"**{m_label}'s mask token is the more distinct by both measures**: further from real patches "
-                f"{on_average} and {nearest}.")
-    if not mean_mto and not max_mto:
-        return (f"**Here MTO's mask token is not the more distinct one: {b_label}'s is, by both measures**, "
-                f"{on_average} and {nearest}.")
+def _lower(x: float, y: float) -> int:
+    """-1 if x is the lower, 1 if y is, 0 if the two are equal as shown (three decimals)."""
+    x, y = round(x, 3), round(y, 3)
+    return 0 if x == y else (-1 if x < y else 1)
+
+
+def singularity_verdict(first: tuple[str, float, float], second: tuple[str, float, float]) -> str:
+    """Which of two checkpoints' mask tokens is the more distinct from real patch embeddings, in
+    plain words and by their labels (neither is assumed to be the MTO one), by each of two measures:
+    the mean cosine to the patches (lower: further from the data on average) and the largest (lower:
+    further even from its nearest patch). Values equal as shown name no winner. Each: (label, mean, max)."""
+    (a, a_mean, a_max), (b, b_mean, b_max) = first, second
+    mean, near = _lower(a_mean, b_mean), _lower(a_max, b_max)
+
+    def reading(order: int, x: float, y: float, what: str, measure: str) -> str:
+        if order == 0:
+            return f"{what} the two are equal ({measure} {x:.3f} each)"
+        return f"{what} ({a if order < 0 else b}'s {measure} {min(x, y):.3f} vs {max(x, y):.3f})"
+
+    on_average = reading(mean, a_mean, b_mean, "on average", "mean cosine")
+    nearest = reading(near, a_max, b_max, "at its nearest real patch", "largest cosine")
+    if mean == near == 0:
+        return (f"**Neither token is the more distinct: the two measures are equal** ({on_average}; "
+                f"{nearest}).")
+    if mean == near or 0 in (mean, near):
+        winner = a if mean + near < 0 else b
+        how = "by both measures" if mean == near else "by one measure, the other a tie"
+        return (f"**{winner}'s mask token is the more distinct {how}**: further from real patches "
+                f"{on_average}; {nearest}.")
     return (f"**Neither token is the more distinct by both measures.** The token further from real patches "
-            f"{on_average} is {m_label if mean_mto else b_label}'s; the one further {nearest} is "
-            f"{m_label if max_mto else b_label}'s. So MTO's token is not plainly more distinct here.")
+            f"{on_average} is {a if mean < 0 else b}'s; the one further {nearest} is {a if near < 0 else b}'s.")
+
+
+def zero_token_note(labels: list[str], where: str) -> str:
+    """What a mask token of zeros means (a freshly initialised model's, as transformers makes one), for
+    the rows of the tokens' figure (``where`` 'rows') or the cosine histogram ('cosine')."""
+    who = " and ".join(f"**{label}**" for label in labels)
+    its = "their" if len(labels) > 1 else "its"
+    if where == "rows":
+        return (f"{who}: the mask token is all zeros, so {its} framed rows are blank, not a stripe pattern. A zero "
+                "token carries nothing: every hidden patch enters as its position embedding alone (added next). "
+                "A model whose mask token is still zero was not trained with it (a fresh transformers model starts "
+                "so); training moves it away from zero.")
+    return (f"{who}: the mask token is all zeros. A vector of length 0 has no direction, so its cosine to every "
+            "patch is 0 by convention, not because it sits apart from the data: no histogram is drawn for it and "
+            "no token is called the more distinct.")
 
 
 SINGULARITY_WHY = ("Why MTO's token need not stand further apart here: this histogram looks at the mask token where "
@@ -29,3 +56,14 @@ SINGULARITY_WHY = ("Why MTO's token need not stand further apart here: this hist
                    "states layer by layer, recalibration on the attention), so the singularity MTO aims at is a "
                    "property of the layers' tokens, not of this input vector: the **Tokens** page measures it "
                    "there (the singularity score S per layer).")
+
+
+def unfair_pixel_pair(norm_pix: list[bool]) -> str:
+    """Why two pixel errors cannot name a winner ('' when they can): a norm_pix_loss model's
+    prediction is drawn and scored with the true patches' mean and std put back, given to it
+    for free, while a plain model has to predict them itself."""
+    if len(norm_pix) < 2 or len(set(norm_pix)) == 1:
+        return ""
+    return ("no winner is named: one model was trained with norm_pix_loss and its prediction is scored with "
+            "the true patches' mean and std put back (given to it, not predicted), while the other predicts "
+            "the pixels themselves, brightness and contrast included; the two errors measure different tasks")

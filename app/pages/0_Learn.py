@@ -12,8 +12,8 @@ import streamlit as st
 
 from mto_core import make_mask
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
-from logic.pixels import paint_patches, upscale
-from logic.verdicts import SINGULARITY_WHY, singularity_verdict
+from logic.pixels import paint_patches, pipeline_svg, upscale
+from logic.verdicts import SINGULARITY_WHY, singularity_verdict, zero_token_note
 from widgets.charts import chart, picture, styled
 from widgets.models import inputs_for, load, test_set
 from widgets.page import page, spec_expander
@@ -56,8 +56,10 @@ KIND = shown_in.kind if shown_in is not None else "fashion-mnist"
 SIZE = 160 if image.shape[-1] < 160 else image.shape[-1]
 
 st.header("The pipeline")
-st.image(str(Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg"),
-         caption="Where the mask token w enters (magenta): every masked position of SimMIM's and ConMIM's "
+PIPELINE = (Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg").read_text()
+st.image(pipeline_svg(PIPELINE, model_cfg.img_size, model_cfg.patch_size) if pair else PIPELINE,
+         caption=f"For the checkpoint chosen: {G * P} x {G * P} input, {N} patches of {P} x {P} px. "
+                 "Where the mask token w enters (magenta): every masked position of SimMIM's and ConMIM's "
                  "encoder, the masked positions of MAE's decoder and of both BootMAE decoders. ConMIM and "
                  "BootMAE also keep a momentum teacher, which sees the whole image and gives the target "
                  "features.")
@@ -91,6 +93,18 @@ st.header("2 · Substitutional consistency")
 st.markdown("Every masked position receives **the same** learnable vector w (position is added "
             "afterwards). Below: the tokens entering the first layer that sees mask tokens, one row per "
             "patch (hidden patches first), one column per component, for the example image.")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def zero_tokens(pair_key: tuple) -> list[str]:
+    """The labels whose mask token is all zeros."""
+    out = []
+    for label, path in pair_key:
+        model = load(path).model
+        token = model.encoder.mask_token if model.config.mask_in_encoder else model.mask_token
+        if not bool(token.detach().abs().sum()):
+            out.append(label)
+    return out
 
 
 # The figures below depend only on the checkpoints, the image and the mask, never on the session: each
@@ -128,9 +142,13 @@ def token_figure(pair_key: tuple, index: int, ratio: float, seed: int, kind: str
 
 pair_key = tuple((label, str(ckpt.path)) for label, ckpt in pair)
 chart(token_figure(pair_key, index, ratio, seed, KIND), key="learn-tokens", ready=True)
-st.info("**What to look for:** inside the frame every row is the same stripe pattern, the one mask token; "
-        "below it each visible patch has its own embedding. The network tells a hidden patch only by this "
-        "token and its position.")
+zero = zero_tokens(pair_key)  # a fresh transformers model's mask token is zeros
+if zero:
+    st.warning(zero_token_note(zero, "rows"))
+if len(zero) < len(pair):
+    st.info("**What to look for:** inside the frame every row is the same stripe pattern, the one mask token; "
+            "below it each visible patch has its own embedding. The network tells a hidden patch only by this "
+            "token and its position.")
 
 st.header("3 · Data singularity")
 st.markdown("The mask token should be unlike anything that occurs in real data, so the network can "
@@ -150,6 +168,8 @@ def singularity_figure(pair_key: tuple, kind: str) -> tuple[go.Figure, list[str]
     stats = []
     for (label, ckpt), colour in zip(pair, ("#1f77b4", "#d62728")):
         sim = mask_token_similarity(ckpt, images[:64])
+        if float(sim["token_norm"]) == 0:  # no direction: no histogram (zero_token_note says why)
+            continue
         fig.add_trace(go.Histogram(x=sim["cosine"], name=label, opacity=0.6, nbinsx=60, marker_color=colour))
         stats.append((label, float(sim["cosine"].mean()), float(sim["cosine"].max())))
     fig.update_layout(barmode="overlay", height=300, xaxis_title="cos(mask token, patch embedding)",
@@ -158,12 +178,15 @@ def singularity_figure(pair_key: tuple, kind: str) -> tuple[go.Figure, list[str]
 
 
 fig, stats = singularity_figure(pair_key, KIND)
-chart(fig, key="learn-singularity", ready=True)
-st.markdown(" · ".join(f"**{label}**: mean cosine {mean:.3f}, largest {top:.3f}" for label, mean, top in stats))
+if stats:
+    chart(fig, key="learn-singularity", ready=True)
+    st.markdown(" · ".join(f"**{label}**: mean cosine {mean:.3f}, largest {top:.3f}" for label, mean, top in stats))
+if zero:
+    st.warning(zero_token_note(zero, "cosine"))
 if len(stats) == 2:
     st.markdown(singularity_verdict(*stats))
     st.caption(SINGULARITY_WHY)
-else:
+elif not zero:
     st.caption("Pick a second checkpoint in the sidebar (its MTO partner) to see which token is the more distinct. "
                + SINGULARITY_WHY.replace("Why MTO's token need not stand further apart here: ", "Note: "))
 if pair[0][1].config.model.mask_in_encoder and KIND != "photos":  # equal pixels, equal embedding, equal cosine

@@ -18,6 +18,7 @@ from mto_core.data.photos import read_photo
 from logic.files import MAX_UPLOAD_BYTES, read_upload
 from logic.labels import method_name
 from logic.pixels import paint_patches, toggle_patches, upscale
+from logic.verdicts import unfair_pixel_pair
 from mto_core import DataError
 from widgets.charts import chart, heat, patch_picker, picture
 from widgets.models import inputs_for, load
@@ -151,6 +152,7 @@ def match_figure(cosine: np.ndarray, chance: float, title: str) -> go.Figure:
     return fig
 
 
+unfair = unfair_pixel_pair([ck.config.model.norm_pix_loss for _, ck in pair]) if pixels else ""
 st.subheader("One image")
 widths = [1, 1, 1.3]
 c = st.columns(widths)  # the columns of the rows below, so the pictures line up
@@ -171,7 +173,8 @@ if pixels:
                                                                           f"masked-patch error ({top:.3f})")
                + "; the visible patches are grey: they are not scored.")
     for side, (label, ckpt, rec) in enumerate(results):
-        st.markdown(f"**{label}** · masked-patch MSE **{rec.masked_error[0]:.4f}**")
+        given = " (the true patches' mean and std put back)" if ckpt.config.model.norm_pix_loss else ""
+        st.markdown(f"**{label}** · masked-patch MSE{given} **{rec.masked_error[0]:.4f}**")
         a, b, d = st.columns(widths)
         norm_pix = " drawn with the true patches' mean and std" if ckpt.config.model.norm_pix_loss else ""
         picture(a, upscale(rec.prediction[0], SIZE), caption=f"prediction at every patch (at the visible ones untrained){norm_pix}")
@@ -187,7 +190,8 @@ if pixels:
                   "patch's own mean and dividing by its std, which it cannot know; its predictions are drawn with the "
                   "true patches' mean and std put back (as MAE's own demo does), so they show the model's shapes and "
                   "textures, with the brightness and contrast of the original."
-                  if any(ck.config.model.norm_pix_loss for _, ck in pair) else ""))
+                  if any(ck.config.model.norm_pix_loss for _, ck in pair) else "")
+               + (f" So, between these two, {unfair}." if unfair else ""))
 else:
     st.caption(f"Mask: {int(mask.sum())} of {n} patches hidden (magenta).")
 if matches:
@@ -228,9 +232,11 @@ def batch_matches(path: str, ratio: float, seed: int, kind: str) -> dict:
             "chance": float(match.chance.mean())}
 
 
-def compare_over_batch(stats: list, measure: str, key: str, higher_is_better: bool = False) -> tuple | None:
+def compare_over_batch(stats: list, measure: str, key: str, higher_is_better: bool = False,
+                       no_winner: str = "") -> tuple | None:
     """A bar per checkpoint (mean ± sd of ``measure`` over the images); with two, the paired second −
-    first difference with two standard errors and which side is better (or that neither clearly is)."""
+    first difference with two standard errors and which side is better (or that neither clearly is,
+    or ``no_winner``: why none can be named)."""
     fig = go.Figure(go.Bar(x=[s["mean"] for _, s in stats], orientation="h",
                            y=[f"{label}<br>{s['mean']:.4f} ± {s['std']:.4f}" for label, s in stats],
                            error_x=dict(type="data", array=[s["std"] for _, s in stats], color="#444"),
@@ -243,7 +249,9 @@ def compare_over_batch(stats: list, measure: str, key: str, higher_is_better: bo
     (base_label, base), (mto_label, mto) = stats
     paired = np.array(mto["errors"]) - np.array(base["errors"])  # same images, same masks
     diff, spread = float(paired.mean()), 2 * float(paired.std(ddof=1)) / len(paired) ** 0.5
-    if abs(diff) > spread:
+    if no_winner:
+        verdict = no_winner
+    elif abs(diff) > spread:
         better = mto_label if (diff > 0) == higher_is_better else base_label
         verdict = f"{'higher' if higher_is_better else 'lower'} (better) mean {measure}: **{better}**"
     else:
@@ -265,7 +273,7 @@ readings = []
 second = "the second − the first" if both else ""
 if pixels:
     stats = [(label, batch_errors(str(ckpt.path), ratio, seed, batch_kind)) for label, ckpt in pair]
-    result = compare_over_batch(stats, "masked-patch MSE", "recon-batch")
+    result = compare_over_batch(stats, "masked-patch MSE", "recon-batch", no_winner=unfair)
     if result:
         diff, spread, verdict = result
         readings.append(f"{verdict} ({second}, paired by image: {diff:+.4f} ± {spread:.4f}, two standard errors)")

@@ -14,6 +14,7 @@ from mto_core.analysis.measures import embed_2d, layer_tokens
 from logic.labels import mask_site
 from logic.palette import CLASS_COLOURS, TOKEN_COLOURS
 from logic.pixels import outline_patch
+from logic.scales import measure_range
 from widgets.charts import chart, integer_layers, picture, styled
 from widgets.layers import layer_table
 from widgets.models import inputs_for, load
@@ -27,7 +28,7 @@ if not pair:
     mask_controls("tokens")
     st.stop()
 cfg = pair[0][1].config.model
-ratio, seed, _ = mask_controls("tokens", patches=cfg.num_patches)
+ratio, seed, mask_kind = mask_controls("tokens", ("random", "block"), patches=cfg.num_patches)
 shown_in = inputs_for(cfg)
 images, labels, classes = shown_in.images, shown_in.labels, shown_in.classes
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)
@@ -51,9 +52,10 @@ axis = "PC" if method == "pca" else "UMAP"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method: str, kind: str):
+def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method: str, kind: str,
+              mask_kind: str = "random"):
     ckpt = load(path)
-    mask = make_mask(count, ckpt.config.model.grid, ratio, seed)
+    mask = make_mask(count, ckpt.config.model.grid, ratio, seed, kind=mask_kind)
     tokens = layer_tokens(ckpt, images[:count], mask, layer)
     start = time.perf_counter()
     xy = embed_2d(tokens["features"], method)
@@ -63,9 +65,9 @@ def embedding(path: str, layer: int, count: int, ratio: float, seed: int, method
                          "image": tokens["image"], "patch": tokens["patch"]}), time.perf_counter() - start
 
 
-def embedding_for(path: str, layer: int, count: int, ratio: float, seed: int, method: str):
+def embedding_for(path: str, layer: int, count: int, ratio: float, seed: int, method: str, mask_kind: str = "random"):
     """:func:`embedding` of this page's images (Fashion-MNIST or the photos: what the model sees)."""
-    return embedding(path, layer, count, ratio, seed, method, shown_in.kind)
+    return embedding(path, layer, count, ratio, seed, method, shown_in.kind, mask_kind)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -90,7 +92,7 @@ def token_scatter(args: tuple, key: str, label: str, layer: int, axis: str) -> g
 
 
 for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
-    args = (str(ckpt.path), layer, count, ratio, seed, method)
+    args = (str(ckpt.path), layer, count, ratio, seed, method, mask_kind)
     if method == "umap":
         with st.spinner(f"UMAP of {count * cfg.num_patches:,} tokens for {label}: about a second, "
                         "or several if this is the server's first UMAP (its kernels compile once)…"):
@@ -158,8 +160,8 @@ def layer_figures(pair_key: tuple, ratio: float, where: str) -> tuple[pd.DataFra
         fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
                                                          title_text=""),
                           margin=dict(l=60, r=10, t=70, b=50))
-        if measure == "separability_plane_auc":  # on its whole scale, chance (0.5) to 1: no zoom into 1e-4 steps
-            fig.update_yaxes(range=[0.45, 1.02])
+        fig.update_yaxes(range=measure_range(measure, both[measure], ratio))  # fixed: no zoom into 1e-4 steps
+        if measure == "separability_plane_auc":  # on its whole scale, chance (0.5) to 1
             fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance",
                           annotation_position="bottom right")
         figures[measure] = styled(integer_layers(fig, f"layer of the {where}"))

@@ -11,6 +11,7 @@ from mto_core import make_mask, token_trace
 from mto_core.analysis.measures import query_attention
 from logic.labels import mask_heads, mask_site
 from logic.pixels import default_query
+from logic.scales import measure_range
 from widgets.charts import chart, heat, integer_layers, patch_picker, styled
 from widgets.layers import layer_table
 from widgets.models import inputs_for, load
@@ -23,7 +24,7 @@ if not pair:
     mask_controls("attn")
     st.stop()
 cfg = pair[0][1].config.model
-ratio, seed, _ = mask_controls("attn", patches=cfg.num_patches)
+ratio, seed, mask_kind = mask_controls("attn", ("random", "block"), patches=cfg.num_patches)
 shown_in = inputs_for(cfg)
 images = shown_in.images
 g, n, p = cfg.grid, cfg.num_patches, cfg.patch_size
@@ -43,7 +44,7 @@ head = c3.selectbox("Head", ["mean over heads", *range(heads)], key="attn-head",
 head_index = None if isinstance(head, str) else int(head)
 head_name = "mean over heads" if head_index is None else f"head {head_index}"
 image = images[int(index):int(index) + 1]
-mask = make_mask(1, g, ratio, seed)[0]
+mask = make_mask(1, g, ratio, seed, kind=mask_kind)[0]
 
 query_key = f"attn-query-{g}"  # a query of another grid means nothing here
 query = st.session_state.get(query_key, default_query(image, mask, p, centre=shown_in.photos))
@@ -72,11 +73,11 @@ with left:
 # docs/performance.md)
 @st.cache_resource(show_spinner=False, max_entries=64)
 def attention_figures(pair_key: tuple, index: int, ratio: float, seed: int, layer: int, head_index: int | None,
-                      query: int) -> tuple[list[go.Figure], list[tuple[go.Figure, float]]]:
+                      query: int, mask_kind: str = "random") -> tuple[list[go.Figure], list[tuple[go.Figure, float]]]:
     """Where ``query`` looks (a map per checkpoint) and the full attention matrices, each with its
     visible-to-masked attention per visible query."""
     image = images[index:index + 1]
-    mask = make_mask(1, g, ratio, seed)[0]
+    mask = make_mask(1, g, ratio, seed, kind=mask_kind)[0]
     # only the chosen layer's maps: a ViT-B has 12 layers of 12 heads x 197 x 197
     traces = [(label, token_trace(load(path), image, mask, hidden_layers=[], attention_layers=[layer]))
               for label, path in pair_key]
@@ -113,7 +114,7 @@ def attention_figures(pair_key: tuple, index: int, ratio: float, seed: int, laye
 
 
 pair_key = tuple((label, str(ckpt.path)) for label, ckpt in pair)
-maps, matrices = attention_figures(pair_key, int(index), ratio, seed, layer, head_index, query)
+maps, matrices = attention_figures(pair_key, int(index), ratio, seed, layer, head_index, query, mask_kind)
 with right:
     st.caption(f"Where patch {query} looks in layer {layer} ({head_name}), on one shared scale. Dots: masked "
                "patches; cyan frame: the query itself.")
@@ -151,14 +152,19 @@ def layer_figures(pair_key: tuple, ratio: float, where: str) -> list[go.Figure]:
         fig.update_layout(yaxis_title=title, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
                                                          title_text=""),
                           margin=dict(l=60, r=10, t=70, b=50))
+        fig.update_yaxes(range=measure_range(measure, table[measure], ratio))  # fixed: noise stays small
+        if measure == "attn_visible_to_masked":
+            fig.add_hline(y=ratio, line_dash="dot", line_color="#888", annotation_text=f"r = {ratio:.2f}: uninformed",
+                          annotation_position="bottom right")
         figures.append(styled(integer_layers(fig, f"layer of the {where}")))
     long = table.melt(id_vars=["layer", "checkpoint"], value_vars=["entropy_masked", "entropy_visible"],
                       var_name="queries", value_name="entropy")
     long["queries"] = long["queries"].map({"entropy_masked": "masked queries", "entropy_visible": "visible queries"})
     fig = px.line(long, x="layer", y="entropy", color="checkpoint", line_dash="queries", markers=True, height=320,
                   color_discrete_sequence=palette)
-    fig.update_layout(yaxis_title="row entropy / log(keys)", legend_title_text="",
-                      margin=dict(l=60, r=10, t=20, b=50))
+    fig.update_layout(yaxis_title="row entropy / log(keys)", margin=dict(l=60, r=10, t=70, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, title_text=""))
+    fig.update_yaxes(range=measure_range("entropy", long["entropy"], ratio))
     figures.append(styled(integer_layers(fig, f"layer of the {where}")))
     return figures
 

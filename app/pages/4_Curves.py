@@ -9,6 +9,7 @@ import streamlit as st
 from mto_core import read_metrics
 from mto_core.eval.efficiency import curve, efficiency
 
+from logic.curves import EFFICIENCY_NOTE, MIN_POINTS, score_row
 from logic.files import safe_path
 from logic.labels import baseline_for, describe_run, short_label
 from logic.progress import accuracy_points, train_frame
@@ -17,6 +18,7 @@ from widgets.charts import chart, integer_layers, styled
 from widgets.experiments import show_committed_experiments
 from widgets.models import CHECKPOINTS, ROOT, RUNS, available, run_label
 from widgets.page import page
+from widgets.sidebar import own_runs
 from widgets.traces import traced_measures
 
 RESULTS = ROOT / "docs" / "results"
@@ -42,6 +44,7 @@ if not found:
     st.error("No checkpoint or run found under checkpoints/ or runs/.")
     st.stop()
 defaults = [k for k in found if k.startswith("checkpoints/")] or list(found)[:2]
+defaults += [k for k in own_runs(list(found))[:2] if k not in defaults]  # the Train page's last click, as it says
 chosen = st.multiselect("Runs", list(found), default=defaults, key="curves-runs", format_func=run_label,
                         help="Each run is labelled with its folder name and what its own config says it is.")
 if not chosen:
@@ -93,19 +96,20 @@ if with_curve:
                 st.caption(f"{short[label]}: no baseline of its method ({infos[label].label.split(' ')[0]}) "
                            "among the chosen runs, so no RAUC.")
             continue
-        try:
-            result = efficiency(curve(rows[label], metric), curve(rows[baseline], metric))
-        except ValueError as error:
-            st.warning(f"{label} vs {baseline}: {error}")
+        n = min(len(points[label][0]), len(points[baseline][0]))
+        result = None
+        if n >= MIN_POINTS:
+            try:
+                result = efficiency(curve(rows[label], metric), curve(rows[baseline], metric))
+            except ValueError as error:
+                st.warning(f"{label} vs {baseline}: {error}")
+                continue
+        table.append(score_row(short[label], infos[label].label, short[baseline], result, n))
+        if result is None:
             continue
         targets[baseline] = float(curve(rows[baseline], metric)[1][-1])
-        hit, ratio = result["epochs_to_target"], result["efficiency"]
-        table.append({"run": short[label], "method": infos[label].label, "baseline": short[baseline],
-                      "RAUC": round(result["rauc"], 4),
-                      "epochs to target": "not reached" if hit is None else round(hit, 2),
-                      "efficiency (epochs / baseline's)": "not reached" if ratio is None else round(ratio, 3)})
-        if hit is not None:
-            reached.append((label, baseline, hit))
+        if result["epochs_to_target"] is not None:
+            reached.append((label, baseline, result["epochs_to_target"]))
     # no text on the plot (with eight runs the labels printed over each other): each target is a dotted
     # line in its baseline's colour, named in the legend, and where an MTO run reaches it, a cross
     span = [min(float(points[k][0].min()) for k in with_curve), max(float(points[k][0].max()) for k in with_curve)]
@@ -122,13 +126,14 @@ if with_curve:
                       margin=dict(l=60, r=10, t=30, b=50), legend_title_text="")
     chart(integer_layers(fig, "epoch"), key="curves-acc")
     if table:
-        st.dataframe(pd.DataFrame(table), hide_index=True)
+        st.dataframe(pd.DataFrame(table, dtype=str), hide_index=True)
+        st.caption(EFFICIENCY_NOTE)
     st.caption("Each MTO run is scored against a baseline **of its own method** among the chosen runs (the one "
                "with the closest name). RAUC = area under a run's accuracy-vs-epoch curve / its baseline's "
                "(trapezoids, shared epochs); > 1 learns faster. Epochs to target: the first epoch (interpolated) "
                "at which the run reaches its baseline's final accuracy (its dotted line; a cross marks where the "
-               "MTO run gets there); \"not reached\" if it stays below it, even by a little. Efficiency: that epoch "
-               "over the baseline's epochs. Colours: one hue per method, light and solid for the baseline, dark and "
+               "MTO run gets there); \"not reached\" if it stays below it, even by a little. Both only where each "
+               "curve has at least 3 probe points. Colours: one hue per method, light and solid for the baseline, dark and "
                "dashed for MTO. These are the project's definitions, made without the paper's full text "
                "(docs/mto-spec.md).")
 else:

@@ -14,6 +14,7 @@ from mto_core.analysis.trace import snapshot_steps, token_frames, trace_rows
 from logic.emergence import alike_sentence, look_for, measure_figure, scatter_figure
 from logic.labels import method_name, method_names
 from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
+from server.settings import is_teacher
 from server.training_job import JobSlot, TrainingJob
 from widgets.charts import chart, styled
 from widgets.models import RUNS
@@ -30,7 +31,7 @@ TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_si
 
 @st.cache_resource(max_entries=1)
 def slot() -> JobSlot:
-    """One training at a time for the whole server: a 2-core machine stays responsive."""
+    """One training at a time for the whole server (a 2-core machine stays responsive); the others queue."""
     return JobSlot()
 
 
@@ -39,10 +40,14 @@ TRACE_EVERY = 5  # the first 20 points every 5 steps, then the spacing doubles (
 
 
 def me() -> str:
-    """This browser session's id: the owner of the training it starts, who alone may stop it."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    """This visitor's id (kept in the page's address, so a reload keeps it): the owner of the training
+    it starts, who alone may stop it (besides the teacher)."""
+    return visitor()
 
-    return get_script_run_ctx().session_id
+
+def teacher() -> bool:
+    """The page was opened with the server's teacher token (``?teacher=``, printed by app/serve.py --public)."""
+    return is_teacher(st.query_params.get("teacher"))
 
 
 jobs = slot()
@@ -53,28 +58,36 @@ st.markdown("Trains the tiny model on Fashion-MNIST: the baseline and its MTO va
 st.caption("Only the tiny model trains here: one step of a ViT-B at 224 x 224 takes seconds on a CPU, so a run "
            "that shows anything would take hours. Larger models (`mto train --size vit-b`, or a published one "
            "imported with `mto import`) open on every other page.")
+st.caption("**One training at a time on this server; the others queue.** A training started while another runs "
+           "waits in line, with its place shown, and starts by itself when the one before it ends (one place per "
+           "visitor). Only the visitor who started a training (known by the `visitor=` id in this page's address, "
+           "so a reload keeps it) can stop it, and the teacher, whose address `app/serve.py --public` prints "
+           "(`?teacher=...`).")
 kept = app_runs(RUNS)
 st.caption(f"This server keeps the newest {keep_app_runs()} runs made on this page ({len(kept)} now) and removes "
            "older ones when a new training starts: never a run made with `mto train`, one that is training, or one "
            "a page has open. Your own runs come first in every picker.")
 
+def where_now() -> tuple:
+    """What the top of the page shows: which training runs, and this visitor's place in line."""
+    return id(jobs.job), jobs.place(me()), jobs.busy
+
+
+st.session_state["train-where"] = where_now()
 started = False
-if jobs.busy:
-    # A form's submit button keeps its enabled look in the browser after a rerun, so while a run
-    # goes the settings give way to a plain, disabled Start button.
-    running = ", ".join(f"{name}: `{state.run_dir.name}`" for name, state in jobs.job.runs.items())
-    st.markdown(f"Training now: {running}.")
-    mto_run = jobs.job.runs["MTO"]
-    m, t = mto_run.config.mto, mto_run.config.train
-    st.caption(f"Settings: {mto_run.total_steps} steps, batch {t.batch_size}; the MTO run with hard "
-               f"recalibration {'on' if m.hard_recalibration else 'off'}, λ_sing {m.singularity_weight:g}, "
-               f"λ_ent {m.entropy_weight:g}, λ_rec {m.recalibration_weight:g}.")
+queued = jobs.place(me())
+mine_running = jobs.running_owner == me()
+if teacher():
+    st.info("Teacher: you can stop any training on this server.")
+if queued or mine_running:
+    # A form's submit button keeps its enabled look in the browser after a rerun, so while this
+    # visitor's run goes or waits the settings give way to a plain, disabled Start button.
     st.button("Start training", disabled=True, key="train-start-busy",
-              help="Disabled while a training runs on this server.")
+              help="Disabled while your training runs or waits: one per visitor.")
 else:
     # the last run's settings (the form is not drawn while a run goes, so its widgets forget them)
     last = st.session_state.get("train-settings", {})
-    with st.form("train-form"):
+    with st.form("train-form", enter_to_submit=False):  # Enter in a field starts nothing: only the button does
         c1, c2, c3 = st.columns(3)
         methods = list(method_names())
         method = c1.radio("Method", methods, horizontal=True, index=methods.index(last.get("method", "simmim"))
@@ -88,9 +101,11 @@ else:
         ent = d3.number_input("λ_ent", 0.0, 10.0, last.get("ent", 0.01), step=0.01, format="%.3f")
         rec = d4.number_input("λ_rec (soft)", 0.0, 10.0, last.get("rec", 0.0), step=0.05, format="%.3f")
         shipped = st.checkbox("Use the small shipped data subset (faster start)", last.get("shipped", False))
-        started = st.form_submit_button("Start training")
+        started = st.form_submit_button("Queue my training" if jobs.busy else "Start training",
+                                        help="Another training runs: yours waits in line and starts when it "
+                                             "ends." if jobs.busy else None)
 
-if started and not jobs.busy:
+if started:
     st.session_state["train-settings"] = dict(method=method, steps=int(steps), batch=int(batch), hard=hard,
                                               sing=float(sing), ent=float(ent), rec=float(rec), shipped=shipped)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -105,10 +120,11 @@ if started and not jobs.busy:
         st.error(f"Cannot start: {full}")
     else:
         try:
-            runs = {"baseline": (apply_overrides(preset(method), common), RUNS / f"app-{stamp}-{method}"),
-                    "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / f"app-{stamp}-{method}-mto")}
-            job = TrainingJob(runs, owner=me())
-            owner = visitor()
+            owner = me()
+            names = {"baseline": f"app-{stamp}-{method}", "MTO": f"app-{stamp}-{method}-mto"}
+            runs = {"baseline": (apply_overrides(preset(method), common), RUNS / names["baseline"]),
+                    "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / names["MTO"])}
+            job = TrainingJob(runs, owner=owner)
 
             def make_room() -> None:
                 """Room for the two new runs within the bound, the oldest app runs removed first; then
@@ -118,20 +134,39 @@ if started and not jobs.busy:
                 for _, run_dir in runs.values():
                     record_app_run(run_dir, owner)
 
-            jobs.try_start(job, before=make_room)  # False if another started first: that one is shown
-            st.rerun()  # redraw: the running job's runs and a disabled Start instead of the form
+            if jobs.submit(job, before=make_room) < 0:
+                st.error("Cannot start: you already have a training running or waiting; stop it or leave the "
+                         "queue first.")
+            else:
+                st.rerun()  # redraw: the running job (or this one's place in line) and a disabled Start
         except (ConfigError, DataError) as error:
             st.error(f"Cannot start: {error}")
 
-if jobs.busy and jobs.job.owner == me():
+if queued:
+    st.info(f"Your training is queued: place {queued} of {len(jobs.queue)}. It starts by itself when the "
+            "training before it ends; keep this page open (or come back to this address) to see it.")
+    st.button("Leave the queue", key="train-leave", on_click=jobs.leave, args=(me(),))
+
+if jobs.busy:
     job = jobs.job
-    st.button("Stop", key="train-stop", on_click=job.stop, args=(me(),), disabled=job.stopped, type="primary",
-              help="Stops both runs at the same step, so that their k-NN points compare like with like: "
-                   "the run that is ahead stops at once, the other catches up to it (a few seconds). "
-                   "Each keeps a checkpoint and gets its k-NN point.")
-elif jobs.busy:
-    st.info("This training was started from another browser: you can watch it here; only that browser can "
-            "stop it. Start comes back when it ends.")
+    running = ", ".join(f"{name}: `{state.run_dir.name}`" for name, state in job.runs.items())
+    st.markdown(f"Training now: {running}.")
+    mto_run = job.runs["MTO"]
+    m, t = mto_run.config.mto, mto_run.config.train
+    st.caption(f"Settings: {mto_run.total_steps} steps, batch {t.batch_size}; the MTO run with hard "
+               f"recalibration {'on' if m.hard_recalibration else 'off'}, λ_sing {m.singularity_weight:g}, "
+               f"λ_ent {m.entropy_weight:g}, λ_rec {m.recalibration_weight:g}."
+               + (f" Waiting after it: {len(jobs.queue)}." if jobs.queue else ""))
+    if job.owner == me() or teacher():
+        st.button("Stop", key="train-stop", on_click=job.stop, args=(me(), teacher()), disabled=job.stopped,
+                  type="primary",
+                  help="Stops both runs at the same step, so that their k-NN points compare like with like: "
+                       "the run that is ahead stops at once, the other catches up to it (a few seconds). "
+                       "Each keeps a checkpoint and gets its k-NN point.")
+    else:
+        st.info("This training was started by another visitor: you can watch it here; only they (or the "
+                "teacher) can stop it. " + ("Queue yours with the button above: it starts when this one ends."
+                                            if not queued else ""))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -222,6 +257,8 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
 def live() -> None:
     """Progress, status and errors every 2.5 s; at the end, where the runs were saved."""
     job = jobs.job
+    if st.session_state.get("train-where") != where_now():
+        st.rerun(scope="app")  # the queue moved or another training started: Start, Stop and the place anew
     if job is None:
         st.info("No training yet. Choose the settings above and start one.")
         return

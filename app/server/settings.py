@@ -96,3 +96,27 @@ def classroom_options(args: list[str]) -> list[str]:
             out.append(arg)
         i += 1
     return out
+
+
+TEACHER_TOKEN_ENV = "MTO_TEACHER_TOKEN"
+
+
+def teacher_token(create: bool = False) -> str:
+    """The classroom's teacher token (``app/serve.py --public`` makes one and prints it): '' when
+    none was set; with ``create``, a new random one where none is set yet (kept in the environment,
+    where the pages read it)."""
+    import secrets
+
+    token = os.environ.get(TEACHER_TOKEN_ENV, "")
+    if not token and create:
+        token = os.environ[TEACHER_TOKEN_ENV] = secrets.token_urlsafe(12)
+    return token
+
+
+def is_teacher(given: str | None) -> bool:
+    """Whether ``given`` (a page address's ``?teacher=``) is the server's teacher token; never
+    when the server has none."""
+    import hmac
+
+    token = teacher_token()
+    return bool(token and given) and hmac.compare_digest(str(given), token)

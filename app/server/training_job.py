@@ -6,9 +6,9 @@ at the same step, so that their k-NN points compare like with like (the runs tha
 at once, the others catch up to them).
 Each run ends with a quick k-NN probe on the validation split, written to its metrics.jsonl as
 an 'epoch' row, so runs made in the app have an accuracy point on the Curves page.
-A :class:`JobSlot` admits one job at a time, so a 2-core server stays responsive; other
-callers see that it is busy. A job started with an ``owner`` (the app passes the browser
-session's id) can be stopped only by that owner.
+A :class:`JobSlot` runs one job at a time, so a 2-core server stays responsive; the next
+jobs wait in a queue, one per owner. A job started with an ``owner`` (the app passes the
+visitor's id, kept in the page's address) can be stopped only by that owner, or by a teacher.
 """
 
 from __future__ import annotations
@@ -139,9 +139,9 @@ class TrainingJob:
                                      for s in self.runs.values())
             return state.live_step >= self.stop_step
 
-    def stop(self, by: str | None = None) -> bool:
-        """Ask every run to stop, if ``by`` owns the job (or it has no owner); True if asked."""
-        if self.owner is not None and by != self.owner:
+    def stop(self, by: str | None = None, teacher: bool = False) -> bool:
+        """Ask every run to stop, if ``by`` owns the job (or it has no owner, or a teacher asks); True if asked."""
+        if self.owner is not None and by != self.owner and not teacher:
             return False
         self._stop.set()
         return True
@@ -202,11 +202,20 @@ class TrainingJob:
 
 
 class JobSlot:
-    """At most one running :class:`TrainingJob` per process."""
+    """At most one running :class:`TrainingJob` per process; the others wait in a queue, one per
+    owner, and each starts when the one before it ends (its ``before`` run then, under the lock)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.job: TrainingJob | None = None
+        self.queue: list[tuple[TrainingJob, Any]] = []  # (job, before), first in first out
+        self._watcher: threading.Thread | None = None
+
+    def _start(self, job: TrainingJob, before=None) -> None:
+        if before is not None:
+            before()
+        self.job = job
+        job.start()
 
     def try_start(self, job: TrainingJob, before=None) -> bool:
         """Start ``job`` unless another is still running; True if it started. ``before()``, if given,
@@ -215,11 +224,62 @@ class JobSlot:
         with self._lock:
             if self.job is not None and self.job.running:
                 return False
-            if before is not None:
-                before()
-            self.job = job
-            job.start()
+            self._start(job, before)
             return True
+
+    def submit(self, job: TrainingJob, before=None) -> int:
+        """Start ``job`` now (0) or queue it behind the others: its place (1 = next); -1 if its owner
+        already has a training running or queued (one each, so that nobody holds the queue)."""
+        with self._lock:
+            if job.owner is not None and (self.place(job.owner) > 0 or self.running_owner == job.owner):
+                return -1
+            if not self.queue and (self.job is None or not self.job.running):
+                self._start(job, before)
+                return 0
+            self.queue.append((job, before))
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._advance, name="train-queue", daemon=True)
+                self._watcher.start()
+            return len(self.queue)
+
+    def _advance(self) -> None:
+        """Start the queued jobs one after another, each when the one before it has ended."""
+        while True:
+            current = self.job
+            if current is not None:
+                current.wait()
+            with self._lock:
+                if self.job is not current:
+                    continue  # started in between (try_start): wait for that one
+                if not self.queue:
+                    self._watcher = None
+                    return
+                job, before = self.queue.pop(0)
+                try:
+                    self._start(job, before)
+                except Exception as error:  # a run that cannot start is shown as ended, the queue goes on
+                    for state in job.runs.values():
+                        state.error, state.done = f"{type(error).__name__}: {error}", True
+                    self.job = job
+
+    def place(self, owner: str) -> int:
+        """``owner``'s place in the queue (1 = next), 0 if not queued."""
+        for i, (job, _) in enumerate(self.queue, 1):
+            if job.owner == owner:
+                return i
+        return 0
+
+    def leave(self, owner: str) -> bool:
+        """Take ``owner``'s queued job out of the queue; True if there was one."""
+        with self._lock:
+            kept = [(job, before) for job, before in self.queue if job.owner != owner]
+            left = len(kept) < len(self.queue)
+            self.queue[:] = kept
+            return left
+
+    @property
+    def running_owner(self) -> str | None:
+        return self.job.owner if self.busy else None
 
     @property
     def busy(self) -> bool:

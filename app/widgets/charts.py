@@ -48,12 +48,16 @@ def styled(fig: go.Figure) -> go.Figure:
     spec["layout"].pop("template", None)
     out = {key: _no_placeholders(spec[key]) for key in ("data", "layout", "frames") if key in spec}
     out["layout"]["template"] = _WHITE
+    out["layout"].setdefault("modebar", {"orientation": "v", "bgcolor": "rgba(255,255,255,0.6)"})  # see chart()
     return go.Figure(out, _validate=False)
 
 
 def chart(fig: go.Figure, key: str, modebar: bool = True, ready: bool = False, **kwargs):
     """st.plotly_chart of ``styled(fig)`` (``ready``: ``fig`` is already a ``styled`` figure)."""
-    config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False}
+    # one button, the PNG download, standing upright in the corner: a full toolbar lay over the titles
+    config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False,
+              "modeBarButtons": [["toImage"]],
+              "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
     return st.plotly_chart(fig if ready else styled(fig), key=key, theme=None, config=config, **kwargs)
 
 

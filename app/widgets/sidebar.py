@@ -8,7 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from logic.files import safe_path
-from logic.labels import describe_config, method_name, method_names, pair_problem, short_label
+from logic.link import from_link, link_text, to_link
+from logic.labels import (describe_config, method_name, method_names, pair_problem, partner_choice,
+                          partners, short_label)
 from mto_core import CheckpointError
 from server.classroom import hide_others, read_index
 
@@ -46,7 +48,6 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
                 "method, train one, or import a published one (`mto import`).")
         return None
     bases = [k for k in mine if not infos[k].mto] + [k for k in mine if infos[k].mto]
-    others = [k for k in mine if infos[k].mto] + [k for k in mine if not infos[k].mto]
 
     def default(options: list[str], name: str) -> int:
         return options.index(name) if name in options else 0
@@ -55,13 +56,26 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
                                 index=default(bases, shared.get(f"base-{method}", f"checkpoints/{method}")),
                                 key=f"{key}-base-{method}", format_func=run_label,
                                 help="Full path: the label's folder under checkpoints/ or runs/.")
-    options = [*others, ALONE]
-    other = st.sidebar.selectbox("Compare with", options,
-                                 index=default(options, shared.get(f"mto-{method}", f"checkpoints/{method}-mto")),
-                                 key=f"{key}-mto-{method}", format_func=lambda k: k if k == ALONE else run_label(k),
+    # only what can be compared with the checkpoint picked: the same method and input shape
+    options = [*partners(base, infos, mine), ALONE]
+    remembered = shared.get(f"mto-{method}", f"checkpoints/{method}-mto")
+    fallback = partner_choice(base, options, remembered, ALONE)
+    picker = f"{key}-mto-{method}"
+    # a pick this checkpoint cannot take, or one forced by the checkpoint before: its own fallback instead
+    if st.session_state.get(picker) not in options or (st.session_state.get(f"{picker}-for") != base
+                                                       and st.session_state.get(f"{picker}-forced")):
+        st.session_state.pop(picker, None)
+    st.session_state[f"{picker}-for"] = base
+    other = st.sidebar.selectbox("Compare with", options, index=options.index(fallback), key=picker,
+                                 format_func=lambda k: k if k == ALONE else run_label(k),
                                  help="Another checkpoint of this method and input shape (its MTO partner, a larger "
-                                      "model, a published one), or none: every page shows one checkpoint alone too.")
-    shared[f"base-{method}"], shared[f"mto-{method}"] = base, other
+                                      "model, a published one), or none: every page shows one checkpoint alone too. "
+                                      "Only those that can be compared with the checkpoint above are listed.")
+    shared[f"base-{method}"] = base
+    forced = other == fallback != remembered  # a fallback forced by this checkpoint is not a choice to keep
+    st.session_state[f"{picker}-forced"] = forced
+    if not forced:
+        shared[f"mto-{method}"] = other
     chosen = [base] if other in (ALONE, base) else [base, other]
     st.sidebar.caption("  \n".join(f"`{label}`" for label in chosen))
     pair = []
@@ -101,6 +115,13 @@ def ordered(labels: list[str]) -> list[str]:
     return shipped + cli + own + ([] if hide_others() else theirs)
 
 
+def own_runs(labels: list[str]) -> list[str]:
+    """Of ``labels``, this visitor's own Train-page runs, newest first."""
+    index, me = read_index(RUNS), visitor()
+    mine = [k for k in labels if k.startswith("runs/") and index.get(Path(k).name, {}).get("visitor") == me]
+    return sorted(mine, key=lambda k: float(index[Path(k).name].get("started", 0)), reverse=True)
+
+
 def visitor() -> str:
     """Who this browser is, for the order of the pickers: an id kept in the session (page switches
     keep it) and in the page's address (a reload keeps it too); '' outside a page run."""
@@ -117,10 +138,14 @@ def visitor() -> str:
 
 
 def _shared() -> dict:
-    """The sidebar's choices (method, checkpoints, mask ratio and seed), kept across pages: each
+    """The sidebar's choices (method, checkpoints, mask ratio, seed and type), kept across pages: each
     page's widgets start from them and write them back, so a choice made on one page holds on the
     next (a page's own widgets are forgotten when another page is open)."""
-    return st.session_state.setdefault("sidebar-choices", {})
+    if "sidebar-choices" not in st.session_state:  # a new visitor: the choices a shared address carries
+        st.session_state["sidebar-choices"] = from_link(
+            {k: st.query_params.get(k) for k in ("method", "ckpt", "with", "ratio", "seed", "mask")},
+            list(method_names()), ALONE)
+    return st.session_state["sidebar-choices"]
 
 
 def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> tuple[float, int, str]:
@@ -131,5 +156,29 @@ def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> t
                               help=f"Share of the {patches} patches hidden")
     seed = st.sidebar.number_input("Mask seed", 0, 10_000, shared.get("seed", 0), key=f"{key}-seed")
     shared["ratio"], shared["seed"] = float(ratio), int(seed)
-    kind = st.sidebar.radio("Mask type", kinds, key=f"{key}-kind") if kinds else "random"
+    kind = "random"
+    if kinds:
+        remembered = shared.get("kind", kinds[0])
+        kind = st.sidebar.radio("Mask type", kinds, index=kinds.index(remembered) if remembered in kinds else 0,
+                                key=f"{key}-kind")
+        if kind != kinds[0] or remembered in kinds:  # a type this page lacks (hand-edited) is kept for the pages that have it
+            shared["kind"] = kind
+    share_link(key)
     return float(ratio), int(seed), kind
+
+
+PAGE_PATHS = {"learn": "", "recon": "Reconstruct", "tokens": "Tokens", "attn": "Attention"}
+
+
+def share_link(key: str) -> None:
+    """The choices in the page's address (a reload or a bookmark keeps them) and, in the sidebar, the
+    address to send: the same without this visitor's id, so whoever opens it sees this figure as
+    themselves."""
+    params = to_link(_shared(), ALONE)
+    for name, value in params.items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
+    with st.sidebar.expander("Share this view"):
+        st.caption("Send this address (after this server's, e.g. http://host:8501): whoever opens it sees the "
+                   "same method, checkpoints, mask and page.")
+        st.code(link_text(PAGE_PATHS.get(key, ""), params), language=None)

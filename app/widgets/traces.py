@@ -8,15 +8,29 @@ import streamlit as st
 
 from logic.emergence import measure_figure, scatter_figure
 from mto_core import read_metrics
-from mto_core.analysis.trace import MEASURES, snapshot_steps, token_frames, trace_rows, traced_run
+from mto_core.analysis.trace import MEASURES, final_snapshot, snapshot_steps, token_frames, trace_rows, traced_run
 
 from .charts import chart, integer_layers
+from .models import load
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _frames(run_dir: str, layer: int, steps: tuple[int, ...]):
-    """``steps``: the snapshots there are, so that a run still writing them is read again."""
-    return token_frames(run_dir, layer)
+def _frames(run_dir: str, layer: int, steps: tuple[int, ...], checkpoint: str = ""):
+    """``steps``: the snapshots there are, so that a run still writing them is read again.
+    ``checkpoint``: the model the page shows; saved after the last snapshot (a run's last step is
+    a checkpoint, not always a trace point), it is the replay's last frame."""
+    final = None
+    if checkpoint:
+        try:
+            rows = read_metrics(checkpoint)
+        except (OSError, ValueError):
+            rows = []
+        step = max((int(r["step"]) for r in rows if "step" in r), default=0)
+        if steps and step > steps[-1]:
+            ckpt = load(checkpoint)
+            tokens = final_snapshot(ckpt.model, ckpt.config, layer)
+            final = None if tokens is None else (step, tokens)
+    return token_frames(run_dir, layer, final=final)
 
 
 def over_training(pair, layer: int, where: str) -> None:
@@ -32,14 +46,16 @@ def over_training(pair, layer: int, where: str) -> None:
         st.caption(f"No traces for {', '.join(missing)}: train with `--set train.trace_every=25` (the Train page "
                    "and the shipped checkpoints do) to see this view.")
         return
-    frames = {label: _frames(str(run), layer, tuple(snapshot_steps(run))) for label, run in runs.items()}
+    shown = {label: str(ckpt.path) for label, ckpt in pair}
+    frames = {label: _frames(str(run), layer, tuple(snapshot_steps(run)), shown[label]) for label, run in runs.items()}
     scatter = scatter_figure(frames, layer, animate=True)
     if scatter is None:
         st.caption(f"The traces hold no tokens of layer {layer}.")
     else:
         chart(scatter, key="tokens-over-training-scatter")
         st.caption(f"Layer {layer} of the {where}: the patch tokens of 4 fixed held-out images under one fixed mask "
-                   "(the same for both runs) at each token snapshot. One plane per run for all its frames (the "
+                   "(the same for both runs) at each token snapshot the run kept, and, where the checkpoint shown "
+                   "was saved after the last of them, at the checkpoint's own step. One plane per run for all its frames (the "
                    "first two principal axes of all its snapshots' tokens pooled), so a point that moves has changed. "
                    "Press ▶ Play or drag the step slider.")
     figure = measure_figure({label: read_metrics(run) for label, run in runs.items()}, height=170)

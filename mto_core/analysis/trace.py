@@ -182,10 +182,23 @@ def snapshot_steps(run_dir: str | Path) -> list[int]:
     return sorted(int(p.stem[5:]) for p in (Path(run_dir) / TRACES).glob("step-*.safetensors"))
 
 
-def token_frames(run_dir: str | Path, layer: int = 1, up_to: int | None = None) -> TokenFrames | None:
+def final_snapshot(model: MIMModel, config: RunConfig, layer: int) -> np.ndarray | None:
+    """``layer``'s tokens of the model on the trace batch's first SNAPSHOT_IMAGES images and mask,
+    as a snapshot holds them (float16 values): a checkpoint saved after its run's last snapshot
+    (a run's last step is a checkpoint, not always a trace point) gives the replay its last frame.
+    None if the model has no such layer."""
+    images, mask = trace_batch(config)
+    _, tokens = measure(model, images[:SNAPSHOT_IMAGES], mask[:SNAPSHOT_IMAGES])
+    return tokens[layer].to(torch.float16).float().numpy() if layer in tokens else None
+
+
+def token_frames(run_dir: str | Path, layer: int = 1, up_to: int | None = None,
+                 final: tuple[int, np.ndarray] | None = None) -> TokenFrames | None:
     """``layer``'s snapshot tokens of a run (up to step ``up_to``) on ONE plane for every frame:
     the first two principal axes of all the frames' tokens pooled, so that a token that moves
-    between frames has changed, not the axes. None if the run has no snapshot of that layer."""
+    between frames has changed, not the axes. ``final``: (step, tokens of :func:`final_snapshot`),
+    one more frame after the snapshots (ignored at or before the last of them). None if the run has
+    no snapshot of that layer."""
     steps = [s for s in snapshot_steps(run_dir) if up_to is None or s <= up_to]
     frames, masks = [], []
     for step in steps:
@@ -194,6 +207,9 @@ def token_frames(run_dir: str | Path, layer: int = 1, up_to: int | None = None) 
             return None
         frames.append(tensors[f"layer-{layer}"].float().numpy())
         masks.append(tensors["mask"].bool().numpy())
+    if frames and final is not None and final[0] > steps[-1] and final[1].shape == frames[0].shape:
+        steps.append(final[0])
+        frames.append(final[1])
     if not frames:
         return None
     b, n, d = frames[0].shape

@@ -13,6 +13,7 @@ the tensors, the head counts from MAE's models (``mae_vit_{base,large,huge}_patc
 from __future__ import annotations
 
 import re
+import struct
 import warnings
 from _pickle import UnpicklingError  # the error weights_only raises: nothing is unpickled here
 from pathlib import Path
@@ -45,6 +46,10 @@ def read_state(file: Path) -> dict[str, torch.Tensor]:
         what = f" (torch.load(weights_only=True) refused {found.group(1)})" if found else ""
         raise InteropError(f"{file} holds pickled objects beyond tensors, which mto never loads{what}; use a file "
                            "of tensors only, e.g. torch.save({'model': model.state_dict()})") from None
+    except (LookupError, TypeError, AttributeError, struct.error) as error:
+        # the weights-only unpickler, fed bytes that are no pickle (a text file named .pth), fails inside
+        raise InteropError(f"{file} is not a PyTorch checkpoint: its bytes are not a saved file of tensors "
+                           f"({type(error).__name__} while reading it); check the file, or download it again") from None
     except (RuntimeError, OSError, EOFError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InteropError(f"{file} is not a readable PyTorch checkpoint ({first[:160]}); it may be truncated: "

@@ -22,6 +22,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync", "--disable-quic"]
+TEACHER = "teacher-token-for-tests"
 PAGES = {"learn": "", "reconstruct": "Reconstruct", "tokens": "Tokens", "attention": "Attention",
          "curves": "Curves", "train": "Train"}
 
@@ -35,10 +36,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = _free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"),
+    # a classroom (--public) on this machine's address only, with a known teacher token
+    process = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--public",
                                 "--server.port", str(port), "--server.address", "127.0.0.1",
                                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**__import__("os").environ, "MTO_TEACHER_TOKEN": TEACHER})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -283,7 +286,7 @@ def screenshot(page, path: Path) -> None:
 
 def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_leftover_runs):
     """Two browsers on one server: the one that starts a training can stop it; the other watches it
-    read-only (no Stop, Start disabled) and gets Start back when it ends."""
+    (no Stop; its button queues a training instead of starting one) and gets Start back when it ends."""
     ARTIFACTS.mkdir(exist_ok=True)
     owner, other = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2))
     owner.goto(f"{server}/Train")
@@ -295,9 +298,9 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
     owner.get_by_role("button", name="Start training").click()
     owner.get_by_role("button", name="Stop").wait_for(timeout=60_000)
     other.goto(f"{server}/Train")
-    other.get_by_text("started from another browser").wait_for(timeout=120_000)
+    other.get_by_text("started by another visitor").wait_for(timeout=120_000)
     assert other.get_by_role("button", name="Stop").count() == 0
-    assert other.get_by_role("button", name="Start training").is_disabled()
+    assert other.get_by_role("button", name="Queue my training").count() == 1
     screenshot(other, ARTIFACTS / "train-watched-from-another-browser.png")
     owner.get_by_role("button", name="Stop").click()
     owner.get_by_text("Saved:").first.wait_for(timeout=300_000)
@@ -307,7 +310,7 @@ def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_l
                                           and other.get_by_role("button", name="Start training").is_enabled()):
         other.wait_for_timeout(500)
     assert other.get_by_role("button", name="Start training").is_enabled()
-    assert other.get_by_text("started from another browser").count() == 0
+    assert other.get_by_text("started by another visitor").count() == 0
     for page in (owner, other):
         page.context.close()
 
@@ -357,3 +360,233 @@ def test_every_page_on_a_vit_b_shaped_checkpoint_alone_on_photos(server, browser
             screenshot(page, ARTIFACTS / f"vit-b-{name}.png")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _visitor_page(browser, address: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(address)
+    settle(page)
+    return page
+
+
+def _stop(page):
+    return page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True)
+
+
+def test_a_classroom_training_survives_a_reload_ignores_enter_queues_and_yields_to_the_teacher(
+        server, browser, no_leftover_runs):
+    """Visitor A starts a run; Enter in Steps had started nothing; a reload at A's address keeps
+    Stop; visitor B's start queues with its place; the teacher's address stops A's run, and B's starts."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    a = _visitor_page(browser, f"{server}/Train?visitor=aaaa1111")
+    a.get_by_text("Use the small shipped data subset").click()
+    steps = a.get_by_label("Steps")
+    steps.fill("5000")
+    steps.press("Enter")  # a form would submit here: nothing may start
+    a.wait_for_timeout(3000)
+    settle(a)
+    assert _stop(a).count() == 0 and a.get_by_text("Training now:").count() == 0
+    a.get_by_role("button", name="Start training").click()
+    _stop(a).wait_for(timeout=60_000)
+    a.reload()
+    settle(a)
+    _stop(a).wait_for(timeout=60_000)
+    assert "visitor=aaaa1111" in a.url
+    screenshot(a, ARTIFACTS / "train-owner-after-reload.png")
+    b = _visitor_page(browser, f"{server}/Train")
+    b.get_by_text("started by another visitor").wait_for(timeout=60_000)
+    assert _stop(b).count() == 0
+    b.get_by_text("Use the small shipped data subset").click()
+    b.get_by_label("Steps").fill("5000")
+    b.get_by_label("Steps").press("Tab")
+    b.get_by_role("button", name="Queue my training").click()
+    b.get_by_text("Your training is queued: place 1 of 1").wait_for(timeout=60_000)
+    screenshot(b, ARTIFACTS / "train-second-visitor-queued.png")
+    t = _visitor_page(browser, f"{server}/Train?teacher={TEACHER}")
+    t.get_by_text("Teacher: you can stop any training").wait_for(timeout=60_000)
+    _stop(t).click()
+    # the queued run starts by itself: B's page shows its Stop
+    _stop(b).wait_for(timeout=180_000)
+    assert b.get_by_text("Your training is queued").count() == 0
+    screenshot(b, ARTIFACTS / "train-second-visitor-running.png")
+    _stop(b).click()
+    b.get_by_text("Saved:").first.wait_for(timeout=300_000)
+    settle(b)
+    for page in (a, b, t):
+        page.context.close()
+
+
+def test_learn_answers_at_its_own_address_too(server, browser):
+    """/Learn opens Learn (it lives at the root), with no "Page not found" dialog; the page list is
+    Home.py's even when a page other than the root is the first a fresh server serves."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Learn")
+    page.wait_for_selector("h1", timeout=120_000)
+    settle(page, 300_000)
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_text("Masked Token Optimization, explained").count() >= 1
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Learn" in nav and "Home" not in nav and nav.count("Learn") == 1, nav
+    check_figures(page, "learn at /Learn")
+    screenshot(page, ARTIFACTS / "learn-at-its-own-address.png")
+    page.close()
+
+
+def modebar_overlaps(page) -> list[str]:
+    """Every chart's Plotly toolbar against its titles, subplot titles, legend and axis titles: the
+    texts it would cover on hover (none expected)."""
+    return page.evaluate("""selector => {
+        const hits = [];
+        for (const gd of document.querySelectorAll(selector)) {
+            const bar = gd.querySelector('.modebar');
+            if (!bar) continue;
+            const r = bar.getBoundingClientRect();
+            if (!r.width) continue;
+            for (const t of gd.querySelectorAll('.gtitle, .annotation-text, .legendtext, .cbtitle text, .g-xtitle text, .g-ytitle text')) {
+                const q = t.getBoundingClientRect();
+                if (q.width && r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom)
+                    hits.push(t.textContent);
+            }
+        }
+        return hits; }""", CHARTS)
+
+
+def _mask_type(page) -> str:
+    """The mask type checked in the sidebar."""
+    return page.locator('[data-testid="stSidebar"] [data-testid="stRadio"]').filter(has_text="Mask type").locator(
+        "label:has(input:checked)").inner_text().strip()
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+    page.wait_for_timeout(300)
+    settle(page, 300_000)
+
+
+def test_fair_comparisons_and_figures_that_follow_the_model(server, browser):
+    """What a student and a researcher saw, in a browser: Compare with follows a 224 px checkpoint to
+    its twin; a norm_pix_loss model and a plain one get no winner; the block mask holds on Tokens and
+    Attention; per-layer charts keep their ranges; the toolbar covers no title; the replay reaches
+    the checkpoint's step; Learn's pipeline follows the model and a zero mask token is explained;
+    Curves gives no one-seed efficiency. Screenshots: test-artifacts/v5-*.png."""
+    from ..conftest import make_rgb_checkpoint
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    made = [make_rgb_checkpoint(ROOT / "runs" / f"zz-v5-{name}", *spec) for name, spec in (
+        ("mae", ("mae",)), ("mae-mto", ("mae-mto",)), ("normpix", ("mae", 64, 2, "vit-b", "model.norm_pix_loss=true")))]
+    zero = ROOT / "runs" / "zz-v5-zero-token"
+    shutil.copytree(ROOT / "checkpoints" / "mae", zero, dirs_exist_ok=True)
+    from safetensors.torch import load_file, save_file
+    import torch
+
+    weights = load_file(zero / "model.safetensors")
+    weights["mask_token"] = torch.zeros_like(weights["mask_token"])
+    save_file(weights, zero / "model.safetensors", metadata={"format": "pt"})
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        page.goto(f"{server}/Reconstruct")
+        settle(page, 300_000)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("MAE", exact=True).click()
+        settle(page, 300_000)
+        # (3) a 224 px checkpoint: Compare with moves to its MTO twin, never to a refusal
+        _pick(page, "Checkpoint", "zz-v5-mae · MAE (baseline)")
+        chosen = sidebar.locator('[data-testid="stCaptionContainer"]').all_inner_texts()  # the pair's paths
+        assert any("runs/zz-v5-mae-mto" in c for c in chosen), chosen
+        assert page.get_by_text("cannot be compared").count() == 0
+        screenshot(page, ARTIFACTS / "v5-compare-with-follows-the-checkpoint.png")
+        # (2) norm_pix_loss beside a plain model: no winner, and why
+        _pick(page, "Checkpoint", "zz-v5-normpix · MAE (baseline)")
+        _pick(page, "Compare with", "zz-v5-mae · MAE (baseline)")
+        page.get_by_text("no winner is named").first.wait_for(timeout=120_000)
+        assert page.get_by_text("(better)").count() == 0
+        check_figures(page, "reconstruct (norm-pix pair)")
+        screenshot(page, ARTIFACTS / "v5-reconstruct-norm-pix-no-winner.png")
+        # (12) the block mask, chosen here, holds on Tokens and Attention; (10) fixed ranges; toolbar clear
+        _pick(page, "Checkpoint", "mae · MAE (baseline)")
+        _pick(page, "Compare with", "— none: this checkpoint alone —")
+        sidebar.get_by_text("block", exact=True).click()
+        settle(page, 300_000)
+        assert modebar_overlaps(page) == []
+        _nav(page, "Tokens")
+        assert _mask_type(page) == "block"
+        assert modebar_overlaps(page) == []
+        page.get_by_text("Replay this run's training").click()  # (9) to the checkpoint's step
+        settle(page, 300_000)
+        page.wait_for_function("""s => Array.from(document.querySelectorAll(s)).some(gd =>
+            (gd._transitionData && gd._transitionData._frames || []).length > 0)""", arg=CHARTS, timeout=120_000)
+        frames = page.evaluate("""s => Array.from(document.querySelectorAll(s)).map(gd =>
+            (gd._transitionData && gd._transitionData._frames || []).map(f => f.name)).filter(n => n.length)[0]""",
+                               CHARTS)
+        assert frames == [str(step) for step in range(0, 601, 75)] + ["624"], frames  # all 9 snapshots, then the checkpoint
+        check_figures(page, "tokens (block, replay)")
+        screenshot(page, ARTIFACTS / "v5-tokens-block-mask-and-replay.png")
+        _nav(page, "Attention")
+        assert _mask_type(page) == "block"
+        ranges = page.evaluate("""s => Object.fromEntries(Array.from(document.querySelectorAll(s)).map(gd =>
+            [((gd.layout.yaxis || {}).title || {}).text, (gd._fullLayout.yaxis || {}).range]))""", CHARTS)
+        low, high = ranges["heterogeneity HI"]
+        assert low <= 0 and 1 <= high < 1.1, ranges
+        assert modebar_overlaps(page) == []
+        check_figures(page, "attention (block, alone)")
+        screenshot(page, ARTIFACTS / "v5-attention-block-mask-fixed-ranges.png")
+        # (5) Learn follows the model; (7) a zero mask token is said to be zero
+        _pick(page, "Checkpoint", "zz-v5-mae · MAE (baseline)")
+        _nav(page, "Learn")
+        assert page.get_by_text("For the checkpoint chosen: 224 x 224 input, 196 patches of 16 x 16 px").count() == 1
+        assert modebar_overlaps(page) == []
+        screenshot(page, ARTIFACTS / "v5-learn-vit-b-pipeline.png")
+        _pick(page, "Checkpoint", "zz-v5-zero-token · MAE (baseline)")
+        page.get_by_text("the mask token is all zeros, so its framed rows are blank").wait_for(timeout=120_000)
+        assert page.get_by_text("its cosine to every patch is 0 by convention").count() == 1
+        check_figures(page, "learn (zero token)")
+        screenshot(page, ARTIFACTS / "v5-learn-zero-mask-token.png")
+        # (6) Curves: no one-seed efficiency, no error
+        _nav(page, "Curves")
+        assert page.get_by_text("several paired seeds").count() >= 1
+        assert modebar_overlaps(page) == []
+        check_figures(page, "curves")
+        screenshot(page, ARTIFACTS / "v5-curves-no-one-seed-efficiency.png")
+    finally:
+        page.context.close()
+        for folder in (*made, zero):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_shared_address_shows_the_same_view_in_a_fresh_browser(server, browser):
+    """Choices made on Reconstruct (MAE alone, block mask, ratio and seed changed) travel in the
+    address the sidebar offers; a fresh browser context opening it sees the same view."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    teacher.goto(f"{server}/Reconstruct")
+    settle(teacher, 300_000)
+    sidebar = teacher.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("MAE", exact=True).click()
+    settle(teacher, 300_000)
+    _pick(teacher, "Compare with", "— none: this checkpoint alone —")
+    sidebar.get_by_text("block", exact=True).click()
+    settle(teacher, 300_000)
+    slider = teacher.locator('[data-testid="stSlider"]').filter(has_text="Mask ratio").locator('[tabindex="0"]')
+    slider.focus()
+    slider.press("ArrowRight")
+    settle(teacher, 300_000)
+    seed = teacher.get_by_label("Mask seed")
+    seed.fill("5")
+    seed.press("Enter")
+    settle(teacher, 300_000)
+    sidebar.get_by_text("Share this view").click()
+    link = sidebar.locator('[data-testid="stCode"]').inner_text().strip()
+    assert link.startswith("/Reconstruct?method=mae") and "visitor" not in link and "mask=block" in link, link
+    caption = teacher.get_by_text("patches hidden (magenta)").inner_text()
+    screenshot(teacher, ARTIFACTS / "link-made.png")
+    student = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    student.goto(f"{server}{link}")
+    settle(student, 300_000)
+    assert student.get_by_text("patches hidden (magenta)").inner_text() == caption  # same ratio, seed and type
+    assert _mask_type(student) == "block"
+    assert student.get_by_text("mae · MAE (baseline)").count() >= 1 and student.get_by_text("mae-mto").count() == 0
+    assert "visitor=" in student.url and teacher.url.split("visitor=")[1][:12] not in student.url
+    screenshot(student, ARTIFACTS / "link-opened-in-a-fresh-browser.png")
+    for page in (teacher, student):
+        page.context.close()

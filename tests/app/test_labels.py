@@ -79,3 +79,17 @@ def test_train_page_runs_are_labelled_so_they_fit_the_sidebar():
     assert short_label("runs/app-20261202-004512-simmim-mto") == "app 00:45:12 simmim-mto"
     assert len(f"{short_label('runs/app-20261202-004512-bootmae-mto')} · BootMAE + MTO") <= 40
     assert short_label("checkpoints/mae") == "mae"
+
+
+def test_partners_share_the_method_and_input_and_fall_back_to_the_twin_or_none():
+    from logic.labels import RunInfo, partner_choice, partners
+
+    infos = {"checkpoints/mae": RunInfo("mae", False, (28, 4, 1)), "checkpoints/mae-mto": RunInfo("mae", True, (28, 4, 1)),
+             "runs/big": RunInfo("mae", False, (224, 16, 3)), "runs/big-mto": RunInfo("mae", True, (224, 16, 3)),
+             "runs/sim": RunInfo("simmim", True, (224, 16, 3)), "runs/bad": RunInfo("", False)}
+    labels = list(infos)
+    assert partners("runs/big", infos, labels) == ["runs/big-mto"]
+    assert partners("checkpoints/mae-mto", infos, labels) == ["checkpoints/mae"]
+    assert partner_choice("runs/big", ["runs/big-mto", "none"], "checkpoints/mae-mto", "none") == "runs/big-mto"
+    assert partner_choice("runs/other", ["runs/x", "none"], "checkpoints/mae-mto", "none") == "none"
+    assert partner_choice("runs/big", ["runs/big-mto", "runs/x", "none"], "runs/x", "none") == "runs/x"

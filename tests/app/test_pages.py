@@ -202,9 +202,9 @@ def test_sidebar_choices_hold_on_the_next_page():
     assert at.radio(key="recon-method").value == "mae"
     assert at.slider(key="recon-ratio").value == 0.75 and at.number_input(key="recon-seed").value == 7
     assert [box.value for box in at.sidebar.selectbox] == ["checkpoints/mae", "checkpoints/mae-mto"]
-    at.selectbox(key="recon-mto-mae").set_value("checkpoints/mae").run()  # a checkpoint choice holds too
+    at.selectbox(key="recon-mto-mae").set_value(ALONE_OPTION).run()  # a checkpoint choice holds too
     at.switch_page("pages/3_Attention.py").run()
-    assert not at.exception and at.selectbox(key="attn-mto-mae").value == "checkpoints/mae"
+    assert not at.exception and at.selectbox(key="attn-mto-mae").value == ALONE_OPTION
 
 
 def test_curves_page_gives_each_run_one_colour_on_every_chart():
@@ -249,7 +249,7 @@ def test_train_page_runs_baseline_and_mto():
     assert [f["name"] for f in replay["frames"]] == ["0", "5", "10"] and replay["layout"]["sliders"]
     assert len(replay["frames"][-1]["data"]) == 4  # masked and visible, both runs
     assert "PCA" not in texts(at) or "principal axes" in texts(at)
-    assert re.search(r"At step 10, layer 1: (the two runs look alike|MTO's masked|the baseline's|the two measures)",
+    assert re.search(r"At step 10, layer 1: (the two runs look alike|MTO.s masked|the baseline.s|the two measures|neither run)",
                      texts(at))
 
 
@@ -331,6 +331,12 @@ def test_two_baselines_are_said_to_be_two_baselines_and_one_checkpoint_shows_alo
         assert not at.exception and "Neither checkpoint was trained with MTO: this compares two baselines." in \
             [c.value for c in at.caption]
         assert len([s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]) == 2
+        # Learn on the same two baselines, equal to the last digit: no MTO named, no winner
+        learn = run("Home.py")
+        learn.sidebar.selectbox(key="learn-mto-simmim").set_value("runs/zz-simmim-copy").run()
+        said = said_now(learn)
+        assert "MTO's mean cosine" not in said and "MTO's largest" not in said
+        assert "Neither token is the more distinct: the two measures are equal" in said, said
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
@@ -589,20 +595,37 @@ def test_reconstruct_draws_photos_at_full_size_and_norm_pix_models_with_the_true
         assert "trained with norm_pix_loss" in texts(at)
         maps = [s for s in specs(at) if "error per masked patch" in str(s["layout"].get("title"))]
         assert len(maps) == 1 and shape(maps[0]["data"][0]["z"]) == (14, 14)  # the 14 x 14 patch grid
+        # beside a plain model: no winner on errors of two different tasks, and the page says why
+        at = choose(at, "recon", "mae", "runs/zz-rgb-mae-normpix", rgb["mae"])
+        said = said_now(at)
+        assert "(better)" not in said and "no winner is named: one model was trained with norm_pix_loss" in said
+        assert "masked-patch MSE (the true patches' mean and std put back)" in said
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_pair_of_two_input_shapes_or_two_methods_is_refused_in_one_line(rgb):
+def test_compare_with_offers_only_matching_checkpoints_and_a_pick_never_lands_on_a_refusal(rgb):
     at = run("pages/1_Reconstruct.py")
     at.sidebar.radio(key="recon-method").set_value("mae").run()
-    at.sidebar.selectbox(key="recon-base-mae").set_value("checkpoints/mae").run()
-    at.sidebar.selectbox(key="recon-mto-mae").set_value(rgb["mae"]).run()
-    assert not at.exception
-    refused = [e.value for e in at.error]
-    assert len(refused) == 1 and "cannot be compared" in refused[0] and "different inputs" in refused[0]
-    assert "\n" not in refused[0]
-    assert not any(rgb["simmim"] == o for o in at.sidebar.selectbox(key="recon-mto-mae").options)  # one method
+    offered = at.sidebar.selectbox(key="recon-mto-mae").options
+    assert not any("zz-rgb" in o for o in offered) and offered[-1] == ALONE_OPTION  # 28 px: no 224 px partner
+    at.sidebar.selectbox(key="recon-base-mae").set_value(rgb["mae"]).run()  # a 224 px RGB model picked
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    partner = at.sidebar.selectbox(key="recon-mto-mae")
+    assert partner.value == rgb["mae-mto"]  # its MTO twin, not the 28 px model it was on
+    assert not any(o.startswith("checkpoints/") for o in partner.options)
+    assert not any(rgb["simmim"] == o for o in partner.options)  # one method
+    folder = make_rgb_checkpoint(RUNS / "zz-rgb-mae-alone", "mae")
+    try:
+        at = run("pages/1_Reconstruct.py")
+        at.sidebar.radio(key="recon-method").set_value("mae").run()
+        at.sidebar.selectbox(key="recon-base-mae").set_value("runs/zz-rgb-mae-alone").run()
+        assert not at.error and at.sidebar.selectbox(key="recon-mto-mae").value in (ALONE_OPTION, rgb["mae-mto"],
+                                                                                     rgb["mae"])
+        at.sidebar.selectbox(key="recon-base-mae").set_value("checkpoints/mae").run()  # back to 28 px
+        assert not at.error and at.sidebar.selectbox(key="recon-mto-mae").value == "checkpoints/mae-mto"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_grey_models_keep_fashion_mnist_and_say_so():
@@ -674,3 +697,148 @@ def test_readme_does_not_promise_the_mask_controls_on_every_page():
     assert "on every page; what you choose" not in readme
     for page in ("4_Curves.py", "5_Train.py"):
         assert "mask_controls(" not in (APP / "pages" / page).read_text()
+
+
+def _train_page(visitor: str = "", teacher: str = "") -> AppTest:
+    at = AppTest.from_file(str(APP / "pages/5_Train.py"), default_timeout=180)
+    if visitor:
+        at.query_params["visitor"] = visitor
+    if teacher:
+        at.query_params["teacher"] = teacher
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _stop_button(at: AppTest) -> list:
+    return [b for b in at.button if b.key == "train-stop"]
+
+
+def _wait_for(at: AppTest, done, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and not done(at):
+        time.sleep(1)
+        at.run()
+    assert done(at), texts(at)
+
+
+def test_train_stop_follows_the_visitor_a_second_visitor_queues_and_the_teacher_stops_any(monkeypatch):
+    before = set(RUNS.glob("app-*"))
+    monkeypatch.setenv("MTO_TEACHER_TOKEN", "t0ken-for-tests")
+    owner = _train_page("visitor-a")
+    owner.number_input[0].set_value(5000)
+    owner.checkbox[1].check()  # the shipped subset
+    owner.button[0].click().run()
+    assert _stop_button(owner)
+    reloaded = _train_page("visitor-a")  # a new session at the same address: the same owner
+    assert _stop_button(reloaded) and not [b for b in reloaded.button if b.label == "Start training"
+                                            and not b.disabled]
+    second = _train_page("visitor-b")
+    assert not _stop_button(second) and "started by another visitor" in " ".join(i.value for i in second.info)
+    queue = [b for b in second.button if b.label == "Queue my training"]
+    assert queue, [b.label for b in second.button]
+    second.number_input[0].set_value(5000)
+    second.checkbox[1].check()
+    queue[0].click().run()
+    assert "Your training is queued: place 1 of 1" in " ".join(i.value for i in second.info)
+    wrong = _train_page("visitor-c", teacher="not-the-token")
+    assert not _stop_button(wrong)
+    teacher = _train_page("visitor-c", teacher="t0ken-for-tests")
+    teacher.button(key="train-stop").click().run()  # the teacher stops the first visitor's run
+    _wait_for(second, lambda at: bool(_stop_button(at)))  # ... and the queued one starts, owned by the second
+    assert "queued" not in " ".join(i.value for i in second.info)
+    assert not _stop_button(_train_page("visitor-a"))
+    second.button(key="train-stop").click().run()
+    _wait_for(second, lambda at: bool(at.success))
+    for run_dir in set(RUNS.glob("app-*")) - before:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_the_block_mask_type_holds_on_tokens_and_attention():
+    at = AppTest.from_file(str(APP / "Home.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/1_Reconstruct.py").run()
+    at.sidebar.radio(key="recon-kind").set_value("block").run()
+    at.switch_page("pages/2_Tokens.py").run()
+    assert not at.exception and at.sidebar.radio(key="tokens-kind").value == "block"
+    at.switch_page("pages/3_Attention.py").run()
+    assert not at.exception and at.sidebar.radio(key="attn-kind").value == "block"
+    said = said_now(at)
+    at.sidebar.radio(key="attn-kind").set_value("random").run()
+    assert said_now(at) != said  # the mask drawn is another: the type is used, not only shown
+    at.switch_page("pages/1_Reconstruct.py").run()
+    assert at.sidebar.radio(key="recon-kind").value == "random"
+
+
+def test_learn_says_what_a_zero_mask_token_means_instead_of_a_blank_frame():
+    from safetensors.torch import load_file, save_file
+
+    folder = RUNS / "zz-mae-zero-token"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(ROOT / "checkpoints" / "mae", folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["mask_token"] = torch.zeros_like(weights["mask_token"])
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    try:
+        at = choose(run("Home.py"), "learn", "mae", "runs/zz-mae-zero-token", "checkpoints/mae-mto")
+        said = said_now(at) + " ".join(w.value for w in at.warning)
+        assert "the mask token is all zeros, so its framed rows are blank" in said
+        assert "its cosine to every patch is 0 by convention" in said
+        assert "mean cosine 0.000, largest 0.000" not in said and "more distinct by" not in said
+        hist = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text")
+                == "cos(mask token, patch embedding)"]
+        assert len(hist) == 1 and [t["name"] for t in hist[0]["data"]] == ["mae-mto · MAE + MTO"]
+        at = choose(at, "learn", "mae", "runs/zz-mae-zero-token")  # alone: no histogram at all, no empty chart
+        assert not any(s["layout"].get("xaxis", {}).get("title", {}).get("text") == "cos(mask token, patch embedding)"
+                       for s in specs(at))
+        check_charts(at)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_tokens_replay_of_the_shipped_pair_reaches_the_checkpoint_shown():
+    """The shipped runs kept snapshots at steps 0, 225 and 450; their checkpoints are of step 624:
+    the replay ends there, with a frame of the checkpoint the page shows."""
+    at = run("pages/2_Tokens.py")
+    at.toggle(key="tokens-over-training").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    replay = [s for s in specs(at) if s.get("frames")][0]
+    assert [f["name"] for f in replay["frames"]] == ["0", "225", "450", "624"]
+    last, before = replay["frames"][-1]["data"], replay["frames"][-2]["data"]
+    assert values(last[0]["x"]) != values(before[0]["x"])  # a frame of its own, not the 450 one again
+
+
+def test_a_replay_frame_runs_over_every_run_s_snapshots():
+    import numpy as np
+
+    from logic.emergence import scatter_figure
+    from mto_core.analysis.trace import TokenFrames
+
+    def frames(steps):
+        xy = np.random.default_rng(len(steps)).normal(size=(len(steps), 6, 2))
+        return TokenFrames(np.array(steps), xy, np.array([True, False] * 3), np.zeros(6, int), np.arange(6), 0.5)
+
+    fig = scatter_figure({"baseline": frames([0, 10]), "MTO": frames([0, 5, 10, 15])}, 1, animate=True)
+    assert [f.name for f in fig.frames] == ["0", "5", "10", "15"]
+
+
+def test_learn_pipeline_follows_the_chosen_model(rgb):
+    import base64
+    import urllib.parse
+
+    def pipeline(at) -> str:
+        for element in at.get("image"):
+            for img in element.proto.imgs:
+                if "For the checkpoint chosen" in img.caption:
+                    url = img.url
+                    if url.startswith("data:image/svg+xml;base64,"):
+                        return base64.b64decode(url.split(",", 1)[1]).decode() + img.caption
+                    return urllib.parse.unquote(url) + img.caption
+        raise AssertionError("no pipeline diagram")
+
+    at = run("Home.py")
+    tiny = pipeline(at)
+    assert "49 patches" in tiny and "28 x 28" in tiny and "4 x 4 px" in tiny
+    at = choose(at, "learn", "mae", rgb["mae"])
+    big = pipeline(at)
+    assert "196 patches" in big and "224 x 224" in big and "16 x 16 px" in big and "49 patches" not in big

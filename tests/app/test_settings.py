@@ -117,3 +117,13 @@ def test_server_settings_hold_wherever_the_app_starts_and_cannot_widen(tmp_path)
     for wider in (["--server.address", "0.0.0.0"], ["--server.address=192.168.1.5"], ["--server.maxUploadSize=200"]):
         with pytest.raises(ValueError, match="this machine only|at most 50"):
             server_args(wider)
+
+
+def test_the_teacher_token_is_made_once_and_only_it_is_a_teacher(monkeypatch):
+    from server.settings import is_teacher, teacher_token
+
+    monkeypatch.delenv("MTO_TEACHER_TOKEN", raising=False)
+    assert teacher_token() == "" and not is_teacher("") and not is_teacher(None)
+    token = teacher_token(create=True)
+    assert len(token) >= 16 and teacher_token(create=True) == token
+    assert is_teacher(token) and not is_teacher(token[:-1]) and not is_teacher("")

@@ -151,3 +151,28 @@ def test_the_app_s_training_threads_run_at_a_lower_cpu_priority_than_the_pages(t
     finally:
         job.stop()
         job.wait(120)
+
+
+def test_a_second_owner_queues_one_place_each_and_starts_when_the_first_ends(tmp_path):
+    slot = JobSlot()
+    sets = ["data.train_limit=128", "train.batch_size=32", "train.log_every=1", "train.max_steps=100000",
+            "train.epochs=0"]
+
+    def job(name, owner):
+        return TrainingJob({"baseline": (small_config("simmim", *sets), tmp_path / name)}, owner=owner)
+
+    first, second = job("a", "ann"), job("b", "bob")
+    assert slot.submit(first) == 0
+    assert slot.submit(job("a2", "ann")) == -1  # one training per visitor, running or queued
+    assert slot.submit(second) == 1 and slot.place("bob") == 1
+    assert slot.submit(job("b2", "bob")) == -1
+    third = job("c", "cy")
+    assert slot.submit(third) == 2 and slot.leave("cy") and slot.place("cy") == 0
+    assert not first.stop("bob") and first.stop("someone", teacher=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and slot.job is not second:
+        time.sleep(0.2)
+    assert slot.job is second and slot.running_owner == "bob" and not slot.queue
+    assert second.stop("bob")
+    second.wait(300)
+    assert not slot.busy and not third.running
