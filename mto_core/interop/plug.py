@@ -67,7 +67,8 @@ class Plug:
 
     Two forms of what the losses read, as in mto's own stacks: where every sample has ``visible``
     visible tokens and the plug can see q and k (``rows``: transformers), only the rows the terms
-    need, from fused kernels (:mod:`mto_core.mto.attention_stats`) on a visible-first gather;
+    need, from fused kernels (:mod:`mto_core.mto.attention_stats`) on visible-first tokens (the
+    whole stack's, :meth:`enter_stack`, or else a gather per layer);
     otherwise full attention maps in token order."""
 
     def __init__(self, config: MTOConfig, layers: int, method: str, rows: bool = False) -> None:
@@ -182,11 +183,10 @@ class Plug:
         if not self.recalibrated(layer):
             return None
         if dtype not in self._bias:
-            if self.stacked:  # visible first: one pattern for the batch
-                t = self.token_mask.shape[1]
-                allowed = (torch.arange(t, device=self.token_mask.device) >= self.visible)[None, :] \
-                    & (torch.arange(t, device=self.token_mask.device) < self.visible)[:, None]
-                allowed = ~allowed[None, None]
+            if self.stacked:  # visible first: one block pattern for the whole batch
+                first = torch.zeros(1, self.token_mask.shape[1], dtype=torch.bool, device=self.token_mask.device)
+                first[:, self.visible:] = True
+                allowed = recalibration_allowed(first)
             else:
                 allowed = recalibration_allowed(self.token_mask)
             self._bias[dtype] = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
