@@ -495,3 +495,22 @@ def test_a_mim_vit_whose_samples_hide_different_counts_gives_mto_s_numbers_from_
     expected = in_their_names(ours, config, model)
     assert all(relative(without_key_bias(k, v), without_key_bias(k, expected[k])) < 1e-5
                for k, v in theirs.items() if not expected[k].isnan().any() and without_key_bias(k, v).numel())
+
+
+@pytest.mark.parametrize("name", ["ViTMAEForPreTraining", "ViTForMaskedImageModeling"])
+def test_asking_for_the_layers_outputs_keeps_token_order_and_mto_s_numbers(name):
+    """Visible-first through the stack (the default) and a gather per layer (when the caller reads
+    the layers' outputs) give the same loss, terms and logits in token order."""
+    model = MODELS[name]()
+    images, mask = batch()
+    handle = add_mto(model, PARTS["all"])
+    n = mask.shape[1]
+    inputs = ({"noise": mask.float() + torch.arange(n) / (2 * n)} if name.startswith("ViTMAE")
+              else {"bool_masked_pos": mask})
+    fast = model(pixel_values=images, **inputs)
+    fast_terms = dict(handle.terms)
+    full = model(pixel_values=images, output_hidden_states=True, **inputs)
+    assert abs(float(fast.loss) / float(full.loss) - 1) < 1e-5
+    assert all(abs(float(fast_terms[k]) / float(handle.terms[k]) - 1) < 1e-5 for k in handle.terms)
+    key = "logits" if name.startswith("ViTMAE") else "reconstruction"
+    assert relative(fast[key], full[key]) < 1e-5

@@ -67,7 +67,8 @@ class Plug:
 
     Two forms of what the losses read, as in mto's own stacks: where every sample has ``visible``
     visible tokens and the plug can see q and k (``rows``: transformers), only the rows the terms
-    need, from fused kernels (:mod:`mto_core.mto.attention_stats`) on a visible-first gather;
+    need, from fused kernels (:mod:`mto_core.mto.attention_stats`) on visible-first tokens (the
+    whole stack's, :meth:`enter_stack`, or else a gather per layer);
     otherwise full attention maps in token order."""
 
     def __init__(self, config: MTOConfig, layers: int, method: str, rows: bool = False) -> None:
@@ -77,7 +78,10 @@ class Plug:
         self.token_mask: torch.Tensor | None = None
         self.rows: LossRows | None = None
         self.order: torch.Tensor | None = None
+        self.inverse: torch.Tensor | None = None
         self.visible: int | None = None
+        self.stacked = False
+        self.may_reorder = True
         self.recording = False
         self.attn: dict[int, torch.Tensor] = {}
         self.hidden: dict[int, torch.Tensor] = {}
@@ -97,6 +101,7 @@ class Plug:
     def reset(self) -> None:
         """Before a pass of the whole model: no mask until the plug finds one."""
         self.token_mask, self.recording, self.rows, self.order, self.visible = None, False, None, None, None
+        self.inverse, self.stacked, self.may_reorder = None, False, True
         self.attn, self.hidden, self._bias = {}, {}, {}
 
     def begin(self, token_mask: torch.Tensor, visible: int | None = None) -> None:
@@ -104,7 +109,8 @@ class Plug:
         visible tokens in every sample, where the caller knows it."""
         self.token_mask, self.recording = token_mask.bool(), True
         self.attn, self.hidden, self._bias = {}, {}, {}
-        self.rows = self.order = self.visible = None
+        self.rows = self.order = self.inverse = self.visible = None
+        self.stacked = False
         if self.can_read_rows and self.plan.reads_rows:
             if visible is None:  # one read of the mask's counts: equal in every sample, or full maps
                 counts = (~self.token_mask).sum(1)
@@ -112,6 +118,22 @@ class Plug:
             if visible is not None:
                 self.rows, self.visible = LossRows(visible), visible
                 self.order = attention_stats_order(self.token_mask)
+                self.inverse = torch.argsort(self.order, dim=1)
+
+    def enter_stack(self, hidden: torch.Tensor, reorder: bool) -> torch.Tensor:
+        """The stack's input (B, T, C), visible tokens first where the plug reads rows and
+        ``reorder`` (nothing outside the stack reads its layers' token order): every layer's
+        attention is then one block pattern shared by the batch and needs no gather."""
+        self.stacked = reorder and self.may_reorder and self.order is not None
+        if not self.stacked:
+            return hidden
+        return hidden.gather(1, self.order[..., None].expand_as(hidden))
+
+    def leave_stack(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The stack's output back in token order."""
+        if not self.stacked:
+            return hidden
+        return hidden.gather(1, self.inverse[..., None].expand_as(hidden))
 
     # The rows are computed alike in a pass and in a checkpointed layer's recomputation (which
     # must repeat the pass's operations), and kept only in the pass: so they key on ``order``,
@@ -127,6 +149,16 @@ class Plug:
             return
         b, h, t, d = q.shape
         order, visible, keep = self.order, self.visible, self.recording and self.rows is not None
+        if self.stacked:  # q, k already visible-first
+            if layer in self.plan.row_layers:
+                entropy = attention_stats.masked_row_entropy(q, k, visible, scale)
+                if keep:
+                    self.rows.entropy[layer] = entropy
+            if layer in self.plan.visible_row_layers:
+                mass = attention_stats.mass_on_masked(q * (scale * d**0.5), k, visible)
+                if keep:
+                    self.rows.mass[layer] = mass
+            return
         if layer in self.plan.row_layers:
             masked = order[:, None, visible:, None].expand(b, h, t - visible, d)
             entropy = attention_stats.masked_row_entropy(q.gather(2, masked), k, 0, scale)
@@ -151,7 +183,12 @@ class Plug:
         if not self.recalibrated(layer):
             return None
         if dtype not in self._bias:
-            allowed = recalibration_allowed(self.token_mask)
+            if self.stacked:  # visible first: one block pattern for the whole batch
+                first = torch.zeros(1, self.token_mask.shape[1], dtype=torch.bool, device=self.token_mask.device)
+                first[:, self.visible:] = True
+                allowed = recalibration_allowed(first)
+            else:
+                allowed = recalibration_allowed(self.token_mask)
             self._bias[dtype] = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
                 ~allowed, float("-inf"))
         return self._bias[dtype]
@@ -164,7 +201,8 @@ class Plug:
         if layer not in self.plan.hidden_layers:
             return
         if self.order is not None:
-            hidden = hidden.gather(1, self.order[..., None].expand_as(hidden))
+            if not self.stacked:
+                hidden = hidden.gather(1, self.order[..., None].expand_as(hidden))
             if self.recording and self.rows is not None:
                 self.rows.hidden[layer] = hidden
         elif self.recording:

@@ -137,6 +137,8 @@ def plug(model: Any, mto: MTOConfig | None) -> Plug:
 
     def reset(module, args, kwargs):
         state.reset()
+        state.may_reorder = not any(kwargs.get(name, getattr(model.config, name, False))
+                                    for name in ("output_hidden_states", "output_attentions"))
         if arch == SIMMIM_ARCH:
             masked = kwargs.get("bool_masked_pos", args[1] if len(args) > 1 else None)
             if masked is not None:
@@ -161,4 +163,23 @@ def plug(model: Any, mto: MTOConfig | None) -> Plug:
 
         state.on_remove(model.decoder.register_forward_pre_hook(decoder_mask, with_kwargs=True).remove)
     hook_hidden(state, layers)
+    hook_stack_order(state, layers)
     return state
+
+
+def hook_stack_order(state: Plug, layers) -> None:
+    """Visible tokens first from the first layer's input to the last layer's output (see
+    :meth:`Plug.enter_stack`); the first hook to see the input, the last to see the output."""
+    def enter(module, args, kwargs):
+        mask = args[1] if len(args) > 1 else kwargs.get("attention_mask")
+        if args:
+            return (state.enter_stack(args[0], mask is None), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": state.enter_stack(kwargs["hidden_states"], mask is None)}
+
+    def leave(module, args, output):
+        if isinstance(output, tuple):
+            return (state.leave_stack(output[0]), *output[1:])
+        return state.leave_stack(output)
+
+    state.on_remove(layers[0].register_forward_pre_hook(enter, with_kwargs=True, prepend=True).remove)
+    state.on_remove(layers[-1].register_forward_hook(leave).remove)
