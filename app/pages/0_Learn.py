@@ -197,7 +197,8 @@ if pair[0][1].config.model.mask_in_encoder and KIND != "photos":  # equal pixels
 st.info("**What to look for:** mass near 0 or below (the token points away from every real patch) means "
         "a distinct token; mass near 1 means the network could mistake a hidden patch for a real one. Two "
         "measures read it: the mean cosine (how far from the data on average) and the largest (how close its "
-        "nearest real patch comes); the sentence above says which token wins by each.")
+        "nearest real patch comes)"
+        + ("; the sentence above says which token wins by each." if len(stats) == 2 else "."))
 
 st.header("4 · Weight recalibration: before and after")
 st.markdown(f"The full attention of the example image in layer 1 of **{mto_label}** (mean over heads), "
