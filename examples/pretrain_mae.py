@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         mto = "MTO " + str(handle.config) if handle else "no MTO"
         print(f"saved {args.out} ({training.world_size} process(es), total batch {total}, lr "
               f"{training.learning_rate:.3g}, {mto}); read it into mto with: mto import {args.out} --out CKPT")
+    if torch.distributed.is_initialized():  # every rank leaves together: no gloo thread torn down mid-exit
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return 0
 
 

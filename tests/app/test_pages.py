@@ -351,7 +351,8 @@ def test_tokens_page_measures_vary_and_axes_have_names():
         assert max(values(trace["y"])) - min(values(trace["y"])) > 0.05  # the old measure moved by 6e-6
         assert silhouette["layout"]["xaxis"]["dtick"] == 1
     auc = [f for f in figures if "ROC-AUC" in str(f["layout"]["yaxis"].get("title"))][0]
-    assert auc["layout"]["yaxis"]["range"] == [0.45, 1.02]  # chance to 1, not zoomed into 1e-4 steps
+    low, high = auc["layout"]["yaxis"]["range"]  # chance to 1 on a fixed scale, not zoomed into 1e-4 steps
+    assert low <= 0.5 and 1 <= high <= 1.05 and high - low < 0.7
 
 
 def test_attention_page_has_layer_and_head_pickers_and_flags_a_flipped_query():
