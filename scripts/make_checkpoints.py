@@ -50,6 +50,21 @@ DTYPES = {"float16": torch.float16, "float32": torch.float32}
 COLOUR = {"mae-rgb": "mae", "mae-rgb-mto": "mae-mto", "simmim-rgb": "simmim", "simmim-rgb-mto": "simmim-mto"}
 
 
+def ship(run: Path, name: str, weights: str) -> Path:
+    """checkpoints/NAME made anew from the run's newest step: weights stored as ``weights`` says, its
+    config, the run's metrics and its thinned traces."""
+    target = Path("checkpoints") / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    step = resolve(run)
+    store_weights(step / "model.safetensors", target / "model.safetensors", weights)
+    shutil.copyfile(step / "config.json", target / "config.json")
+    shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
+    shutil.copytree(run / TRACES, target / TRACES)
+    thin_traces(target / TRACES)
+    return target
+
+
 def store_weights(source: Path, target: Path, dtype: str) -> None:
     """``source``'s safetensors weights written to ``target`` with every floating tensor in
     ``dtype`` (integer buffers as they are), keeping the file's metadata."""
@@ -187,15 +202,7 @@ def make_colour(name: str, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mto_core.cli", *command[1:]], check=True, env=env)
     wall = time.perf_counter() - start
-    target = Path("checkpoints") / name
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    step = resolve(run)
-    store_weights(step / "model.safetensors", target / "model.safetensors", args.weights)
-    shutil.copyfile(step / "config.json", target / "config.json")
-    shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
-    shutil.copytree(run / TRACES, target / TRACES)
-    thin_traces(target / TRACES)
+    target = ship(run, name, args.weights)
     info = machine()
     trained = [n for n in PHOTOS if n not in HELD_OUT]
     threads = f" with OMP_NUM_THREADS={args.threads}" if args.threads else ""
@@ -277,15 +284,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "mto_core.cli", *command[1:]], check=True)
         wall = time.perf_counter() - start
         run_probes = measure_probes(run)
-        target = Path("checkpoints") / name
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        step = resolve(run)
-        store_weights(step / "model.safetensors", target / "model.safetensors", args.weights)
-        shutil.copyfile(step / "config.json", target / "config.json")
-        shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
-        shutil.copytree(run / TRACES, target / TRACES)
-        thin_traces(target / TRACES)
+        target = ship(run, name, args.weights)
         probes = measure_probes(target)
         info = machine()
         card = [
