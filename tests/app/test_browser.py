@@ -7,94 +7,10 @@ test-artifacts/ (Reconstruct also with ConMIM and with BootMAE picked).
 """
 
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
-import pytest
-from playwright.sync_api import sync_playwright
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync", "--disable-quic"]
-TEACHER = "teacher-token-for-tests"
-PAGES = {"learn": "", "reconstruct": "Reconstruct", "tokens": "Tokens", "attention": "Attention",
-         "curves": "Curves", "train": "Train"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = _free_port()
-    # a classroom (--public) on this machine's address only, with a known teacher token
-    process = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), "--public",
-                                "--server.port", str(port), "--server.address", "127.0.0.1",
-                                "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env={**__import__("os").environ, "MTO_TEACHER_TOKEN": TEACHER})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        raise RuntimeError(f"the app did not start: {process.stdout.read().decode()[-2000:]}")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
-        b.close()
-
-
-def settle(page, timeout: float = 120_000) -> None:
-    """Wait until the script has run to the end (the app marks its state on the root element)."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
-    page.wait_for_timeout(500)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
-
-
-MIN_PX = 120
-# the charts on show: while a fragment reruns, Streamlit keeps the previous copy of a changed element
-# hidden (data-stale="true", 0 x 0 px) until the run ends
-CHARTS = '[data-testid="stElementContainer"]:not([data-stale="true"]) .js-plotly-plot'
-
-
-def check_figures(page, name: str) -> None:
-    """Every Plotly chart drawn at a readable size with a trace; every image wide enough."""
-    assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
-    charts = page.locator(CHARTS)
-    for i in range(charts.count()):
-        chart = charts.nth(i)
-        chart.scroll_into_view_if_needed()
-        box = chart.bounding_box()
-        traces = chart.evaluate("el => (el.data || []).length")
-        assert box and box["width"] >= MIN_PX and box["height"] >= MIN_PX, f"{name}: chart {i} drawn at {box}"
-        assert traces >= 1, f"{name}: chart {i} has no trace"
-    images = page.locator('[data-testid="stImage"] img, [data-testid="stFullScreenFrame"] img')
-    for i in range(images.count()):
-        box = images.nth(i).bounding_box()
-        assert box and box["width"] >= MIN_PX, f"{name}: image {i} is {box and box['width']} px wide"
-
+from .browsing import ARTIFACTS, CHARTS, PAGES, ROOT, TEACHER, check_figures, screenshot, settle
 
 def sixteen_bit_png() -> bytes:
     """A 16-bit grey ramp with a dark garment-like block: clipped, it would be nearly all white."""
@@ -112,15 +28,6 @@ def sixteen_bit_png() -> bytes:
 
 def hidden_count(page) -> int:
     return int(page.get_by_text("patches hidden (magenta)").inner_text().split("Mask: ")[1].split(" of")[0])
-
-
-@pytest.fixture
-def no_leftover_runs():
-    """The Train page writes runs/app-*: remove the ones the test made."""
-    before = set((ROOT / "runs").glob("app-*"))
-    yield
-    for run_dir in set((ROOT / "runs").glob("app-*")) - before:
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
@@ -272,16 +179,6 @@ def emergence_charts(page, steps_at_least: int) -> dict:
         assert info["width"] >= 300 and info["height"] >= 300, info
     assert {"measures", "scatter"} <= set(found), found
     return found
-
-
-def screenshot(page, path: Path) -> None:
-    """The whole page: Streamlit scrolls inside its main section, so the window is made as tall as
-    the content for the picture, then put back."""
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 50, 16000)})
-    page.wait_for_timeout(800)  # Plotly's charts redraw at the new size
-    page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_a_training_belongs_to_the_browser_that_started_it(server, browser, no_leftover_runs):
