@@ -1,7 +1,8 @@
 """What ``mto_core.add_mto`` costs a training step: transformers' ViTMAEForPreTraining and
 ViTForMaskedImageModeling with MTO against the same model without it, beside mto's own ``mae-mto`` /
 ``simmim-mto`` step against mto's own ``mae`` / ``simmim`` of the same shape. One process; the four
-steps of a family are timed in interleaved rounds (forward, backward, AdamW step), the median kept.
+steps of a family are timed in rounds, in a shuffled order each round (forward, backward, AdamW
+step); each round gives an overhead ratio, and the median of the rounds is kept with its 95% interval.
 
     python3 benchmarks/add_mto_cost.py                 # the table in docs/performance.md
     python3 benchmarks/add_mto_cost.py --rounds 3      # a quick look
@@ -13,6 +14,7 @@ own implementation adds. mto's own step takes the visible-first path its trainin
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -74,7 +76,9 @@ def steps(method: str, args) -> dict[str, callable]:
     return out, base
 
 
-def measure(method: str, args) -> dict[str, float]:
+def measure(method: str, args) -> tuple[dict[str, float], list[float]]:
+    """Median ms of each step, and the overhead ratio of every round: its four steps run back to back
+    in a shuffled order, so a change of load hits the four alike and the round's ratio keeps it out."""
     runs, config = steps(method, args)
     images = torch.rand(args.batch, 3, args.img, args.img, generator=torch.Generator().manual_seed(0))
     k = config.mask
@@ -82,12 +86,23 @@ def measure(method: str, args) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in runs}
     for name, run in runs.items():  # warm-up
         run(images, mask)
+    order, shuffle = list(runs), random.Random(0)
     for _ in range(args.rounds):
-        for name, run in runs.items():
+        shuffle.shuffle(order)
+        for name in order:
             start = time.perf_counter()
-            run(images, mask)
+            runs[name](images, mask)
             times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+    ratios = [(p / u) / (m / o) for p, u, m, o in zip(times["plugged"], times["unplugged"], times["mto-mto"],
+                                                       times["mto"])]
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}, ratios
+
+
+def interval(ratios: list[float], draws: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of the median of the per-round ratios."""
+    pick = random.Random(1)
+    medians = sorted(statistics.median(pick.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
 
 
 def main() -> None:
@@ -111,13 +126,15 @@ def main() -> None:
           f"decoder {args.decoder_width} x {args.decoder_depth}, batch {args.batch}, {args.rounds} rounds, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, transformers {transformers.__version__}")
     print("| model | unplugged ms | plugged ms | plugged / unplugged | mto ms | mto-mto ms | mto-mto / mto | "
-          "overhead ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          "overhead ratio (median of rounds) | 95% interval |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for method, name in (("mae", "ViTMAEForPreTraining"), ("simmim", "ViTForMaskedImageModeling")):
-        t = measure(method, args)
+        t, ratios = measure(method, args)
         plug, own = t["plugged"] / t["unplugged"], t["mto-mto"] / t["mto"]
+        low, high = interval(ratios)
         print(f"| {name} | {t['unplugged']:.1f} | {t['plugged']:.1f} | {plug:.3f} | {t['mto']:.1f} | "
-              f"{t['mto-mto']:.1f} | {own:.3f} | {plug / own:.3f} |", flush=True)
+              f"{t['mto-mto']:.1f} | {own:.3f} | {statistics.median(ratios):.3f} | {low:.3f}-{high:.3f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
