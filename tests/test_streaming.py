@@ -371,6 +371,26 @@ def test_two_ranks_read_disjoint_slices_of_a_stream(shards):
     assert not set(ranks[0]) & set(ranks[1]) and set(ranks[0]) | set(ranks[1]) == set(one[:kept])
 
 
+def test_unreadable_images_of_a_stream_are_replaced_within_their_batch_and_counted(shards, tmp_path):
+    import datasets
+
+    from mto_core.data.hf_stream import StreamReader
+
+    good = datasets.load_dataset("parquet", data_files=[str(p) for p in sorted(shards.iterdir())], split="train")
+    rows = good.cast_column("image", datasets.Image(decode=False)).to_dict()
+    rows["image"][3] = rows["image"][10] = {"bytes": b"not an image", "path": None}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    datasets.Dataset.from_dict(rows, features=good.features).to_parquet(str(bad / "part-0.parquet"))
+    config = apply_overrides(preset("mae"), stream_sets(bad, "data.val_fraction=0.01"))
+    data = open_dataset(config.data, config.model, "train")
+    whole = len(data.take(0).blobs)
+    skipped = streaming.Skipped()
+    batch = StreamReader(data, whole, 32, 3, 0, 0, 1, False, 0, skipped).next_batch()  # one pass, one batch
+    assert skipped.count == sum(b == b"not an image" for b in data.take(0).blobs) == 2 and "pass 0" in skipped.first
+    assert all(batch.images[i].any() for i in range(whole))  # each stood in for by a readable one
+
+
 def _stream_run(shards, *extra):
     sets = stream_sets(shards, "train.batch_size=4", "train.max_steps=5", "train.checkpoint_every=2",
                        "data.val_fraction=0.5", "data.workers=0", *extra)
@@ -393,7 +413,6 @@ def test_an_interrupted_stream_resumes_to_the_uninterrupted_weights(shards, tmp_
 
 def test_stream_probes_read_only_their_limit_and_bad_asks_are_refused(shards, tmp_path, capsys, monkeypatch):
     from mto_core.data.hf_stream import StreamedImages
-
     from mto_core.eval.schedule import probe_sets
 
     read = []

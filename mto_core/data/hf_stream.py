@@ -203,12 +203,15 @@ class StreamReader:
         self.first = 0
         self._batches: Iterator[Batch] | None = None
 
-    def restore(self, state: dict, examples_done: int) -> None:
+    def restore(self, state: dict | None, examples_done: int) -> None:
         """Continue from a checkpoint's ``state`` (one position per process), this process having
         handed out ``examples_done`` examples."""
-        if int(state["world_size"]) != self.world_size:
-            from ..config import ConfigError
+        from ..config import ConfigError
 
+        if state is None:
+            raise ConfigError("this run's checkpoints were not written from a stream, so they hold no reader "
+                              "position; resume it with the data settings it was started with (data.streaming)")
+        if int(state["world_size"]) != self.world_size:
             raise ConfigError(f"this streamed run was checkpointed with {state['world_size']} process(es) and is "
                               f"resumed with {self.world_size}; each process reads its own slice of the stream, "
                               f"so resume it with {state['world_size']} process(es)")

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from ..analysis.trace import Tracer
 from ..config import ConfigError, MTOWarning, RunConfig, parse_points, validate
+from ..data.hf_stream import StreamedImages, StreamReader
 from ..data.images import ImageSet, augment, prepare_images
 from ..data.masking import hidden_count, make_mask
 from ..data.seeding import generator
-from ..data.hf_stream import StreamedImages, StreamReader
 from ..data.streaming import LazyImages, Skipped, open_dataset, read_batches, resolve_workers
 from ..eval.schedule import ProbeSchedule
 from ..models.build import build_model
@@ -318,7 +318,7 @@ def _resume(run: _Run) -> dict[str, Any]:
     run.optimizer.load_state_dict(state["optimizer"])
     if run.reader is not None:  # the stream's reader goes on from where the checkpoint's step left it
         per_step = run.plan.micro_batch * run.config.train.accum_steps
-        run.reader.restore(state["stream"], int(state["step"]) * per_step)
+        run.reader.restore(state.get("stream"), int(state["step"]) * per_step)
     return state
 
 
