@@ -1,6 +1,7 @@
 """Image folders read lazily (mto_core/data/streaming.py): the same batches whatever the workers and
 processes, exact resume after a real kill, unreadable images skipped, bad folders refused."""
 
+import gc
 import itertools
 import json
 import os
@@ -322,17 +323,22 @@ def test_the_trace_batch_of_a_folder_decodes_only_its_images(folder, monkeypatch
 
 @pytest.fixture
 def shards(folder, tmp_path, monkeypatch):
-    """The folder's 24 images as four Parquet shards; datasets' pause after a shuffled pass
+    """The folder's 24 images (their bytes) as four Parquet shards; datasets' pause after a shuffled pass
     (its wait for Arrow's reading threads) kept short."""
     import datasets
 
     monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0.05)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
-    hf = _hf_set(tmp_path, folder)
+    _hf_set(tmp_path, folder)  # the save_to_disk folder a stream refuses
+    files = sorted(folder.rglob("*.JPEG"))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
+    hf = datasets.Dataset.from_dict({"image": [{"bytes": f.read_bytes(), "path": None} for f in files],
+                                     "label": [int(f.parent.name == "dog") for f in files]}, features=features)
     (tmp_path / "parquet").mkdir()
     for shard in range(4):
         hf.shard(4, shard, contiguous=True).to_parquet(str(tmp_path / "parquet" / f"part-{shard}.parquet"))
-    return tmp_path / "parquet"
+    yield tmp_path / "parquet"
+    gc.collect()  # the test's suspended readers close now, while the pause is still short
 
 
 def stream_sets(root, *extra):
@@ -351,6 +357,7 @@ def test_a_stream_reads_the_same_batches_with_two_workers_and_none(shards):
     for workers in (0, 2):
         reader = StreamReader(data, 4, 32, 3, 7, 0, 1, True, workers, streaming.Skipped())
         runs[workers] = [reader.next_batch() for _ in range(12)]  # over two passes
+        reader.close()
     assert all(torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.position == b.position
                for a, b in zip(runs[0], runs[2]))
     passes = [b.position[0] for b in runs[0]]
@@ -386,7 +393,9 @@ def test_unreadable_images_of_a_stream_are_replaced_within_their_batch_and_count
     data = open_dataset(config.data, config.model, "train")
     whole = len(data.take(0).blobs)
     skipped = streaming.Skipped()
-    batch = StreamReader(data, whole, 32, 3, 0, 0, 1, False, 0, skipped).next_batch()  # one pass, one batch
+    reader = StreamReader(data, whole, 32, 3, 0, 0, 1, False, 0, skipped)
+    batch = reader.next_batch()  # one pass, one batch
+    reader.close()
     assert skipped.count == sum(b == b"not an image" for b in data.take(0).blobs) == 2 and "pass 0" in skipped.first
     assert all(batch.images[i].any() for i in range(whole))  # each stood in for by a readable one
 

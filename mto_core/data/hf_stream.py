@@ -228,6 +228,13 @@ class StreamReader:
         self.position = batch.position
         return batch
 
+    def close(self) -> None:
+        """Stop the workers and the shards' readers now (left to the garbage collector, the
+        workers may wait out DataLoader's shutdown timeout)."""
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
+
     def _read(self) -> Iterator[Batch]:
         examples = self.data.examples(derive_seed(self.seed, "stream-order", 0) % 2**32, self.rank,
                                       self.world_size, self.position)

@@ -232,22 +232,27 @@ def _train(config: RunConfig, run_dir: str | Path, resume: bool, progress: bool,
         loop.at_point()
     run.model.train()
     stopped = False
-    while loop.step < plan.total_steps and not stopped:
-        epoch, start = divmod(loop.step, plan.steps_per_epoch)
-        for micro in batches(run.data, config, plan, epoch, start, run.info, run.workers, run.skipped, run.reader):
-            loop.train_step(micro)
-            end_of_epoch = loop.step % plan.steps_per_epoch == 0
-            last = loop.step == plan.total_steps
-            if loop.step % t.log_every == 0 or end_of_epoch or last:
-                loop.log_train()
-            stopped = should_stop is not None and should_stop()
-            loop.at_point(last or stopped)
-            if end_of_epoch or last or stopped:
-                loop.end_epoch(end_of_epoch)
-            elif t.checkpoint_every and loop.step % t.checkpoint_every == 0:
-                loop.within_epoch_checkpoint()
-            if stopped or last:
-                break
+    try:
+        while loop.step < plan.total_steps and not stopped:
+            epoch, start = divmod(loop.step, plan.steps_per_epoch)
+            for micro in batches(run.data, config, plan, epoch, start, run.info, run.workers, run.skipped,
+                                 run.reader):
+                loop.train_step(micro)
+                end_of_epoch = loop.step % plan.steps_per_epoch == 0
+                last = loop.step == plan.total_steps
+                if loop.step % t.log_every == 0 or end_of_epoch or last:
+                    loop.log_train()
+                stopped = should_stop is not None and should_stop()
+                loop.at_point(last or stopped)
+                if end_of_epoch or last or stopped:
+                    loop.end_epoch(end_of_epoch)
+                elif t.checkpoint_every and loop.step % t.checkpoint_every == 0:
+                    loop.within_epoch_checkpoint()
+                if stopped or last:
+                    break
+    finally:
+        if run.reader is not None:
+            run.reader.close()
     return loop.finish()
 
 
