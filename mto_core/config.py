@@ -165,6 +165,8 @@ class DataConfig:
     ``photo-crops``: crops of the photographs that ship in scikit-image and scikit-learn, drawn
     from ``split_seed`` (mto_core/data/photo_crops.py); ``root`` unused. ``held_out``: the photos
     photo-crops keeps out of training, comma-separated (empty: astronaut, chelsea, coffee, rocket).
+    ``streaming``: read an ``hf`` set with ``datasets``' ``streaming=True``, in a fixed order
+    shuffled through a buffer of ``shuffle_buffer`` examples (mto_core/data/hf_stream.py).
     """
 
     dataset: Literal["fashion-mnist", "folder", "hf", "photo-crops"] = "fashion-mnist"
@@ -175,6 +177,8 @@ class DataConfig:
     augment: bool = True
     workers: int | None = None
     held_out: str = ""
+    streaming: bool = False
+    shuffle_buffer: int = 10_000
 
 
 @dataclass
@@ -508,6 +512,12 @@ def validate(config: RunConfig) -> None:
     _check(d.workers is None or d.workers >= 0,
            f"data.workers must be >= 0 (0 = decode in the training process) or null (auto), got {d.workers}")
     _check(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    _check(not d.streaming or d.dataset == "hf", f"data.streaming=true needs data.dataset=hf (Parquet, Arrow or "
+           f"WebDataset shards, a folder of images or a Hub id), got data.dataset={d.dataset}; a folder is read "
+           "lazily already: drop data.streaming")
+    _check(not d.streaming or not d.train_limit, "data.train_limit does not apply to a streamed set; use "
+           "train.max_steps to read less of it")
+    _check(d.shuffle_buffer > 0, f"data.shuffle_buffer must be positive, got {d.shuffle_buffer}")
     _check(t.epochs > 0 or t.max_steps > 0, "train.epochs or train.max_steps must be positive")
     _check(t.epochs >= 0 and t.max_steps >= 0, "train.epochs and train.max_steps must be >= 0")
     for name in ("batch_size", "accum_steps", "log_every"):

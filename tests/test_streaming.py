@@ -1,6 +1,8 @@
 """Image folders read lazily (mto_core/data/streaming.py): the same batches whatever the workers and
 processes, exact resume after a real kill, unreadable images skipped, bad folders refused."""
 
+import gc
+import itertools
 import json
 import os
 import random
@@ -314,3 +316,134 @@ def test_the_trace_batch_of_a_folder_decodes_only_its_images(folder, monkeypatch
     config = apply_overrides(preset("mae"), folder_sets(folder, "data.val_fraction=0.5"))
     images, mask = trace_batch(config)
     assert images.shape[1:] == (1, 28, 28) and images.shape[0] == mask.shape[0] == len(decoded) <= 12
+
+
+# --- Hugging Face sets read with streaming=True (mto_core/data/hf_stream.py) ---
+
+
+@pytest.fixture
+def shards(folder, tmp_path, monkeypatch):
+    """The folder's 24 images (their bytes) as four Parquet shards; datasets' pause after a shuffled pass
+    (its wait for Arrow's reading threads) kept short."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0.05)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    _hf_set(tmp_path, folder)  # the save_to_disk folder a stream refuses
+    files = sorted(folder.rglob("*.JPEG"))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
+    hf = datasets.Dataset.from_dict({"image": [{"bytes": f.read_bytes(), "path": None} for f in files],
+                                     "label": [int(f.parent.name == "dog") for f in files]}, features=features)
+    (tmp_path / "parquet").mkdir()
+    for shard in range(4):
+        hf.shard(4, shard, contiguous=True).to_parquet(str(tmp_path / "parquet" / f"part-{shard}.parquet"))
+    yield tmp_path / "parquet"
+    gc.collect()  # the test's suspended readers close now, while the pause is still short
+
+
+def stream_sets(root, *extra):
+    return [*SMALL[:-1], "data.dataset=hf", f"data.root={root}", "data.streaming=true", "data.shuffle_buffer=8",
+            *extra]
+
+
+def test_a_stream_reads_the_same_batches_with_two_workers_and_none(shards):
+    from mto_core.data.hf_stream import StreamedImages, StreamReader
+
+    config = apply_overrides(preset("mae"), stream_sets(shards))
+    data = open_dataset(config.data, config.model, "train")
+    assert isinstance(data, StreamedImages) and data.classes == ("cat", "dog")
+    assert data.length == int(24 * 0.9)  # the Parquet files' row count, less the held-out share
+    runs = {}
+    for workers in (0, 2):
+        reader = StreamReader(data, 4, 32, 3, 7, 0, 1, True, workers, streaming.Skipped())
+        runs[workers] = [reader.next_batch() for _ in range(12)]  # over two passes
+        reader.close()
+    assert all(torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.position == b.position
+               for a, b in zip(runs[0], runs[2]))
+    passes = [b.position[0] for b in runs[0]]
+    assert passes[0] == 0 and passes[-1] >= 1  # a pass ends, the next (reshuffled) one follows
+    # the held-out part stays out of training, and is what the probes' val split reads
+    val = open_dataset(config.data, config.model, "val").take(0)
+    train = data.take(0)
+    assert len(train) + len(val) == 24 and not set(train.blobs) & set(val.blobs)
+
+
+def test_two_ranks_read_disjoint_slices_of_a_stream(shards):
+    config = apply_overrides(preset("mae"), stream_sets(shards, "data.val_fraction=0.01"))
+    data = open_dataset(config.data, config.model, "train")
+    one = [s for _, _, s, _ in itertools.islice(data.examples(5), 24)]  # the first pass of one process
+    ranks = [[s for _, _, s, _ in itertools.islice(data.examples(5, rank, 2), 12)] for rank in (0, 1)]
+    kept = len([s for _, _, s, _ in data.examples()])
+    assert len(one[:kept]) == kept and all(len(r) == 12 for r in ranks)
+    assert not set(ranks[0]) & set(ranks[1]) and set(ranks[0]) | set(ranks[1]) == set(one[:kept])
+
+
+def test_unreadable_images_of_a_stream_are_replaced_within_their_batch_and_counted(shards, tmp_path):
+    import datasets
+
+    from mto_core.data.hf_stream import StreamReader
+
+    good = datasets.load_dataset("parquet", data_files=[str(p) for p in sorted(shards.iterdir())], split="train")
+    rows = good.cast_column("image", datasets.Image(decode=False)).to_dict()
+    rows["image"][3] = rows["image"][10] = {"bytes": b"not an image", "path": None}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    datasets.Dataset.from_dict(rows, features=good.features).to_parquet(str(bad / "part-0.parquet"))
+    config = apply_overrides(preset("mae"), stream_sets(bad, "data.val_fraction=0.01"))
+    data = open_dataset(config.data, config.model, "train")
+    whole = len(data.take(0).blobs)
+    skipped = streaming.Skipped()
+    reader = StreamReader(data, whole, 32, 3, 0, 0, 1, False, 0, skipped)
+    batch = reader.next_batch()  # one pass, one batch
+    reader.close()
+    assert skipped.count == sum(b == b"not an image" for b in data.take(0).blobs) == 2 and "pass 0" in skipped.first
+    assert all(batch.images[i].any() for i in range(whole))  # each stood in for by a readable one
+
+
+def _stream_run(shards, *extra):
+    sets = stream_sets(shards, "train.batch_size=4", "train.max_steps=5", "train.checkpoint_every=2",
+                       "data.val_fraction=0.5", "data.workers=0", *extra)
+    return apply_overrides(preset("mae-mto"), sets)
+
+
+def test_an_interrupted_stream_resumes_to_the_uninterrupted_weights(shards, tmp_path):
+    reference = train(_stream_run(shards), tmp_path / "reference", progress=False)
+    calls = []
+    stopped = train(_stream_run(shards), tmp_path / "cut", progress=False,
+                    should_stop=lambda: calls.append(1) or len(calls) >= 4)  # 16 examples in: the stream's 2nd pass
+    state = torch.load(stopped.last_checkpoint / "train_state.pt", weights_only=True)
+    assert stopped.steps == 4 and state["stream"]["world_size"] == 1 and state["stream"]["positions"][0][0] == 1
+    resumed = train(_stream_run(shards, "data.workers=2"), tmp_path / "cut", resume=True, progress=False)
+    assert reference.steps == resumed.steps == 5
+    a = load_file(str(reference.last_checkpoint / "model.safetensors"))
+    b = load_file(str(resumed.last_checkpoint / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_stream_probes_read_only_their_limit_and_bad_asks_are_refused(shards, tmp_path, capsys, monkeypatch):
+    from mto_core.data.hf_stream import StreamedImages
+    from mto_core.eval.schedule import probe_sets
+
+    read = []
+    real = StreamedImages.examples
+    monkeypatch.setattr(StreamedImages, "examples", lambda self, *a: (read.append(x) or x for x in real(self, *a)))
+    monkeypatch.setattr(streaming, "CHECKED_IMAGES", 3)
+    bank, test = probe_sets(apply_overrides(preset("mae"), stream_sets(shards, "data.val_fraction=0.3")), 5, 2)
+    assert len(bank) == 5 and len(test) == 2 and len(read) == 3 + 5 + 3 + 2  # the checks, the bank, the test set
+    monkeypatch.setattr(datasets_config(), "HF_HUB_OFFLINE", True)
+    tars = _shards(tmp_path, _hf_set(tmp_path, shards.parent / "images"))
+    for sets, words in ((folder_sets(shards, "data.streaming=true"), "needs data.dataset=hf"),
+                        (stream_sets(tmp_path / "saved"), "cannot stream"),
+                        (stream_sets("someone/no-such-set"), "cannot be loaded"),
+                        (stream_sets(tars), "set train.max_steps")):
+        out = tmp_path / f"run-{len(words)}"
+        result = mto_here(capsys, "train", "--preset", "mae", "--out", str(out), "--quiet",
+                          *[a for s in sets for a in ("--set", s)])
+        assert result.returncode in (1, 2) and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def datasets_config():
+    import datasets
+
+    return datasets.config

@@ -217,10 +217,15 @@ def _hf_load(root: str):
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001  (datasets raises many kinds: offline, not found, bad files)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"the dataset {root} cannot be loaded ({reason[:200]}); give a local folder or Parquet/"
-                        "Arrow files, or a Hub id already in the Hugging Face cache (mto reads no network: "
-                        "fetch it once with datasets.load_dataset where the Hub can be reached)") from None
+        raise load_error(root, error) from None
+
+
+def load_error(root: str, error: Exception) -> DataError:
+    """The one line for a set ``datasets`` cannot load."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return DataError(f"the dataset {root} cannot be loaded ({reason[:200]}); give a local folder or Parquet/"
+                     "Arrow files, or a Hub id already in the Hugging Face cache (mto reads no network: "
+                     "fetch it once with datasets.load_dataset where the Hub can be reached)")
 
 
 def _hf_split(sets, root: str, split: str):
@@ -253,7 +258,8 @@ def check_readable(data: LazyImages, where: str, seed: int = 0) -> None:
 
 def open_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet | LazyImages:
     """``train`` / ``val`` / ``test`` as :func:`~.images.load_dataset` splits them: Fashion-MNIST in
-    memory, a folder of images read lazily (the same split of its file list)."""
+    memory, a folder of images read lazily (the same split of its file list), a streamed set
+    (``data.streaming``) as a :class:`~.hf_stream.StreamedImages`."""
     if config.dataset not in ("folder", "hf"):
         return load_dataset(config, model, split)
     if split not in ("train", "val", "test"):
@@ -261,6 +267,12 @@ def open_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet
     if not config.root:
         raise DataError(f"data.dataset={config.dataset} needs data.root=<"
                         + ("folder of images>" if config.dataset == "folder" else "dataset folder, files or Hub id>"))
+    if config.streaming:
+        from .hf_stream import StreamedImages
+
+        streamed = StreamedImages(config.root, split, config.val_fraction, config.shuffle_buffer)
+        check_readable(streamed.take(CHECKED_IMAGES), config.root)
+        return streamed
     full = ImageFolder(config.root) if config.dataset == "folder" else HFImages(config.root, split)
     if getattr(full, "own_split", False):
         data = full  # the set's own test split
@@ -311,11 +323,13 @@ class _Decode(torch.utils.data.Dataset):
 
 @dataclass
 class Batch:
-    """uint8 images (B, C, H, W), labels (B,), whether the images are augmented already."""
+    """uint8 images (B, C, H, W), labels (B,), whether the images are augmented already;
+    a streamed set's reader position after the batch."""
 
     images: torch.Tensor
     labels: torch.Tensor
     augmented: bool
+    position: tuple[int, int] | None = None  # a streamed set's (pass, examples of it) after this batch
 
 
 def read_batches(data: ImageSet | LazyImages, batches: list[torch.Tensor], size: int, channels: int, *,
@@ -344,5 +358,7 @@ def read_batches(data: ImageSet | LazyImages, batches: list[torch.Tensor], size:
 
 def first_images(data: ImageSet | LazyImages, count: int, size: int, channels: int) -> torch.Tensor:
     """The first ``count`` images of a set (all if fewer), (B, C, H, W) uint8, read without
-    augmentation; a lazy set decodes only these."""
+    augmentation; a lazy or streamed set decodes only these."""
+    if not isinstance(data, (ImageSet, LazyImages)):
+        data = data.take(count)
     return next(read_batches(data, [torch.arange(min(count, len(data)))], size, channels)).images

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, RunConfig, parse_points
+from ..data.hf_stream import StreamedImages
 from ..data.images import ImageSet
 from ..data.seeding import generator
 from ..data.streaming import LazyImages, open_dataset
@@ -38,7 +39,9 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
     """(bank, evaluation set) of a run's data: ``bank`` training images (default
     ``train.probe_bank``; 0 = all) in one fixed draw, and the first ``size`` images of ``split``
     (default ``train.probe_val``; 0 = all). A folder's sets are read lazily: the probes decode
-    them batch by batch (mto_core/data/streaming.py), holding only their features."""
+    them batch by batch (mto_core/data/streaming.py), holding only their features. A streamed set
+    gives its first ``bank`` training images and the first ``size`` images of ``split`` (0: ``bank``
+    again; bank 0: QUICK_BANK): nothing after them is read."""
     if config.data.dataset == "photo-crops":
         raise ConfigError("a model trained on photo crops has no classes to probe (the held-out photos are not "
                           "among the training photos); measure its reconstructions instead "
@@ -47,6 +50,9 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
     bank = t.probe_bank if bank is None else bank
     size = t.probe_val if size is None else size
     train = open_dataset(config.data, config.model, "train")
+    if isinstance(train, StreamedImages):  # no random draw on a stream: its first images, as many as asked
+        bank = bank or QUICK_BANK
+        return train.take(bank), open_dataset(config.data, config.model, split).take(size or bank)
     if bank and len(train) > bank:
         train = train.subset(torch.randperm(len(train), generator=generator(0, "bank", 0))[:bank])
     test = open_dataset(config.data, config.model, split)

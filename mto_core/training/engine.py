@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..analysis.trace import Tracer
 from ..config import ConfigError, MTOWarning, RunConfig, parse_points, validate
+from ..data.hf_stream import StreamedImages, StreamReader
 from ..data.images import ImageSet, augment, prepare_images
 from ..data.masking import hidden_count, make_mask
 from ..data.seeding import generator
@@ -103,10 +104,14 @@ class Plan:
     peak_lr: float
 
 
-def make_plan(config: RunConfig, n_images: int, world_size: int) -> Plan:
+def make_plan(config: RunConfig, n_images: int | None, world_size: int) -> Plan:
+    """``n_images`` None: a stream of unknown length, one epoch of ``train.max_steps`` steps."""
     t = config.train
     global_batch = t.batch_size * t.accum_steps * world_size
-    steps_per_epoch = n_images // global_batch
+    if n_images is None and not t.max_steps:
+        raise ConfigError(f"the streamed set {config.data.root} does not say how many images it holds, so an epoch "
+                          "has no length; set train.max_steps (its passes are read one after another)")
+    steps_per_epoch = t.max_steps if n_images is None else n_images // global_batch
     if steps_per_epoch == 0:
         raise ConfigError(f"the training split has {n_images} images, fewer than one global batch "
                           f"({t.batch_size} x {t.accum_steps} accumulation x {world_size} processes); "
@@ -118,8 +123,9 @@ def make_plan(config: RunConfig, n_images: int, world_size: int) -> Plan:
     return Plan(t.batch_size, global_batch, steps_per_epoch, total, warmup, t.base_lr * global_batch / 256)
 
 
-def batches(data: ImageSet | LazyImages, config: RunConfig, plan: Plan, epoch: int, start: int,
+def batches(data: ImageSet | LazyImages | StreamedImages, config: RunConfig, plan: Plan, epoch: int, start: int,
             info: Distributed, workers: int = 0, skipped: Skipped | None = None,
+            reader: StreamReader | None = None,
             ) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
     """This rank's micro-batches (uint8 images, mask, augmentation draws) for each step of
     ``epoch`` from step ``start`` on.
@@ -127,9 +133,13 @@ def batches(data: ImageSet | LazyImages, config: RunConfig, plan: Plan, epoch: i
     The global batch, its augmentation draws and its masks are the same whatever the number
     of processes; each rank keeps its own slice, and reads only its own images. A lazily read
     set comes augmented from its workers (each sample's crop drawn from the seed, the epoch and
-    its index), so its draws are None.
+    its index), so its draws are None. A streamed set's micro-batches come from ``reader``, this
+    process's slice of the stream read on from one epoch to the next.
     """
     t, m, k = config.train, config.model, config.mask
+    if reader is not None:
+        yield from _streamed(reader, config, plan, epoch, start, info)
+        return
     order = torch.randperm(len(data), generator=generator(t.seed, "order", epoch))
     parts = [slice((a * info.world_size + info.rank) * plan.micro_batch,
                    (a * info.world_size + info.rank + 1) * plan.micro_batch) for a in range(t.accum_steps)]
@@ -144,6 +154,23 @@ def batches(data: ImageSet | LazyImages, config: RunConfig, plan: Plan, epoch: i
         micro = []
         for part in parts:
             batch = next(reader)
+            micro.append((batch.images, masks[part], None if batch.augmented else draws[part]))
+        yield micro
+
+
+def _streamed(reader: StreamReader, config: RunConfig, plan: Plan, epoch: int, start: int,
+              info: Distributed) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
+    """:func:`batches` of a streamed set: this process's next micro-batches, the masks of the step."""
+    t, m, k = config.train, config.model, config.mask
+    for i in range(start, plan.steps_per_epoch):
+        g = generator(t.seed, "step", epoch * plan.steps_per_epoch + i)
+        masks = make_mask(plan.global_batch, m.grid, k.ratio, g, k.kind, k.mask_patch_size, k.min_block)
+        draws = torch.rand(plan.global_batch, 4, generator=g)
+        micro = []
+        for a in range(t.accum_steps):
+            part = slice((a * info.world_size + info.rank) * plan.micro_batch,
+                         (a * info.world_size + info.rank + 1) * plan.micro_batch)
+            batch = reader.next_batch()
             micro.append((batch.images, masks[part], None if batch.augmented else draws[part]))
         yield micro
 
@@ -205,22 +232,27 @@ def _train(config: RunConfig, run_dir: str | Path, resume: bool, progress: bool,
         loop.at_point()
     run.model.train()
     stopped = False
-    while loop.step < plan.total_steps and not stopped:
-        epoch, start = divmod(loop.step, plan.steps_per_epoch)
-        for micro in batches(run.data, config, plan, epoch, start, run.info, run.workers, run.skipped):
-            loop.train_step(micro)
-            end_of_epoch = loop.step % plan.steps_per_epoch == 0
-            last = loop.step == plan.total_steps
-            if loop.step % t.log_every == 0 or end_of_epoch or last:
-                loop.log_train()
-            stopped = should_stop is not None and should_stop()
-            loop.at_point(last or stopped)
-            if end_of_epoch or last or stopped:
-                loop.end_epoch(end_of_epoch)
-            elif t.checkpoint_every and loop.step % t.checkpoint_every == 0:
-                loop.within_epoch_checkpoint()
-            if stopped or last:
-                break
+    try:
+        while loop.step < plan.total_steps and not stopped:
+            epoch, start = divmod(loop.step, plan.steps_per_epoch)
+            for micro in batches(run.data, config, plan, epoch, start, run.info, run.workers, run.skipped,
+                                 run.reader):
+                loop.train_step(micro)
+                end_of_epoch = loop.step % plan.steps_per_epoch == 0
+                last = loop.step == plan.total_steps
+                if loop.step % t.log_every == 0 or end_of_epoch or last:
+                    loop.log_train()
+                stopped = should_stop is not None and should_stop()
+                loop.at_point(last or stopped)
+                if end_of_epoch or last or stopped:
+                    loop.end_epoch(end_of_epoch)
+                elif t.checkpoint_every and loop.step % t.checkpoint_every == 0:
+                    loop.within_epoch_checkpoint()
+                if stopped or last:
+                    break
+    finally:
+        if run.reader is not None:
+            run.reader.close()
     return loop.finish()
 
 
@@ -233,12 +265,13 @@ class _Run:
     device: torch.device
     info: Distributed
     resume_from: Path | None
-    data: ImageSet | LazyImages
+    data: ImageSet | LazyImages | StreamedImages
     plan: Plan
     model: MIMModel
     optimizer: torch.optim.AdamW
     workers: int = 0
     skipped: Skipped = field(default_factory=Skipped)
+    reader: StreamReader | None = None
 
 
 def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
@@ -256,8 +289,10 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     data = open_dataset(config.data, config.model, "train")
-    workers = resolve_workers(config.data.workers) if isinstance(data, LazyImages) else 0
-    plan = make_plan(config, len(data), info.world_size)  # all three may refuse the config: before writing
+    streamed = isinstance(data, StreamedImages)
+    workers = resolve_workers(config.data.workers) if streamed or isinstance(data, LazyImages) else 0
+    plan = make_plan(config, data.length if streamed else len(data), info.world_size)  # all three may refuse
+
     if config.train.init and not (resume and list_checkpoints(run_dir)):
         init_source(config)  # another shape or method is refused before writing too
     resume_from = prepare_run_dir(run_dir, config, resume) if info.main else None
@@ -270,7 +305,12 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     if config.train.init and resume_from is None:
         load_init(model, config)
     optimizer = build_optimizer(model, config)
-    return _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer, workers)
+    run = _Run(config, run_dir, device, info, resume_from, data, plan, model, optimizer, workers)
+    if streamed:
+        m = config.model
+        run.reader = StreamReader(data, plan.micro_batch, m.img_size, m.in_chans, config.train.seed, info.rank,
+                                  info.world_size, config.data.augment, workers, run.skipped)
+    return run
 
 
 def _resume(run: _Run) -> dict[str, Any]:
@@ -281,6 +321,9 @@ def _resume(run: _Run) -> dict[str, Any]:
     load_weights(run.model, run.resume_from / WEIGHTS)
     state = load_train_state(run.resume_from)
     run.optimizer.load_state_dict(state["optimizer"])
+    if run.reader is not None:  # the stream's reader goes on from where the checkpoint's step left it
+        per_step = run.plan.micro_batch * run.config.train.accum_steps
+        run.reader.restore(state.get("stream"), int(state["step"]) * per_step)
     return state
 
 
@@ -443,10 +486,16 @@ class _Loop:
     def checkpoint(self, epochs_done: float) -> Path | None:
         """Save weights and optimizer state at this step (rank 0 only); its folder."""
         run = self.run
+        positions = [run.reader.state()] if run.reader is not None else []
+        if positions and run.info.world_size > 1:  # every process's place in its slice of the stream
+            positions = [None] * run.info.world_size
+            dist.all_gather_object(positions, run.reader.state())
         if not run.info.main:
             return None
         state = {"optimizer": run.optimizer.state_dict(), "step": self.step, "epoch": epochs_done,
                  "sums": self.sums()}
+        if positions:
+            state["stream"] = {"world_size": run.info.world_size, "positions": positions}
         try:
             return save_checkpoint(run.run_dir, self.step, run.model, run.config, state,
                                    run.config.train.keep_checkpoints)
