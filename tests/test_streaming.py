@@ -413,6 +413,16 @@ def test_an_interrupted_stream_resumes_to_the_uninterrupted_weights(shards, tmp_
                     should_stop=lambda: calls.append(1) or len(calls) >= 4)  # 16 examples in: the stream's 2nd pass
     state = torch.load(stopped.last_checkpoint / "train_state.pt", weights_only=True)
     assert stopped.steps == 4 and state["stream"]["world_size"] == 1 and state["stream"]["positions"][0][0] == 1
+    # a checkpoint written by two processes: resuming with one is refused before the metrics are trimmed
+    with (tmp_path / "cut" / "metrics.jsonl").open("a") as f:  # a row logged after the checkpoint, then killed
+        f.write(json.dumps({"kind": "train", "step": 5, "loss": 1.0}) + "\n")
+    metrics = (tmp_path / "cut" / "metrics.jsonl").read_bytes()
+    two = {**state, "stream": {**state["stream"], "world_size": 2}}
+    torch.save(two, stopped.last_checkpoint / "train_state.pt")
+    with pytest.raises(ConfigError, match="checkpointed with 2 process"):
+        train(_stream_run(shards), tmp_path / "cut", resume=True, progress=False)
+    assert (tmp_path / "cut" / "metrics.jsonl").read_bytes() == metrics
+    torch.save(state, stopped.last_checkpoint / "train_state.pt")
     resumed = train(_stream_run(shards, "data.workers=2"), tmp_path / "cut", resume=True, progress=False)
     assert reference.steps == resumed.steps == 5
     a = load_file(str(reference.last_checkpoint / "model.safetensors"))

@@ -293,6 +293,12 @@ def _prepare(config: RunConfig, run_dir: str | Path, resume: bool) -> _Run:
     workers = resolve_workers(config.data.workers) if streamed or isinstance(data, LazyImages) else 0
     plan = make_plan(config, data.length if streamed else len(data), info.world_size)  # all three may refuse
 
+    if streamed and resume and list_checkpoints(run_dir):  # refused before prepare_run_dir trims metrics
+        saved = load_train_state(list_checkpoints(run_dir)[-1]).get("stream")
+        if saved and int(saved["world_size"]) != info.world_size:
+            raise ConfigError(f"this streamed run was checkpointed with {saved['world_size']} process(es) and is "
+                              f"resumed with {info.world_size}; each process reads its own slice of the stream, "
+                              f"so resume it with {saved['world_size']} process(es); nothing was changed")
     if config.train.init and not (resume and list_checkpoints(run_dir)):
         init_source(config)  # another shape or method is refused before writing too
     resume_from = prepare_run_dir(run_dir, config, resume) if info.main else None
