@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +12,27 @@ from mto_core.config import RunConfig, apply_overrides, preset
 
 SMALL = ["model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.decoder_dim=32",
          "model.decoder_depth=2", "model.decoder_heads=2", "data.root=shipped"]
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Under pytest-xdist (``-n``), the tests of a file stay together (their module fixtures are made
+    once), and the app's tests all run in one worker: they share the runs/ folder and one server."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        group = "app" if TESTS / "app" in path.parents else str(path.relative_to(TESTS))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: a worker per core, at most four (each holds torch and a model or two in memory)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: one torch thread each
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def small_config(name: str = "simmim-mto", *extra: str) -> RunConfig:
