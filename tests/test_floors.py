@@ -55,3 +55,13 @@ def test_a_floor_table_puts_a_model_beside_both_floors_on_the_same_masks(tmp_pat
     assert table.overall["model"] == pytest.approx(sum(r["model"] for r in table.rows.values()) / 2)
     text = table.markdown()
     assert text.count("\n") == 4 and "| all |" in text
+
+
+def test_floor_errors_score_one_image_and_mask_as_the_table_does():
+    ramp = _ramp(16)
+    mask = floors.floor_masks(1, 4, seeds=(3,))
+    errors = floors.floor_errors(ramp, mask, 4)
+    assert set(errors) == {"mean colour", "biharmonic"} and all(e.shape == (1,) for e in errors.values())
+    assert errors["mean colour"].item() == pytest.approx(
+        floors.masked_mse(floors.mean_colour_fill(ramp, mask, 4), ramp, mask, 4).item())
+    assert errors["biharmonic"].item() < 0.2 * errors["mean colour"].item()

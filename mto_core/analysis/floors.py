@@ -61,6 +61,14 @@ def biharmonic_fill(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(images.dtype)
 
 
+def floor_errors(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -> dict[str, torch.Tensor]:
+    """{fill: (B,) masked-patch MSE} of the two fills that learn nothing ("mean colour",
+    "biharmonic") on ``images`` (B, C, H, W) in [0, 1] under ``mask`` (B, N) bool: the floors a
+    model's error on the same images and mask is read against."""
+    return {"mean colour": masked_mse(mean_colour_fill(images, mask, patch_size), images, mask, patch_size),
+            "biharmonic": masked_mse(biharmonic_fill(images, mask, patch_size).float(), images, mask, patch_size)}
+
+
 @dataclass
 class FloorTable:
     """Masked-patch MSE per photo (``rows``: name -> {fill: mse}, each the mean over the masks) and
@@ -90,10 +98,8 @@ def floor_table(checkpoint: Checkpoint, images: torch.Tensor, names: list[str] |
     x = prepare_images(images, m.img_size, m.in_chans)
     mask = floor_masks(len(x), m.grid, ratio, seeds)
     xs = x.repeat(len(seeds), 1, 1, 1)
-    fills = {"model": reconstruct(checkpoint, xs, mask).prediction,
-             "mean colour": mean_colour_fill(xs, mask, m.patch_size),
-             "biharmonic": biharmonic_fill(xs, mask, m.patch_size)}
-    errors = {k: masked_mse(v.float(), xs, mask, m.patch_size).view(len(seeds), len(x)) for k, v in fills.items()}
+    model = masked_mse(reconstruct(checkpoint, xs, mask).prediction.float(), xs, mask, m.patch_size)
+    errors = {k: v.view(len(seeds), len(x)) for k, v in {"model": model, **floor_errors(xs, mask, m.patch_size)}.items()}
     rows = {name: {k: float(e[:, i].mean()) for k, e in errors.items()} for i, name in enumerate(names)}
     return FloorTable(rows, {k: float(e.mean()) for k, e in errors.items()}, ratio, tuple(seeds))
 
