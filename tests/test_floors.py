@@ -57,11 +57,13 @@ def test_a_floor_table_puts_a_model_beside_both_floors_on_the_same_masks(tmp_pat
     assert text.count("\n") == 4 and "| all |" in text
 
 
-def test_floor_errors_score_one_image_and_mask_as_the_table_does():
+def test_floor_fills_score_one_image_and_mask_as_the_table_does():
     ramp = _ramp(16)
     mask = floors.floor_masks(1, 4, seeds=(3,))
-    errors = floors.floor_errors(ramp, mask, 4)
-    assert set(errors) == {"mean colour", "biharmonic"} and all(e.shape == (1,) for e in errors.values())
-    assert errors["mean colour"].item() == pytest.approx(
-        floors.masked_mse(floors.mean_colour_fill(ramp, mask, 4), ramp, mask, 4).item())
-    assert errors["biharmonic"].item() < 0.2 * errors["mean colour"].item()
+    fills = floors.floor_fills(ramp, mask, 4)
+    assert set(fills) == {"mean colour", "biharmonic"}
+    (mean_filled, mean), (_, biharmonic) = fills["mean colour"], fills["biharmonic"]
+    assert mean_filled.shape == ramp.shape and mean.shape == (1,)
+    assert torch.equal(mean_filled, floors.mean_colour_fill(ramp, mask, 4))
+    assert mean.item() == pytest.approx(floors.masked_mse(mean_filled, ramp, mask, 4).item())
+    assert biharmonic.item() < 0.2 * mean.item()

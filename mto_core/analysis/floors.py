@@ -61,12 +61,15 @@ def biharmonic_fill(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(images.dtype)
 
 
-def floor_errors(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -> dict[str, torch.Tensor]:
-    """{fill: (B,) masked-patch MSE} of the two fills that learn nothing ("mean colour",
-    "biharmonic") on ``images`` (B, C, H, W) in [0, 1] under ``mask`` (B, N) bool: the floors a
-    model's error on the same images and mask is read against."""
-    return {"mean colour": masked_mse(mean_colour_fill(images, mask, patch_size), images, mask, patch_size),
-            "biharmonic": masked_mse(biharmonic_fill(images, mask, patch_size).float(), images, mask, patch_size)}
+def floor_fills(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{fill: (the filled images (B, C, H, W), their (B,) masked-patch MSE)} of the two fills that
+    learn nothing ("mean colour", "biharmonic") on ``images`` (B, C, H, W) in [0, 1] under ``mask``
+    (B, N) bool: the floors a model's error on the same images and mask is read against."""
+    out = {}
+    for name, fill in (("mean colour", mean_colour_fill), ("biharmonic", biharmonic_fill)):
+        filled = fill(images, mask, patch_size).float()
+        out[name] = filled, masked_mse(filled, images, mask, patch_size)
+    return out
 
 
 @dataclass
@@ -99,7 +102,8 @@ def floor_table(checkpoint: Checkpoint, images: torch.Tensor, names: list[str] |
     mask = floor_masks(len(x), m.grid, ratio, seeds)
     xs = x.repeat(len(seeds), 1, 1, 1)
     model = masked_mse(reconstruct(checkpoint, xs, mask).prediction.float(), xs, mask, m.patch_size)
-    errors = {k: v.view(len(seeds), len(x)) for k, v in {"model": model, **floor_errors(xs, mask, m.patch_size)}.items()}
+    floors = {k: e for k, (_, e) in floor_fills(xs, mask, m.patch_size).items()}
+    errors = {k: v.view(len(seeds), len(x)) for k, v in {"model": model, **floors}.items()}
     rows = {name: {k: float(e[:, i].mean()) for k, e in errors.items()} for i, name in enumerate(names)}
     return FloorTable(rows, {k: float(e.mean()) for k, e in errors.items()}, ratio, tuple(seeds))
 
