@@ -843,3 +843,25 @@ def test_learn_pipeline_follows_the_chosen_model(rgb):
     at = choose(at, "learn", "mae", rgb["mae"])
     big = pipeline(at)
     assert "196 patches" in big and "224 x 224" in big and "16 x 16 px" in big and "49 patches" not in big
+
+
+COLOUR_PAIRS = {"mae": ("checkpoints/mae-rgb", "checkpoints/mae-rgb-mto"),
+                "simmim": ("checkpoints/simmim-rgb", "checkpoints/simmim-rgb-mto")}
+
+
+@pytest.mark.parametrize("method", list(COLOUR_PAIRS))
+def test_reconstruct_shows_a_colour_pair_on_photos_marked_seen_or_not_beside_both_floors(method):
+    at = choose(run("pages/1_Reconstruct.py"), "recon", method, *COLOUR_PAIRS[method])
+    gallery = at.select_slider(key="recon-photo")
+    assert gallery.options[0] == "astronaut · never seen in training"  # data.held_out of both configs
+    assert "camera · seen in training" in gallery.options
+    captions = _captions(at)
+    assert any(c.startswith("mean colour fill · MSE") for c in captions)
+    assert any(c.startswith("biharmonic fill · MSE") for c in captions)
+    said = said_now(at)
+    for label in COLOUR_PAIRS[method]:
+        name = label.split("/")[1]
+        assert re.search(rf"\*\*{name} · [^*]+\*\*: 0\.\d{{4}}, (lower than|not lower than)", said), said
+    assert "Among them: astronaut · never seen in training" in said
+    choose(at, "recon", method, COLOUR_PAIRS[method][0])  # alone: one model beside the floors
+    assert sum("x mean colour" in m.value for m in at.markdown) == 1 and not at.error
