@@ -14,7 +14,7 @@ from logic.pixels import default_query
 from logic.scales import measure_range
 from widgets.charts import chart, heat, integer_layers, patch_picker, styled
 from widgets.layers import layer_table
-from widgets.models import inputs_for, load
+from widgets.models import inputs_for, load, seen_names
 from widgets.page import page
 from widgets.sidebar import choose_pair, mask_controls
 
@@ -33,7 +33,8 @@ st.caption(f"What the model sees: {shown_in.seen}. Tokens: [CLS] and {n} patches
 
 c1, c2, c3 = st.columns(3)
 if shown_in.photos:
-    index = c1.selectbox("Photo", list(range(len(images))), format_func=lambda i: shown_in.names[i], key="attn-photo")
+    index = c1.selectbox("Photo", list(range(len(images))), format_func=lambda i: seen_names(shown_in, pair)[i],
+                         key="attn-photo")
 else:
     index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)  # a pair may differ in depth and heads

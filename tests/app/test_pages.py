@@ -865,3 +865,23 @@ def test_reconstruct_shows_a_colour_pair_on_photos_marked_seen_or_not_beside_bot
     assert "Among them: astronaut · never seen in training" in said
     choose(at, "recon", method, COLOUR_PAIRS[method][0])  # alone: one model beside the floors
     assert sum("x mean colour" in m.value for m in at.markdown) == 1 and not at.error
+
+
+@pytest.mark.parametrize("page", ["Home.py", "pages/2_Tokens.py", "pages/3_Attention.py"])
+def test_every_page_marks_the_photos_a_colour_pair_never_saw(page):
+    key = PAGES[page]
+    at = choose(run(page), key, "simmim", *COLOUR_PAIRS["simmim"])
+    said = said_now(at)
+    assert "simmim-rgb-mto ·" in str(specs(at)) + said and not at.error
+    if page == "Home.py":
+        assert at.select_slider(key="learn-photo").options[0] == "astronaut · never seen in training"
+        assert "original (astronaut · never seen in training)" in _captions(at)
+    if page == "pages/2_Tokens.py":
+        assert "The photos: astronaut · never seen in training; chelsea · never seen in training" in said
+        assert "Four of the photos (astronaut · never seen in training;" in said
+    if page == "pages/3_Attention.py":
+        photos = at.selectbox(key="attn-photo").options
+        assert photos[3] == "rocket · never seen in training" and "brick · seen in training" in photos
+    choose(at, key, "simmim", COLOUR_PAIRS["simmim"][0])  # alone
+    assert not at.error and "never seen in training" in said_now(at) + str(_captions(at)) + str(
+        at.selectbox(key="attn-photo").options if page == "pages/3_Attention.py" else "")
