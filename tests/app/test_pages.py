@@ -885,3 +885,31 @@ def test_every_page_marks_the_photos_a_colour_pair_never_saw(page):
     choose(at, key, "simmim", COLOUR_PAIRS["simmim"][0])  # alone
     assert not at.error and "never seen in training" in said_now(at) + str(_captions(at)) + str(
         at.selectbox(key="attn-photo").options if page == "pages/3_Attention.py" else "")
+
+
+def test_train_page_trains_the_colour_preset_on_photo_crops_and_skips_the_knn_probe(monkeypatch):
+    from mto_core.data import photo_crops as pc
+
+    monkeypatch.setattr(pc, "TRAIN_CROPS", 256)  # a few crops: the set is cut in a moment
+    pc._photo_crops.cache_clear()
+    before = set(RUNS.glob("app-*"))
+    try:
+        at = _train_page("visitor-rgb")
+        at.radio[0].set_value("mae")
+        at.radio(key="train-size").set_value("tiny-rgb")
+        at.number_input[0].set_value(10)
+        at.select_slider[0].set_value(16)
+        at.button[0].click().run()
+        _wait_for(at, lambda at: bool(at.success))
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        made = set(RUNS.glob("app-*")) - before
+        assert len(made) == 2 and all("photo-crops" in (d / "config.json").read_text() for d in made)
+        assert "No k-NN point for these runs: a model trained on photo crops has no classes" in texts(at)
+        crops = [c for c in _captions(at) if c.startswith("a crop of ")]
+        assert len(crops) == 4 and all(c.split(" · ")[0][len("a crop of "):] in pc.HELD_OUT for c in crops)
+        assert any("singularity score S" in a.get("text", "") for s in specs(at)
+                   for a in s["layout"].get("annotations", []))  # the emergence panels, on the photos' crops
+    finally:
+        pc._photo_crops.cache_clear()
+        for run_dir in set(RUNS.glob("app-*")) - before:
+            shutil.rmtree(run_dir, ignore_errors=True)
