@@ -60,7 +60,8 @@ st.session_state["attn-query-masked"] = now_masked
 
 left, right = st.columns([1, 2])
 with left:
-    st.caption("Click a patch to make it the query (magenta: masked, cyan frame: the query).")
+    st.caption((f"**{seen_names(shown_in, pair)[int(index)]}.** " if shown_in.photos else "")
+               + "Click a patch to make it the query (magenta: masked, cyan frame: the query).")
     points = patch_picker(image, mask, p, "attn-click", 300, query)
     if points and int(points[0]) != query:
         st.session_state[query_key] = int(points[0])
