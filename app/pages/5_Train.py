@@ -17,7 +17,7 @@ from mto_core.analysis.trace import SNAPSHOT_IMAGES, snapshot_steps, token_frame
 from mto_core.data.photo_crops import HELD_OUT, held_out_names
 
 from logic.emergence import alike_sentence, look_for, measure_figure, scatter_figure
-from logic.pixels import display_size, paint_patches, upscale
+from logic.pixels import paint_patches, upscale
 from logic.labels import method_name, method_names
 from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
 from server.settings import is_teacher
@@ -277,22 +277,23 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
             "hold every frame. The two runs' planes are their own: compare how the groups part, not positions."
             + (" Press ▶ Play or drag the step slider to replay from step 0." if replay else ""))
     if photos:
-        cols = st.columns(4)
-        for col, (crop, name) in zip(cols, traced_photos(config.to_json())):
-            picture(col, crop, caption=f"a crop of {name} · never seen in training (hidden patches magenta)")
+        for col, (crop, masked, name) in zip(st.columns(SNAPSHOT_IMAGES), traced_photos(config.to_json())):
+            picture(col, crop, caption=f"a crop of {name} · never seen in training")
+            picture(col, masked, caption="its mask in the scatter (hidden patches magenta)")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def traced_photos(config_json: str) -> list[tuple[np.ndarray, str]]:
-    """The crops whose tokens a run's scatter shows (the run's config as JSON), their hidden patches painted,
-    drawn large; each with the held-out photo it was cut from."""
+def traced_photos(config_json: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The crops whose tokens a run's scatter shows (the run's config as JSON), drawn large, whole and with
+    their hidden patches painted; each with the held-out photo it was cut from."""
     config = RunConfig.from_dict(json.loads(config_json))
     images, mask = trace_batch(config)
     data = open_dataset(config.data, config.model, "val")
     m = config.model
-    return [(upscale(paint_patches(image.float() / 255, hidden, m.patch_size), display_size(m.img_size, True)),
-             data.classes[int(data.labels[i])]) for i, (image, hidden) in enumerate(zip(images[:SNAPSHOT_IMAGES],
-                                                                                       mask[:SNAPSHOT_IMAGES]))]
+    size = 6 * m.img_size  # four in a row: each a quarter of the page
+    return [(upscale(image, size), upscale(paint_patches(image.float() / 255, hidden, m.patch_size), size),
+             data.classes[int(data.labels[i])])
+            for i, (image, hidden) in enumerate(zip(images[:SNAPSHOT_IMAGES], mask[:SNAPSHOT_IMAGES]))]
 
 
 @st.fragment(run_every=2.5)

@@ -49,6 +49,6 @@ def test_floor_sentence_names_the_floors_a_model_is_and_is_not_below():
 
     floors = {"mean colour": 0.04, "biharmonic": 0.02}
     assert "lower than every fill" in floor_sentence("m", 0.01, floors)
-    assert "lower than mean colour, not than biharmonic" in floor_sentence("m", 0.03, floors)
+    assert "lower than mean colour, but biharmonic is lower still" in floor_sentence("m", 0.03, floors)
     assert "0.75 x mean colour, 1.50 x biharmonic" in floor_sentence("m", 0.03, floors)
     assert "not lower than any" in floor_sentence("m", 0.05, floors)
