@@ -913,3 +913,13 @@ def test_train_page_trains_the_colour_preset_on_photo_crops_and_skips_the_knn_pr
         pc._photo_crops.cache_clear()
         for run_dir in set(RUNS.glob("app-*")) - before:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_curves_shows_a_colour_pair_and_one_alone_by_their_losses():
+    at = run("pages/4_Curves.py")
+    for chosen in (list(COLOUR_PAIRS["mae"]), [COLOUR_PAIRS["mae"][0]]):
+        at.multiselect(key="curves-runs").set_value(chosen).run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        names = {t.get("name") for s in specs(at) for t in s["data"] if t.get("name")}
+        assert {c.split("/")[1] for c in chosen} <= names and not names & {"mae", "mae-mto", "simmim"}, names
+    check_charts(at)
