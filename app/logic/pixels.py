@@ -29,7 +29,8 @@ def upscale(image: torch.Tensor | np.ndarray, min_size: int = 160) -> np.ndarray
 
 def display_size(img_size: int, photos: bool) -> int:
     """The side a page draws an image at: a small photo's patch grid large (each 4 px patch of a
-    32 px photo 32 screen pixels wide), a grey 28 px image at 160, an image of 160 px or more at its own size."""
+    32 px photo 32 screen pixels wide), a grey 28 px image at 160, an image of 160 px or more at its
+    own size."""
     return img_size if img_size >= 160 else (256 if photos else 160)
 
 

@@ -78,7 +78,8 @@ def floor_sentence(model: str, error: float, floors: dict[str, float]) -> str:
     if not above:
         verdict = f"lower than every fill that learns nothing ({' and '.join(below)})"
     elif not below:
-        verdict = f"not lower than any fill that learns nothing: {' and '.join(above)} fill these patches better"
+        verdict = (f"not lower than any fill that learns nothing: {' and '.join(above)} fill these patches "
+                   "better")
     else:
         verdict = f"lower than {' and '.join(below)}, but {' and '.join(above)} is lower still"
     return f"**{model}**: {error:.4f}, {verdict}" + (f" ({ratios})" if ratios else "") + "."

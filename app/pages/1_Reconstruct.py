@@ -155,7 +155,8 @@ def match_figure(cosine: np.ndarray, chance: float, title: str) -> go.Figure:
 
 @st.cache_data(show_spinner="Inpainting the photo…", max_entries=64)
 def floors_of(image: np.ndarray, mask: np.ndarray, patch_size: int) -> dict[str, tuple[np.ndarray, float]]:
-    """The two floors of one photo (C, H, W) in [0, 1] under ``mask`` (N,): {fill: (filled photo, its masked-patch MSE)}."""
+    """The two floors of one photo (C, H, W) in [0, 1] under ``mask`` (N,): {fill: (the filled photo, its
+    masked-patch MSE)}."""
     fills = floor_fills(torch.from_numpy(image)[None], torch.from_numpy(mask)[None], patch_size)
     return {fill: (filled[0].numpy(), float(error[0])) for fill, (filled, error) in fills.items()}
 
@@ -193,9 +194,10 @@ if pixels:
                        colorbar="MSE", blank="#bdbdbd"), key=f"recon-err-{side}")
     if shown_in.photos and cfg.img_size < 160:
         floors = floors_of(shown_image.numpy(), mask.numpy(), p)
-        st.markdown("**Beside two fills that learn nothing**, on the same photo and mask: every hidden pixel given "
-                    "the mean colour of the visible patches, or inpainted from the visible pixels by classical "
-                    "biharmonic inpainting (scikit-image's `inpaint_biharmonic`). Masked-patch MSE, lower is better:")
+        st.markdown("**Beside two fills that learn nothing**, on the same photo and mask: every hidden pixel "
+                    "given the mean colour of the visible patches, or inpainted from the visible pixels by "
+                    "classical biharmonic inpainting (scikit-image's `inpaint_biharmonic`). "
+                    "Masked-patch MSE, lower is better:")
         a, b, d = st.columns(widths)
         for col, (fill, (filled, error)) in zip((a, b), floors.items()):
             picture(col, upscale(torch.from_numpy(filled), SIZE), caption=f"{fill} fill · MSE {error:.4f}")

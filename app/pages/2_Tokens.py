@@ -131,7 +131,8 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
             whole = images[int(row["image"])].float() / 255
             picture(st, outline_patch(whole, int(row["patch"]), ckpt.config.model.patch_size,
                                       display_size(cfg.img_size, shown_in.photos)),
-                    caption=f"{row['token']} token: image {row['image']} ({names[int(row['image'])]}), patch {row['patch']} "
+                    caption=f"{row['token']} token: image {row['image']} ({names[int(row['image'])]}), "
+                            f"patch {row['patch']} "
                             "(framed; ringed in the plot). Click another point to change it.")
         else:
             st.caption("Click a point to see its patch inside its image.")

@@ -33,7 +33,8 @@ CHARTS_EVERY_S = 5.0  # the charts' refresh while the runs go (docs/performance.
 SCATTER_LAYER = 1  # the first block that sees mask tokens: where MTO's constraints weigh most
 # the sizes this page trains: what each sees, and the settings that give it its data
 SIZES = {"tiny": ("Fashion-MNIST, 28 x 28 grey", []),
-         "tiny-rgb": ("photo crops, 32 x 32 colour", ["data.dataset=photo-crops", f"data.held_out={','.join(HELD_OUT)}"])}
+         "tiny-rgb": ("photo crops, 32 x 32 colour",
+                      ["data.dataset=photo-crops", f"data.held_out={','.join(HELD_OUT)}"])}
 TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_sing (data singularity)",
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
 
@@ -60,10 +61,10 @@ def teacher() -> bool:
 
 
 jobs = slot()
-st.markdown("Trains the tiny model on Fashion-MNIST, or its colour twin (`tiny-rgb`) on crops of photos, four "
-            f"photos held out ({', '.join(HELD_OUT)}): the baseline and its MTO variant side by side, "
-            "same data, masks and seed. The runs are saved under `runs/` and appear on the other pages. A Fashion-MNIST "
-            "run ends with a quick k-NN probe "
+st.markdown("Trains the tiny model on Fashion-MNIST, or its colour twin (`tiny-rgb`) on crops of photos, "
+            f"four photos held out ({', '.join(HELD_OUT)}): the baseline and its MTO variant side by side, "
+            "same data, masks and seed. The runs are saved under `runs/` and appear on the other pages. A "
+            "Fashion-MNIST run ends with a quick k-NN probe "
             "(up to 2,000 training images as the bank, up to 1,000 validation images), "
             "with an accuracy point on **Curves**; photo crops have no classes, so a colour run has none (its "
             "reconstructions on **Reconstruct** sit beside two floors instead).")

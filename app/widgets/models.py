@@ -154,8 +154,8 @@ def seen_names(shown_in: Inputs, pair) -> tuple[str, ...]:
 
     if not shown_in.photos:
         return shown_in.names
-    return tuple(seen_label(name, [(label.split(" · ")[0], trained_on(ckpt.config.data, name)) for label, ckpt in pair])
-                 for name in shown_in.names)
+    return tuple(seen_label(name, [(label.split(" · ")[0], trained_on(ckpt.config.data, name))
+                                   for label, ckpt in pair]) for name in shown_in.names)
 
 
 @st.cache_data(show_spinner=False, ttl=3, max_entries=4)

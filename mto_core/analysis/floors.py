@@ -61,7 +61,8 @@ def biharmonic_fill(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(images.dtype)
 
 
-def floor_fills(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def floor_fills(images: torch.Tensor, mask: torch.Tensor,
+                patch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{fill: (the filled images (B, C, H, W), their (B,) masked-patch MSE)} of the two fills that
     learn nothing ("mean colour", "biharmonic") on ``images`` (B, C, H, W) in [0, 1] under ``mask``
     (B, N) bool: the floors a model's error on the same images and mask is read against."""

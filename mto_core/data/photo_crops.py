@@ -128,7 +128,8 @@ def trained_on(data: DataConfig, photo: str) -> bool | None:
     if data.dataset != PHOTO_CROPS:
         return None
     held_out = held_out_names(data.held_out)
-    trained = {file for name, (package, file) in PHOTOS.items() if package == "skimage" and name not in held_out}
+    trained = {file for name, (package, file) in PHOTOS.items()
+               if package == "skimage" and name not in held_out}
     return GALLERY.get(photo) in trained
 
 

@@ -497,7 +497,8 @@ def test_every_page_on_the_rgb_checkpoints_in_a_pair_and_alone_and_an_rgb_traini
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
-        page.goto(f"{server}/?method=mae&ckpt=checkpoints/mae-rgb&with=checkpoints/mae-rgb-mto")  # a shared address
+        # a shared address: the colour MAE beside its MTO twin
+        page.goto(f"{server}/?method=mae&ckpt=checkpoints/mae-rgb&with=checkpoints/mae-rgb-mto")
         settle(page, 300_000)
         for shown in ("pair", "alone"):
             for title in ("Learn", "Reconstruct", "Tokens", "Attention"):
@@ -530,7 +531,8 @@ def test_every_page_on_the_rgb_checkpoints_in_a_pair_and_alone_and_an_rgb_traini
         page.get_by_text("Saved:").first.wait_for(timeout=180_000)
         settle(page)
         page.get_by_text("No k-NN point for these runs").wait_for(timeout=60_000)
-        assert page.get_by_text("a crop of").count() == 4 and page.get_by_text("· never seen in training").count() == 4
+        assert page.get_by_text("a crop of").count() == 4
+        assert page.get_by_text("· never seen in training").count() == 4
         check_figures(page, "Train (tiny-rgb)")
         screenshot(page, ARTIFACTS / "rgb-train.png")
     finally:
