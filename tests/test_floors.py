@@ -67,3 +67,11 @@ def test_floor_fills_score_one_image_and_mask_as_the_table_does():
     assert torch.equal(mean_filled, floors.mean_colour_fill(ramp, mask, 4))
     assert mean.item() == pytest.approx(floors.masked_mse(mean_filled, ramp, mask, 4).item())
     assert biharmonic.item() < 0.2 * mean.item()
+
+
+def test_held_out_floors_measures_the_photos_the_config_held_out(tmp_path):
+    config = apply_overrides(preset("mae", "tiny-rgb"), ["model.embed_dim=32", "model.depth=2", "model.num_heads=2",
+                                                         "model.decoder_dim=32", "model.decoder_heads=2",
+                                                         "data.dataset=photo-crops", "data.held_out=china,coins"])
+    checkpoint = Checkpoint(build_model(config.model, config.mto).eval(), config, tmp_path)
+    assert list(floors.held_out_floors(checkpoint, seeds=(0,)).rows) == ["china", "coins"]

@@ -21,7 +21,7 @@ import torch
 from ..api import patch_mask_to_pixels, reconstruct
 from ..data.images import prepare_images
 from ..data.masking import make_mask
-from ..data.photo_crops import HELD_OUT, photo_crops
+from ..data.photo_crops import photo_crops
 from ..models.checkpoint import Checkpoint
 
 FLOOR_RATIO = 0.75
@@ -111,7 +111,7 @@ def floor_table(checkpoint: Checkpoint, images: torch.Tensor, names: list[str] |
 
 def held_out_floors(checkpoint: Checkpoint, ratio: float = FLOOR_RATIO,
                     seeds: tuple[int, ...] = FLOOR_SEEDS) -> FloorTable:
-    """:func:`floor_table` on the four photos held out of the photo-crop set (astronaut, chelsea,
-    coffee, rocket), whole, at the checkpoint's size."""
-    photos = photo_crops("test", checkpoint.config.model.img_size, 0)
-    return floor_table(checkpoint, photos.images, HELD_OUT, ratio, seeds)
+    """:func:`floor_table` on the photos held out of the checkpoint's photo-crop set (its config's
+    ``data.held_out``; by default astronaut, chelsea, coffee and rocket), whole, at its size."""
+    photos = photo_crops("test", checkpoint.config.model.img_size, 0, checkpoint.config.data.held_out)
+    return floor_table(checkpoint, photos.images, photos.classes, ratio, seeds)
