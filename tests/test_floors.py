@@ -55,3 +55,23 @@ def test_a_floor_table_puts_a_model_beside_both_floors_on_the_same_masks(tmp_pat
     assert table.overall["model"] == pytest.approx(sum(r["model"] for r in table.rows.values()) / 2)
     text = table.markdown()
     assert text.count("\n") == 4 and "| all |" in text
+
+
+def test_floor_fills_score_one_image_and_mask_as_the_table_does():
+    ramp = _ramp(16)
+    mask = floors.floor_masks(1, 4, seeds=(3,))
+    fills = floors.floor_fills(ramp, mask, 4)
+    assert set(fills) == {"mean colour", "biharmonic"}
+    (mean_filled, mean), (_, biharmonic) = fills["mean colour"], fills["biharmonic"]
+    assert mean_filled.shape == ramp.shape and mean.shape == (1,)
+    assert torch.equal(mean_filled, floors.mean_colour_fill(ramp, mask, 4))
+    assert mean.item() == pytest.approx(floors.masked_mse(mean_filled, ramp, mask, 4).item())
+    assert biharmonic.item() < 0.2 * mean.item()
+
+
+def test_held_out_floors_measures_the_photos_the_config_held_out(tmp_path):
+    config = apply_overrides(preset("mae", "tiny-rgb"), ["model.embed_dim=32", "model.depth=2", "model.num_heads=2",
+                                                         "model.decoder_dim=32", "model.decoder_heads=2",
+                                                         "data.dataset=photo-crops", "data.held_out=china,coins"])
+    checkpoint = Checkpoint(build_model(config.model, config.mto).eval(), config, tmp_path)
+    assert list(floors.held_out_floors(checkpoint, seeds=(0,)).rows) == ["china", "coins"]

@@ -5,7 +5,7 @@ config selects it (data.dataset=photo-crops, data.held_out)."""
 import pytest
 import torch
 
-from mto_core.config import ConfigError, preset, set_value, validate
+from mto_core.config import ConfigError, DataConfig, preset, set_value, validate
 from mto_core.data import photo_crops as pc
 from mto_core.data.images import DataError, load_dataset
 from mto_core.eval.schedule import probe_sets
@@ -100,3 +100,12 @@ def test_photo_crops_refuse_class_probes_in_one_line():
     assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match="measure its reconstructions instead"):
         probe_sets(config)
+
+
+def test_trained_on_reads_the_held_out_photos_from_the_config():
+    crops = DataConfig(dataset="photo-crops", held_out="astronaut,chelsea,coffee,rocket")
+    assert [pc.trained_on(crops, n) for n in ("astronaut", "rocket", "motorcycle", "camera", "moon")] == [
+        False, False, True, True, False]  # moon ships with scikit-image but is not among the training photos
+    assert pc.trained_on(DataConfig(dataset="photo-crops", held_out="camera"), "astronaut") is True
+    assert pc.trained_on(DataConfig(dataset="photo-crops", held_out="camera"), "camera") is False
+    assert pc.trained_on(DataConfig(), "astronaut") is None  # Fashion-MNIST: nothing known of photos

@@ -157,3 +157,17 @@ def baseline_for(label: str, infos: dict[str, RunInfo]) -> str | None:
         return same.index(False) if False in same else len(same)
 
     return max(candidates, key=lambda k: (k == wanted, shared_prefix(k), -candidates.index(k)))
+
+
+def seen_label(name: str, seen: list[tuple[str, bool | None]]) -> str:
+    """A photo's name with whether the checkpoints trained on it, from each one's config
+    (``seen``: (checkpoint label, True / False / None = not known) per checkpoint):
+    'astronaut · never seen in training', 'camera · seen in training', or which one saw it."""
+    known = [(label, s) for label, s in seen if s is not None]
+    if not known:
+        return name
+    if all(s for _, s in known):
+        return f"{name} · seen in training"
+    if not any(s for _, s in known):
+        return f"{name} · never seen in training"
+    return f"{name} · seen in training by {', '.join(label for label, s in known if s)} only"

@@ -46,7 +46,7 @@ def from_link(params: dict[str, str], methods: list[str], alone: str) -> dict:
         ratio = round(float(params["ratio"]) / 0.05) * 0.05
         if 0.1 <= ratio <= 0.9:
             shared["ratio"] = round(ratio, 2)
-    except (KeyError, ValueError):
+    except (KeyError, TypeError, ValueError):  # absent (None where the sidebar asks for it) or not a number
         pass
     seed = str(params.get("seed", ""))
     if seed.isdigit() and int(seed) <= 10_000:

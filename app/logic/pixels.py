@@ -27,6 +27,13 @@ def upscale(image: torch.Tensor | np.ndarray, min_size: int = 160) -> np.ndarray
     return array.repeat(k, axis=0).repeat(k, axis=1)
 
 
+def display_size(img_size: int, photos: bool) -> int:
+    """The side a page draws an image at: a small photo's patch grid large (each 4 px patch of a
+    32 px photo 32 screen pixels wide), a grey 28 px image at 160, an image of 160 px or more at its
+    own size."""
+    return img_size if img_size >= 160 else (256 if photos else 160)
+
+
 def paint_patches(image: torch.Tensor, mask: torch.Tensor, patch_size: int,
                   colour: tuple[int, int, int] = MASK_COLOUR) -> torch.Tensor:
     """(C, H, W) image in [0, 1] -> (3, H, W) with the patches of ``mask`` (N,) bool filled with

@@ -67,3 +67,19 @@ def unfair_pixel_pair(norm_pix: list[bool]) -> str:
     return ("no winner is named: one model was trained with norm_pix_loss and its prediction is scored with "
             "the true patches' mean and std put back (given to it, not predicted), while the other predicts "
             "the pixels themselves, brightness and contrast included; the two errors measure different tasks")
+
+
+def floor_sentence(model: str, error: float, floors: dict[str, float]) -> str:
+    """Where a model's masked-patch error stands against the fills that learn nothing ({name: error},
+    e.g. the mean colour and biharmonic inpainting), in plain words: which it is below, and which not."""
+    below = [name for name, floor in floors.items() if error < floor]
+    above = [name for name in floors if name not in below]
+    ratios = ", ".join(f"{error / floor:.2f} x {name}" for name, floor in floors.items() if floor > 0)
+    if not above:
+        verdict = f"lower than every fill that learns nothing ({' and '.join(below)})"
+    elif not below:
+        verdict = (f"not lower than any fill that learns nothing: {' and '.join(above)} fill these patches "
+                   "better")
+    else:
+        verdict = f"lower than {' and '.join(below)}, but {' and '.join(above)} is lower still"
+    return f"**{model}**: {error:.4f}, {verdict}" + (f" ({ratios})" if ratios else "") + "."

@@ -12,10 +12,10 @@ import streamlit as st
 
 from mto_core import make_mask
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
-from logic.pixels import paint_patches, pipeline_svg, upscale
+from logic.pixels import display_size, paint_patches, pipeline_svg, upscale
 from logic.verdicts import SINGULARITY_WHY, singularity_verdict, zero_token_note
 from widgets.charts import chart, picture, styled
-from widgets.models import inputs_for, load, test_set
+from widgets.models import inputs_for, load, seen_names, test_set
 from widgets.page import page, spec_expander
 from widgets.sidebar import choose_pair, mask_controls
 
@@ -40,7 +40,7 @@ model_cfg = pair[0][1].config.model if pair else None
 ratio, seed, _ = mask_controls("learn", patches=model_cfg.num_patches if pair else 49)
 shown_in = inputs_for(model_cfg) if pair else None
 if shown_in is not None and shown_in.photos:
-    images, classes = shown_in.images, shown_in.names
+    images, classes = shown_in.images, seen_names(shown_in, pair)
     labels = shown_in.labels
     index = st.select_slider("Example photo", options=list(range(len(images))), value=0,
                              format_func=lambda i: classes[i], key="learn-photo")
@@ -53,7 +53,7 @@ if shown_in is not None:
 G, P = (model_cfg.grid, model_cfg.patch_size) if pair else (7, 4)
 N = G * G
 KIND = shown_in.kind if shown_in is not None else "fashion-mnist"
-SIZE = 160 if image.shape[-1] < 160 else image.shape[-1]
+SIZE = display_size(image.shape[-1], KIND == "photos")
 
 st.header("The pipeline")
 PIPELINE = (Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg").read_text()

@@ -11,17 +11,18 @@ import streamlit as st
 import torch
 
 from mto_core import feature_match, make_mask, reconstruct
+from mto_core.analysis.floors import floor_fills
 from mto_core.analysis.measures import masked_error_over
 from mto_core.data.images import prepare_images
 from mto_core.data.photos import read_photo
 
 from logic.files import MAX_UPLOAD_BYTES, read_upload
 from logic.labels import method_name
-from logic.pixels import paint_patches, toggle_patches, upscale
-from logic.verdicts import unfair_pixel_pair
+from logic.pixels import display_size, paint_patches, toggle_patches, upscale
+from logic.verdicts import floor_sentence, unfair_pixel_pair
 from mto_core import DataError
 from widgets.charts import chart, heat, patch_picker, picture
-from widgets.models import inputs_for, load
+from widgets.models import inputs_for, load, seen_names
 from widgets.page import page
 from widgets.sidebar import choose_pair, mask_controls
 
@@ -33,9 +34,9 @@ if not pair:
 cfg = pair[0][1].config.model
 ratio, seed, kind = mask_controls("recon", ("random", "block", "hand-edited"), cfg.num_patches)
 shown_in = inputs_for(cfg)
-images, names = shown_in.images, shown_in.names
+images, names = shown_in.images, seen_names(shown_in, pair)
 BATCH = 256 if not shown_in.photos else len(images)  # every gallery photo for an RGB model
-SIZE = 160 if cfg.img_size < 160 else cfg.img_size  # pictures pixel-exact; a photo at its own 224 px
+SIZE = display_size(cfg.img_size, shown_in.photos)  # pictures pixel-exact; a photo at its own 224 px
 
 st.caption(f"What the model sees: {shown_in.seen}.")
 sources = ["gallery", "upload"] if shown_in.photos else ["gallery", "dataset index", "upload"]
@@ -152,6 +153,14 @@ def match_figure(cosine: np.ndarray, chance: float, title: str) -> go.Figure:
     return fig
 
 
+@st.cache_data(show_spinner="Inpainting the photo…", max_entries=64)
+def floors_of(image: np.ndarray, mask: np.ndarray, patch_size: int) -> dict[str, tuple[np.ndarray, float]]:
+    """The two floors of one photo (C, H, W) in [0, 1] under ``mask`` (N,): {fill: (the filled photo, its
+    masked-patch MSE)}."""
+    fills = floor_fills(torch.from_numpy(image)[None], torch.from_numpy(mask)[None], patch_size)
+    return {fill: (filled[0].numpy(), float(error[0])) for fill, (filled, error) in fills.items()}
+
+
 unfair = unfair_pixel_pair([ck.config.model.norm_pix_loss for _, ck in pair]) if pixels else ""
 st.subheader("One image")
 widths = [1, 1, 1.3]
@@ -183,6 +192,19 @@ if pixels:
         with d:
             chart(heat(shown, "error per masked patch", zmax=top, colorscale="Magma", height=220 if g < 10 else 260,
                        colorbar="MSE", blank="#bdbdbd"), key=f"recon-err-{side}")
+    if shown_in.photos and cfg.img_size < 160:
+        floors = floors_of(shown_image.numpy(), mask.numpy(), p)
+        st.markdown("**Beside two fills that learn nothing**, on the same photo and mask: every hidden pixel "
+                    "given the mean colour of the visible patches, or inpainted from the visible pixels by "
+                    "classical biharmonic inpainting (scikit-image's `inpaint_biharmonic`). "
+                    "Masked-patch MSE, lower is better:")
+        a, b, d = st.columns(widths)
+        for col, (fill, (filled, error)) in zip((a, b), floors.items()):
+            picture(col, upscale(torch.from_numpy(filled), SIZE), caption=f"{fill} fill · MSE {error:.4f}")
+        with d:
+            for label, ckpt, rec in results:
+                st.markdown("- " + floor_sentence(label, float(rec.masked_error[0]),
+                                                  {fill: error for fill, (_, error) in floors.items()}))
     st.caption("The prediction at every patch: the loss of SimMIM, MAE and BootMAE scores the hidden patches only, "
                "so at the visible positions the model was never trained to predict anything; what it shows there "
                "is not an attempt at the image. The reconstruction keeps the visible patches as they are."
@@ -261,6 +283,8 @@ def compare_over_batch(stats: list, measure: str, key: str, higher_is_better: bo
 
 what = f"{BATCH} gallery photos" if shown_in.photos else f"{BATCH} test images"
 st.subheader(f"Over {what}")
+if shown_in.photos and names != shown_in.names:
+    st.caption("Among them: " + "; ".join(names) + ".")
 batch_kind = "random" if kind == "hand-edited" else kind
 # a large model's batch is seconds of CPU per checkpoint: it runs when asked (the page's first render stays quick)
 large = cfg.embed_dim * cfg.depth * cfg.num_patches > 128 * 6 * 49 * 20

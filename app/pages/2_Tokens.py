@@ -13,11 +13,11 @@ from mto_core import make_mask
 from mto_core.analysis.measures import embed_2d, layer_tokens
 from logic.labels import mask_site
 from logic.palette import CLASS_COLOURS, TOKEN_COLOURS
-from logic.pixels import outline_patch
+from logic.pixels import display_size, outline_patch
 from logic.scales import measure_range
 from widgets.charts import chart, integer_layers, picture, styled
 from widgets.layers import layer_table
-from widgets.models import inputs_for, load
+from widgets.models import inputs_for, load, seen_names
 from widgets.page import page
 from widgets.sidebar import choose_pair, mask_controls
 from widgets.traces import over_training
@@ -31,6 +31,7 @@ cfg = pair[0][1].config.model
 ratio, seed, mask_kind = mask_controls("tokens", ("random", "block"), patches=cfg.num_patches)
 shown_in = inputs_for(cfg)
 images, labels, classes = shown_in.images, shown_in.labels, shown_in.classes
+names = seen_names(shown_in, pair)  # a photo's with whether the checkpoints trained on it
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)
 where = mask_site(cfg)
 st.caption(f"What the model sees: {shown_in.seen}.")
@@ -49,6 +50,8 @@ count = c3.select_slider("Photos" if shown_in.photos else "Images", counts, valu
 colour = c4.radio("Colour", ["masked / visible", "photo" if shown_in.photos else "class"], horizontal=True,
                   key="tokens-colour")
 axis = "PC" if method == "pca" else "UMAP"
+if shown_in.photos:
+    st.caption(f"The photos: {'; '.join(names[:count])}.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -127,8 +130,9 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
         if row is not None:
             whole = images[int(row["image"])].float() / 255
             picture(st, outline_patch(whole, int(row["patch"]), ckpt.config.model.patch_size,
-                                      160 if cfg.img_size < 160 else cfg.img_size),
-                    caption=f"{row['token']} token: image {row['image']} ({row['class']}), patch {row['patch']} "
+                                      display_size(cfg.img_size, shown_in.photos)),
+                    caption=f"{row['token']} token: image {row['image']} ({names[int(row['image'])]}), "
+                            f"patch {row['patch']} "
                             "(framed; ringed in the plot). Click another point to change it.")
         else:
             st.caption("Click a point to see its patch inside its image.")
@@ -136,7 +140,8 @@ for side, (col, (label, ckpt)) in enumerate(zip(st.columns(2), pair)):
 over_training(pair, layer, where)
 
 st.subheader("Per layer: how distinct are masked and visible tokens?")
-st.caption(("Four of the photos" if shown_in.photos else "Held-out test images (32)")
+st.caption((f"Four of the photos ({'; '.join(names[:len(shown_in.held_out)])})" if shown_in.photos
+            else "Held-out test images (32)")
            + ", with one fixed random mask at the sidebar's ratio (mask seed 1, so "
            "these numbers do not move with the sidebar's seed). Singularity S = 1 − mean over masked tokens of the best cosine to a "
            "visible token of the same image (higher: the mask token stays unlike the data). Silhouette of the "

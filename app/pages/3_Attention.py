@@ -14,7 +14,7 @@ from logic.pixels import default_query
 from logic.scales import measure_range
 from widgets.charts import chart, heat, integer_layers, patch_picker, styled
 from widgets.layers import layer_table
-from widgets.models import inputs_for, load
+from widgets.models import inputs_for, load, seen_names
 from widgets.page import page
 from widgets.sidebar import choose_pair, mask_controls
 
@@ -26,14 +26,14 @@ if not pair:
 cfg = pair[0][1].config.model
 ratio, seed, mask_kind = mask_controls("attn", ("random", "block"), patches=cfg.num_patches)
 shown_in = inputs_for(cfg)
-images = shown_in.images
+images, names = shown_in.images, seen_names(shown_in, pair)
 g, n, p = cfg.grid, cfg.num_patches, cfg.patch_size
 where = mask_site(cfg)
 st.caption(f"What the model sees: {shown_in.seen}. Tokens: [CLS] and {n} patches ({1 + n} in all).")
 
 c1, c2, c3 = st.columns(3)
 if shown_in.photos:
-    index = c1.selectbox("Photo", list(range(len(images))), format_func=lambda i: shown_in.names[i], key="attn-photo")
+    index = c1.selectbox("Photo", list(range(len(images))), format_func=lambda i: names[i], key="attn-photo")
 else:
     index = c1.number_input(f"Test-split index (0 to {len(images) - 1:,})", 0, len(images) - 1, 3, key="attn-index")
 layers = min(ckpt.config.model.mask_layers for _, ckpt in pair)  # a pair may differ in depth and heads
@@ -59,7 +59,8 @@ st.session_state["attn-query-masked"] = now_masked
 
 left, right = st.columns([1, 2])
 with left:
-    st.caption("Click a patch to make it the query (magenta: masked, cyan frame: the query).")
+    st.caption((f"**{names[int(index)]}.** " if shown_in.photos else "")
+               + "Click a patch to make it the query (magenta: masked, cyan frame: the query).")
     points = patch_picker(image, mask, p, "attn-click", 300, query)
     if points and int(points[0]) != query:
         st.session_state[query_key] = int(points[0])

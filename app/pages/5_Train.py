@@ -1,22 +1,28 @@
 """Train: a short baseline and MTO run side by side, live, from the browser."""
 
 import copy
+import json
 import time
+
+import numpy as np
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
 from mto_core import ConfigError, DataError
-from mto_core.config import apply_overrides, preset
-from mto_core.analysis.trace import snapshot_steps, token_frames, trace_rows
+from mto_core.config import RunConfig, apply_overrides, preset
+from mto_core.data.streaming import open_dataset
+from mto_core.analysis.trace import SNAPSHOT_IMAGES, snapshot_steps, token_frames, trace_batch, trace_rows
+from mto_core.data.photo_crops import HELD_OUT, held_out_names
 
 from logic.emergence import alike_sentence, look_for, measure_figure, scatter_figure
+from logic.pixels import paint_patches, upscale
 from logic.labels import method_name, method_names
 from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
 from server.settings import is_teacher
 from server.training_job import JobSlot, TrainingJob
-from widgets.charts import chart, styled
+from widgets.charts import chart, picture, styled
 from widgets.models import RUNS
 from widgets.page import page
 from widgets.sidebar import visitor
@@ -25,6 +31,10 @@ page("Train", "🏋️")
 RUN_COLOURS = ["#1f77b4", "#d62728"]
 CHARTS_EVERY_S = 5.0  # the charts' refresh while the runs go (docs/performance.md: the Train page)
 SCATTER_LAYER = 1  # the first block that sees mask tokens: where MTO's constraints weigh most
+# the sizes this page trains: what each sees, and the settings that give it its data
+SIZES = {"tiny": ("Fashion-MNIST, 28 x 28 grey", []),
+         "tiny-rgb": ("photo crops, 32 x 32 colour",
+                      ["data.dataset=photo-crops", f"data.held_out={','.join(HELD_OUT)}"])}
 TERMS = {"loss": "total loss", "mim": "L_MIM (the method's loss)", "sing": "L_sing (data singularity)",
          "ent": "L_ent (attention entropy)", "rec": "L_rec (soft recalibration)"}
 
@@ -51,11 +61,14 @@ def teacher() -> bool:
 
 
 jobs = slot()
-st.markdown("Trains the tiny model on Fashion-MNIST: the baseline and its MTO variant side by side, "
-            "same data, masks and seed. The runs are saved under `runs/`, end with a quick k-NN probe "
-            "(up to 2,000 training images as the bank, up to 1,000 validation images) and appear on the other pages, "
-            "with an accuracy point on **Curves**.")
-st.caption("Only the tiny model trains here: one step of a ViT-B at 224 x 224 takes seconds on a CPU, so a run "
+st.markdown("Trains the tiny model on Fashion-MNIST, or its colour twin (`tiny-rgb`) on crops of photos, "
+            f"four photos held out ({', '.join(HELD_OUT)}): the baseline and its MTO variant side by side, "
+            "same data, masks and seed. The runs are saved under `runs/` and appear on the other pages. A "
+            "Fashion-MNIST run ends with a quick k-NN probe "
+            "(up to 2,000 training images as the bank, up to 1,000 validation images), "
+            "with an accuracy point on **Curves**; photo crops have no classes, so a colour run has none (its "
+            "reconstructions on **Reconstruct** sit beside two floors instead).")
+st.caption("Only the tiny models train here: one step of a ViT-B at 224 x 224 takes seconds on a CPU, so a run "
            "that shows anything would take hours. Larger models (`mto train --size vit-b`, or a published one "
            "imported with `mto import`) open on every other page.")
 st.caption("**One training at a time on this server; the others queue.** A training started while another runs "
@@ -100,19 +113,26 @@ else:
         sing = d2.number_input("λ_sing", 0.0, 10.0, last.get("sing", 0.1), step=0.05, format="%.3f")
         ent = d3.number_input("λ_ent", 0.0, 10.0, last.get("ent", 0.01), step=0.01, format="%.3f")
         rec = d4.number_input("λ_rec (soft)", 0.0, 10.0, last.get("rec", 0.0), step=0.05, format="%.3f")
-        shipped = st.checkbox("Use the small shipped data subset (faster start)", last.get("shipped", False))
+        shipped = st.checkbox("Use the small shipped data subset (faster start)", last.get("shipped", False),
+                              help="Fashion-MNIST only: the photo crops are cut from photos that ship with "
+                                   "scikit-image and scikit-learn.")
+        sizes = list(SIZES)
+        size = st.radio("Model", sizes, horizontal=True, key="train-size",
+                        index=sizes.index(last.get("size", "tiny")) if last.get("size") in sizes else 0,
+                        format_func=lambda k: f"{k}: {SIZES[k][0]}")
         started = st.form_submit_button("Queue my training" if jobs.busy else "Start training",
                                         help="Another training runs: yours waits in line and starts when it "
                                              "ends." if jobs.busy else None)
 
 if started:
     st.session_state["train-settings"] = dict(method=method, steps=int(steps), batch=int(batch), hard=hard,
-                                              sing=float(sing), ent=float(ent), rec=float(rec), shipped=shipped)
+                                              sing=float(sing), ent=float(ent), rec=float(rec), shipped=shipped,
+                                              size=size)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = [f"train.max_steps={int(steps)}", "train.epochs=0", f"train.batch_size={int(batch)}",
               "train.log_every=5", "train.warmup_fraction=0.1", f"train.trace_every={TRACE_EVERY}",
               "train.trace_spacing=doubling", "train.keep_checkpoints=1"
-              ] + (["data.root=shipped"] if shipped else [])
+              ] + SIZES[size][1] + (["data.root=shipped"] if shipped and size == "tiny" else [])
     mto = [f"mto.hard_recalibration={'true' if hard else 'false'}", f"mto.singularity_weight={sing}",
            f"mto.entropy_weight={ent}", f"mto.recalibration_weight={rec}"]
     full = check_free_disk(RUNS)
@@ -122,9 +142,10 @@ if started:
         try:
             owner = me()
             names = {"baseline": f"app-{stamp}-{method}", "MTO": f"app-{stamp}-{method}-mto"}
-            runs = {"baseline": (apply_overrides(preset(method), common), RUNS / names["baseline"]),
-                    "MTO": (apply_overrides(preset(f"{method}-mto"), common + mto), RUNS / names["MTO"])}
-            job = TrainingJob(runs, owner=owner)
+            runs = {"baseline": (apply_overrides(preset(method, size), common), RUNS / names["baseline"]),
+                    "MTO": (apply_overrides(preset(f"{method}-mto", size), common + mto), RUNS / names["MTO"])}
+            with st.spinner("Preparing the training images…"):  # photo crops: cut once per server
+                job = TrainingJob(runs, owner=owner)
 
             def make_room() -> None:
                 """Room for the two new runs within the bound, the oldest app runs removed first; then
@@ -153,7 +174,8 @@ if jobs.busy:
     st.markdown(f"Training now: {running}.")
     mto_run = job.runs["MTO"]
     m, t = mto_run.config.mto, mto_run.config.train
-    st.caption(f"Settings: {mto_run.total_steps} steps, batch {t.batch_size}; the MTO run with hard "
+    st.caption(f"Settings: the {mto_run.config.model.size} model on {SIZES.get(mto_run.config.model.size, ('its data',))[0]}, "
+               f"{mto_run.total_steps} steps, batch {t.batch_size}; the MTO run with hard "
                f"recalibration {'on' if m.hard_recalibration else 'off'}, λ_sing {m.singularity_weight:g}, "
                f"λ_ent {m.entropy_weight:g}, λ_rec {m.recalibration_weight:g}."
                + (f" Waiting after it: {len(jobs.queue)}." if jobs.queue else ""))
@@ -242,15 +264,37 @@ def emergence(job, rows: dict[str, list[dict]], replay: bool) -> None:
     scatter = kept("train-scatter", (runs, tuple(steps.values()), replay), lambda: scatter_figure(
         {name: frames_of(str(state.run_dir), steps[name]) for name, state in job.runs.items()},
         SCATTER_LAYER, animate=replay))
+    config = next(iter(job.runs.values())).config
+    photos = config.data.dataset == "photo-crops"
     if scatter is not None:
         chart(scatter, key="train-scatter-replay" if replay else "train-scatter", ready=True)
         st.caption(
             f"Layer {SCATTER_LAYER}'s patch tokens of 4 fixed held-out images under one fixed mask, the same for "
-            "both runs. Each run has ONE plane for all its frames: the first two principal axes of its snapshots' "
+            + ("both runs (crops of the photos held out of training, never seen: "
+               f"{', '.join(held_out_names(config.data.held_out))}; drawn below)." if photos else "both runs.")
+            + " Each run has ONE plane for all its frames: the first two principal axes of its snapshots' "
             "tokens pooled, so a token that moves between frames has changed, not the axes (while the run goes "
             "the plane is refitted as snapshots arrive; once it has ended the plane is fixed). Each panel's axes "
             "hold every frame. The two runs' planes are their own: compare how the groups part, not positions."
             + (" Press ▶ Play or drag the step slider to replay from step 0." if replay else ""))
+    if photos:
+        for col, (crop, masked, name) in zip(st.columns(SNAPSHOT_IMAGES), traced_photos(config.to_json())):
+            picture(col, crop, caption=f"a crop of {name} · never seen in training")
+            picture(col, masked, caption="its mask in the scatter (hidden patches magenta)")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def traced_photos(config_json: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The crops whose tokens a run's scatter shows (the run's config as JSON), drawn large, whole and with
+    their hidden patches painted; each with the held-out photo it was cut from."""
+    config = RunConfig.from_dict(json.loads(config_json))
+    images, mask = trace_batch(config)
+    data = open_dataset(config.data, config.model, "val")
+    m = config.model
+    size = 6 * m.img_size  # four in a row: each a quarter of the page
+    return [(upscale(image, size), upscale(paint_patches(image.float() / 255, hidden, m.patch_size), size),
+             data.classes[int(data.labels[i])])
+            for i, (image, hidden) in enumerate(zip(images[:SNAPSHOT_IMAGES], mask[:SNAPSHOT_IMAGES]))]
 
 
 @st.fragment(run_every=2.5)
@@ -277,6 +321,10 @@ def live() -> None:
                        "validation images (binomial). A difference between the two runs smaller than that is "
                        "not evidence that either learns better; the **Curves** page has the committed "
                        "multi-seed experiments.")
+        skipped = {s.no_probe for s in job.runs.values() if s.no_probe}
+        if skipped:
+            st.caption(f"No k-NN point for these runs: {skipped.pop()}. The **Reconstruct** page puts their "
+                       "reconstructions of the held-out photos beside two fills that learn nothing.")
         if st.session_state.get("train-was-running"):
             st.session_state["train-was-running"] = False
             st.rerun(scope="app")  # Start enabled again, Stop gone, the replay drawn

@@ -5,7 +5,8 @@ their metrics rows as they are logged, and stops them all, each with a checkpoin
 at the same step, so that their k-NN points compare like with like (the runs that are ahead stop
 at once, the others catch up to them).
 Each run ends with a quick k-NN probe on the validation split, written to its metrics.jsonl as
-an 'epoch' row, so runs made in the app have an accuracy point on the Curves page.
+an 'epoch' row, so runs made in the app have an accuracy point on the Curves page (not a run of
+photo crops, which have no classes: its ``no_probe`` says so).
 A :class:`JobSlot` runs one job at a time, so a 2-core server stays responsive; the next
 jobs wait in a queue, one per owner. A job started with an ``owner`` (the app passes the
 visitor's id, kept in the page's address) can be stopped only by that owner, or by a teacher.
@@ -23,7 +24,7 @@ from mto_core.config import RunConfig
 from mto_core.data.streaming import open_dataset
 from mto_core.training.run_folder import append_metrics
 from mto_core.training.engine import make_plan, train
-from mto_core.eval.schedule import quick_knn
+from mto_core.eval.schedule import probe_problem, quick_knn
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RunState:
     trained_steps: int | None = None  # set when train() has returned
     knn: float | None = None
     knn_images: int = 0  # validation images the k-NN accuracy was measured on
+    no_probe: str = ""  # why the run gets no k-NN point (photo crops have no classes), if it gets none
     done: bool = False
     live_step: int = 0  # steps taken so far (counted where train() asks whether to stop, once a step)
 
@@ -111,7 +113,8 @@ class TrainingJob:
             result = train(state.config, state.run_dir, progress=False, on_log=state.rows.append,
                            should_stop=lambda: self._should_stop(state))
             state.trained_steps = result.steps
-            if result.last_checkpoint is not None and state.config.data.val_fraction:
+            state.no_probe = probe_problem(state.config)
+            if result.last_checkpoint is not None and state.config.data.val_fraction and not state.no_probe:
                 from mto_core.models.checkpoint import load_checkpoint
 
                 model = load_checkpoint(result.last_checkpoint).model

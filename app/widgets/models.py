@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 
 from logic.files import scan_checkpoints
-from logic.labels import describe_run, short_label
+from logic.labels import describe_run, seen_label, short_label
 from mto_core import CheckpointError, load_checkpoint, load_fashion_mnist
 from server.classroom import opened
 
@@ -145,6 +145,17 @@ def inputs_for(model) -> Inputs:
     images, labels, classes = test_set()
     return Inputs("fashion-mnist", images, labels, classes, tuple(classes[int(i)] for i in labels), images[100:132],
                   "Fashion-MNIST's 28 x 28 grey test images")
+
+
+def seen_names(shown_in: Inputs, pair) -> tuple[str, ...]:
+    """Each image's name; a photo's with whether the checkpoints of ``pair`` ((label, checkpoint), ...)
+    trained on it, read from each one's config (``data.held_out``): 'astronaut · never seen in training'."""
+    from mto_core.data.photo_crops import trained_on
+
+    if not shown_in.photos:
+        return shown_in.names
+    return tuple(seen_label(name, [(label.split(" · ")[0], trained_on(ckpt.config.data, name))
+                                   for label, ckpt in pair]) for name in shown_in.names)
 
 
 @st.cache_data(show_spinner=False, ttl=3, max_entries=4)

@@ -21,7 +21,7 @@ import torch
 from ..api import patch_mask_to_pixels, reconstruct
 from ..data.images import prepare_images
 from ..data.masking import make_mask
-from ..data.photo_crops import HELD_OUT, photo_crops
+from ..data.photo_crops import photo_crops
 from ..models.checkpoint import Checkpoint
 
 FLOOR_RATIO = 0.75
@@ -61,6 +61,18 @@ def biharmonic_fill(images: torch.Tensor, mask: torch.Tensor, patch_size: int) -
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(images.dtype)
 
 
+def floor_fills(images: torch.Tensor, mask: torch.Tensor,
+                patch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{fill: (the filled images (B, C, H, W), their (B,) masked-patch MSE)} of the two fills that
+    learn nothing ("mean colour", "biharmonic") on ``images`` (B, C, H, W) in [0, 1] under ``mask``
+    (B, N) bool: the floors a model's error on the same images and mask is read against."""
+    out = {}
+    for name, fill in (("mean colour", mean_colour_fill), ("biharmonic", biharmonic_fill)):
+        filled = fill(images, mask, patch_size).float()
+        out[name] = filled, masked_mse(filled, images, mask, patch_size)
+    return out
+
+
 @dataclass
 class FloorTable:
     """Masked-patch MSE per photo (``rows``: name -> {fill: mse}, each the mean over the masks) and
@@ -90,17 +102,16 @@ def floor_table(checkpoint: Checkpoint, images: torch.Tensor, names: list[str] |
     x = prepare_images(images, m.img_size, m.in_chans)
     mask = floor_masks(len(x), m.grid, ratio, seeds)
     xs = x.repeat(len(seeds), 1, 1, 1)
-    fills = {"model": reconstruct(checkpoint, xs, mask).prediction,
-             "mean colour": mean_colour_fill(xs, mask, m.patch_size),
-             "biharmonic": biharmonic_fill(xs, mask, m.patch_size)}
-    errors = {k: masked_mse(v.float(), xs, mask, m.patch_size).view(len(seeds), len(x)) for k, v in fills.items()}
+    model = masked_mse(reconstruct(checkpoint, xs, mask).prediction.float(), xs, mask, m.patch_size)
+    floors = {k: e for k, (_, e) in floor_fills(xs, mask, m.patch_size).items()}
+    errors = {k: v.view(len(seeds), len(x)) for k, v in {"model": model, **floors}.items()}
     rows = {name: {k: float(e[:, i].mean()) for k, e in errors.items()} for i, name in enumerate(names)}
     return FloorTable(rows, {k: float(e.mean()) for k, e in errors.items()}, ratio, tuple(seeds))
 
 
 def held_out_floors(checkpoint: Checkpoint, ratio: float = FLOOR_RATIO,
                     seeds: tuple[int, ...] = FLOOR_SEEDS) -> FloorTable:
-    """:func:`floor_table` on the four photos held out of the photo-crop set (astronaut, chelsea,
-    coffee, rocket), whole, at the checkpoint's size."""
-    photos = photo_crops("test", checkpoint.config.model.img_size, 0)
-    return floor_table(checkpoint, photos.images, HELD_OUT, ratio, seeds)
+    """:func:`floor_table` on the photos held out of the checkpoint's photo-crop set (its config's
+    ``data.held_out``; by default astronaut, chelsea, coffee and rocket), whole, at its size."""
+    photos = photo_crops("test", checkpoint.config.model.img_size, 0, checkpoint.config.data.held_out)
+    return floor_table(checkpoint, photos.images, photos.classes, ratio, seeds)

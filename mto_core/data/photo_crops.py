@@ -36,7 +36,7 @@ from PIL import Image
 
 from ..config import DataConfig, ModelConfig
 from .images import DATASET_LOADERS, DataError, ImageSet
-from .photos import bundled_folder, prepare_photo
+from .photos import GALLERY, bundled_folder, prepare_photo
 from .seeding import generator
 
 PHOTO_CROPS = "photo-crops"
@@ -118,6 +118,19 @@ def held_out_names(text: str = "") -> tuple[str, ...]:
     if not set(PHOTOS) - set(names):
         raise DataError("data.held_out holds every photo, which leaves none to train on; hold out fewer")
     return names
+
+
+def trained_on(data: DataConfig, photo: str) -> bool | None:
+    """Whether a run with ``data`` trained on the bundled photo ``photo`` (a name of
+    :data:`~mto_core.data.photos.GALLERY`): True for one of its training photos, False for one held
+    out (``data.held_out``) or never among :data:`PHOTOS`; None for a run of another dataset, whose
+    training photos are not known here."""
+    if data.dataset != PHOTO_CROPS:
+        return None
+    held_out = held_out_names(data.held_out)
+    trained = {file for name, (package, file) in PHOTOS.items()
+               if package == "skimage" and name not in held_out}
+    return GALLERY.get(photo) in trained
 
 
 @functools.lru_cache(maxsize=4)

@@ -34,6 +34,15 @@ from .probes import ProbeResult, probe, probes
 QUICK_BANK, QUICK_VAL = 2000, 1000
 
 
+def probe_problem(config: RunConfig) -> str:
+    """Why a run's data cannot be probed, in one line ('' if it can): photo crops have no classes."""
+    if config.data.dataset == "photo-crops":
+        return ("a model trained on photo crops has no classes to probe (the held-out photos are not "
+                "among the training photos); measure its reconstructions instead "
+                "(mto_core.analysis.floors.held_out_floors)")
+    return ""
+
+
 def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = None,
                split: str = "val") -> tuple[ImageSet | LazyImages, ImageSet | LazyImages]:
     """(bank, evaluation set) of a run's data: ``bank`` training images (default
@@ -42,10 +51,9 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
     them batch by batch (mto_core/data/streaming.py), holding only their features. A streamed set
     gives its first ``bank`` training images and the first ``size`` images of ``split`` (0: ``bank``
     again; bank 0: QUICK_BANK): nothing after them is read."""
-    if config.data.dataset == "photo-crops":
-        raise ConfigError("a model trained on photo crops has no classes to probe (the held-out photos are not "
-                          "among the training photos); measure its reconstructions instead "
-                          "(mto_core.analysis.floors.held_out_floors)")
+    problem = probe_problem(config)
+    if problem:
+        raise ConfigError(problem)
     t = config.train
     bank = t.probe_bank if bank is None else bank
     size = t.probe_val if size is None else size

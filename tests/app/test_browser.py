@@ -487,3 +487,53 @@ def test_a_shared_address_shows_the_same_view_in_a_fresh_browser(server, browser
     screenshot(student, ARTIFACTS / "link-opened-in-a-fresh-browser.png")
     for page in (teacher, student):
         page.context.close()
+
+
+def test_every_page_on_the_rgb_checkpoints_in_a_pair_and_alone_and_an_rgb_training(server, browser,
+                                                                                   no_leftover_runs):
+    """The shipped colour MAE beside its MTO twin, then alone, on every page: photos drawn large, the
+    held-out ones marked as never seen, the floors beside the reconstruction; then the Train page's
+    colour preset for a few steps. Screenshots: test-artifacts/rgb-*.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        # a shared address: the colour MAE beside its MTO twin
+        page.goto(f"{server}/?method=mae&ckpt=checkpoints/mae-rgb&with=checkpoints/mae-rgb-mto")
+        settle(page, 300_000)
+        for shown in ("pair", "alone"):
+            for title in ("Learn", "Reconstruct", "Tokens", "Attention"):
+                _nav(page, title)
+                assert page.get_by_text("mae-rgb · MAE (baseline)").count() >= 1, title
+                assert (page.get_by_text("mae-rgb-mto · MAE + MTO").count() >= 1) == (shown == "pair")
+                assert page.get_by_text("never seen in training").count() >= 1, title
+                if title == "Reconstruct":
+                    assert page.get_by_text("mean colour fill · MSE").count() == 1
+                    assert page.get_by_text("biharmonic fill · MSE").count() == 1
+                    assert page.get_by_text("x mean colour").count() == (2 if shown == "pair" else 1)
+                    widths = page.locator('[data-testid="stImage"] img').evaluate_all(
+                        "imgs => imgs.map(i => i.getBoundingClientRect().width)")
+                    assert widths and min(widths) >= 256, widths  # each 4 px patch drawn 32 px wide
+                check_figures(page, f"{title} ({shown})")
+                screenshot(page, ARTIFACTS / f"rgb-{shown}-{title.lower()}.png")
+            if shown == "pair":
+                _pick(page, "Compare with", "— none: this checkpoint alone —")
+        _nav(page, "Curves")
+        assert page.get_by_text("mae-rgb-mto · MAE + MTO").count() >= 1
+        check_figures(page, "Curves")
+        screenshot(page, ARTIFACTS / "rgb-curves.png")
+        _nav(page, "Train")
+        page.get_by_text("tiny-rgb: photo crops, 32 x 32 colour").click()
+        page.get_by_text("MAE", exact=True).first.click()
+        steps = page.get_by_label("Steps")
+        steps.fill("10")
+        steps.press("Tab")
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Saved:").first.wait_for(timeout=180_000)
+        settle(page)
+        page.get_by_text("No k-NN point for these runs").wait_for(timeout=60_000)
+        assert page.get_by_text("a crop of").count() == 4
+        assert page.get_by_text("· never seen in training").count() == 4
+        check_figures(page, "Train (tiny-rgb)")
+        screenshot(page, ARTIFACTS / "rgb-train.png")
+    finally:
+        page.context.close()

@@ -93,3 +93,12 @@ def test_partners_share_the_method_and_input_and_fall_back_to_the_twin_or_none()
     assert partner_choice("runs/big", ["runs/big-mto", "none"], "checkpoints/mae-mto", "none") == "runs/big-mto"
     assert partner_choice("runs/other", ["runs/x", "none"], "checkpoints/mae-mto", "none") == "none"
     assert partner_choice("runs/big", ["runs/big-mto", "runs/x", "none"], "runs/x", "none") == "runs/x"
+
+
+def test_seen_label_says_whether_the_checkpoints_trained_on_a_photo():
+    from logic.labels import seen_label
+
+    assert seen_label("astronaut", [("a", False), ("b", False)]) == "astronaut · never seen in training"
+    assert seen_label("camera", [("a", True)]) == "camera · seen in training"
+    assert seen_label("camera", [("a", True), ("b", False)]) == "camera · seen in training by a only"
+    assert seen_label("camera", [("a", None)]) == "camera"  # not a photo-crop run: nothing is said

@@ -21,6 +21,9 @@ def test_a_malformed_address_opens_on_the_defaults():
     assert from_link({"method": "nope", "ratio": "0.5"}, METHODS, ALONE_OPTION) == {}
     got = from_link({"method": "mae", "ratio": "7", "seed": "-1", "mask": "star"}, METHODS, ALONE_OPTION)
     assert got == {"method": "mae"}
+    # an address with some choices only: the sidebar reads the others as None
+    assert from_link({"method": "mae", "ckpt": "checkpoints/mae", "ratio": None, "seed": None}, METHODS,
+                     ALONE_OPTION) == {"method": "mae", "base-mae": "checkpoints/mae"}
 
 
 def test_a_shared_address_opens_the_same_view_in_a_new_session():

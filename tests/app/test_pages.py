@@ -843,3 +843,83 @@ def test_learn_pipeline_follows_the_chosen_model(rgb):
     at = choose(at, "learn", "mae", rgb["mae"])
     big = pipeline(at)
     assert "196 patches" in big and "224 x 224" in big and "16 x 16 px" in big and "49 patches" not in big
+
+
+COLOUR_PAIRS = {"mae": ("checkpoints/mae-rgb", "checkpoints/mae-rgb-mto"),
+                "simmim": ("checkpoints/simmim-rgb", "checkpoints/simmim-rgb-mto")}
+
+
+@pytest.mark.parametrize("method", list(COLOUR_PAIRS))
+def test_reconstruct_shows_a_colour_pair_on_photos_marked_seen_or_not_beside_both_floors(method):
+    at = choose(run("pages/1_Reconstruct.py"), "recon", method, *COLOUR_PAIRS[method])
+    gallery = at.select_slider(key="recon-photo")
+    assert gallery.options[0] == "astronaut · never seen in training"  # data.held_out of both configs
+    assert "camera · seen in training" in gallery.options
+    captions = _captions(at)
+    assert any(c.startswith("mean colour fill · MSE") for c in captions)
+    assert any(c.startswith("biharmonic fill · MSE") for c in captions)
+    said = said_now(at)
+    for label in COLOUR_PAIRS[method]:
+        name = label.split("/")[1]
+        assert re.search(rf"\*\*{name} · [^*]+\*\*: 0\.\d{{4}}, (lower than|not lower than)", said), said
+    assert "Among them: astronaut · never seen in training" in said
+    choose(at, "recon", method, COLOUR_PAIRS[method][0])  # alone: one model beside the floors
+    assert sum("x mean colour" in m.value for m in at.markdown) == 1 and not at.error
+
+
+@pytest.mark.parametrize("page", ["Home.py", "pages/2_Tokens.py", "pages/3_Attention.py"])
+def test_every_page_marks_the_photos_a_colour_pair_never_saw(page):
+    key = PAGES[page]
+    at = choose(run(page), key, "simmim", *COLOUR_PAIRS["simmim"])
+    said = said_now(at)
+    assert "simmim-rgb-mto ·" in str(specs(at)) + said and not at.error
+    if page == "Home.py":
+        assert at.select_slider(key="learn-photo").options[0] == "astronaut · never seen in training"
+        assert "original (astronaut · never seen in training)" in _captions(at)
+    if page == "pages/2_Tokens.py":
+        assert "The photos: astronaut · never seen in training; chelsea · never seen in training" in said
+        assert "Four of the photos (astronaut · never seen in training;" in said
+    if page == "pages/3_Attention.py":
+        photos = at.selectbox(key="attn-photo").options
+        assert photos[3] == "rocket · never seen in training" and "brick · seen in training" in photos
+    choose(at, key, "simmim", COLOUR_PAIRS["simmim"][0])  # alone
+    assert not at.error and "never seen in training" in said_now(at) + str(_captions(at)) + str(
+        at.selectbox(key="attn-photo").options if page == "pages/3_Attention.py" else "")
+
+
+def test_train_page_trains_the_colour_preset_on_photo_crops_and_skips_the_knn_probe(monkeypatch):
+    from mto_core.data import photo_crops as pc
+
+    monkeypatch.setattr(pc, "TRAIN_CROPS", 256)  # a few crops: the set is cut in a moment
+    pc._photo_crops.cache_clear()
+    before = set(RUNS.glob("app-*"))
+    try:
+        at = _train_page("visitor-rgb")
+        at.radio[0].set_value("mae")
+        at.radio(key="train-size").set_value("tiny-rgb")
+        at.number_input[0].set_value(10)
+        at.select_slider[0].set_value(16)
+        at.button[0].click().run()
+        _wait_for(at, lambda at: bool(at.success))
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        made = set(RUNS.glob("app-*")) - before
+        assert len(made) == 2 and all("photo-crops" in (d / "config.json").read_text() for d in made)
+        assert "No k-NN point for these runs: a model trained on photo crops has no classes" in texts(at)
+        crops = [c for c in _captions(at) if c.startswith("a crop of ")]
+        assert len(crops) == 4 and all(c.split(" · ")[0][len("a crop of "):] in pc.HELD_OUT for c in crops)
+        assert any("singularity score S" in a.get("text", "") for s in specs(at)
+                   for a in s["layout"].get("annotations", []))  # the emergence panels, on the photos' crops
+    finally:
+        pc._photo_crops.cache_clear()
+        for run_dir in set(RUNS.glob("app-*")) - before:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_curves_shows_a_colour_pair_and_one_alone_by_their_losses():
+    at = run("pages/4_Curves.py")
+    for chosen in (list(COLOUR_PAIRS["mae"]), [COLOUR_PAIRS["mae"][0]]):
+        at.multiselect(key="curves-runs").set_value(chosen).run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        names = {t.get("name") for s in specs(at) for t in s["data"] if t.get("name")}
+        assert {c.split("/")[1] for c in chosen} <= names and not names & {"mae", "mae-mto", "simmim"}, names
+    check_charts(at)

@@ -62,3 +62,10 @@ def test_attention_opens_on_a_visible_patch_of_the_object():
     assert patch[query] == patch[~mask].max() and patch[query] > 0  # the most ink among the visible patches
     blank = torch.zeros(1, 1, 28, 28)
     assert not make_mask(1, 7, 0.6, 0)[0][default_query(blank, mask, 4)]  # a blank image: still a visible patch
+
+
+def test_display_size_draws_a_small_photo_large():
+    from logic.pixels import display_size
+
+    assert display_size(32, photos=True) >= 256 and display_size(28, photos=False) == 160
+    assert display_size(224, photos=True) == 224  # a published model's photo: pixel for pixel

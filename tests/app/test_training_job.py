@@ -176,3 +176,23 @@ def test_a_second_owner_queues_one_place_each_and_starts_when_the_first_ends(tmp
     assert second.stop("bob")
     second.wait(300)
     assert not slot.busy and not third.running
+
+
+def test_a_run_of_photo_crops_skips_the_knn_probe_and_says_why(tmp_path, monkeypatch):
+    from mto_core.data import photo_crops as pc
+
+    monkeypatch.setattr(pc, "TRAIN_CROPS", 64)  # a few crops: the set is cut in a moment
+    pc._photo_crops.cache_clear()
+    sets = ["model.img_size=32", "model.patch_size=4", "model.in_chans=3", "data.dataset=photo-crops",
+            "train.batch_size=16", "train.max_steps=2", "train.epochs=0", "train.log_every=1"]
+    try:
+        job = TrainingJob({"baseline": (small_config("mae", *sets), tmp_path / "a"),
+                           "MTO": (small_config("mae-mto", *sets), tmp_path / "b")})
+        job.start()
+        job.wait(300)
+    finally:
+        pc._photo_crops.cache_clear()
+    assert job.status() == "finished: step 2 of 2"
+    for state in job.runs.values():
+        assert state.error is None and state.knn is None and "no classes to probe" in state.no_probe
+        assert (state.run_dir / "step-00000002" / "model.safetensors").exists()

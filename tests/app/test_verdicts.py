@@ -42,3 +42,13 @@ def test_two_baselines_or_equal_values_name_no_mto_and_no_winner():
         assert expected.split(":")[0][:40] in said
         assert "the singularity MTO aims at is a property of the layers' tokens" in said
 
+
+
+def test_floor_sentence_names_the_floors_a_model_is_and_is_not_below():
+    from logic.verdicts import floor_sentence
+
+    floors = {"mean colour": 0.04, "biharmonic": 0.02}
+    assert "lower than every fill" in floor_sentence("m", 0.01, floors)
+    assert "lower than mean colour, but biharmonic is lower still" in floor_sentence("m", 0.03, floors)
+    assert "0.75 x mean colour, 1.50 x biharmonic" in floor_sentence("m", 0.03, floors)
+    assert "not lower than any" in floor_sentence("m", 0.05, floors)
