@@ -23,10 +23,10 @@ from mto_core.data.streaming import (
     ImageFolder,
     LazyImages,
     mae_crop,
-    open_dataset,
     read_batches,
     resolve_workers,
 )
+from mto_core.data.sources import open_dataset
 from mto_core.models.checkpoint import list_checkpoints, read_metrics
 from mto_core.training.engine import train
 
@@ -199,6 +199,7 @@ import torch
 import mto_core
 import mto_core.data.streaming as streaming
 from mto_core.config import apply_overrides, preset
+from mto_core.data.sources import open_dataset
 from mto_core.training.engine import batches, init_distributed, make_plan
 
 read = []
@@ -206,7 +207,7 @@ real = streaming.augmented_image
 streaming.augmented_image = lambda source, *rest: read.append(source) or real(source, *rest)
 config = apply_overrides(preset("mae"), json.loads(sys.argv[1]))
 info = init_distributed(torch.device("cpu"))
-data = streaming.open_dataset(config.data, config.model, "train")
+data = open_dataset(config.data, config.model, "train")
 plan = make_plan(config, len(data), info.world_size)
 images = [micro[0][0].tolist() for micro in batches(data, config, plan, 0, 0, info)]
 json.dump({"read": read, "images": images}, open(sys.argv[2] + f"/rank{info.rank}.json", "w"))

@@ -12,7 +12,7 @@ import streamlit as st
 
 from mto_core import ConfigError, DataError
 from mto_core.config import RunConfig, apply_overrides, preset
-from mto_core.data.streaming import open_dataset
+from mto_core.data.sources import open_dataset
 from mto_core.analysis.trace import SNAPSHOT_IMAGES, snapshot_steps, token_frames, trace_batch, trace_rows
 from mto_core.data.photo_crops import HELD_OUT, held_out_names
 

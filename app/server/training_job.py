@@ -21,7 +21,7 @@ from typing import Any
 
 from logic.progress import run_progress
 from mto_core.config import RunConfig
-from mto_core.data.streaming import open_dataset
+from mto_core.data.sources import open_dataset
 from mto_core.training.run_folder import append_metrics
 from mto_core.training.engine import make_plan, train
 from mto_core.eval.schedule import probe_problem, quick_knn

@@ -31,7 +31,8 @@ from ..api import token_trace
 from ..config import RunConfig
 from ..data.images import prepare_images
 from ..data.masking import make_mask
-from ..data.streaming import first_images, open_dataset
+from ..data.sources import open_dataset
+from ..data.streaming import first_images
 from ..models.checkpoint import Checkpoint
 from ..models.objective import MIMModel
 from ..mto.records import TokenTrace

@@ -35,7 +35,8 @@ from safetensors.torch import load_file, save_file
 from ..api import token_trace
 from ..config import RunConfig
 from ..data.masking import make_mask
-from ..data.streaming import first_images, open_dataset
+from ..data.sources import open_dataset
+from ..data.streaming import first_images
 from ..models.objective import MIMModel
 from ..mto.terms import entropy_loss, recalibration_loss
 from .measures import silhouette, singularity_score

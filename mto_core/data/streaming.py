@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import ConfigError, DataConfig, ModelConfig
-from .images import IMAGE_SUFFIXES, DataError, ImageSet, load_dataset, open_image, read_image, split_indices
+from ..config import ConfigError
+from .images import IMAGE_SUFFIXES, DataError, ImageSet, open_image, read_image
 from .seeding import derive_seed
 
 MAE_SCALE = (0.2, 1.0)
@@ -254,37 +254,6 @@ def check_readable(data: LazyImages, where: str, seed: int = 0) -> None:
     if len(failed) * 2 > len(picked):
         raise DataError(f"{len(failed)} of {len(picked)} images sampled from {where} cannot be read (e.g. "
                         f"{failed[0]}); the set looks damaged or is not images: check data.root")
-
-
-def open_dataset(config: DataConfig, model: ModelConfig, split: str) -> ImageSet | LazyImages:
-    """``train`` / ``val`` / ``test`` as :func:`~.images.load_dataset` splits them: Fashion-MNIST in
-    memory, a folder of images read lazily (the same split of its file list), a streamed set
-    (``data.streaming``) as a :class:`~.hf_stream.StreamedImages`."""
-    if config.dataset not in ("folder", "hf"):
-        return load_dataset(config, model, split)
-    if split not in ("train", "val", "test"):
-        raise DataError(f"split must be train, val or test, got '{split}'")
-    if not config.root:
-        raise DataError(f"data.dataset={config.dataset} needs data.root=<"
-                        + ("folder of images>" if config.dataset == "folder" else "dataset folder, files or Hub id>"))
-    if config.streaming:
-        from .hf_stream import StreamedImages
-
-        streamed = StreamedImages(config.root, split, config.val_fraction, config.shuffle_buffer)
-        check_readable(streamed.take(CHECKED_IMAGES), config.root)
-        return streamed
-    full = ImageFolder(config.root) if config.dataset == "folder" else HFImages(config.root, split)
-    if getattr(full, "own_split", False):
-        data = full  # the set's own test split
-    else:
-        train_idx, held_idx = split_indices(len(full), config.val_fraction or 0.1, config.split_seed)
-        data = full.subset(train_idx if split == "train" else held_idx)
-    if split == "train" and config.train_limit:
-        data = data.subset(slice(0, config.train_limit))
-    if len(data) == 0:
-        raise DataError(f"the {split} split is empty; use more images or change data.val_fraction")
-    check_readable(data, config.root)
-    return data
 
 
 @dataclass

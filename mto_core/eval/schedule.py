@@ -25,7 +25,8 @@ from ..config import ConfigError, RunConfig, parse_points
 from ..data.hf_stream import StreamedImages
 from ..data.images import ImageSet
 from ..data.seeding import generator
-from ..data.streaming import LazyImages, open_dataset
+from ..data.sources import open_dataset
+from ..data.streaming import LazyImages
 from ..models.checkpoint import Checkpoint
 from ..models.objective import MIMModel
 from .probes import ProbeResult, probe, probes

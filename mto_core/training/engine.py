@@ -28,7 +28,8 @@ from ..data.hf_stream import StreamedImages, StreamReader
 from ..data.images import ImageSet, augment, prepare_images
 from ..data.masking import hidden_count, make_mask
 from ..data.seeding import generator
-from ..data.streaming import LazyImages, Skipped, open_dataset, read_batches, resolve_workers
+from ..data.sources import open_dataset
+from ..data.streaming import LazyImages, Skipped, read_batches, resolve_workers
 from ..eval.schedule import ProbeSchedule
 from ..models.build import build_model
 from ..models.checkpoint import (
