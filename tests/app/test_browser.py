@@ -441,7 +441,7 @@ def test_fair_comparisons_and_figures_that_follow_the_model(server, browser):
         screenshot(page, ARTIFACTS / "v5-learn-zero-mask-token.png")
         # (6) Curves: no one-seed efficiency, no error
         _nav(page, "Curves")
-        assert page.get_by_text("several paired seeds").count() >= 1
+        assert page.get_by_text("seeds per arm").count() >= 1
         assert modebar_overlaps(page) == []
         check_figures(page, "curves")
         screenshot(page, ARTIFACTS / "v5-curves-no-one-seed-efficiency.png")
