@@ -50,7 +50,11 @@ def pool_efficiency(runs: dict[str, tuple], metric: str) -> dict[str, str]:
     factor s and its 95% interval over seeds (mto_core.eval.efficiency.speedup, the committed
     experiments' statistic), else what it would need."""
     from mto_core.eval.efficiency import curve, restrict, speedup
-    from mto_core.experiments.stats import _common_points, thresholds
+    from functools import reduce
+
+    import numpy as np
+
+    from mto_core.experiments.stats import thresholds
 
     families: dict[tuple, dict[int, str]] = {}
     for label, (config, _) in runs.items():
@@ -66,7 +70,7 @@ def pool_efficiency(runs: dict[str, tuple], metric: str) -> dict[str, str]:
         points = min((len(c[0]) for pair in curves.values() for c in pair), default=0)
         cell = f"{NEEDS} (has {len(seeds)} paired seed{'s' * (len(seeds) != 1)}, {points} point{'s' * (points != 1)})"
         if len(seeds) >= MIN_SEEDS and points >= MIN_POINTS:
-            common = _common_points([c for pair in curves.values() for c in pair])
+            common = reduce(np.intersect1d, [c[0] for pair in curves.values() for c in pair])
             if len(common) >= MIN_POINTS:
                 pairs = [(restrict(m, common), restrict(b, common)) for m, b in curves.values()]
                 base_mean = [float(v) for v in sum(b[1] for _, b in pairs) / len(pairs)]

@@ -14,7 +14,7 @@ from logic.files import safe_path
 from logic.labels import baseline_for, describe_run, short_label
 from logic.progress import accuracy_points, train_frame
 from server.classroom import opened
-from widgets.charts import chart, integer_layers, styled
+from widgets.charts import chart, integer_layers, note, styled
 from widgets.experiments import show_committed_experiments
 from widgets.models import CHECKPOINTS, ROOT, RUNS, available, run_label
 from widgets.page import page
@@ -60,6 +60,7 @@ chosen = st.multiselect("Runs", list(found), default=defaults, key="curves-runs"
 if not chosen:
     st.info("Choose at least one run.")
     st.stop()
+note("runs", "runs " + ", ".join(chosen))
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
 for label in chosen:  # shown here: open, so the pruning of app runs leaves them alone
     opened(found[label])

@@ -671,7 +671,8 @@ def test_no_sentence_a_user_reads_says_the_paper_or_its_formulas_are_not_public(
 def test_curves_accuracy_chart_reads_with_eight_runs():
     at = run("pages/4_Curves.py")
     accuracy = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text") == "epoch"][0]
-    assert not accuracy["layout"].get("annotations"), "no text printed over the curves"
+    assert all(a.get("name") == "facts" for a in accuracy["layout"].get("annotations", [])), \
+        "no text printed over the curves (the facts' footer lies under them)"
     runs = {t["name"]: t for t in accuracy["data"] if t.get("meta") != "target"}
     assert len(runs) == 8
     for method in ("simmim", "conmim", "mae", "bootmae"):
@@ -843,3 +844,18 @@ def test_learn_pipeline_follows_the_chosen_model(rgb):
     at = choose(at, "learn", "mae", rgb["mae"])
     big = pipeline(at)
     assert "196 patches" in big and "224 x 224" in big and "16 x 16 px" in big and "49 patches" not in big
+
+
+def test_learn_opens_on_the_idea_and_every_figure_carries_its_facts():
+    at = run("Home.py")
+    shown = [str(i.proto) for i in at.get("image")]
+    assert any("37 of 49 patches hidden" in i for i in shown) and any("fill-in" in i for i in shown)
+    idea = [m.value for m in at.markdown if m.value.startswith("**The idea in one picture:**")]
+    assert idea and "75%" in idea[0] and "simmim" in idea[0]
+    story = [m.value for m in at.markdown if "Masked image modeling" in m.value][0]
+    order = [m.value for m in at.markdown]
+    assert order.index(idea[0]) < order.index(story)  # the picture before the words
+    footers = [a["text"] for s in specs(at) for a in s["layout"].get("annotations", []) if a.get("name") == "facts"]
+    assert footers and all("checkpoints/simmim" in f and "mask 60% random, seed 0" in f for f in footers)
+    buttons = at.get("download_button")
+    assert len(buttons) >= 6  # the idea's three pictures and section 1's three
