@@ -14,7 +14,7 @@ from mto_core import make_mask, reconstruct
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
 from logic.pixels import paint_patches, pipeline_svg, upscale
 from logic.verdicts import SINGULARITY_WHY, singularity_verdict, zero_token_note
-from widgets.charts import chart, picture, styled
+from widgets.charts import chart, note, picture, styled
 from widgets.models import CHECKPOINTS, inputs_for, load, test_set
 from widgets.page import page, spec_expander
 from widgets.sidebar import choose_pair, mask_controls
@@ -49,6 +49,8 @@ else:  # Fashion-MNIST at the model's own size
     images, labels, classes = (shown_in.images, shown_in.labels, shown_in.classes) if shown_in else test_set()
     index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
 image = images[index:index + 1].float() / 255
+note("image", f"{'photo' if shown_in is not None and shown_in.photos else 'test image'} {index} "
+              f"({classes[int(labels[index])]})")
 if shown_in is not None:
     st.caption(f"What the model sees: {shown_in.seen}.")
 G, P = (model_cfg.grid, model_cfg.patch_size) if pair else (7, 4)
@@ -76,6 +78,8 @@ if pair:
         hidden = make_mask(1, fcfg.grid, IDEA_RATIO, seed)[0]
         rec = reconstruct(filler, image, hidden.unsqueeze(0))
         big = 160 if fcfg.img_size < 160 else fcfg.img_size
+        mask_fact = st.session_state["figure-facts"].get("mask", "")
+        note("mask", f"mask {IDEA_RATIO:.0%} random, seed {seed}")  # the idea's own mask, not the sidebar's ratio
         with idea:
             st.markdown(f"**The idea in one picture:** {IDEA_RATIO:.0%} of the image's patches are hidden (magenta), "
                         f"and the model fills them in from the quarter it sees. Computed now by `{filler.name}`.")
@@ -85,6 +89,7 @@ if pair:
                     caption=f"{int(hidden.sum())} of {fcfg.num_patches} patches hidden: what the model is given")
             picture(c, upscale(rec.reconstruction[0], big), caption=f"{filler.name}'s fill-in (the visible patches kept)"
                     + (", drawn with the true patches' mean and std" if fcfg.norm_pix_loss else ""))
+        note("mask", mask_fact)
 
 st.header("The pipeline")
 PIPELINE = (Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg").read_text()
