@@ -71,18 +71,26 @@ def fill_in_model(pair: tuple):
     return found
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def fill_in(path: str, kind: str, index: int, seed: int, shape: tuple, _image: torch.Tensor):
+    """The idea's reconstruction, once for every session (keyed by checkpoint, image and mask seed)."""
+    model = load(path)
+    return reconstruct(model, _image, make_mask(1, model.config.model.grid, IDEA_RATIO, seed))
+
+
 if pair:
     filler = fill_in_model(pair)
     if filler is not None:
         fcfg = filler.config.model
         hidden = make_mask(1, fcfg.grid, IDEA_RATIO, seed)[0]
-        rec = reconstruct(filler, image, hidden.unsqueeze(0))
+        rec = fill_in(str(filler.path), KIND, index, seed, tuple(image.shape), image)
         big = 160 if fcfg.img_size < 160 else fcfg.img_size
         mask_fact = st.session_state["figure-facts"].get("mask", "")
         note("mask", f"mask {IDEA_RATIO:.0%} random, seed {seed}")  # the idea's own mask, not the sidebar's ratio
         with idea:
             st.markdown(f"**The idea in one picture:** {IDEA_RATIO:.0%} of the image's patches are hidden (magenta), "
-                        f"and the model fills them in from the quarter it sees. Computed now by `{filler.name}`.")
+                        "and the model fills them in from the quarter it sees, computed from this image by "
+                        f"`{filler.name}`, not a stored picture.")
             a, b, c = st.columns(3)
             picture(a, upscale(rec.images[0], big), caption="the image")
             picture(b, upscale(paint_patches(rec.images[0], hidden, fcfg.patch_size), big),

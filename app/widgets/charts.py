@@ -110,8 +110,10 @@ def picture(where, array: np.ndarray, caption: str) -> None:
     where.image(array, caption=caption, width=int(array.shape[1]), output_format="PNG")
     count = st.session_state["figure-count"] = st.session_state.get("figure-count", 0) + 1
     text = facts(caption)
-    where.download_button("⬇ PNG", captioned_png(array, text), file_name=f"mto-{count}.png", mime="image/png",
-                          key=f"png-{count}", on_click="ignore", help=f"This picture with its facts: {text}")
+    # the PNG is made when the button is clicked, not at every page run
+    where.download_button("⬇ PNG", lambda: captioned_png(array, text), file_name=f"mto-{count}.png",
+                          mime="image/png", key=f"png-{count}", on_click="ignore",
+                          help=f"This picture with its facts: {text}")
 
 
 def heat(z: np.ndarray, title: str = "", zmax: float | None = None, colorscale: str = "Viridis",
