@@ -70,16 +70,16 @@ def facts(extra: str = "") -> str:
     return facts_text({**st.session_state.get(FACTS, {}), "figure": extra})
 
 
-def chart(fig: go.Figure, key: str, modebar: bool = True, ready: bool = False, caption: str = "", **kwargs):
+def chart(fig: go.Figure, key: str, modebar: bool = True, ready: bool = False, **kwargs):
     """st.plotly_chart of ``styled(fig)`` (``ready``: ``fig`` is already a ``styled`` figure), with the
-    page's facts and ``caption`` as a footer inside it, so that its PNG download keeps them."""
+    page's facts as a footer inside it, so that its PNG download keeps them."""
     # one button, the PNG download, standing upright in the corner: a full toolbar lay over the titles
     config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False,
               "modeBarButtons": [["toImage"]],
               "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
     fig = fig if ready else styled(fig)
     if modebar:  # a figure that cannot be downloaded (a patch picker) keeps its size
-        fig = _footed(fig, facts(caption))
+        fig = _footed(fig, facts())
     return st.plotly_chart(fig, key=key, theme=None, config=config, **kwargs)
 
 
