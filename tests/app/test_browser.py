@@ -3,7 +3,8 @@
 Starts the server on a free localhost port, opens every page, moves a slider, clicks patches,
 and checks every figure as drawn: no exception box, every Plotly chart at least 120 x 120 px with
 at least one trace, every image at least 120 px wide. Saves a screenshot of each page in
-test-artifacts/ (Reconstruct also with ConMIM and with BootMAE picked).
+test-artifacts/ (Reconstruct also with ConMIM and with BootMAE picked), and the PNGs it downloads
+(download-*.png: a picture with its caption beneath, a chart with its facts' footer).
 """
 
 import shutil
