@@ -355,16 +355,23 @@ def test_tokens_page_measures_vary_and_axes_have_names():
     assert low <= 0.5 and 1 <= high <= 1.05 and high - low < 0.7
 
 
+def plot_height(spec: dict) -> int:
+    """A chart's height without the footer of facts under it (widgets.charts.chart adds one)."""
+    facts = [a for a in spec["layout"].get("annotations", []) if a.get("name") == "facts"]
+    grow = spec["layout"]["margin"]["b"] + facts[0]["yshift"] if facts else 0
+    return spec["layout"]["height"] - grow
+
+
 def test_attention_page_has_layer_and_head_pickers_and_flags_a_flipped_query():
     at = run("pages/3_Attention.py")
     check_charts(at)
-    maps = [s for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
+    maps = [s for s in specs(at) if s["data"][0].get("type") == "heatmap" and plot_height(s) == 330]
     assert len(maps) == 2 and maps[0]["data"][0]["zmax"] == maps[1]["data"][0]["zmax"]
     before = [m["data"][0]["z"] for m in maps]
     at.selectbox(key="attn-head").set_value(1).run()
     at.selectbox(key="attn-layer").set_value(3).run()
     assert not at.exception and "layer 3 (head 1)" in texts(at)
-    after = [s["data"][0]["z"] for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
+    after = [s["data"][0]["z"] for s in specs(at) if s["data"][0].get("type") == "heatmap" and plot_height(s) == 330]
     assert after != before
     at.session_state["attn-query-7"] = query = 48  # as if patch 48 had been clicked
     at.run()
