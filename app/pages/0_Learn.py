@@ -10,16 +10,17 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 
-from mto_core import make_mask
+from mto_core import make_mask, reconstruct
 from mto_core.analysis.measures import mask_layer_inputs, mask_token_similarity, recalibration_views
 from logic.pixels import display_size, paint_patches, pipeline_svg, upscale
 from logic.verdicts import SINGULARITY_WHY, singularity_verdict, zero_token_note
-from widgets.charts import chart, picture, styled
-from widgets.models import inputs_for, load, seen_names, test_set
+from widgets.charts import chart, note, picture, styled
+from widgets.models import CHECKPOINTS, inputs_for, load, seen_names, test_set
 from widgets.page import page, spec_expander
 from widgets.sidebar import choose_pair, mask_controls
 
 page("Masked Token Optimization, explained", "🎭")
+idea = st.container()  # the idea before the words: filled once the sidebar has picked a checkpoint
 
 st.markdown("""
 **Masked image modeling** (SimMIM, ConMIM, MAE, BootMAE) teaches a Vision Transformer by hiding
@@ -48,12 +49,55 @@ else:  # Fashion-MNIST at the model's own size
     images, labels, classes = (shown_in.images, shown_in.labels, shown_in.classes) if shown_in else test_set()
     index = st.slider("Example image (test split)", 0, 99, 7, key="learn-index")
 image = images[index:index + 1].float() / 255
+note("image", f"{'photo' if shown_in is not None and shown_in.photos else 'test image'} {index} "
+              f"({classes[int(labels[index])]})")
 if shown_in is not None:
     st.caption(f"What the model sees: {shown_in.seen}.")
 G, P = (model_cfg.grid, model_cfg.patch_size) if pair else (7, 4)
 N = G * G
 KIND = shown_in.kind if shown_in is not None else "fashion-mnist"
 SIZE = display_size(image.shape[-1], KIND == "photos")
+
+IDEA_RATIO = 0.75  # the ratio MAE's paper uses
+
+
+def fill_in_model(pair: tuple):
+    """The first chosen checkpoint that predicts pixels, else the shipped SimMIM of the same colour
+    (ConMIM predicts features: it has no picture to show)."""
+    found = next((ckpt for _, ckpt in pair if ckpt.model.predicts == "pixels"), None)
+    if found is None:
+        shipped = CHECKPOINTS / ("simmim-rgb" if pair[0][1].config.model.in_chans == 3 else "simmim")
+        found = load(str(shipped)) if shipped.is_dir() else None
+    return found
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def fill_in(path: str, kind: str, index: int, seed: int, shape: tuple, _image: torch.Tensor):
+    """The idea's reconstruction, once for every session (keyed by checkpoint, image and mask seed)."""
+    model = load(path)
+    return reconstruct(model, _image, make_mask(1, model.config.model.grid, IDEA_RATIO, seed))
+
+
+if pair:
+    filler = fill_in_model(pair)
+    if filler is not None:
+        fcfg = filler.config.model
+        hidden = make_mask(1, fcfg.grid, IDEA_RATIO, seed)[0]
+        rec = fill_in(str(filler.path), KIND, index, seed, tuple(image.shape), image)
+        big = 160 if fcfg.img_size < 160 else fcfg.img_size
+        mask_fact = st.session_state["figure-facts"].get("mask", "")
+        note("mask", f"mask {IDEA_RATIO:.0%} random, seed {seed}")  # the idea's own mask, not the sidebar's ratio
+        with idea:
+            st.markdown(f"**The idea in one picture:** {IDEA_RATIO:.0%} of the image's patches are hidden (magenta), "
+                        "and the model fills them in from the quarter it sees, computed from this image by "
+                        f"`{filler.name}`, not a stored picture.")
+            a, b, c = st.columns(3)
+            picture(a, upscale(rec.images[0], big), caption="the image")
+            picture(b, upscale(paint_patches(rec.images[0], hidden, fcfg.patch_size), big),
+                    caption=f"{int(hidden.sum())} of {fcfg.num_patches} patches hidden: what the model is given")
+            picture(c, upscale(rec.reconstruction[0], big), caption=f"{filler.name}'s fill-in (the visible patches kept)"
+                    + (", drawn with the true patches' mean and std" if fcfg.norm_pix_loss else ""))
+        note("mask", mask_fact)
 
 st.header("The pipeline")
 PIPELINE = (Path(__file__).resolve().parent.parent / "assets" / "pipeline.svg").read_text()

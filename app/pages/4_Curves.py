@@ -9,12 +9,12 @@ import streamlit as st
 from mto_core import read_metrics
 from mto_core.eval.efficiency import curve, efficiency
 
-from logic.curves import EFFICIENCY_NOTE, MIN_POINTS, score_row
+from logic.curves import EFFICIENCY_NOTE, MIN_POINTS, pool_efficiency, score_row
 from logic.files import safe_path
 from logic.labels import baseline_for, describe_run, short_label
 from logic.progress import accuracy_points, train_frame
 from server.classroom import opened
-from widgets.charts import chart, integer_layers, styled
+from widgets.charts import chart, integer_layers, note, styled
 from widgets.experiments import show_committed_experiments
 from widgets.models import CHECKPOINTS, ROOT, RUNS, available, run_label
 from widgets.page import page
@@ -38,6 +38,16 @@ def loss_figure(data: pd.DataFrame, part: str, colours: tuple, dashed: tuple = (
     return styled(fig)
 
 
+def run_config(path: str):
+    """A run's own config (its family and seed), None where it cannot be read."""
+    from mto_core.config import RunConfig
+
+    try:
+        return RunConfig.load(safe_path(path, [CHECKPOINTS, RUNS]) / "config.json")
+    except Exception:  # an unreadable config: the run is shown, never pooled
+        return None
+
+
 page("Curves", "📈")
 found = available()
 if not found:
@@ -50,10 +60,12 @@ chosen = st.multiselect("Runs", list(found), default=defaults, key="curves-runs"
 if not chosen:
     st.info("Choose at least one run.")
     st.stop()
+note("runs", "runs " + ", ".join(chosen))
 rows = {label: read_metrics(safe_path(found[label], [CHECKPOINTS, RUNS])) for label in chosen}
 for label in chosen:  # shown here: open, so the pruning of app runs leaves them alone
     opened(found[label])
 infos = {label: describe_run(found[label]) for label in chosen}
+configs = {label: run_config(found[label]) for label in chosen}
 short = {label: short_label(label) for label in chosen}
 # one colour per run on every chart of the page, related within a method: a hue per method, a light
 # shade for its baselines and a dark one for its MTO runs (drawn dashed), further shades for more runs
@@ -89,6 +101,7 @@ if with_curve:
                                  hovertemplate="%{customdata} (" + infos[label].label + ")<br>epoch %{x}, "
                                                "accuracy %{y:.4f}<extra></extra>"))
     table, targets, reached = [], {}, []
+    pooled = pool_efficiency({k: (configs[k], rows[k]) for k in with_curve if configs.get(k)}, metric)
     for label in with_curve:
         baseline = baseline_for(label, {k: infos[k] for k in with_curve})
         if baseline is None:
@@ -105,6 +118,7 @@ if with_curve:
                 st.warning(f"{label} vs {baseline}: {error}")
                 continue
         table.append(score_row(short[label], infos[label].label, short[baseline], result, n))
+        table[-1]["efficiency"] = pooled.get(label, table[-1]["efficiency"])
         if result is None:
             continue
         targets[baseline] = float(curve(rows[baseline], metric)[1][-1])

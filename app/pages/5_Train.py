@@ -22,7 +22,7 @@ from logic.labels import method_name, method_names
 from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
 from server.settings import is_teacher
 from server.training_job import JobSlot, TrainingJob
-from widgets.charts import chart, picture, styled
+from widgets.charts import chart, note, picture, styled
 from widgets.models import RUNS
 from widgets.page import page
 from widgets.sidebar import visitor
@@ -341,6 +341,7 @@ def charts() -> None:
     if job is None:
         return
     rows = {name: list(state.rows) for name, state in job.runs.items()}
+    note("runs", "runs " + ", ".join(f"{name}: {state.run_dir.name}" for name, state in job.runs.items()))
     fig = kept("train-live", (tuple(str(s.run_dir) for s in job.runs.values()), tuple(map(len, rows.values()))),
                lambda: live_figure(rows))
     if fig is not None:

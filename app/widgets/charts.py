@@ -5,12 +5,16 @@ size, a clickable patch grid."""
 from __future__ import annotations
 
 import re
+import threading
+import weakref
+from collections import OrderedDict
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from logic.captions import captioned_png, facts_text, with_footer
 from logic.palette import MASK_RGBA
 
 
@@ -52,18 +56,64 @@ def styled(fig: go.Figure) -> go.Figure:
     return go.Figure(out, _validate=False)
 
 
+FACTS = "figure-facts"  # this page run's facts every figure carries (checkpoints, mask, input)
+
+
+def note(name: str, value: str) -> None:
+    """A fact of this page run (``note("mask", "mask 60% random, seed 0")``) that every chart and
+    picture drawn after it carries into its PNG; page() starts each run afresh."""
+    st.session_state.setdefault(FACTS, {})[name] = value
+
+
+def facts(extra: str = "") -> str:
+    """This page run's facts, then ``extra`` (what one figure shows: an image, a layer, a step)."""
+    return facts_text({**st.session_state.get(FACTS, {}), "figure": extra})
+
+
 def chart(fig: go.Figure, key: str, modebar: bool = True, ready: bool = False, **kwargs):
-    """st.plotly_chart of ``styled(fig)`` (``ready``: ``fig`` is already a ``styled`` figure)."""
+    """st.plotly_chart of ``styled(fig)`` (``ready``: ``fig`` is already a ``styled`` figure), with the
+    page's facts as a footer inside it, so that its PNG download keeps them."""
     # one button, the PNG download, standing upright in the corner: a full toolbar lay over the titles
     config = {"displaylogo": False, "displayModeBar": "hover" if modebar else False,
               "modeBarButtons": [["toImage"]],
               "toImageButtonOptions": {"format": "png", "scale": 2, "filename": key}}
-    return st.plotly_chart(fig if ready else styled(fig), key=key, theme=None, config=config, **kwargs)
+    fig = fig if ready else styled(fig)
+    if modebar:  # a figure that cannot be downloaded (a patch picker) keeps its size
+        fig = _footed(fig, facts())
+    return st.plotly_chart(fig, key=key, theme=None, config=config, **kwargs)
+
+
+_FOOTED: "OrderedDict[tuple[int, str], tuple[weakref.ref, go.Figure]]" = OrderedDict()
+_FOOTED_LOCK = threading.Lock()
+
+
+def _footed(fig: go.Figure, text: str) -> go.Figure:
+    """``fig`` with ``text`` as its footer; made once per shared figure and text (the cached figures
+    every session draws, the Train page's redrawn every few seconds while it trains)."""
+    key = (id(fig), text)
+    with _FOOTED_LOCK:
+        found = _FOOTED.get(key)
+        if found is not None and found[0]() is fig:
+            _FOOTED.move_to_end(key)
+            return found[1]
+    out = go.Figure(with_footer(fig.to_dict(), text), _validate=False)
+    with _FOOTED_LOCK:
+        _FOOTED[key] = (weakref.ref(fig), out)
+        while len(_FOOTED) > 64:
+            _FOOTED.popitem(last=False)
+    return out
 
 
 def picture(where, array: np.ndarray, caption: str) -> None:
-    """An image at its own pixel size, as PNG: no browser rescaling, no JPEG blur."""
+    """An image at its own pixel size, as PNG: no browser rescaling, no JPEG blur; under it a button
+    that downloads it with its caption and the page's facts written beneath."""
     where.image(array, caption=caption, width=int(array.shape[1]), output_format="PNG")
+    count = st.session_state["figure-count"] = st.session_state.get("figure-count", 0) + 1
+    text = facts(caption)
+    # the PNG is made when the button is clicked, not at every page run
+    where.download_button("⬇ PNG", lambda: captioned_png(array, text), file_name=f"mto-{count}.png",
+                          mime="image/png", key=f"png-{count}", on_click="ignore",
+                          help=f"This picture with its facts: {text}")
 
 
 def heat(z: np.ndarray, title: str = "", zmax: float | None = None, colorscale: str = "Viridis",

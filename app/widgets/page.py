@@ -13,6 +13,7 @@ SPEC = ROOT / "docs" / "mto-spec.md"
 
 def page(title: str, icon: str) -> None:
     st.set_page_config(page_title=f"MTO · {title}", page_icon=icon, layout="wide")
+    st.session_state["figure-facts"], st.session_state["figure-count"] = {"page": f"MTO app, {title}"}, 0
     st.title(title)
 
 

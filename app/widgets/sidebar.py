@@ -14,6 +14,7 @@ from logic.labels import (describe_config, method_name, method_names, pair_probl
 from mto_core import CheckpointError
 from server.classroom import hide_others, read_index
 
+from .charts import note
 from .models import CHECKPOINTS, RUNS, available, load, run_info, run_label
 
 
@@ -86,6 +87,7 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
             st.error(f"Cannot open {label}: {str(error).splitlines()[0]}")
             return None
         pair.append((f"{short_label(label)} · {describe_config(ckpt.config).label}", ckpt))
+    note("checkpoints", " vs ".join(_checkpoint_facts(label, ckpt) for label, (_, ckpt) in zip(chosen, pair)))
     if len(pair) == 2:
         problem = pair_problem(pair[0][1].config, pair[1][1].config)
         if problem:
@@ -96,6 +98,14 @@ def choose_pair(key: str = "pair", methods: tuple[str, ...] | None = None) -> tu
         elif pair[0][1].config.mto.enabled and pair[1][1].config.mto.enabled:
             st.caption("Both checkpoints were trained with MTO.")
     return tuple(pair)
+
+
+def _checkpoint_facts(label: str, ckpt) -> str:
+    """'checkpoints/simmim (SimMIM (baseline), step 624, grey 28 px, patch 4)': what a figure shows."""
+    m = ckpt.config.model
+    step = f", {ckpt.path.name.replace('-', ' ')}" if ckpt.path.name.startswith("step-") else ""
+    return (f"{label} ({describe_config(ckpt.config).label}{step}, {'RGB' if m.in_chans == 3 else 'grey'} "
+            f"{m.img_size} px, patch {m.patch_size})")
 
 
 def ordered(labels: list[str]) -> list[str]:
@@ -163,6 +173,7 @@ def mask_controls(key: str, kinds: tuple[str, ...] = (), patches: int = 49) -> t
                                 key=f"{key}-kind")
         if kind != kinds[0] or remembered in kinds:  # a type this page lacks (hand-edited) is kept for the pages that have it
             shared["kind"] = kind
+    note("mask", f"mask {ratio:.0%} {kind}, seed {int(seed)}")
     share_link(key)
     return float(ratio), int(seed), kind
 

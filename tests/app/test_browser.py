@@ -3,7 +3,8 @@
 Starts the server on a free localhost port, opens every page, moves a slider, clicks patches,
 and checks every figure as drawn: no exception box, every Plotly chart at least 120 x 120 px with
 at least one trace, every image at least 120 px wide. Saves a screenshot of each page in
-test-artifacts/ (Reconstruct also with ConMIM and with BootMAE picked).
+test-artifacts/ (Reconstruct also with ConMIM and with BootMAE picked), and the PNGs it downloads
+(download-*.png: a picture with its caption beneath, a chart with its facts' footer).
 """
 
 import shutil
@@ -26,6 +27,54 @@ def sixteen_bit_png() -> bytes:
     return buffer.getvalue()
 
 
+def downloaded_png(page, click):
+    """The PNG a click downloads, as an array (H, W, 3), and its file saved in test-artifacts/."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with page.expect_download(timeout=60_000) as got:
+        click()
+    path = ARTIFACTS / f"download-{got.value.suggested_filename}"
+    got.value.save_as(path)
+    return np.asarray(Image.open(io.BytesIO(path.read_bytes())).convert("RGB")), path
+
+
+def check_the_idea_and_the_downloads(page) -> None:
+    """Learn's first screen shows the image with 75% hidden and the model's fill-in above the story's
+    words, computed live (another mask seed, other pictures); a picture's PNG has its caption beneath,
+    a chart's PNG its facts' footer under the plot."""
+    story = page.get_by_text("Masked image modeling").first.bounding_box()
+    pictures = page.locator('[data-testid="stImage"] img')
+    idea = [pictures.nth(i).bounding_box() for i in range(3)]
+    assert all(box["y"] + box["height"] <= story["y"] for box in idea), (idea, story)
+    assert page.get_by_text("of 49 patches hidden: what the model is given").count() == 1
+    assert page.get_by_text("simmim's fill-in").count() == 1
+    before = [pictures.nth(i).get_attribute("src") for i in (1, 2)]
+    seed = page.get_by_label("Mask seed")
+    seed.fill("3")
+    seed.press("Enter")
+    settle(page)
+    assert [pictures.nth(i).get_attribute("src") for i in (1, 2)] != before  # live: the mask and the fill-in moved
+    screenshot(page, ARTIFACTS / "learn-idea-first.png")
+    natural = pictures.nth(2).evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    png, _ = downloaded_png(page, lambda: page.get_by_role("button", name="⬇ PNG").nth(2).click())
+    assert png.shape[0] >= natural[1] + 16 and png.shape[1] >= natural[0]  # the caption's lines beneath
+    beneath = png[natural[1] + 2:]
+    assert (beneath.min(-1) < 100).any(), "no caption text under the picture"
+    chart = page.locator(CHARTS).first
+    chart.scroll_into_view_if_needed()
+    facts = chart.evaluate("""gd => { const a = (gd.layout.annotations || []).find(a => a.name === 'facts') || {};
+        return [gd._fullLayout.height, gd._fullLayout.margin.b, a.text || '', a.yshift || 0]; }""")
+    assert "checkpoints/simmim" in facts[2] and "seed 3" in facts[2], facts
+    chart.hover()
+    png, _ = downloaded_png(page, lambda: chart.locator('.modebar-btn').first.click())
+    assert png.shape[0] == 2 * facts[0], (png.shape, facts)  # the whole figure, at scale 2
+    footer = png[-2 * (facts[1] + facts[3]):]  # under the x axis's own margin: the facts' lines
+    assert (footer.min(-1) < 160).any(), "no facts under the chart"
+
+
 def hidden_count(page) -> int:
     return int(page.get_by_text("patches hidden (magenta)").inner_text().split("Mask: ")[1].split(" of")[0])
 
@@ -40,6 +89,8 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
         assert "Learn" in nav and "Home" not in nav, nav
         assert page.get_by_text("Deploy", exact=True).count() == 0
+        if name == "learn":
+            check_the_idea_and_the_downloads(page)
         if name == "reconstruct":
             caption = hidden_count(page)
             slider = page.locator('[data-testid="stSlider"]').filter(has_text="Mask ratio").locator('[tabindex="0"]')
@@ -141,9 +192,39 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             last = replay.evaluate("gd => gd._fullData.map(t => Array.from(t.x).slice(0, 3))")
             assert first != last, "the replay's frames are all alike"
             replay.screenshot(path=str(ARTIFACTS / "train-replay-step-20.png"))
+            check_the_runs_sentence_and_their_curves(page)
+            continue
         check_figures(page, name)
         screenshot(page, ARTIFACTS / f"{name}.png")
     page.close()
+
+
+def check_the_runs_sentence_and_their_curves(page) -> None:
+    """(11) The sentence on the two runs is the one their own logged traces give (a run called
+    ahead only beyond noise); (6) on Curves the two runs are chosen, scored with no efficiency
+    from one seed and one point, and the page draws without an error."""
+    import json
+    import re
+
+    from logic.emergence import alike_sentence
+
+    check_figures(page, "train")
+    screenshot(page, ARTIFACTS / "train.png")
+    saved = re.findall(r"runs/app-[\w.-]+", page.get_by_text("Saved:").first.inner_text())
+    assert len(saved) == 2, saved
+    rows = {("MTO" if d.endswith("-mto") else "baseline"): [json.loads(line) for line in
+                                                          (ROOT / d / "metrics.jsonl").read_text().splitlines()]
+            for d in saved}
+    expected = alike_sentence({k: rows[k] for k in ("baseline", "MTO")}, 1)
+    assert expected and page.get_by_text(expected).count() == 1, expected
+    _nav(page, "Curves")
+    tags = page.locator('[data-testid="stMultiSelect"]').first.inner_text()
+    times = [d.split("-")[2] for d in saved]  # runs/app-<date>-<HHMMSS>-<variant>: shown as app HH:MM:SS
+    assert all(f"app {t[:2]}:{t[2:4]}:{t[4:6]}" in tags for t in times), (tags, saved)
+    assert page.get_by_text("2 or more seeds").count() >= 1  # what an efficiency needs, said
+    assert page.get_by_text("ArrowInvalid").count() == 0
+    check_figures(page, "curves (with the Train page's runs)")
+    screenshot(page, ARTIFACTS / "curves-with-train-runs.png")
 
 
 def emergence_charts(page, steps_at_least: int) -> dict:
@@ -372,8 +453,9 @@ def test_fair_comparisons_and_figures_that_follow_the_model(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     made = [make_rgb_checkpoint(ROOT / "runs" / f"zz-v5-{name}", *spec) for name, spec in (
         ("mae", ("mae",)), ("mae-mto", ("mae-mto",)), ("normpix", ("mae", 64, 2, "vit-b", "model.norm_pix_loss=true")))]
-    zero = ROOT / "runs" / "zz-v5-zero-token"
+    zero, twin = ROOT / "runs" / "zz-v5-zero-token", ROOT / "runs" / "zz-v5-mae-copy"
     shutil.copytree(ROOT / "checkpoints" / "mae", zero, dirs_exist_ok=True)
+    shutil.copytree(ROOT / "checkpoints" / "mae", twin, dirs_exist_ok=True)  # a second baseline, equal to it
     from safetensors.torch import load_file, save_file
     import torch
 
@@ -439,15 +521,22 @@ def test_fair_comparisons_and_figures_that_follow_the_model(server, browser):
         assert page.get_by_text("its cosine to every patch is 0 by convention").count() == 1
         check_figures(page, "learn (zero token)")
         screenshot(page, ARTIFACTS / "v5-learn-zero-mask-token.png")
+        # (4) two baselines, equal to the last digit: neither called MTO, no winner
+        _pick(page, "Checkpoint", "mae · MAE (baseline)")
+        _pick(page, "Compare with", "zz-v5-mae-copy · MAE (baseline)")
+        page.get_by_text("Neither token is the more distinct: the two measures are equal").wait_for(timeout=120_000)
+        assert page.get_by_text("this compares two baselines").count() >= 1
+        assert page.get_by_text("MTO's mean cosine").count() == 0 and page.get_by_text("MTO's largest").count() == 0
+        screenshot(page, ARTIFACTS / "v5-learn-two-baselines-no-winner.png")
         # (6) Curves: no one-seed efficiency, no error
         _nav(page, "Curves")
-        assert page.get_by_text("several paired seeds").count() >= 1
+        assert page.get_by_text("2 or more seeds").count() >= 1
         assert modebar_overlaps(page) == []
         check_figures(page, "curves")
         screenshot(page, ARTIFACTS / "v5-curves-no-one-seed-efficiency.png")
     finally:
         page.context.close()
-        for folder in (*made, zero):
+        for folder in (*made, zero, twin):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -355,16 +355,23 @@ def test_tokens_page_measures_vary_and_axes_have_names():
     assert low <= 0.5 and 1 <= high <= 1.05 and high - low < 0.7
 
 
+def plot_height(spec: dict) -> int:
+    """A chart's height without the footer of facts under it (widgets.charts.chart adds one)."""
+    facts = [a for a in spec["layout"].get("annotations", []) if a.get("name") == "facts"]
+    grow = spec["layout"]["margin"]["b"] + facts[0]["yshift"] if facts else 0
+    return spec["layout"]["height"] - grow
+
+
 def test_attention_page_has_layer_and_head_pickers_and_flags_a_flipped_query():
     at = run("pages/3_Attention.py")
     check_charts(at)
-    maps = [s for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
+    maps = [s for s in specs(at) if s["data"][0].get("type") == "heatmap" and plot_height(s) == 330]
     assert len(maps) == 2 and maps[0]["data"][0]["zmax"] == maps[1]["data"][0]["zmax"]
     before = [m["data"][0]["z"] for m in maps]
     at.selectbox(key="attn-head").set_value(1).run()
     at.selectbox(key="attn-layer").set_value(3).run()
     assert not at.exception and "layer 3 (head 1)" in texts(at)
-    after = [s["data"][0]["z"] for s in specs(at) if s["data"][0].get("type") == "heatmap" and s["layout"]["height"] == 330]
+    after = [s["data"][0]["z"] for s in specs(at) if s["data"][0].get("type") == "heatmap" and plot_height(s) == 330]
     assert after != before
     at.session_state["attn-query-7"] = query = 48  # as if patch 48 had been clicked
     at.run()
@@ -671,7 +678,8 @@ def test_no_sentence_a_user_reads_says_the_paper_or_its_formulas_are_not_public(
 def test_curves_accuracy_chart_reads_with_eight_runs():
     at = run("pages/4_Curves.py")
     accuracy = [s for s in specs(at) if s["layout"].get("xaxis", {}).get("title", {}).get("text") == "epoch"][0]
-    assert not accuracy["layout"].get("annotations"), "no text printed over the curves"
+    assert all(a.get("name") == "facts" for a in accuracy["layout"].get("annotations", [])), \
+        "no text printed over the curves (the facts' footer lies under them)"
     runs = {t["name"]: t for t in accuracy["data"] if t.get("meta") != "target"}
     assert len(runs) == 8
     for method in ("simmim", "conmim", "mae", "bootmae"):
@@ -923,3 +931,18 @@ def test_curves_shows_a_colour_pair_and_one_alone_by_their_losses():
         names = {t.get("name") for s in specs(at) for t in s["data"] if t.get("name")}
         assert {c.split("/")[1] for c in chosen} <= names and not names & {"mae", "mae-mto", "simmim"}, names
     check_charts(at)
+
+
+def test_learn_opens_on_the_idea_and_every_figure_carries_its_facts():
+    at = run("Home.py")
+    shown = [str(i.proto) for i in at.get("image")]
+    assert any("37 of 49 patches hidden" in i for i in shown) and any("fill-in" in i for i in shown)
+    idea = [m.value for m in at.markdown if m.value.startswith("**The idea in one picture:**")]
+    assert idea and "75%" in idea[0] and "simmim" in idea[0]
+    story = [m.value for m in at.markdown if "Masked image modeling" in m.value][0]
+    order = [m.value for m in at.markdown]
+    assert order.index(idea[0]) < order.index(story)  # the picture before the words
+    footers = [a["text"] for s in specs(at) for a in s["layout"].get("annotations", []) if a.get("name") == "facts"]
+    assert footers and all("checkpoints/simmim" in f and "mask 60% random, seed 0" in f for f in footers)
+    buttons = at.get("download_button")
+    assert len(buttons) >= 6  # the idea's three pictures and section 1's three
