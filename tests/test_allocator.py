@@ -21,7 +21,7 @@ if sys.argv[2:] == ["settings-only"]:
 torch.manual_seed(0)
 config = preset("simmim")
 model = build_model(config.model, config.mto)
-images, mask = torch.rand(64, 1, 28, 28), make_mask(64, 7, 0.6, 0)
+images, mask = torch.rand(32, 1, 28, 28), make_mask(32, 7, 0.6, 0)
 for _ in range(3):
     model(images, mask).loss.backward()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
