@@ -17,6 +17,7 @@ SMALL = ["model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.deco
 TESTS = Path(__file__).resolve().parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
 def pytest_collection_modifyitems(items) -> None:
     """Under pytest-xdist (``-n``), the tests of a file stay together (their module fixtures are made
     once), and the app's tests all run in one worker: they share the runs/ folder and one server."""
