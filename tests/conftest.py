@@ -32,12 +32,6 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores; the processes a test starts get as many
-    _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    os.environ["OMP_NUM_THREADS"] = str(_threads)  # threads, so their sums match the test's own to the bit
-    torch.set_num_threads(_threads)
-
-
 def small_config(name: str = "simmim-mto", *extra: str) -> RunConfig:
     """A preset shrunk to width 32 and depth 2, on the shipped Fashion-MNIST subset."""
     return apply_overrides(preset(name), [*SMALL, *extra])
