@@ -76,6 +76,10 @@ class ModelConfig:
     ``pixel_mean`` / ``pixel_std``: one number for every channel, or one per channel (ImageNet's
     for published RGB models). ``layer_norm_eps``: every LayerNorm's epsilon (MAE's 1e-6; models
     made by transformers carry theirs, 1e-12 by default).
+
+    ``pixel_loss``: SimMIM's loss on the masked pixels, ``"l1"`` (its paper's choice, the default) or
+    ``"l2"`` (squared error, which that paper reports working about as well); the other methods
+    ignore it (MAE and BootMAE train on squared error).
     """
 
     method: str = "simmim"
@@ -91,6 +95,7 @@ class ModelConfig:
     decoder_depth: int = 2
     decoder_heads: int = 4
     norm_pix_loss: bool = False
+    pixel_loss: Literal["l1", "l2"] = "l1"
     pixel_mean: float | list[float] = 0.286
     pixel_std: float | list[float] = 0.353
     layer_norm_eps: float = 1e-6
@@ -495,6 +500,8 @@ def validate(config: RunConfig) -> None:
            f"model.contrast_temperature must be > 0, got {m.contrast_temperature}")
     _check(math.isfinite(m.feature_loss_weight) and m.feature_loss_weight >= 0,
            f"model.feature_loss_weight must be >= 0, got {m.feature_loss_weight}")
+    _check(m.pixel_loss == "l1" or m.method == "simmim",
+           f"model.pixel_loss={m.pixel_loss} applies to SimMIM only ({m.method} has its own loss)")
     check_ratio(k.ratio)
     _check(k.mask_patch_size > 0 and m.grid % k.mask_patch_size == 0,
            f"mask.mask_patch_size ({k.mask_patch_size}) must divide the patch grid ({m.grid})")

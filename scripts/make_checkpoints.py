@@ -179,13 +179,20 @@ def write_floors(name: str) -> None:
     print(f"{name}: floors measured again")
 
 
-def model_line(preset_name: str, ratio: float = 0.0) -> str:
+def pixel_loss(name: str, args: argparse.Namespace) -> str:
+    """``--colour-pixel-loss`` where it applies (the SimMIM checkpoints), else ''."""
+    return args.colour_pixel_loss if COLOUR[name].startswith("simmim") else ""
+
+
+def model_line(preset_name: str, ratio: float = 0.0, loss: str = "") -> str:
     """The card's line on the model of a colour checkpoint trained with ``preset_name`` (and mask
-    ratio ``ratio``; 0: the preset's)."""
+    ratio ``ratio``; 0: the preset's; SimMIM's pixel loss ``loss``, '': the preset's L1)."""
     facts = METHODS[preset_name.removesuffix("-mto")]
     mto = (f"+ MTO (hard recalibration, L_sing 0.1, L_ent 0.01) in its {facts.mto_layers}"
            if preset_name.endswith("-mto") else "baseline")
-    return (f"- Model: {facts.display} {mto}, mask ratio {ratio or facts.mask_ratio} (preset `{preset_name}`), at the "
+    trained = {"l2": ", trained with squared error on the masked pixels (`model.pixel_loss=l2`) instead of "
+                     "SimMIM's L1, as the floors below are scored", "l1": ", L1 on the masked pixels"}.get(loss, "")
+    return (f"- Model: {facts.display} {mto}, mask ratio {ratio or facts.mask_ratio} (preset `{preset_name}`){trained}, at the "
             "tiny-rgb size: 32 x 32 RGB, 4 x 4 patches, width 128, depth 6, ImageNet's mean and std.")
 
 
@@ -197,7 +204,8 @@ def make_colour(name: str, args: argparse.Namespace) -> None:
                "--batch-size", str(args.colour_batch), "--seed", "0", "--out", str(run), "--quiet",
                "--set", "data.dataset=photo-crops", "--set", f"data.held_out={','.join(HELD_OUT)}",
                "--set", f"train.base_lr={args.colour_lr}", "--set", f"train.trace_every={TRACE_EVERY}",
-               *(["--set", f"mask.ratio={args.colour_mask_ratio}"] if args.colour_mask_ratio else [])]
+               *(["--set", f"mask.ratio={args.colour_mask_ratio}"] if args.colour_mask_ratio else []),
+               *(["--set", f"model.pixel_loss={args.colour_pixel_loss}"] if pixel_loss(name, args) else [])]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mto_core.cli", *command[1:]], check=True, env=env)
@@ -212,11 +220,12 @@ def make_colour(name: str, args: argparse.Namespace) -> None:
         f"Made by `python3 scripts/make_checkpoints.py --only {name} --colour-steps {args.colour_steps} "
         f"--colour-batch {args.colour_batch} --colour-lr {args.colour_lr}"
         f"{f' --colour-mask-ratio {args.colour_mask_ratio}' if args.colour_mask_ratio else ''}"
+        f"{f' --colour-pixel-loss {args.colour_pixel_loss}' if args.colour_pixel_loss else ''}"
         f"{f' --threads {args.threads}' if args.threads else ''}`, which ran{threads}:",
         "",
         f"    {' '.join(command)}",
         "",
-        model_line(COLOUR[name], args.colour_mask_ratio),
+        model_line(COLOUR[name], args.colour_mask_ratio, pixel_loss(name, args)),
         f"- Data: photo crops (`data.dataset=photo-crops`, split seed 0; mto_core/data/photo_crops.py): "
         f"{TRAIN_CROPS} crops of the {len(trained)} photographs that ship in scikit-image and scikit-learn "
         f"({', '.join(trained)}; china and flower under CC BY 2.0, as scikit-learn's images README "
@@ -247,6 +256,8 @@ def main() -> None:
     parser.add_argument("--colour-steps", type=int, default=200, help="training steps of a colour checkpoint")
     parser.add_argument("--colour-batch", type=int, default=64, help="batch of a colour checkpoint")
     parser.add_argument("--colour-lr", type=float, default=1.5e-3, help="train.base_lr of a colour checkpoint")
+    parser.add_argument("--colour-pixel-loss", choices=["l1", "l2"], default="",
+                        help="model.pixel_loss of the SimMIM colour checkpoints ('': the preset's, L1)")
     parser.add_argument("--colour-mask-ratio", type=float, default=0.0,
                         help="mask.ratio of a colour checkpoint (0: the preset's)")
     parser.add_argument("--threads", type=int, default=0,

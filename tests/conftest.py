@@ -15,6 +15,10 @@ SMALL = ["model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.deco
 
 
 TESTS = Path(__file__).resolve().parent
+# The app's training threads yield the CPU to page runs (a niceness of 10 on a server); in the suite the
+# other workers' tests would starve them (a 17 s test took 157 s beside another worker). The app servers
+# the tests start inherit this; test_training_job checks the lowering itself and the server's default.
+os.environ.setdefault("MTO_TRAINING_NICENESS", "0")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers

@@ -56,3 +56,26 @@ def test_build_model_builds_both_methods(name, cls):
     assert isinstance(model, cls) and isinstance(model, MIMModel)
     out = model(torch.rand(2, 1, 28, 28), make_mask(2, config.model.grid, 0.6, 0))
     assert torch.isfinite(out.loss)
+
+
+def test_simmim_s_pixel_loss_is_l1_by_default_and_squared_error_with_l2():
+    from mto_core.config import ConfigError, set_value, validate
+
+    torch.manual_seed(0)
+    config = small_config("simmim")
+    model = build_model(config.model, config.mto).eval()
+    images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    mask = make_mask(2, config.model.grid, 0.6, 0)
+    with torch.no_grad():
+        out = model(images, mask)
+        error = out.pred - model.target(images)
+        assert torch.allclose(out.loss, error.abs().mean(-1)[mask].mean())
+        model.config.pixel_loss = "l2"
+        out = model(images, mask)
+        assert torch.allclose(out.loss, error.square().mean(-1)[mask].mean())
+    mae = small_config("mae")
+    set_value(mae, "model.pixel_loss", "l2")
+    with pytest.raises(ConfigError, match="applies to SimMIM only"):
+        validate(mae)
+    with pytest.raises(ConfigError, match="must be one of l1, l2"):
+        set_value(config, "model.pixel_loss", "huber")

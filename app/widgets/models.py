@@ -132,7 +132,7 @@ def _fashion_at(size: int) -> Inputs:
 
     images, labels, classes = test_set()
     resized = (prepare_images(images[:1000], size, 1) * 255).round().to(torch.uint8)
-    return Inputs("fashion-mnist", resized, labels[:1000], classes, tuple(classes[int(i)] for i in labels[:1000]),
+    return Inputs("fashion-mnist", resized, labels[:1000], classes, tuple(classes[i] for i in labels[:1000].tolist()),
                   resized[100:132], f"Fashion-MNIST's grey test images (the first 1,000), resized to {size} x {size}")
 
 
@@ -142,9 +142,15 @@ def inputs_for(model) -> Inputs:
         return _photos(model.img_size)
     if model.img_size != 28:
         return _fashion_at(model.img_size)
+    return _fashion()
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _fashion() -> Inputs:
+    """Fashion-MNIST's test images at their own size (built once: naming 10,000 labels takes a while)."""
     images, labels, classes = test_set()
-    return Inputs("fashion-mnist", images, labels, classes, tuple(classes[int(i)] for i in labels), images[100:132],
-                  "Fashion-MNIST's 28 x 28 grey test images")
+    return Inputs("fashion-mnist", images, labels, classes, tuple(classes[i] for i in labels.tolist()),
+                  images[100:132], "Fashion-MNIST's 28 x 28 grey test images")
 
 
 def seen_names(shown_in: Inputs, pair) -> tuple[str, ...]:

@@ -143,6 +143,9 @@ def register_method(model_class: type[MIMModel]) -> type[MIMModel]:
     return model_class
 
 
+_COUNTS: dict[tuple, int] = {}  # (model class, config's repr) -> parameters
+
+
 def parameter_count(model: ModelConfig) -> int:
     """Parameters of the model ``model`` describes, counted on copies built on the ``meta`` device
     (shapes only: nothing is allocated). A stack's blocks are alike, so the count is affine in
@@ -152,10 +155,13 @@ def parameter_count(model: ModelConfig) -> int:
         raise ConfigError(f"unknown method '{model.method}'; choose one of {', '.join(MODELS)}")
 
     def count(depth: int, decoder_depth: int) -> int:
-        with torch.device("meta"):
-            built = MODELS[model.method](dataclasses.replace(model, depth=depth, decoder_depth=decoder_depth),
-                                         MTOConfig())
-        return sum(p.numel() for p in built.parameters())
+        shape = dataclasses.replace(model, depth=depth, decoder_depth=decoder_depth)
+        key = (MODELS[model.method], repr(shape))
+        if key not in _COUNTS:  # the app scans dozens of run folders of a few shapes: build each shape once
+            with torch.device("meta"):
+                built = MODELS[model.method](shape, MTOConfig())
+            _COUNTS[key] = sum(p.numel() for p in built.parameters())
+        return _COUNTS[key]
 
     base = count(1, 1)
     return base + (model.depth - 1) * (count(2, 1) - base) + (model.decoder_depth - 1) * (count(1, 2) - base)

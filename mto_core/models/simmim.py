@@ -33,7 +33,8 @@ class SimMIM(MIMModel):
                 probs_layers: Collection[int] = (), hidden_layers: Collection[int] = ()) -> MIMOutput:
         """images (B, C, H, W) in [0, 1], mask (B, N) bool True = masked.
 
-        L_MIM = mean over masked patches of the mean absolute pixel error (normalized pixels).
+        L_MIM = mean over masked patches of the mean absolute pixel error (normalized pixels), or of
+        the mean squared error with ``model.pixel_loss="l2"``.
         The trace covers the encoder, whose layers see the mask token. path: the encoder's
         path (:func:`mto_core.models.vit.run_blocks`; training takes ``VisibleFirst``);
         probs_layers / hidden_layers: attention maps / hidden states to trace, in token order.
@@ -42,5 +43,6 @@ class SimMIM(MIMModel):
         tokens, trace = self.encoder(self.normalize(images), mask, plan=self.plan, path=path,
                                      probs_layers=probs_layers, hidden_layers=hidden_layers)
         pred = self.head(tokens[:, 1:])
-        mim = masked_mean((pred - self.target(images)).abs().mean(-1), mask)
+        error = pred - self.target(images)
+        mim = masked_mean((error.abs() if self.config.pixel_loss == "l1" else error.square()).mean(-1), mask)
         return self.finish(mim, pred, trace)

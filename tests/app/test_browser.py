@@ -45,9 +45,13 @@ def check_the_idea_and_the_downloads(page) -> None:
     """Learn's first screen shows the image with 75% hidden and the model's fill-in above the story's
     words, computed live (another mask seed, other pictures); a picture's PNG has its caption beneath,
     a chart's PNG its facts' footer under the plot."""
-    story = page.get_by_text("Masked image modeling").first.bounding_box()
     pictures = page.locator('[data-testid="stImage"] img')
+    # measured once the three pictures have loaded: until then they are short and the story sits higher
+    page.wait_for_function("""() => { const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+        return imgs.length >= 3 && imgs.slice(0, 3).every(i => i.complete && i.naturalHeight > 0); }""")
+    page.wait_for_timeout(300)
     idea = [pictures.nth(i).bounding_box() for i in range(3)]
+    story = page.get_by_text("Masked image modeling").first.bounding_box()
     assert all(box["y"] + box["height"] <= story["y"] for box in idea), (idea, story)
     assert page.get_by_text("of 49 patches hidden: what the model is given").count() == 1
     assert page.get_by_text("simmim's fill-in").count() == 1
