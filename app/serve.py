@@ -9,8 +9,13 @@ addresses to share, the teacher's address (its token stops any training) and a w
 at start (``MTO_TEACHER_TOKEN`` sets the token; else a random one). The classroom's own options
 (``--keep-app-runs N``, ``--min-free-mb M``, ``--hide-others-runs``) are described in
 :func:`server.settings.classroom_options`.
+
+Before it listens, the server renders each page's default view once (:func:`warm_pages`), so the
+first visitors find those figures computed; ``MTO_PREPARE_PAGES=0`` skips that. UMAP's kernels
+compile in the background meanwhile.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -60,8 +65,14 @@ def warm_up() -> None:
     px.line(frame, x="x", y="y", color="c").to_json()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(io.BytesIO(), format="PNG")
     # the sidebar's list checks that each checkpoint fits in memory: each shape's parameters counted once
+    import logging
+
     from logic.files import scan_checkpoints
+
+    logging.disable(logging.WARNING)  # the pages' caches, declared outside a server, say so
     from widgets.models import CHECKPOINTS, ROOT, RUNS
+
+    logging.disable(logging.NOTSET)
 
     scan_checkpoints([CHECKPOINTS, RUNS], ROOT)
     for name in ("simmim-mto", "mae-mto"):
@@ -71,6 +82,50 @@ def warm_up() -> None:
                                        dtype=torch.uint8), make_mask(2, config.model.grid, 0.6, 0))
 
 
+def warm_pages() -> float:
+    """Render each page's default view once before the first visitor comes (Streamlit's bare mode: no
+    browser session, every widget at its default), so the figures the pages keep (keyed by checkpoint,
+    image, mask ratio and seed) are ready when a class opens them at once. A page that fails here is
+    reported in one line and served as usual. The Train page is left out: it computes nothing until
+    asked. Returns the seconds it took."""
+    import logging
+    import runpy
+    import time
+
+    start = time.perf_counter()
+    logging.disable(logging.WARNING)  # bare mode warns on every call that no browser is attached
+    try:
+        for page in sorted((Path(__file__).resolve().parent / "pages").glob("[0-4]_*.py")):
+            try:
+                runpy.run_path(str(page), run_name="__main__")
+            except Exception as error:  # noqa: BLE001 (a page's own error shows to its visitor as usual)
+                print(f"app/serve.py: {page.name} could not be prepared ({type(error).__name__}: {error})",
+                      flush=True)
+    finally:
+        logging.disable(logging.NOTSET)
+    return time.perf_counter() - start
+
+
+def compile_umap_in_background() -> None:
+    """UMAP's kernels compile (numba) on their first use, several seconds: do it while the server
+    waits for visitors, so a visitor's first UMAP on the Tokens page does not pay it."""
+    import threading
+
+    def compile_umap() -> None:
+        import numpy as np
+
+        from mto_core.analysis.measures import embed_2d
+
+        try:  # the lowest CPU priority: page runs and trainings go first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+
+        embed_2d(np.random.default_rng(0).random((40, 8), dtype=np.float32), "umap")
+
+    threading.Thread(target=compile_umap, name="umap-compile", daemon=True).start()
+
+
 if __name__ == "__main__":
     # page computations are small: one thread each beats threads that wait on each other (training sets its own)
     torch.set_num_threads(1)
@@ -78,8 +133,6 @@ if __name__ == "__main__":
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
-    warm_up()
-    give_memory_back()
     public = "--public" in sys.argv[1:]
     try:
         extra = classroom_options([arg for arg in sys.argv[1:] if arg != "--public"])
@@ -89,6 +142,12 @@ if __name__ == "__main__":
         options = server_args(extra, public)
     except ValueError as error:
         sys.exit(f"app/serve.py: error: {error}")
+    warm_up()
+    if os.environ.get("MTO_PREPARE_PAGES", "1") != "0":  # 0: start at once, each page computed when opened
+        print("Preparing the pages' default views…", flush=True)
+        print(f"Prepared them in {warm_pages():.0f} s.", flush=True)
+        compile_umap_in_background()
+    give_memory_back()
     if public:
         print("Serving on every network interface. Students open: " + "  ".join(share_addresses(extra)),
               flush=True)

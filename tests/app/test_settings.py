@@ -39,7 +39,8 @@ def serve_and_listen(tmp_path, *args: str, env: dict | None = None, settle: floa
     log = tmp_path / "server.log"
     with open(log, "w") as out:
         server = subprocess.Popen([sys.executable, str(ROOT / "app" / "serve.py"), *args, "--server.port", str(port)],
-                                  cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                  cwd=tmp_path, env={**(env or os.environ), "MTO_PREPARE_PAGES": "0"},
+                                  stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not _listening(port) and time.monotonic() < deadline and server.poll() is None:
@@ -127,3 +128,33 @@ def test_the_teacher_token_is_made_once_and_only_it_is_a_teacher(monkeypatch):
     token = teacher_token(create=True)
     assert len(token) >= 16 and teacher_token(create=True) == token
     assert is_teacher(token) and not is_teacher(token[:-1]) and not is_teacher("")
+
+
+def test_the_server_prepares_the_pages_default_views_and_a_first_visitor_gets_them_from_its_caches(tmp_path):
+    """serve.warm_pages renders Learn to Curves in bare mode before the server listens; a visitor's
+    first Reconstruct then takes its batch comparison from the cache: the measure is not run again."""
+    import subprocess
+
+    script = tmp_path / "warm.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(ROOT / "app")!r})
+sys.argv = ["serve.py"]
+import serve
+serve.warm_up()
+serve.warm_pages()
+import mto_core.analysis.measures as measures
+def refuse(*args, **kwargs):
+    raise RuntimeError("computed again")
+measures.masked_error_over = refuse
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(ROOT / "app" / "pages" / "1_Reconstruct.py")!r}, default_timeout=120)
+at.run()
+print("EXCEPTIONS", [e.value for e in at.exception])
+print("CHARTS", len(at.get("plotly_chart")))
+""")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert "could not be prepared" not in out.stdout, out.stdout[-2000:]
+    lines = {line.split(" ", 1)[0]: line for line in out.stdout.splitlines()}
+    assert lines.get("EXCEPTIONS") == "EXCEPTIONS []", out.stdout[-2000:] + out.stderr[-2000:]
+    assert int(lines["CHARTS"].split()[1]) > 0
