@@ -68,12 +68,7 @@ def test_a_conmim_checkpoint_refuses_a_pixel_reconstruction_in_one_line(name):
     assert "\n" not in str(error.value)
 
 
-# within the colour checkpoints' training budget SimMIM + MTO stopped at 0.82 x the floor (its card)
-SHORT_OF_THE_FLOOR = pytest.mark.xfail(strict=True, reason="simmim-rgb-mto: 0.82 x the mean-colour floor")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=SHORT_OF_THE_FLOOR) if n == "simmim-rgb-mto" else n
-                                  for n in COLOUR])
+@pytest.mark.parametrize("name", list(COLOUR))
 def test_colour_checkpoint_beats_the_mean_colour_floor_on_the_held_out_photos(name):
     ckpt = load_checkpoint(CHECKPOINTS / name)
     m, data = ckpt.config.model, ckpt.config.data
