@@ -155,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{training.learning_rate:.3g}, {mto}); read it into mto with: mto import {args.out} --out CKPT")
     if torch.distributed.is_initialized():  # every rank leaves together: no gloo thread torn down mid-exit
         torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+        # Freeing DDP's reducer can deadlock on gloo: it joins gloo's loop thread while holding the GIL,
+        # and that thread waits for the GIL to free a finished all-gather. Every file is written and
+        # every rank is past the barrier, so each leaves without running destructors.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -32,7 +32,7 @@ EFFICIENCY_NOTE = ("No efficiency is given for one pair of runs: one seed cannot
 
 
 MIN_SEEDS = 2  # paired seeds per arm before a speed-up and its interval are read
-NEEDS = f"needs at least {MIN_SEEDS} seeds per arm and {MIN_POINTS} probe points"
+NEEDS = f"none: needs {MIN_SEEDS}+ seeds per arm, {MIN_POINTS}+ points"  # short: the table's last column
 
 
 def family_key(config) -> tuple:

@@ -123,6 +123,8 @@ def test_every_page_renders_and_reacts(server, browser, no_leftover_runs):
             settle(page)
             for method in ("ConMIM", "BootMAE"):  # feature predictors: the feature-match maps, ConMIM with no image
                 sidebar.get_by_text(method, exact=True).click()
+                # the address follows the pick once its run has begun: settle() alone may see the last run's end
+                page.wait_for_url(lambda url, m=method.lower(): f"method={m}&" in url, timeout=60_000)
                 settle(page)
                 page.get_by_text("feature match per masked patch").first.wait_for(timeout=60_000)
                 assert page.get_by_text("predicts features, not pixels").count() == (method == "ConMIM")
