@@ -52,29 +52,12 @@ def warm_up() -> None:
     from mto_core.data.masking import make_mask
     from mto_core.models.build import build_model
 
-    from plotly.subplots import make_subplots
-
-    for trace in (go.Scatter, go.Heatmap, go.Bar, go.Box, go.Histogram):
+    for trace in (go.Scatter, go.Heatmap, go.Bar, go.Box):
         go.Figure(trace()).to_json()
-    figure = make_subplots(rows=1, cols=2, subplot_titles=["a", "b"])
-    figure.add_trace(go.Heatmap(z=[[0.0]], coloraxis="coloraxis"), row=1, col=1)
-    figure.update_layout(coloraxis=dict(colorscale="RdBu", colorbar=dict(title=dict(text="a", side="right"))))
-    figure.to_json()
     frame = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "c": ["a", "b"]})
     px.scatter(frame, x="x", y="y", color="c").to_json()
     px.line(frame, x="x", y="y", color="c").to_json()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(io.BytesIO(), format="PNG")
-    # the sidebar's list checks that each checkpoint fits in memory: each shape's parameters counted once
-    import logging
-
-    from logic.files import scan_checkpoints
-
-    logging.disable(logging.WARNING)  # the pages' caches, declared outside a server, say so
-    from widgets.models import CHECKPOINTS, ROOT, RUNS
-
-    logging.disable(logging.NOTSET)
-
-    scan_checkpoints([CHECKPOINTS, RUNS], ROOT)
     for name in ("simmim-mto", "mae-mto"):
         config = preset(name)
         model = build_model(config.model, config.mto).eval()
