@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+# One torch thread per test process: the xdist workers (one per core) already fill the cores, and two
+# threads each, with the app's server and Chromium beside them, left every core oversubscribed. The
+# subprocesses the tests start (mto train, torchrun, the app's server) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
 
 from mto_core.config import RunConfig, apply_overrides, preset
 
@@ -19,6 +25,9 @@ TESTS = Path(__file__).resolve().parent
 # other workers' tests would starve them (a 17 s test took 157 s beside another worker). The app servers
 # the tests start inherit this; test_training_job checks the lowering itself and the server's default.
 os.environ.setdefault("MTO_TRAINING_NICENESS", "0")
+# The k-NN probe that ends a Train-page run reads 2,000 + 1,000 images by default: most of a short
+# run's time. The suite's runs probe 200 + 100 (test_training_job checks the setting itself).
+os.environ.setdefault("MTO_TRAIN_KNN_BANK", "200")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
@@ -34,6 +43,14 @@ def pytest_collection_modifyitems(items) -> None:
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: a worker per core, at most four (each holds torch and a model or two in memory)."""
     return max(1, min(os.cpu_count() or 1, 4))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts on one torch thread, as the subprocesses it starts do: a test that compares
+    its own run with a subprocess's, bit for bit, is not undone by an earlier test that set another
+    count (the app's training threads set their own)."""
+    torch.set_num_threads(1)
 
 
 def small_config(name: str = "simmim-mto", *extra: str) -> RunConfig:

@@ -19,7 +19,7 @@ from mto_core.data.photo_crops import HELD_OUT, held_out_names
 from logic.emergence import alike_sentence, look_for, measure_figure, scatter_figure
 from logic.pixels import paint_patches, upscale
 from logic.labels import method_name, method_names
-from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run
+from server.classroom import app_runs, check_free_disk, keep_app_runs, prune_app_runs, record_app_run, train_knn_bank
 from server.settings import is_teacher
 from server.training_job import JobSlot, TrainingJob
 from widgets.charts import chart, note, picture, styled
@@ -63,10 +63,12 @@ def teacher() -> bool:
 jobs = slot()
 st.markdown("Trains the tiny model on Fashion-MNIST, or its colour twin (`tiny-rgb`) on crops of photos, "
             f"four photos held out ({', '.join(HELD_OUT)}): the baseline and its MTO variant side by side, "
-            "same data, masks and seed. The runs are saved under `runs/` and appear on the other pages. A "
-            "Fashion-MNIST run ends with a quick k-NN probe "
-            "(up to 2,000 training images as the bank, up to 1,000 validation images), "
-            "with an accuracy point on **Curves**; photo crops have no classes, so a colour run has none (its "
+            "same data, masks and seed. The runs are saved under `runs/` and appear on the other pages. "
+            + (f"A Fashion-MNIST run ends with a quick k-NN probe (up to {train_knn_bank():,} training images as "
+               f"the bank, up to {train_knn_bank() // 2:,} validation images), with an accuracy point on **Curves**; "
+               if train_knn_bank() else
+               "This server ends its runs without a k-NN probe (`app/serve.py --train-knn-bank 0`); ")
+            + "photo crops have no classes, so a colour run has none (its "
             "reconstructions on **Reconstruct** sit beside two floors instead).")
 st.caption("Only the tiny models train here: one step of a ViT-B at 224 x 224 takes seconds on a CPU, so a run "
            "that shows anything would take hours. Larger models (`mto train --size vit-b`, or a published one "

@@ -4,7 +4,8 @@ training starts on a full disk.
 The server's options (app/serve.py passes them in these environment variables):
 MTO_KEEP_APP_RUNS, the newest app runs kept (older ones removed); MTO_MIN_FREE_MB, the free disk
 below which no training starts; MTO_HIDE_OTHERS_RUNS, whether a visitor's pickers leave out the
-runs other visitors started.
+runs other visitors started; MTO_TRAIN_KNN_BANK, the training images of the k-NN probe at the end
+of a Train-page run (0: no probe).
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ def min_free_mb() -> float:
     import os
 
     return float(os.environ.get("MTO_MIN_FREE_MB", DEFAULT_MIN_FREE_MB))
+
+
+def train_knn_bank() -> int:
+    """The training images of the k-NN probe that ends a Train-page run (the probe reads half as many
+    validation images); 0: the runs end without one. A slow classroom machine can make it smaller."""
+    import os
+
+    from mto_core.eval.schedule import QUICK_BANK
+
+    return max(0, int(os.environ.get("MTO_TRAIN_KNN_BANK", QUICK_BANK)))
 
 
 def hide_others() -> bool:

@@ -72,12 +72,22 @@ def classroom_options(args: list[str]) -> list[str]:
     --keep-app-runs N      the newest N runs made on the Train page are kept (default 40);
     --min-free-mb M        no training starts with less free disk than this under runs/ (default 500);
     --hide-others-runs     a visitor's pickers leave out the runs other visitors started
-                           (by default they come after the visitor's own)."""
+                           (by default they come after the visitor's own);
+    --train-knn-bank N     the k-NN probe that ends a Train-page run uses N training images and
+                           N/2 validation images (default 2000; 0: no probe, the runs end sooner)."""
     out, i = [], 0
     while i < len(args):
         arg = args[i]
         name, sep, value = arg.partition("=")
-        if name in ("--keep-app-runs", "--min-free-mb"):
+        if name == "--train-knn-bank":
+            if not sep:
+                if i + 1 >= len(args):
+                    raise ValueError(f"{name} needs a value")
+                value, i = args[i + 1], i + 1
+            if not value.isdigit() or int(value) == 1:
+                raise ValueError(f"{name} must be 0 (no probe) or a whole number of at least 2, got {value!r}")
+            os.environ["MTO_TRAIN_KNN_BANK"] = value
+        elif name in ("--keep-app-runs", "--min-free-mb"):
             if not sep:
                 if i + 1 >= len(args):
                     raise ValueError(f"{name} needs a value")

@@ -25,6 +25,7 @@ from mto_core.data.sources import open_dataset
 from mto_core.training.run_folder import append_metrics
 from mto_core.training.engine import make_plan, train
 from mto_core.eval.schedule import probe_problem, quick_knn
+from server.classroom import train_knn_bank
 
 
 @dataclass
@@ -114,11 +115,12 @@ class TrainingJob:
                            should_stop=lambda: self._should_stop(state))
             state.trained_steps = result.steps
             state.no_probe = probe_problem(state.config)
-            if result.last_checkpoint is not None and state.config.data.val_fraction and not state.no_probe:
+            bank = train_knn_bank()
+            if result.last_checkpoint is not None and state.config.data.val_fraction and not state.no_probe and bank:
                 from mto_core.models.checkpoint import load_checkpoint
 
                 model = load_checkpoint(result.last_checkpoint).model
-                state.knn, state.knn_images = quick_knn(model, state.config)
+                state.knn, state.knn_images = quick_knn(model, state.config, bank)
                 # the quick k-NN at the end of an app run (numbers only: read_metrics reads numbers)
                 row = {"kind": "epoch", "step": result.steps, "epoch": round(result.epochs_done, 4),
                        "knn_val": state.knn}

@@ -70,10 +70,12 @@ def probe_sets(config: RunConfig, bank: int | None = None, size: int | None = No
     return train, test
 
 
-def quick_knn(model: MIMModel, config: RunConfig) -> tuple[float, int]:
-    """k-NN accuracy on the first ``QUICK_VAL`` validation images with a bank of ``QUICK_BANK``
-    training images, and how many validation images it used."""
-    bank, val = probe_sets(config, QUICK_BANK, QUICK_VAL)
+def quick_knn(model: MIMModel, config: RunConfig, bank: int = QUICK_BANK) -> tuple[float, int]:
+    """k-NN accuracy with a bank of ``bank`` training images (default ``QUICK_BANK``) on the first
+    half as many validation images (``QUICK_VAL`` by default), and how many validation images it used."""
+    if bank < 2:
+        raise ValueError(f"the k-NN bank needs at least 2 images, got {bank}")
+    bank, val = probe_sets(config, bank, max(1, bank * QUICK_VAL // QUICK_BANK))
     return probes(model, bank, val, ("knn",), split="val")["knn"].accuracy, len(val)
 
 

@@ -222,6 +222,7 @@ def test_curves_page_gives_each_run_one_colour_on_every_chart():
 def test_train_page_runs_baseline_and_mto():
     at = run("pages/5_Train.py")
     assert "No training yet" in at.info[0].value
+    assert "k-NN probe (up to 200 training images as the bank, up to 100 validation images)" in texts(at)  # the server's
     at.number_input[0].set_value(10)
     at.select_slider[0].set_value(16)
     at.checkbox[1].check()  # the shipped subset

@@ -74,14 +74,16 @@ def test_serve_public_listens_on_all_interfaces_and_prints_addresses_and_a_warni
 def test_serve_takes_the_classroom_options_and_refuses_bad_values():
     from server.settings import classroom_options
 
-    saved = {k: os.environ.get(k) for k in ("MTO_KEEP_APP_RUNS", "MTO_MIN_FREE_MB", "MTO_HIDE_OTHERS_RUNS")}
+    keys = ("MTO_KEEP_APP_RUNS", "MTO_MIN_FREE_MB", "MTO_HIDE_OTHERS_RUNS", "MTO_TRAIN_KNN_BANK")
+    saved = {k: os.environ.get(k) for k in keys}
     try:
         rest = classroom_options(["--keep-app-runs", "12", "--min-free-mb=800", "--hide-others-runs",
-                                  "--server.port", "8502"])
+                                  "--train-knn-bank", "600", "--server.port", "8502"])
         assert rest == ["--server.port", "8502"]
-        assert (os.environ["MTO_KEEP_APP_RUNS"], os.environ["MTO_MIN_FREE_MB"], os.environ["MTO_HIDE_OTHERS_RUNS"]) == \
-            ("12", "800", "1")
-        for bad in (["--keep-app-runs", "0"], ["--keep-app-runs=many"], ["--min-free-mb", "-5"], ["--keep-app-runs"]):
+        assert tuple(os.environ[k] for k in keys) == ("12", "800", "1", "600")
+        assert classroom_options(["--train-knn-bank=0"]) == [] and os.environ["MTO_TRAIN_KNN_BANK"] == "0"
+        for bad in (["--keep-app-runs", "0"], ["--keep-app-runs=many"], ["--min-free-mb", "-5"], ["--keep-app-runs"],
+                    ["--train-knn-bank", "1"], ["--train-knn-bank=-3"], ["--train-knn-bank", "all"], ["--train-knn-bank"]):
             with pytest.raises(ValueError):
                 classroom_options(bad)
     finally:

@@ -95,19 +95,29 @@ def test_stop_takes_effect_within_two_seconds_and_says_stopped(tmp_path):
     assert job.status().startswith("stopped: step ") and "finished" not in job.status(), job.status()
 
 
-def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path):
+def test_a_finished_run_has_a_knn_point_for_the_curves(tmp_path, monkeypatch):
+    """The probe's size is the server's (--train-knn-bank): a bank of N training images, N/2 validation
+    images; 0 ends the runs without a point."""
     from mto_core import read_metrics
     from mto_core.eval.efficiency import curve
 
+    monkeypatch.setenv("MTO_TRAIN_KNN_BANK", "300")
     job = _job(tmp_path)
     job.start()
     job.wait(300)
     assert job.status() == "finished: step 4 of 4"
     for state in job.runs.values():
-        assert 0 < state.knn <= 1 and state.knn_images > 0
+        assert 0 < state.knn <= 1 and state.knn_images == 150
         assert state.knn_margin == pytest.approx(1.96 * (state.knn * (1 - state.knn) / state.knn_images) ** 0.5)
         epochs, values = curve(read_metrics(state.run_dir), "knn_val")
         assert len(values) == 1 and values[0] == state.knn
+    monkeypatch.setenv("MTO_TRAIN_KNN_BANK", "0")
+    job = _job(tmp_path / "none")
+    job.start()
+    job.wait(300)
+    for state in job.runs.values():
+        assert state.knn is None and state.knn_images == 0
+        assert len(curve(read_metrics(state.run_dir), "knn_val")[1]) == 0
 
 
 def test_only_the_owner_can_stop_a_job(tmp_path):
