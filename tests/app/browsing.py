@@ -55,6 +55,6 @@ def screenshot(page, path: Path) -> None:
     the content for the picture, then put back."""
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 50, 16000)})
-    page.wait_for_timeout(800)  # Plotly's charts redraw at the new size
+    page.wait_for_timeout(300)  # the page lays out at the new height (the charts' widths stay)
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 1000})
